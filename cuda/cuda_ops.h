@@ -1,0 +1,37 @@
+/* cuda_ops.h - internal: the CUDA backend's op launchers, one file per group (nn.cu, attention.cu, grad.cu,
+ * knn.cu). Semantics are those of pad_backend_ops in backend.h; every launcher checks the launch and poisons
+ * the backend on failure. */
+#ifndef PAD_CUDA_OPS_H
+#define PAD_CUDA_OPS_H
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// nn.cu
+pad_status cuda_add_rows(pad_backend *be, float *x, const float *v, int M, int N, int R);
+pad_status cuda_axpy(pad_backend *be, float *out, const float *a, float alpha, const float *b, size_t n);
+pad_status cuda_scale(pad_backend *be, float *out, const float *inp, float alpha, size_t n);
+pad_status cuda_layernorm(pad_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                          const float *b, int M, int C, float eps);
+pad_status cuda_gelu(pad_backend *be, float *out, const float *inp, size_t n);
+pad_status cuda_gather_rows(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
+pad_status cuda_scatter_add_rows(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
+                                 int R);
+pad_status cuda_patch_embed(pad_backend *be, float *x, const float *pixels, const float *conv_w, const float *cls,
+                            const float *pos, int B, int S, int P, int D);
+pad_status cuda_sgd_step(pad_backend *be, float *p, const float *grad, float *buf, size_t n, float lr, float momentum,
+                         float weight_decay, bool first);
+
+// grad.cu
+pad_status cuda_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
+                                   const float *mean, const float *rstd, int M, int C);
+pad_status cuda_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // PAD_CUDA_OPS_H

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# install_deps.sh - every system package promptad needs to build and test, on Debian 12 / Ubuntu 22.04+.
+# Shared by .ci/run and docker/Dockerfile so that the three never drift apart. Idempotent; runs as root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends \
+    build-essential cmake pkg-config git ca-certificates \
+    libopenblas-dev libcjson-dev libstb-dev zlib1g-dev libcyaml-dev \
+    libcriterion-dev clang-format

@@ -1,0 +1,350 @@
+/* backend.c - backend selection (auto/cpu/cuda), scratch memory, and the checked pad_op_* wrappers that model code
+ * calls. The wrappers validate arguments, refuse a poisoned backend, report ops a backend lacks, and with
+ * PROMPTAD_DEBUG_OPS=1 synchronise after each op and scan its output for NaN/Inf. */
+#include "backend.h"
+
+#include "log.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+// ----------------------------------------------------------------------------
+// selection
+
+pad_status pad_backend_kind_parse(const char *s, pad_backend_kind *out) {
+    if (s && strcasecmp(s, "auto") == 0)
+        *out = PAD_BACKEND_AUTO;
+    else if (s && strcasecmp(s, "cpu") == 0)
+        *out = PAD_BACKEND_CPU;
+    else if (s && (strcasecmp(s, "cuda") == 0 || strcasecmp(s, "gpu") == 0))
+        *out = PAD_BACKEND_CUDA;
+    else {
+        PAD_LOG_ERROR("unknown device '%s' (expected auto, cpu or cuda)", s ? s : "(null)");
+        return PAD_ERR_INVALID_ARG;
+    }
+    return PAD_OK;
+}
+
+const char *pad_backend_kind_str(pad_backend_kind k) {
+    switch (k) {
+    case PAD_BACKEND_AUTO:
+        return "auto";
+    case PAD_BACKEND_CPU:
+        return "cpu";
+    case PAD_BACKEND_CUDA:
+        return "cuda";
+    }
+    return "?";
+}
+
+pad_status pad_backend_init(pad_backend **out, pad_backend_kind kind, int device) {
+    *out = NULL;
+    pad_status st;
+    if (kind == PAD_BACKEND_CPU)
+        st = pad_backend_cpu_init(out, 0);
+    else if (kind == PAD_BACKEND_CUDA)
+        st = pad_backend_cuda_init(out, device);
+    else if (pad_cuda_device_count() > 0 && (st = pad_backend_cuda_init(out, device)) == PAD_OK)
+        st = PAD_OK;
+    else {
+        PAD_LOG_INFO("device auto: no usable CUDA device, using the CPU backend");
+        st = pad_backend_cpu_init(out, 0);
+    }
+    if (st == PAD_OK) {
+        const char *dbg = getenv("PROMPTAD_DEBUG_OPS");
+        (*out)->debug_ops = dbg && strcmp(dbg, "0") != 0;
+    }
+    return st;
+}
+
+void pad_backend_free(pad_backend *be) {
+    if (!be) return;
+    if (be->scratch) {
+        be->ops->sync(be);
+        be->ops->free(be, be->scratch);
+        be->scratch = NULL;
+    }
+    be->ops->destroy(be);
+}
+
+pad_backend_kind pad_backend_get_kind(const pad_backend *be) {
+    return be->kind;
+}
+
+void pad_backend_set_fast_math(pad_backend *be, bool on) {
+    if (be) be->fast_math = on && be->kind == PAD_BACKEND_CUDA;
+}
+
+void *pad_backend_scratch(pad_backend *be, size_t nbytes) {
+    if (nbytes <= be->scratch_bytes && be->scratch) return be->scratch;
+    if (be->scratch) {
+        be->ops->sync(be);
+        be->ops->free(be, be->scratch);
+    }
+    size_t want = nbytes + nbytes / 4 + 256;
+    be->scratch = be->ops->alloc(be, want);
+    be->scratch_bytes = be->scratch ? want : 0;
+    if (!be->scratch) PAD_LOG_ERROR("%s backend: out of memory for %zu bytes of scratch", be->ops->name, want);
+    return be->scratch;
+}
+
+// ----------------------------------------------------------------------------
+// memory
+
+void *pad_buf_alloc(pad_backend *be, size_t nbytes) {
+    if (be->poisoned) return NULL;
+    void *p = be->ops->alloc(be, nbytes ? nbytes : 4);
+    if (!p) PAD_LOG_ERROR("%s backend: out of memory allocating %zu bytes", be->ops->name, nbytes);
+    return p;
+}
+
+void pad_buf_free(pad_backend *be, void *p) {
+    if (be && p) be->ops->free(be, p);
+}
+
+#define CHECK_BE(be)                                                                                                   \
+    do {                                                                                                               \
+        if ((be)->poisoned) {                                                                                          \
+            PAD_LOG_ERROR("%s backend is unusable after an earlier CUDA error", (be)->ops->name);                      \
+            return PAD_ERR_CUDA;                                                                                       \
+        }                                                                                                              \
+    } while (0)
+
+#define CHECK_OP(be, op)                                                                                               \
+    do {                                                                                                               \
+        CHECK_BE(be);                                                                                                  \
+        if (!(be)->ops->op) {                                                                                          \
+            PAD_LOG_ERROR("op '%s' is not implemented on the %s backend", #op, (be)->ops->name);                       \
+            return PAD_ERR_UNSUPPORTED;                                                                                \
+        }                                                                                                              \
+    } while (0)
+
+#define CHECK_ARG(cond)                                                                                                \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            PAD_LOG_ERROR("%s: bad argument: %s", __func__, #cond);                                                    \
+            return PAD_ERR_INVALID_ARG;                                                                                \
+        }                                                                                                              \
+    } while (0)
+
+pad_status pad_buf_upload(pad_backend *be, void *dst, const void *host_src, size_t nbytes) {
+    CHECK_BE(be);
+    CHECK_ARG(nbytes == 0 || (dst && host_src));
+    return nbytes ? be->ops->upload(be, dst, host_src, nbytes) : PAD_OK;
+}
+
+pad_status pad_buf_download(pad_backend *be, void *host_dst, const void *src, size_t nbytes) {
+    CHECK_BE(be);
+    CHECK_ARG(nbytes == 0 || (host_dst && src));
+    return nbytes ? be->ops->download(be, host_dst, src, nbytes) : PAD_OK;
+}
+
+pad_status pad_buf_copy(pad_backend *be, void *dst, const void *src, size_t nbytes) {
+    CHECK_BE(be);
+    CHECK_ARG(nbytes == 0 || (dst && src));
+    return nbytes ? be->ops->copy(be, dst, src, nbytes) : PAD_OK;
+}
+
+pad_status pad_buf_zero(pad_backend *be, void *dst, size_t nbytes) {
+    CHECK_BE(be);
+    CHECK_ARG(nbytes == 0 || dst);
+    return nbytes ? be->ops->zero(be, dst, nbytes) : PAD_OK;
+}
+
+pad_status pad_backend_sync(pad_backend *be) {
+    CHECK_BE(be);
+    return be->ops->sync(be);
+}
+
+pad_status pad_buf_from_host(pad_backend *be, float **out, const float *host, size_t n) {
+    *out = (float *)pad_buf_alloc(be, n * sizeof(float));
+    if (!*out) return be->poisoned ? PAD_ERR_CUDA : PAD_ERR_OOM;
+    pad_status st = pad_buf_upload(be, *out, host, n * sizeof(float));
+    if (st != PAD_OK) {
+        pad_buf_free(be, *out);
+        *out = NULL;
+    }
+    return st;
+}
+
+// With PROMPTAD_DEBUG_OPS=1: synchronise and scan an op's output for NaN/Inf.
+static pad_status debug_check(pad_backend *be, pad_status st, const char *op, const float *out, size_t n) {
+    if (st != PAD_OK || !be->debug_ops || !out || n == 0) return st;
+    PAD_TRY(be->ops->sync(be));
+    float *h = (float *)malloc(n * sizeof(float));
+    if (!h) return PAD_ERR_OOM;
+    st = be->ops->download(be, h, out, n * sizeof(float));
+    if (st == PAD_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(h[i])) {
+                PAD_LOG_ERROR("debug ops: %s on %s produced a non-finite value at index %zu of %zu", op, be->ops->name,
+                              i, n);
+                st = PAD_ERR_INVALID_ARG;
+                break;
+            }
+        if (st == PAD_OK) PAD_LOG_DEBUG("debug ops: %s ok (%zu values)", op, n);
+    }
+    free(h);
+    return st;
+}
+
+// ----------------------------------------------------------------------------
+// op wrappers
+
+pad_status pad_op_gemm(pad_backend *be, bool transA, bool transB, int M, int N, int K, float alpha, const float *A,
+                       int lda, long long strideA, const float *B, int ldb, long long strideB, float beta, float *C,
+                       int ldc, long long strideC, int batch) {
+    CHECK_OP(be, gemm);
+    CHECK_ARG(M >= 0 && N >= 0 && K >= 0 && batch >= 0);
+    CHECK_ARG(lda >= (transA ? M : K) && ldb >= (transB ? K : N) && ldc >= N);
+    if (M == 0 || N == 0 || batch == 0) return PAD_OK;
+    CHECK_ARG(A && B && C);
+    pad_status st = be->ops->gemm(be, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                                  strideC, batch);
+    return debug_check(be, st, "gemm", C, (size_t)M * (size_t)ldc);
+}
+
+pad_status pad_op_linear(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M, int K,
+                         int N, bool accumulate) {
+    // row-major out(M,N) = inp(M,K) @ w(N,K)^T: w is stored (N,K), i.e. op(B) = transpose
+    PAD_TRY(pad_op_gemm(be, false, true, M, N, K, 1.0f, inp, K, 0, w, K, 0, accumulate ? 1.0f : 0.0f, out, N, 0, 1));
+    if (bias) PAD_TRY(pad_op_add_rows(be, out, bias, M, N, 1));
+    return PAD_OK;
+}
+
+pad_status pad_op_linear_backward(pad_backend *be, float *dinp, const float *dout, const float *w, int M, int K, int N,
+                                  bool accumulate) {
+    // dinp(M,K) = dout(M,N) @ w(N,K)
+    return pad_op_gemm(be, false, false, M, K, N, 1.0f, dout, N, 0, w, K, 0, accumulate ? 1.0f : 0.0f, dinp, K, 0, 1);
+}
+
+pad_status pad_op_matmul(pad_backend *be, float *out, const float *inp, const float *P, int M, int K, int N) {
+    return pad_op_gemm(be, false, false, M, N, K, 1.0f, inp, K, 0, P, N, 0, 0.0f, out, N, 0, 1);
+}
+
+pad_status pad_op_add_rows(pad_backend *be, float *x, const float *v, int M, int N, int R) {
+    CHECK_OP(be, add_rows);
+    CHECK_ARG(x && v && M >= 0 && N > 0 && R > 0);
+    return debug_check(be, be->ops->add_rows(be, x, v, M, N, R), "add_rows", x, (size_t)M * (size_t)N);
+}
+
+pad_status pad_op_axpy(pad_backend *be, float *out, const float *a, float alpha, const float *b, size_t n) {
+    CHECK_OP(be, axpy);
+    CHECK_ARG(out && a && b);
+    return debug_check(be, be->ops->axpy(be, out, a, alpha, b, n), "axpy", out, n);
+}
+
+pad_status pad_op_scale(pad_backend *be, float *out, const float *inp, float alpha, size_t n) {
+    CHECK_OP(be, scale);
+    CHECK_ARG(out && inp);
+    return debug_check(be, be->ops->scale(be, out, inp, alpha, n), "scale", out, n);
+}
+
+pad_status pad_op_layernorm(pad_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                            const float *b, int M, int C, float eps) {
+    CHECK_OP(be, layernorm);
+    CHECK_ARG(out && inp && w && b && M >= 0 && C > 0 && eps > 0);
+    return debug_check(be, be->ops->layernorm(be, out, mean, rstd, inp, w, b, M, C, eps), "layernorm", out,
+                       (size_t)M * (size_t)C);
+}
+
+pad_status pad_op_gelu(pad_backend *be, float *out, const float *inp, size_t n) {
+    CHECK_OP(be, gelu);
+    CHECK_ARG(out && inp);
+    return debug_check(be, be->ops->gelu(be, out, inp, n), "gelu", out, n);
+}
+
+pad_status pad_op_gather_rows(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C) {
+    CHECK_OP(be, gather_rows);
+    CHECK_ARG(out && inp && idx && n >= 0 && C > 0 && out != inp);
+    return be->ops->gather_rows(be, out, inp, idx, n, C);
+}
+
+pad_status pad_op_scatter_add_rows(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
+                                   int R) {
+    CHECK_OP(be, scatter_add_rows);
+    CHECK_ARG(dtable && dout && idx && n >= 0 && C > 0 && R > 0);
+    return debug_check(be, be->ops->scatter_add_rows(be, dtable, dout, idx, n, C, R), "scatter_add_rows", dtable,
+                       (size_t)R * (size_t)C);
+}
+
+pad_status pad_op_attention(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,
+                            bool causal) {
+    CHECK_OP(be, attention);
+    CHECK_ARG(out && qkv && B >= 0 && T > 0 && NH > 0 && HS > 0);
+    return debug_check(be, be->ops->attention(be, out, att, qkv, B, T, NH, HS, causal), "attention", out,
+                       (size_t)B * (size_t)T * (size_t)(NH * HS));
+}
+
+pad_status pad_op_attention_dual(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T, int NH,
+                                 int HS) {
+    CHECK_OP(be, attention_dual);
+    CHECK_ARG((out_qk || out_vv) && qkv && B >= 0 && T > 0 && NH > 0 && HS > 0);
+    size_t n = (size_t)B * (size_t)T * (size_t)(NH * HS);
+    pad_status st = be->ops->attention_dual(be, out_qk, out_vv, qkv, B, T, NH, HS);
+    st = debug_check(be, st, "attention_dual(qk)", out_qk, out_qk ? n : 0);
+    return debug_check(be, st, "attention_dual(vv)", out_vv, out_vv ? n : 0);
+}
+
+pad_status pad_op_patch_embed(pad_backend *be, float *x, const float *pixels, const float *conv_w, const float *cls,
+                              const float *pos, int B, int S, int P, int D) {
+    CHECK_OP(be, patch_embed);
+    CHECK_ARG(x && pixels && conv_w && cls && pos && B >= 0 && P > 0 && S % P == 0 && D > 0);
+    int G = S / P;
+    return debug_check(be, be->ops->patch_embed(be, x, pixels, conv_w, cls, pos, B, S, P, D), "patch_embed", x,
+                       (size_t)B * (size_t)(1 + G * G) * (size_t)D);
+}
+
+pad_status pad_op_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
+                                     const float *mean, const float *rstd, int M, int C) {
+    CHECK_OP(be, layernorm_backward);
+    CHECK_ARG(dinp && dout && inp && w && mean && rstd && M >= 0 && C > 0);
+    return debug_check(be, be->ops->layernorm_backward(be, dinp, dout, inp, w, mean, rstd, M, C), "layernorm_backward",
+                       dinp, (size_t)M * (size_t)C);
+}
+
+pad_status pad_op_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n) {
+    CHECK_OP(be, gelu_backward);
+    CHECK_ARG(dinp && dout && inp);
+    return debug_check(be, be->ops->gelu_backward(be, dinp, dout, inp, n), "gelu_backward", dinp, n);
+}
+
+pad_status pad_op_attention_backward(pad_backend *be, float *dqkv, const float *dout, const float *qkv,
+                                     const float *att, int B, int T, int NH, int HS, bool causal) {
+    CHECK_OP(be, attention_backward);
+    CHECK_ARG(dqkv && dout && qkv && att && B >= 0 && T > 0 && NH > 0 && HS > 0);
+    return debug_check(be, be->ops->attention_backward(be, dqkv, dout, qkv, att, B, T, NH, HS, causal),
+                       "attention_backward", dqkv, (size_t)B * (size_t)T * (size_t)(3 * NH * HS));
+}
+
+pad_status pad_op_sgd_step(pad_backend *be, float *p, const float *grad, float *buf, size_t n, float lr, float momentum,
+                           float weight_decay, bool first) {
+    CHECK_OP(be, sgd_step);
+    CHECK_ARG(p && grad && buf);
+    return debug_check(be, be->ops->sgd_step(be, p, grad, buf, n, lr, momentum, weight_decay, first), "sgd_step", p, n);
+}
+
+pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                          int Nb, int D, int nb) {
+    CHECK_OP(be, knn_min);
+    CHECK_ARG(dist && query && bank && Nq >= 0 && Nb > 0 && D > 0 && nb >= 0);
+    return debug_check(be, be->ops->knn_min(be, dist, idx, query, Nq, bank, Nb, D, nb), "knn_min", dist,
+                       (size_t)nb * (size_t)Nq);
+}
+
+#ifndef PAD_HAVE_CUDA
+// CPU-only build: the CUDA entry points exist and say why they cannot work.
+pad_status pad_backend_cuda_init(pad_backend **out, int device) {
+    (void)device;
+    *out = NULL;
+    PAD_LOG_ERROR("device cuda: this build of promptad has no CUDA support (rebuild with nvcc installed, "
+                  "-DPROMPTAD_CUDA=ON)");
+    return PAD_ERR_UNSUPPORTED;
+}
+
+int pad_cuda_device_count(void) {
+    return 0;
+}
+#endif

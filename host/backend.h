@@ -1,0 +1,193 @@
+/* backend.h - internal compute-backend interface: one table of function pointers per backend (ggml's *_i pattern).
+ *
+ * Two implementations fill pad_backend_ops: the CPU reference (host/backend_cpu.c + host/cpu_<group>.c: OpenBLAS for
+ * GEMM, OpenMP over rows, never over a reduction axis, so results do not depend on the thread count) and CUDA
+ * (cuda/backend_cuda.cu + cuda/<group>.cu: cuBLAS + our kernels, one stream per backend, no float atomics in
+ * reductions). Model code (vit.c, text.c, prompt.c, score.c) is written once against the checked pad_op_*
+ * wrappers in backend.c, never against the table directly.
+ *
+ * Conventions for every op:
+ * - float32, row-major, contiguous unless a leading dimension / stride is given; shapes in comments use the
+ *   dimension letters B batch, T tokens, C channels, NH heads, HS head size, D features, M/N/K GEMM sizes.
+ * - Pointers are device memory for CUDA and host memory for CPU; only the owning backend dereferences them.
+ *   Get them from pad_buf_alloc(); move data with pad_buf_upload()/pad_buf_download().
+ * - Ops are asynchronous on CUDA (ordered on the backend's stream); pad_backend_sync() waits. download is
+ *   synchronous.
+ * - An op returns PAD_OK or an error; after PAD_ERR_CUDA the backend is poisoned and every later call fails.
+ * - "accumulate" means out += result; otherwise out = result. In-place use is allowed only where stated.
+ */
+#ifndef PAD_HOST_BACKEND_H
+#define PAD_HOST_BACKEND_H
+
+#include "promptad.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pad_backend_ops pad_backend_ops;
+
+struct pad_backend {
+    pad_backend_kind kind;
+    const pad_backend_ops *ops;
+    void *impl;     // backend-private state (cuBLAS handle, stream, scratch, ...)
+    bool poisoned;  // set after a CUDA error: every later call returns PAD_ERR_CUDA
+    bool fast_math; // CUDA only: TF32 GEMMs (never in parity tests)
+    bool debug_ops; // PROMPTAD_DEBUG_OPS=1: sync after each op and scan outputs for NaN/Inf
+    int device;     // CUDA device ordinal
+    void *scratch;  // grow-only scratch buffer for ops that need temporary memory (im2col, GEMM chunks)
+    size_t scratch_bytes;
+};
+
+struct pad_backend_ops {
+    const char *name;
+
+    // ---- memory ---------------------------------------------------------------------------------------------
+    void *(*alloc)(pad_backend *be, size_t nbytes); // NULL on OOM; memory is NOT zeroed
+    void (*free)(pad_backend *be, void *ptr);       // NULL ok
+    pad_status (*upload)(pad_backend *be, void *dst, const void *host_src, size_t nbytes);
+    pad_status (*download)(pad_backend *be, void *host_dst, const void *src, size_t nbytes); // synchronous
+    pad_status (*copy)(pad_backend *be, void *dst, const void *src, size_t nbytes);          // device to device
+    pad_status (*zero)(pad_backend *be, void *dst, size_t nbytes);
+    pad_status (*sync)(pad_backend *be);
+    void (*destroy)(pad_backend *be); // frees impl and the struct itself (scratch is freed before by the caller)
+
+    // ---- dense linear algebra (backend_cpu.c / cuda/backend_cuda.cu) ------------------------------------------
+    // For b in [0, batch): C_b(M,N) = alpha * op(A_b) @ op(B_b) + beta * C_b, row-major.
+    // op(A) is (M,K): A stored (M,K) with leading dimension lda, or (K,M) when transA.
+    // op(B) is (K,N): B stored (K,N) with leading dimension ldb, or (N,K) when transB.
+    // X_b = X + b * strideX (in floats). beta == 0 ignores the old contents of C (NaNs included).
+    pad_status (*gemm)(pad_backend *be, bool transA, bool transB, int M, int N, int K, float alpha, const float *A,
+                       int lda, long long strideA, const float *B, int ldb, long long strideB, float beta, float *C,
+                       int ldc, long long strideC, int batch);
+
+    // ---- elementwise and row ops (cpu_nn.c / cuda/nn.cu) -----------------------------------------------------
+    // x(M,N)[m,:] += v(R,N)[m % R,:]   (bias when R == 1, positional embedding when R == T)
+    pad_status (*add_rows)(pad_backend *be, float *x, const float *v, int M, int N, int R);
+    // out(n) = a(n) + alpha * b(n); out may alias a or b.
+    pad_status (*axpy)(pad_backend *be, float *out, const float *a, float alpha, const float *b, size_t n);
+    // out(n) = alpha * inp(n); out may alias inp.
+    pad_status (*scale)(pad_backend *be, float *out, const float *inp, float alpha, size_t n);
+    // out(M,C) = (inp - mean) * rstd * w + b per row, biased variance; mean(M), rstd(M) saved when not NULL.
+    // out may alias inp.
+    pad_status (*layernorm)(pad_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                            const float *b, int M, int C, float eps);
+    // exact erf GELU: out(n) = 0.5 x (1 + erf(x / sqrt 2)); out may alias inp.
+    pad_status (*gelu)(pad_backend *be, float *out, const float *inp, size_t n);
+    // out(n,C)[i,:] = inp[idx[i],:] for idx[i] >= 0; rows with idx[i] < 0 are left untouched. idx is a device
+    // int32 array (n). out must not alias inp.
+    pad_status (*gather_rows)(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
+    // dtable(R,C)[r,:] += sum over i with idx[i] == r of dout[i,:], summed in increasing i (deterministic).
+    // idx entries < 0 are skipped.
+    pad_status (*scatter_add_rows)(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
+                                   int R);
+
+    // ---- attention (cpu_attention.c / cuda/attention.cu) -----------------------------------------------------
+    // qkv(B,T,3C) with C = NH*HS: columns [0,C) q, [C,2C) k, [2C,3C) v; head h uses columns h*HS..h*HS+HS-1.
+    // Standard attention: out(B,T,C) = concat_h softmax(q k^T / sqrt(HS) + mask) v, mask = causal or none.
+    // att(B,NH,T,T), when not NULL, receives the probabilities (for attention_backward); masked entries are 0.
+    pad_status (*attention)(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,
+                            bool causal);
+    // PromptAD's dual path in one pass over qkv (promptad_spec.md §2.3), no mask:
+    // out_qk(B,T,C) = softmax(q k^T / sqrt(HS)) v, out_vv(B,T,C) = softmax(v v^T / sqrt(HS)) v. Either may be NULL.
+    pad_status (*attention_dual)(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T, int NH,
+                                 int HS);
+
+    // ---- vision input (cpu_nn.c / cuda/patch_embed.cu) -------------------------------------------------------
+    // Patch embedding + class token + positional embedding (openclip_spec.md §3 steps 1-4):
+    // pixels(B,3,S,S), conv_w(D,3,P,P) (no bias), cls(D), pos(1+G*G, D), G = S/P
+    // -> x(B,1+G*G,D): row 0 = cls + pos[0]; row 1+i*G+j = conv(patch i,j) + pos[1+i*G+j].
+    pad_status (*patch_embed)(pad_backend *be, float *x, const float *pixels, const float *conv_w, const float *cls,
+                              const float *pos, int B, int S, int P, int D);
+
+    // ---- backward through the text tower, input gradients only (cpu_grad.c / cuda/grad.cu) -------------------
+    // dinp(M,C) += LayerNorm backward given dout(M,C), inp(M,C), w(C) and the saved mean/rstd (M).
+    pad_status (*layernorm_backward)(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
+                                     const float *mean, const float *rstd, int M, int C);
+    // dinp(n) = dout(n) * GELU'(inp(n)); dinp may alias dout.
+    pad_status (*gelu_backward)(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
+    // dqkv(B,T,3C) = gradient of `attention` w.r.t. qkv, given dout(B,T,C) and the saved att(B,NH,T,T).
+    pad_status (*attention_backward)(pad_backend *be, float *dqkv, const float *dout, const float *qkv,
+                                     const float *att, int B, int T, int NH, int HS, bool causal);
+    // SGD with momentum and weight decay as torch.optim.SGD: g = grad + wd*p; buf = first ? g : momentum*buf + g;
+    // p -= lr * buf. p, grad, buf (n).
+    pad_status (*sgd_step)(pad_backend *be, float *p, const float *grad, float *buf, size_t n, float lr, float momentum,
+                           float weight_decay, bool first);
+
+    // ---- memory bank (cpu_knn.c / cuda/knn.cu) ---------------------------------------------------------------
+    // For each of nb problems b: dist(nb,Nq)[b,i] = min_j (1 - query_b[i]·bank_b[j]) / 2 and, when idx is not
+    // NULL, idx(nb,Nq)[b,i] = the smallest j attaining that minimum (ties broken by index).
+    // query(nb,Nq,D) and bank(nb,Nb,D) rows are L2-normalised by the caller; query_b = query + b*Nq*D, likewise.
+    pad_status (*knn_min)(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                          int Nb, int D, int nb);
+
+    // ---- ops added by later modules go below, each with its contract comment ---------------------------------
+};
+
+// ----------------------------------------------------------------------------
+// Backend construction (backend.c). pad_backend_init / pad_backend_free are in promptad.h.
+
+// CPU backend. n_threads <= 0 uses all cores. Results do not depend on n_threads.
+pad_status pad_backend_cpu_init(pad_backend **out, int n_threads);
+// CUDA backend on `device`. Returns PAD_ERR_UNSUPPORTED (and logs why) in CPU-only builds or without a device.
+pad_status pad_backend_cuda_init(pad_backend **out, int device);
+
+// Returns a scratch buffer of at least nbytes owned by the backend (grow-only; valid until the next call that
+// grows it, so an op may use one scratch region at a time). NULL on OOM.
+void *pad_backend_scratch(pad_backend *be, size_t nbytes);
+
+// ----------------------------------------------------------------------------
+// Checked wrappers: validate arguments, refuse a poisoned backend, and with PROMPTAD_DEBUG_OPS=1 synchronise and
+// scan the output for NaN/Inf, logging the op name. Same semantics as the table entries above.
+
+void *pad_buf_alloc(pad_backend *be, size_t nbytes); // logs on OOM
+void pad_buf_free(pad_backend *be, void *p);
+pad_status pad_buf_upload(pad_backend *be, void *dst, const void *host_src, size_t nbytes);
+pad_status pad_buf_download(pad_backend *be, void *host_dst, const void *src, size_t nbytes);
+pad_status pad_buf_copy(pad_backend *be, void *dst, const void *src, size_t nbytes);
+pad_status pad_buf_zero(pad_backend *be, void *dst, size_t nbytes);
+pad_status pad_backend_sync(pad_backend *be);
+// Allocates n floats and uploads host data; *out is NULL on failure.
+pad_status pad_buf_from_host(pad_backend *be, float **out, const float *host, size_t n);
+
+pad_status pad_op_gemm(pad_backend *be, bool transA, bool transB, int M, int N, int K, float alpha, const float *A,
+                       int lda, long long strideA, const float *B, int ldb, long long strideB, float beta, float *C,
+                       int ldc, long long strideC, int batch);
+// out(M,N) = inp(M,K) @ w(N,K)^T + bias(N) [torch.nn.Linear layout]; bias may be NULL; accumulate: out += ...
+pad_status pad_op_linear(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M, int K,
+                         int N, bool accumulate);
+// dinp(M,K) (+)= dout(M,N) @ w(N,K)   [input gradient of pad_op_linear]
+pad_status pad_op_linear_backward(pad_backend *be, float *dinp, const float *dout, const float *w, int M, int K, int N,
+                                  bool accumulate);
+// out(M,N) = inp(M,K) @ P(K,N)   [CLIP's free projections visual.proj / text_projection]
+pad_status pad_op_matmul(pad_backend *be, float *out, const float *inp, const float *P, int M, int K, int N);
+pad_status pad_op_add_rows(pad_backend *be, float *x, const float *v, int M, int N, int R);
+pad_status pad_op_axpy(pad_backend *be, float *out, const float *a, float alpha, const float *b, size_t n);
+pad_status pad_op_scale(pad_backend *be, float *out, const float *inp, float alpha, size_t n);
+pad_status pad_op_layernorm(pad_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                            const float *b, int M, int C, float eps);
+pad_status pad_op_gelu(pad_backend *be, float *out, const float *inp, size_t n);
+pad_status pad_op_gather_rows(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
+pad_status pad_op_scatter_add_rows(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
+                                   int R);
+pad_status pad_op_attention(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,
+                            bool causal);
+pad_status pad_op_attention_dual(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T, int NH,
+                                 int HS);
+pad_status pad_op_patch_embed(pad_backend *be, float *x, const float *pixels, const float *conv_w, const float *cls,
+                              const float *pos, int B, int S, int P, int D);
+pad_status pad_op_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
+                                     const float *mean, const float *rstd, int M, int C);
+pad_status pad_op_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
+pad_status pad_op_attention_backward(pad_backend *be, float *dqkv, const float *dout, const float *qkv,
+                                     const float *att, int B, int T, int NH, int HS, bool causal);
+pad_status pad_op_sgd_step(pad_backend *be, float *p, const float *grad, float *buf, size_t n, float lr, float momentum,
+                           float weight_decay, bool first);
+pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                          int Nb, int D, int nb);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // PAD_HOST_BACKEND_H

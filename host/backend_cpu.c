@@ -1,0 +1,131 @@
+/* backend_cpu.c - the CPU reference backend: host memory, GEMM through OpenBLAS (cblas_sgemm), and the op table
+ * that points at the implementations in cpu_*.c. OpenBLAS splits GEMMs over M and N, never over K, so a GEMM's
+ * result does not depend on the thread count (tests/test_backend_cpu.c checks this). */
+#include "backend.h"
+#include "cpu_ops.h"
+#include "log.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// OpenBLAS extension (declared in its cblas.h on Debian, repeated here for other BLAS headers)
+void openblas_set_num_threads(int num_threads);
+
+static void *cpu_alloc(pad_backend *be, size_t nbytes) {
+    (void)be;
+    size_t n = (nbytes + 63) & ~(size_t)63;
+    return aligned_alloc(64, n ? n : 64);
+}
+
+static void cpu_free(pad_backend *be, void *ptr) {
+    (void)be;
+    free(ptr);
+}
+
+static pad_status cpu_memcpy(pad_backend *be, void *dst, const void *src, size_t nbytes) {
+    (void)be;
+    if (dst != src) memmove(dst, src, nbytes);
+    return PAD_OK;
+}
+
+static pad_status cpu_zero(pad_backend *be, void *dst, size_t nbytes) {
+    (void)be;
+    memset(dst, 0, nbytes);
+    return PAD_OK;
+}
+
+static pad_status cpu_sync(pad_backend *be) {
+    (void)be;
+    return PAD_OK;
+}
+
+static void cpu_destroy(pad_backend *be) {
+    free(be);
+}
+
+// Rows of C per task. The decomposition of a GEMM into tasks depends only on the problem size, never on the
+// thread count, and OpenBLAS itself runs single-threaded inside each task, so results are bitwise independent
+// of the number of threads (OpenBLAS's own threading is not: it changes the blocking with the thread count).
+#define CPU_GEMM_ROWS         96
+#define CPU_GEMM_SERIAL_FLOPS (1 << 20)
+
+static void gemm_one(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+    if (K == 0) { // BLAS leaves C untouched when K == 0; make the beta semantics explicit
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++)
+                C[(size_t)m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[(size_t)m * ldc + n];
+        return;
+    }
+    if (beta == 0.0f) // BLAS may read C when beta == 0 (0 * NaN); clear it first
+        for (int m = 0; m < M; m++)
+            memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof(float));
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+                A, lda, B, ldb, beta, C, ldc);
+}
+
+static pad_status cpu_gemm(pad_backend *be, bool transA, bool transB, int M, int N, int K, float alpha, const float *A,
+                           int lda, long long strideA, const float *B, int ldb, long long strideB, float beta, float *C,
+                           int ldc, long long strideC, int batch) {
+    (void)be;
+    const double flops = 2.0 * M * N * (double)K * batch;
+    const int row_tasks = (M + CPU_GEMM_ROWS - 1) / CPU_GEMM_ROWS;
+    const long long n_tasks = (long long)batch * row_tasks;
+#pragma omp parallel for schedule(dynamic, 1) if (flops > CPU_GEMM_SERIAL_FLOPS && n_tasks > 1)
+    for (long long task = 0; task < n_tasks; task++) {
+        const int b = (int)(task / row_tasks), r = (int)(task % row_tasks);
+        const int m0 = r * CPU_GEMM_ROWS, mc = M - m0 < CPU_GEMM_ROWS ? M - m0 : CPU_GEMM_ROWS;
+        const float *Ab = A + (long long)b * strideA;
+        const float *Am = transA ? Ab + m0 : Ab + (size_t)m0 * lda; // rows m0.. of op(A)
+        gemm_one(transA, transB, mc, N, K, alpha, Am, lda, B + (long long)b * strideB, ldb, beta,
+                 C + (long long)b * strideC + (size_t)m0 * ldc, ldc);
+    }
+    return PAD_OK;
+}
+
+static const pad_backend_ops k_cpu_ops = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_memcpy,
+    .download = cpu_memcpy,
+    .copy = cpu_memcpy,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .destroy = cpu_destroy,
+    .gemm = cpu_gemm,
+    .add_rows = cpu_add_rows,
+    .axpy = cpu_axpy,
+    .scale = cpu_scale,
+    .layernorm = cpu_layernorm,
+    .gelu = cpu_gelu,
+    .gather_rows = cpu_gather_rows,
+    .scatter_add_rows = cpu_scatter_add_rows,
+    .attention = NULL,      // cpu_attention.c
+    .attention_dual = NULL, // cpu_attention.c
+    .patch_embed = cpu_patch_embed,
+    .layernorm_backward = cpu_layernorm_backward,
+    .gelu_backward = cpu_gelu_backward,
+    .attention_backward = NULL, // cpu_grad.c
+    .sgd_step = cpu_sgd_step,
+    .knn_min = NULL, // cpu_knn.c
+};
+
+pad_status pad_backend_cpu_init(pad_backend **out, int n_threads) {
+    *out = NULL;
+    pad_backend *be = (pad_backend *)calloc(1, sizeof *be);
+    if (!be) return PAD_ERR_OOM;
+    be->kind = PAD_BACKEND_CPU;
+    be->ops = &k_cpu_ops;
+    be->device = -1;
+    openblas_set_num_threads(1); // we parallelise GEMMs ourselves (see cpu_gemm)
+#ifdef _OPENMP
+    if (n_threads > 0) omp_set_num_threads(n_threads);
+#endif
+    *out = be;
+    return PAD_OK;
+}

@@ -1,0 +1,37 @@
+/* cpu_ops.h - internal: the CPU backend's op implementations, one file per group (cpu_nn.c, cpu_attention.c,
+ * cpu_grad.c, cpu_knn.c). Semantics are those of pad_backend_ops in backend.h. Loops are parallelised with
+ * OpenMP over rows/heads/batches only, never over a reduction axis, so results do not depend on the thread count. */
+#ifndef PAD_HOST_CPU_OPS_H
+#define PAD_HOST_CPU_OPS_H
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// cpu_nn.c
+pad_status cpu_add_rows(pad_backend *be, float *x, const float *v, int M, int N, int R);
+pad_status cpu_axpy(pad_backend *be, float *out, const float *a, float alpha, const float *b, size_t n);
+pad_status cpu_scale(pad_backend *be, float *out, const float *inp, float alpha, size_t n);
+pad_status cpu_layernorm(pad_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                         const float *b, int M, int C, float eps);
+pad_status cpu_gelu(pad_backend *be, float *out, const float *inp, size_t n);
+pad_status cpu_gather_rows(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
+pad_status cpu_scatter_add_rows(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
+                                int R);
+pad_status cpu_patch_embed(pad_backend *be, float *x, const float *pixels, const float *conv_w, const float *cls,
+                           const float *pos, int B, int S, int P, int D);
+pad_status cpu_sgd_step(pad_backend *be, float *p, const float *grad, float *buf, size_t n, float lr, float momentum,
+                        float weight_decay, bool first);
+
+// cpu_grad.c
+pad_status cpu_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
+                                  const float *mean, const float *rstd, int M, int C);
+pad_status cpu_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // PAD_HOST_CPU_OPS_H

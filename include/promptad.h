@@ -1,0 +1,96 @@
+/* promptad.h - the public C API of promptad, a C11 + CUDA implementation of PromptAD (CVPR 2024).
+ *
+ * The `promptad` binary (host/main.c) is a thin layer over this API and the internal modules in host/ and eval/.
+ * Everything that can fail returns a pad_status and logs one line that names the object at fault (a file, a
+ * tensor, a config key) through the log callback; the library never exits and never prints to stdout.
+ *
+ * Basic usage:
+ *     pad_log_set(NULL, NULL);                    // default: stderr, INFO and above
+ *     pad_backend *be = NULL;
+ *     if (pad_backend_init(&be, PAD_BACKEND_AUTO, 0) != PAD_OK) return 1;   // CUDA if usable, else CPU
+ *     ...
+ *     pad_backend_free(be);
+ */
+#ifndef PAD_PROMPTAD_H
+#define PAD_PROMPTAD_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PAD_VERSION "0.1.0"
+
+// ----------------------------------------------------------------------------
+// Status codes
+
+typedef enum pad_status {
+    PAD_OK = 0,
+    PAD_ERR_INVALID_ARG = -1, // bad argument or bad user input
+    PAD_ERR_IO = -2,          // a file could not be opened, read or written
+    PAD_ERR_FORMAT = -3,      // a file is malformed: bad header, dtype, shape, missing tensor
+    PAD_ERR_OOM = -4,         // host or device allocation failed
+    PAD_ERR_CUDA = -5,        // a CUDA or cuBLAS call failed; the backend is poisoned afterwards
+    PAD_ERR_UNSUPPORTED = -6, // e.g. CUDA requested in a CPU-only build or on a machine without a GPU
+    PAD_ERR_ABORTED = -7,     // a progress callback asked to stop, or a signal arrived
+} pad_status;
+
+// A static, human-readable name for a status ("ok", "invalid argument", ...). Never NULL.
+const char *pad_status_str(pad_status s);
+
+// ----------------------------------------------------------------------------
+// Logging. One process-wide sink (the only global state besides OpenMP's thread count).
+
+typedef enum pad_log_level {
+    PAD_LOG_LEVEL_DEBUG = 0,
+    PAD_LOG_LEVEL_INFO = 1,
+    PAD_LOG_LEVEL_WARN = 2,
+    PAD_LOG_LEVEL_ERROR = 3,
+} pad_log_level;
+
+// msg is one line without a trailing newline; it is only valid during the call.
+typedef void (*pad_log_fn)(pad_log_level level, const char *msg, void *user_data);
+
+// Sets the log sink. NULL restores the default: "promptad: <level>: msg" on stderr.
+void pad_log_set(pad_log_fn fn, void *user_data);
+// Messages below this level are dropped (default INFO; PROMPTAD_LOG=debug in the environment sets DEBUG).
+void pad_log_set_level(pad_log_level min_level);
+pad_log_level pad_log_get_level(void);
+
+// ----------------------------------------------------------------------------
+// Compute backends
+
+typedef enum pad_backend_kind {
+    PAD_BACKEND_AUTO = 0, // CUDA when built with it and a device is usable, else CPU (one INFO line says so)
+    PAD_BACKEND_CPU = 1,  // OpenBLAS + OpenMP; the reference
+    PAD_BACKEND_CUDA = 2, // cuBLAS + our kernels
+} pad_backend_kind;
+
+// Parses "auto", "cpu" or "cuda". Returns PAD_ERR_INVALID_ARG (and logs) on anything else.
+pad_status pad_backend_kind_parse(const char *s, pad_backend_kind *out);
+const char *pad_backend_kind_str(pad_backend_kind k);
+
+typedef struct pad_backend pad_backend; // defined in host/backend.h
+
+// Creates a backend. kind AUTO resolves as described above; CUDA fails with PAD_ERR_UNSUPPORTED when the build
+// has no CUDA or no device is usable. device is the CUDA device ordinal (ignored on CPU).
+// On success *out owns the backend (free with pad_backend_free); on failure *out is NULL.
+pad_status pad_backend_init(pad_backend **out, pad_backend_kind kind, int device);
+void pad_backend_free(pad_backend *be); // NULL is a no-op
+pad_backend_kind pad_backend_get_kind(const pad_backend *be);
+
+// Opt-in fast GEMMs on CUDA (TF32 tensor cores, fp32 accumulation). Never used by parity tests. No-op on CPU.
+void pad_backend_set_fast_math(pad_backend *be, bool on);
+
+// Number of usable CUDA devices (0 in CPU-only builds or without a driver).
+int pad_cuda_device_count(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // PAD_PROMPTAD_H

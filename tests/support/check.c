@@ -1,0 +1,172 @@
+/* check.c - the test helpers of check.h. */
+#include "check.h"
+
+#include "promptad.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static pad_check_result check_generic(const void *gp, const void *wp, size_t n, double atol, double rtol,
+                                      bool is_double) {
+    pad_check_result r = {true, 0, 0, 0, 0, 0, 0};
+    double se = 0, sw = 0;
+    for (size_t i = 0; i < n; i++) {
+        double g = is_double ? ((const double *)gp)[i] : ((const float *)gp)[i];
+        double w = is_double ? ((const double *)wp)[i] : ((const float *)wp)[i];
+        double d = fabs(g - w);
+        bool bad = isnan(g) != isnan(w) || (!isnan(g) && d > atol + rtol * fabs(w));
+        if (isnan(g) && isnan(w)) d = 0;
+        se += (g - w) * (g - w);
+        sw += w * w;
+        double rel = d / fmax(fabs(w), 1e-30);
+        if (d > r.max_abs || isnan(d)) {
+            r.max_abs = d;
+            if (r.ok) {
+                r.worst = i;
+                r.got = g;
+                r.want = w;
+            }
+        }
+        if (rel > r.max_rel) r.max_rel = rel;
+        if (bad && r.ok) {
+            r.ok = false;
+            r.worst = i;
+            r.got = g;
+            r.want = w;
+        }
+    }
+    r.nmse = sw > 0 ? se / sw : se;
+    return r;
+}
+
+pad_check_result pad_check_close(const float *got, const float *want, size_t n, double atol, double rtol) {
+    return check_generic(got, want, n, atol, rtol, false);
+}
+
+pad_check_result pad_check_close_d(const double *got, const double *want, size_t n, double atol, double rtol) {
+    return check_generic(got, want, n, atol, rtol, true);
+}
+
+const char *pad_fixture_path(const char *name) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/%s", PAD_FIXTURE_DIR, name);
+    return buf;
+}
+
+pad_st_file *pad_fixture_open(const char *name) {
+    pad_st_file *f = NULL;
+    pad_status st = pad_st_open(&f, pad_fixture_path(name));
+    cr_assert(st == PAD_OK, "cannot open fixture %s: %s", name, pad_status_str(st));
+    return f;
+}
+
+float *pad_fixture_f32(pad_st_file *f, const char *name, int ndim, const int64_t *shape) {
+    float *out = NULL;
+    pad_status st = pad_st_read_f32(f, name, ndim, shape, &out, NULL);
+    cr_assert(st == PAD_OK, "fixture %s: cannot read tensor %s", f->path, name);
+    return out;
+}
+
+const char *pad_test_vocab_path(void) {
+    static char buf[4096];
+    const char *env = getenv("PROMPTAD_TEST_VOCAB");
+    if (env && access(env, R_OK) == 0) return env;
+    if (PAD_SHARED_DATA_DIR[0]) {
+        snprintf(buf, sizeof buf, "%s/bpe_simple_vocab_16e6.txt.gz", PAD_SHARED_DATA_DIR);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    return NULL;
+}
+
+const char *pad_test_binary(void) {
+    return PAD_BINARY;
+}
+
+static char *slurp_fd(int fd) {
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (len + 1024 > cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        ssize_t k = read(fd, buf + len, cap - len - 1);
+        if (k <= 0) break;
+        len += (size_t)k;
+    }
+    buf[len] = 0;
+    return buf;
+}
+
+pad_cmd_result pad_cmd_run(const char *fmt, ...) {
+    char cmd[16384];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char outp[] = "/tmp/pad_cmd_out_XXXXXX", errp[] = "/tmp/pad_cmd_err_XXXXXX";
+    int fo = mkstemp(outp), fe = mkstemp(errp);
+    cr_assert(fo >= 0 && fe >= 0, "mkstemp failed");
+    char full[17000];
+    snprintf(full, sizeof full, "(%s) >%s 2>%s", cmd, outp, errp);
+    int rc = system(full);
+    pad_cmd_result r;
+    r.exit_code = (rc != -1 && WIFEXITED(rc)) ? WEXITSTATUS(rc) : -1;
+    lseek(fo, 0, SEEK_SET);
+    lseek(fe, 0, SEEK_SET);
+    r.out = slurp_fd(fo);
+    r.err = slurp_fd(fe);
+    close(fo);
+    close(fe);
+    unlink(outp);
+    unlink(errp);
+    // the shell reports a crashed child as 128+signal
+    if (r.exit_code > 128) r.exit_code = -1;
+    return r;
+}
+
+void pad_cmd_free(pad_cmd_result *r) {
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+char *pad_test_tmpdir(const char *tag) {
+    char tmpl[256];
+    snprintf(tmpl, sizeof tmpl, "/tmp/promptad_test_%s_XXXXXX", tag);
+    char *d = mkdtemp(tmpl);
+    cr_assert(d != NULL, "mkdtemp failed");
+    return strdup(d);
+}
+
+void pad_test_write_file(const char *path, const void *data, size_t n) {
+    FILE *fp = fopen(path, "wb");
+    cr_assert(fp != NULL, "cannot write %s", path);
+    cr_assert(fwrite(data, 1, n, fp) == n);
+    fclose(fp);
+}
+
+uint64_t pad_rng_next(pad_rng *r) {
+    uint64_t x = r->s ? r->s : 0x9E3779B97F4A7C15ull;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    r->s = x;
+    return x;
+}
+
+float pad_rng_uniform(pad_rng *r, float lo, float hi) {
+    double u = (double)(pad_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(lo + (hi - lo) * u);
+}
+
+void pad_rng_fill(pad_rng *r, float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = pad_rng_uniform(r, lo, hi);
+}

@@ -1,0 +1,83 @@
+/* check.h - test helpers shared by tests/test_*.c: array comparison with diagnostics, fixtures (safetensors under
+ * PAD_FIXTURE_DIR), paths of the shared data and the promptad binary, running the CLI, temp dirs, seeded RNG. */
+#ifndef PAD_TESTS_CHECK_H
+#define PAD_TESTS_CHECK_H
+
+#include "st_file.h"
+
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pad_check_result {
+    bool ok;
+    double max_abs;   // max |got - want|
+    double max_rel;   // max |got - want| / max(|want|, tiny)
+    double nmse;      // sum (got-want)^2 / sum want^2
+    size_t worst;     // index of the element that failed first (or of max_abs when ok)
+    double got, want; // values at `worst`
+} pad_check_result;
+
+// Element-wise |got - want| <= atol + rtol * |want| (NaN anywhere fails).
+pad_check_result pad_check_close(const float *got, const float *want, size_t n, double atol, double rtol);
+pad_check_result pad_check_close_d(const double *got, const double *want, size_t n, double atol, double rtol);
+
+// Asserts pad_check_close with a message naming `what`.
+#define PAD_ASSERT_CLOSE(what, got_, want_, n, atol, rtol)                                                             \
+    do {                                                                                                               \
+        pad_check_result r_ = pad_check_close((got_), (want_), (n), (atol), (rtol));                                   \
+        cr_assert(r_.ok, "%s: mismatch at %zu: got %.9g want %.9g (max_abs %.3e, max_rel %.3e, n %zu)", (what),        \
+                  r_.worst, r_.got, r_.want, r_.max_abs, r_.max_rel, (size_t)(n));                                     \
+    } while (0)
+
+// Fixture path "PAD_FIXTURE_DIR/name" in a static buffer.
+const char *pad_fixture_path(const char *name);
+// Opens a fixture safetensors file (asserts on failure).
+pad_st_file *pad_fixture_open(const char *name);
+// Reads a fixture tensor as F32 with the given shape (asserts on failure); caller frees.
+float *pad_fixture_f32(pad_st_file *f, const char *name, int ndim, const int64_t *shape);
+
+// Path of the BPE vocabulary for tests, or NULL when the shared data folder is missing (tests then skip).
+const char *pad_test_vocab_path(void);
+// cr_skip_test() with a clear message when the vocabulary is not available.
+#define PAD_REQUIRE_VOCAB()                                                                                            \
+    do {                                                                                                               \
+        if (!pad_test_vocab_path())                                                                                    \
+            cr_skip_test("CLIP BPE vocabulary not found (configure with -DPROMPTAD_SHARED_DATA=<dir>)");               \
+    } while (0)
+#define PAD_REQUIRE_CUDA()                                                                                             \
+    do {                                                                                                               \
+        if (pad_cuda_device_count() <= 0) cr_skip_test("no CUDA device: CUDA parity test skipped");                    \
+    } while (0)
+
+// Path of the built promptad binary.
+const char *pad_test_binary(void);
+
+typedef struct pad_cmd_result {
+    int exit_code; // -1 when the process did not exit normally (crash)
+    char *out;     // captured stdout (malloc'd, NUL-terminated)
+    char *err;     // captured stderr
+} pad_cmd_result;
+// Runs a shell command line (through /bin/sh) and captures its output. Free with pad_cmd_free.
+pad_cmd_result pad_cmd_run(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+void pad_cmd_free(pad_cmd_result *r);
+
+// Creates a fresh temporary directory (asserts); returns a static-lifetime string (leaked on purpose).
+char *pad_test_tmpdir(const char *tag);
+// Writes bytes to a file (asserts).
+void pad_test_write_file(const char *path, const void *data, size_t n);
+
+// Deterministic xorshift RNG for test inputs.
+typedef struct pad_rng {
+    uint64_t s;
+} pad_rng;
+uint64_t pad_rng_next(pad_rng *r);
+float pad_rng_uniform(pad_rng *r, float lo, float hi);
+void pad_rng_fill(pad_rng *r, float *x, size_t n, float lo, float hi);
+
+#endif // PAD_TESTS_CHECK_H

@@ -1,0 +1,132 @@
+/* test_st_file.c - safetensors writer/reader round trip, dtype conversion, and every malformed-file error. */
+#include "check.h"
+#include "st_file.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+Test(st_file, roundtrip_f32_u8_and_metadata) {
+    char *dir = pad_test_tmpdir("st");
+    char path[512];
+    snprintf(path, sizeof path, "%s/a.safetensors", dir);
+    pad_st_writer *w;
+    cr_assert(pad_st_writer_init(&w) == PAD_OK);
+    float x[6] = {1, -2, 3.5f, 0, 1e-8f, 65504};
+    uint8_t m[3] = {0, 1, 255};
+    float s = 4.6052f;
+    cr_assert(pad_st_writer_add_f32(w, "x", 2, (int64_t[]){2, 3}, x) == PAD_OK);
+    cr_assert(pad_st_writer_add(w, "m", PAD_DTYPE_U8, 1, (int64_t[]){3}, m) == PAD_OK);
+    cr_assert(pad_st_writer_add_f32(w, "logit_scale", 0, NULL, &s) == PAD_OK);
+    cr_assert(pad_st_writer_add_f32(w, "x", 1, (int64_t[]){1}, x) == PAD_ERR_INVALID_ARG, "duplicate accepted");
+    cr_assert(pad_st_writer_meta(w, "format", "pt") == PAD_OK);
+    cr_assert(pad_st_writer_save(w, path) == PAD_OK);
+    pad_st_writer_free(w);
+
+    pad_st_file *f;
+    cr_assert(pad_st_open(&f, path) == PAD_OK);
+    cr_assert(f->n_tensors == 3);
+    float *rx = pad_fixture_f32(f, "x", 2, (int64_t[]){2, 3});
+    PAD_ASSERT_CLOSE("x", rx, x, 6, 0, 0);
+    float *rm = pad_fixture_f32(f, "m", 1, (int64_t[]){-1});
+    cr_assert(rm[0] == 0 && rm[1] == 1 && rm[2] == 255);
+    float *rs = pad_fixture_f32(f, "logit_scale", 0, NULL);
+    cr_assert(rs[0] == s);
+    float *bad = NULL;
+    cr_assert(pad_st_read_f32(f, "x", 2, (int64_t[]){3, 2}, &bad, NULL) == PAD_ERR_FORMAT);
+    cr_assert(pad_st_read_f32(f, "nope", -1, NULL, &bad, NULL) == PAD_ERR_FORMAT);
+    free(rx);
+    free(rm);
+    free(rs);
+    pad_st_close(f);
+}
+
+Test(st_file, half_and_bfloat16_conversion) {
+    cr_assert(pad_f16_to_f32(0x3c00) == 1.0f);
+    cr_assert(pad_f16_to_f32(0xc000) == -2.0f);
+    cr_assert(pad_f16_to_f32(0x7bff) == 65504.0f);
+    cr_assert(pad_f16_to_f32(0x0001) == ldexpf(1.0f, -24)); // smallest subnormal
+    cr_assert(isinf(pad_f16_to_f32(0x7c00)));
+    cr_assert(pad_bf16_to_f32(0x3f80) == 1.0f);
+    cr_assert(pad_bf16_to_f32(0x4049) == 3.140625f);
+    // f32 -> f16 rounds to nearest even, and round-trips every half value
+    for (uint32_t h = 0; h < 0x7c00; h++)
+        cr_assert(pad_f32_to_f16(pad_f16_to_f32((uint16_t)h)) == h, "half %04x does not round-trip", h);
+    cr_assert(pad_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3c00); // tie -> even
+    cr_assert(pad_f32_to_f16(1e6f) == 0x7c00);
+}
+
+// Writes raw bytes: u64 header length + header + data.
+static char *write_raw(const char *dir, const char *name, uint64_t hlen, const char *hdr, const void *data,
+                       size_t ndata) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    cr_assert(fp);
+    fwrite(&hlen, 8, 1, fp);
+    fwrite(hdr, 1, strlen(hdr), fp);
+    if (ndata) fwrite(data, 1, ndata, fp);
+    fclose(fp);
+    return path;
+}
+
+static void expect_bad(const char *path, pad_status want) {
+    pad_st_file *f = (pad_st_file *)1;
+    pad_status st = pad_st_open(&f, path);
+    cr_assert(st == want, "%s: got status %s, want %s", path, pad_status_str(st), pad_status_str(want));
+    cr_assert(f == NULL);
+}
+
+Test(st_file, malformed_files_are_rejected) {
+    char *dir = pad_test_tmpdir("stbad");
+    char path[512];
+    snprintf(path, sizeof path, "%s/empty.safetensors", dir);
+    pad_test_write_file(path, "", 0);
+    expect_bad(path, PAD_ERR_FORMAT);
+    snprintf(path, sizeof path, "%s/short.safetensors", dir);
+    pad_test_write_file(path, "\x10\0\0", 3);
+    expect_bad(path, PAD_ERR_FORMAT);
+    snprintf(path, sizeof path, "%s/missing.safetensors", dir);
+    expect_bad(path, PAD_ERR_IO);
+
+    float data[4] = {1, 2, 3, 4};
+    const char *ok = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
+    // header length larger than the file
+    expect_bad(write_raw(dir, "hlen.st", 1000000, ok, data, 16), PAD_ERR_FORMAT);
+    // truncated data
+    expect_bad(write_raw(dir, "trunc.st", strlen(ok), ok, data, 8), PAD_ERR_FORMAT);
+    // truncated JSON (header length within the file but the JSON is cut)
+    expect_bad(write_raw(dir, "json.st", strlen(ok) - 5, ok, NULL, 0), PAD_ERR_FORMAT);
+    // unknown dtype
+    const char *h1 = "{\"a\":{\"dtype\":\"Q4\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
+    expect_bad(write_raw(dir, "dtype.st", strlen(h1), h1, data, 16), PAD_ERR_FORMAT);
+    // shape / size mismatch
+    const char *h2 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,16]}}";
+    expect_bad(write_raw(dir, "shape.st", strlen(h2), h2, data, 16), PAD_ERR_FORMAT);
+    // offsets out of range
+    const char *h3 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[8,24]}}";
+    expect_bad(write_raw(dir, "range.st", strlen(h3), h3, data, 16), PAD_ERR_FORMAT);
+    // overlapping tensors
+    const char *h4 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                     "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+    expect_bad(write_raw(dir, "overlap.st", strlen(h4), h4, data, 16), PAD_ERR_FORMAT);
+    // negative / fractional offsets
+    const char *h5 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,0]}}";
+    expect_bad(write_raw(dir, "neg.st", strlen(h5), h5, data, 16), PAD_ERR_FORMAT);
+    // a valid file passes
+    pad_st_file *f;
+    cr_assert(pad_st_open(&f, write_raw(dir, "good.st", strlen(ok), ok, data, 16)) == PAD_OK);
+    pad_st_close(f);
+}
+
+Test(st_file, error_messages_name_file_and_problem) {
+    char *dir = pad_test_tmpdir("stmsg");
+    float data[4] = {1, 2, 3, 4};
+    const char *h1 = "{\"a\":{\"dtype\":\"Q4\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
+    char *p = write_raw(dir, "dtype.st", strlen(h1), h1, data, 16);
+    pad_cmd_result r = pad_cmd_run("%s metrics --in %s --out %s/o.json", pad_test_binary(), p, dir);
+    // whichever command reads it, the error must name the file and the dtype, with a non-zero exit, no crash
+    cr_assert(r.exit_code > 0, "exit code %d", r.exit_code);
+    pad_cmd_free(&r);
+}
