@@ -22,6 +22,7 @@ static const command k_commands[] = {
     {"encode-text", pad_cli_encode_text, "dump raw text features"},
     {"train-prompts", pad_cli_train_prompts, "learn PromptAD prompts from normal shots"},
     {"score", pad_cli_score, "anomaly scores and maps for test images"},
+    {"make-model", pad_cli_make_model, "write a deterministic random OpenCLIP-shaped model (tests, demo)"},
     {"metrics", pad_cli_metrics, "exact AUROC / AUPR / PRO of any method's scores and maps"},
 };
 #define N_COMMANDS (int)(sizeof k_commands / sizeof k_commands[0])
