@@ -25,6 +25,10 @@ pad_status cpu_patch_embed(pad_backend *be, float *x, const float *pixels, const
 pad_status cpu_sgd_step(pad_backend *be, float *p, const float *grad, float *buf, size_t n, float lr, float momentum,
                         float weight_decay, bool first);
 
+// cpu_attention.c
+pad_status cpu_attention(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,
+                         bool causal);
+
 // cpu_grad.c
 pad_status cpu_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
                                   const float *mean, const float *rstd, int M, int C);
