@@ -1289,7 +1289,7 @@ pad_status pad_tokenizer_find_vocab(char *buf, size_t cap, const char *exe_path)
         snprintf(buf, cap, "%s", env);
         return PAD_OK;
     }
-    char cand[2][4096];
+    char cand[2][4096 + 64];
     snprintf(cand[0], sizeof cand[0], "weights/%s", PAD_TOKENIZER_VOCAB_NAME);
     char exe[4096] = "";
     if (exe_path) {
