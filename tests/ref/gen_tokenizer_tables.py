@@ -9,7 +9,7 @@ what `html.unescape` and the character-level fixes of the CLIP text cleaning do:
     upper-cased form is not itself decodable maps to the upper-cased value), sorted by name;
   - the fullwidth/halfwidth map (U+FF01..U+FFEF to their NFKC form, plus U+3000 -> ' ');
   - Windows-1252 for the C1 controls U+0080..U+009F (undefined bytes map to themselves).
-Run: /usr/bin/python3 tests/ref/gen_tokenizer_tables.py > host/tokenizer_tables.h
+Run: /usr/bin/python3 tests/ref/gen_tokenizer_tables.py > host/tokenizer_tables.h && clang-format -i host/tokenizer_tables.h
 """
 import html
 import html.entities
