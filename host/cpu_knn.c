@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KNN_QROWS 128 // queries per task (rows of one GEMM tile)
-#define KNN_BROWS 512 // bank rows per GEMM tile
+#define KNN_QROWS 128  // queries per task (rows of one GEMM tile)
+#define KNN_BROWS 1024 // bank rows per GEMM tile (4 shots x 225 patches fit one)
 
 // (d, j) is better than the current best (bd, bj): smaller distance, or equal distance and smaller index.
 // NaN distances are never taken; bj < 0 means "no candidate yet".

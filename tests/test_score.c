@@ -73,11 +73,11 @@ Test(score, knn_min_vs_numpy) {
 
 // Exact ties: small dyadic entries make every dot product exact, whatever the summation order. Bank b holds the
 // best row at two positions (and a crowd of worse rows); the smallest position must win, across tile boundaries
-// too (KNN_BROWS = 512), in one call over several banks.
+// too (KNN_BROWS = 1024), in one call over several banks.
 Test(score, knn_min_ties_smallest_index) {
     pad_backend *be = cpu(0);
-    const int nb = 3, Nq = 5, Nb = 700, D = 8;
-    const int first[3] = {3, 0, 100}, second[3] = {10, 699, 600};
+    const int nb = 3, Nq = 5, Nb = 1100, D = 8;
+    const int first[3] = {3, 0, 100}, second[3] = {10, 1099, 1050};
     float *q = calloc((size_t)nb * Nq * D, sizeof(float)), *g = calloc((size_t)nb * Nb * D, sizeof(float));
     for (int b = 0; b < nb; b++) {
         for (int i = 0; i < Nq; i++)

@@ -36,8 +36,8 @@ def knn_ref(q, g):
 
 def make_knn(rng):
     t = {}
-    # case a: 3 problems, single tiles; case b: 2 problems crossing the CPU tile sizes (128 queries, 512 bank rows)
-    for name, nb, nq, nbank, d in (("a", 3, 37, 50, 16), ("b", 2, 150, 600, 24)):
+    # case a: 3 problems, single tiles; case b: 2 problems crossing the CPU tile sizes (128 queries, 1024 bank rows)
+    for name, nb, nq, nbank, d in (("a", 3, 37, 50, 16), ("b", 2, 300, 1100, 24)):
         g = normalize(rng.standard_normal((nb, nbank, d)))
         q = np.zeros((nb, nq, d), f32)
         dist = np.zeros((nb, nq), f32)
