@@ -3,7 +3,7 @@
  * class), the k-NN visual score with vmax (once per shot set), and the per-epoch work (text scores, image scores,
  * fused + upsampled + smoothed pixel maps). Not a test: prints one line per phase (seconds, best of --reps).
  *
- *     cmake --build build --target bench_score && ./build/eval/bench/bench_score [--n 200] [--shots 4]
+ *     cmake --build build --target bench_score && ./build/bench_score [--n 200] [--shots 4]
  *         [--res 400] [--device cpu|cuda] [--threads T] [--reps 3]
  */
 #include "backend.h"
