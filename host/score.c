@@ -278,3 +278,36 @@ pad_status pad_scorer_image_scores(pad_scorer *sc, int n, float *out) {
             out[i] = pad_score_image(h[i], h[n + i], sc->cfg.fp16);
     return st;
 }
+
+// ----------------------------------------------------------------------------
+// one-shot scoring
+
+pad_status pad_score_all(pad_scorer *sc, const pad_bank *bank, const pad_score_feats *test, int n, int E,
+                         const float *t_n, const float *t_a, float tau, const pad_score_outputs *out) {
+    PAD_TRY(check_n(sc, n, "score"));
+    if (n == 0) return PAD_OK;
+    pad_backend *be = sc->be;
+    const int P = sc->P, D = bank->D, R = sc->cfg.res;
+    const size_t nPD = (size_t)n * P * D;
+    float *q = (float *)pad_buf_alloc(be, 2 * nPD * sizeof(float)); // normalised copies of both taps, contiguous
+    if (!q) return be->poisoned ? PAD_ERR_CUDA : PAD_ERR_OOM;
+    pad_status st = PAD_OK;
+    PAD_TRY_GOTO(st, pad_op_l2_normalize(be, q, test->mid1, n * P, D, PAD_SCORE_NORM_EPS), done);
+    PAD_TRY_GOTO(st, pad_op_l2_normalize(be, q + nPD, test->mid2, n * P, D, PAD_SCORE_NORM_EPS), done);
+    PAD_TRY_GOTO(st, pad_scorer_visual(sc, bank, q, q + nPD, n), done);
+    PAD_TRY_GOTO(st, pad_scorer_text(sc, test->cls, test->tokens, t_n, t_a, tau, n, E), done);
+    if (out->image_score) PAD_TRY_GOTO(st, pad_scorer_image_scores(sc, n, out->image_score), done);
+    if (out->text_image_score)
+        PAD_TRY_GOTO(st, pad_buf_download(be, out->text_image_score, sc->sT, sizeof(float) * (size_t)n), done);
+    if (out->visual_map)
+        PAD_TRY_GOTO(st, pad_buf_download(be, out->visual_map, sc->V, sizeof(float) * (size_t)n * P), done);
+    if (out->text_map)
+        PAD_TRY_GOTO(st, pad_buf_download(be, out->text_map, sc->T, sizeof(float) * (size_t)n * P), done);
+    if (out->pixel_map) {
+        PAD_TRY_GOTO(st, pad_scorer_pixel_maps(sc, n), done);
+        PAD_TRY_GOTO(st, pad_buf_download(be, out->pixel_map, sc->maps, sizeof(float) * (size_t)n * R * R), done);
+    }
+done:
+    pad_buf_free(be, q);
+    return st;
+}

@@ -133,6 +133,33 @@ pad_status pad_scorer_visual_maps(pad_scorer *sc, int n);
 // Image scores on the host: out[i] = pad_score_image(vmax[i], sT[i], cfg.fp16) (needs visual and text with cls).
 pad_status pad_scorer_image_scores(pad_scorer *sc, int n, float *out);
 
+// ----------------------------------------------------------------------------
+// One-shot scoring (the `promptad score` command and small runs)
+
+// Features of n test images in backend memory, raw as the vision tower returns them (not normalised).
+typedef struct pad_score_feats {
+    const float *cls;    // (n, E)
+    const float *tokens; // (n, P, E)
+    const float *mid1;   // (n, P, D)
+    const float *mid2;   // (n, P, D)
+} pad_score_feats;
+
+// Host outputs of pad_score_all, caller-allocated; any pointer may be NULL to skip it. Names as in the
+// `promptad score` dump (cli_contract.md).
+typedef struct pad_score_outputs {
+    float *image_score;      // (n)       1/(1/max(bilinear_R(V)) + 1/s_T)
+    float *text_image_score; // (n)       s_T
+    float *visual_map;       // (n, G, G) V
+    float *text_map;         // (n, G, G) T
+    float *pixel_map;        // (n, R, R) Gaussian(bilinear_R(1/(1/T + 1/V)))
+} pad_score_outputs;
+
+// Scores n <= cfg.n_max test images against the bank in one go: normalises copies of the taps (the inputs stay
+// unchanged), then visual, text (tau, t_n, t_a as in pad_scorer_text), image scores and pixel maps, and downloads
+// the requested outputs. E is the embedding width of cls/tokens; D must equal bank->D.
+pad_status pad_score_all(pad_scorer *sc, const pad_bank *bank, const pad_score_feats *test, int n, int E,
+                         const float *t_n, const float *t_a, float tau, const pad_score_outputs *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -488,3 +488,40 @@ Test(score, scorer_rejects_bad_sizes) {
     pad_scorer_free(sc);
     pad_backend_free(be);
 }
+
+// The whole chain from raw features against the official formulation in torch/scipy (score_all fixture).
+Test(score, score_all_vs_official_torch) {
+    pad_backend *be = cpu(0);
+    pad_st_file *f = pad_fixture_open("score_all.safetensors");
+    const int k = 2, n = 3, G = 4, P = G * G, D = 12, E = 10, R = 20;
+    float *s1 = fx(f, "shot_mid1"), *s2 = fx(f, "shot_mid2"), *m1 = fx(f, "mid1"), *m2 = fx(f, "mid2");
+    float *cls = fx(f, "cls"), *tok = fx(f, "tokens"), *tn = fx(f, "t_n"), *ta = fx(f, "t_a"), *tau = fx(f, "tau");
+    float *m1_copy = malloc(sizeof(float) * n * P * D);
+    memcpy(m1_copy, m1, sizeof(float) * n * P * D);
+    pad_bank *bank;
+    cr_assert(pad_bank_init(&bank, be, s1, s2, k, P, D) == PAD_OK);
+    pad_score_cfg cfg = pad_score_cfg_default(n, G, R);
+    pad_scorer *sc;
+    cr_assert(pad_scorer_init(&sc, be, &cfg) == PAD_OK);
+    float img[3], simg[3], vmap[3 * 16], tmap[3 * 16], *pix = malloc(sizeof(float) * n * R * R);
+    const pad_score_feats feats = {cls, tok, m1, m2};
+    const pad_score_outputs out = {img, simg, vmap, tmap, pix};
+    cr_assert(pad_score_all(sc, bank, &feats, n, E, tn, ta, tau[0], &out) == PAD_OK);
+    cr_assert(memcmp(m1, m1_copy, sizeof(float) * n * P * D) == 0, "pad_score_all modified its input features");
+    // float32 torch vs our double-accumulated norms and text dots: a few ulp
+    const char *names[5] = {"image_score", "text_image_score", "visual_map", "text_map", "pixel_map"};
+    float *got[5] = {img, simg, vmap, tmap, pix};
+    const size_t sizes[5] = {(size_t)n, (size_t)n, (size_t)n * P, (size_t)n * P, (size_t)n * R * R};
+    for (int i = 0; i < 5; i++) {
+        float *want = fx(f, names[i]);
+        PAD_ASSERT_CLOSE(names[i], got[i], want, sizes[i], 1e-7, 2e-6);
+        free(want);
+    }
+    float *all[] = {s1, s2, m1, m2, cls, tok, tn, ta, tau, m1_copy, pix};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]);
+    pad_scorer_free(sc);
+    pad_bank_free(bank);
+    pad_st_close(f);
+    pad_backend_free(be);
+}

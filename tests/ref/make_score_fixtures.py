@@ -171,6 +171,45 @@ def make_pipeline(rng):
     st_io.save(os.path.join(OUT, "score_pipeline.safetensors"), t)
 
 
+def make_all(rng):
+    """End to end as the official PromptAD.forward computes it (float32 torch, no fp16): memory bank from raw shot
+    taps, raw test features; k = 2 shots, n = 3 test images, G = 4, D = 12, E = 10, R = 20."""
+    k, n, G, D, E, R = 2, 3, 4, 12, 10, 20
+    P = G * G
+    shot1 = rng.standard_normal((k, P, D)).astype(f32)
+    shot2 = rng.standard_normal((k, P, D)).astype(f32)
+    mid1 = rng.standard_normal((n, P, D)).astype(f32)
+    mid2 = rng.standard_normal((n, P, D)).astype(f32)
+    cls = rng.standard_normal((n, E)).astype(f32)
+    tokens = rng.standard_normal((n, P, E)).astype(f32)
+    text = normalize(rng.standard_normal((2, E)))
+    tau = f32(4.605170249938965)
+    T_ = torch.from_numpy
+    g1 = F.normalize(T_(shot1).reshape(-1, D), dim=-1)
+    g2 = F.normalize(T_(shot2).reshape(-1, D), dim=-1)
+    q1 = F.normalize(T_(mid1), dim=-1)
+    q2 = F.normalize(T_(mid2), dim=-1)
+    s1 = (1.0 - q1 @ g1.t()).min(dim=-1)[0] / 2.0
+    s2 = (1.0 - q2 @ g2.t()).min(dim=-1)[0] / 2.0
+    V = (0.5 * (s1 + s2)).reshape(n, G, G)
+    tf = T_(text)
+    tok = F.normalize(T_(tokens), dim=-1)
+    Tm = (tau * tok @ tf.T).softmax(dim=-1)[:, :, 1].reshape(n, G, G)
+    sT = (tau * F.normalize(T_(cls), dim=-1) @ tf.T).softmax(dim=-1)[:, 1]
+    fused = 1.0 / (1.0 / Tm + 1.0 / V)
+    up = F.interpolate(fused[:, None], size=(R, R), mode="bilinear", align_corners=False)[:, 0].numpy()
+    pixel = np.stack([ndi.gaussian_filter(up[i], sigma=4) for i in range(n)])
+    vup = F.interpolate(V[:, None], size=(R, R), mode="bilinear", align_corners=False)[:, 0].numpy()
+    m = vup.reshape(n, -1).max(axis=1)
+    img = f32(1.0) / (f32(1.0) / m + f32(1.0) / sT.numpy())
+    st_io.save(os.path.join(OUT, "score_all.safetensors"), {
+        "shot_mid1": shot1, "shot_mid2": shot2, "mid1": mid1, "mid2": mid2, "cls": cls, "tokens": tokens,
+        "t_n": text[0], "t_a": text[1], "tau": np.array([tau], f32),
+        "image_score": img.astype(f32), "text_image_score": sT.numpy(), "visual_map": V.numpy(),
+        "text_map": Tm.numpy(), "pixel_map": pixel,
+    })
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(20240515)
@@ -180,6 +219,7 @@ def main():
     make_upsample(rng)
     make_gauss(rng)
     make_pipeline(rng)
+    make_all(rng)
     for f in sorted(os.listdir(OUT)):
         if f.startswith("score_"):
             print(f, os.path.getsize(os.path.join(OUT, f)))
