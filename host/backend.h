@@ -118,6 +118,7 @@ struct pad_backend_ops {
     // For each of nb problems b: dist(nb,Nq)[b,i] = min_j (1 - query_b[i]·bank_b[j]) / 2 and, when idx is not
     // NULL, idx(nb,Nq)[b,i] = the smallest j attaining that minimum (ties broken by index).
     // query(nb,Nq,D) and bank(nb,Nb,D) rows are L2-normalised by the caller; query_b = query + b*Nq*D, likewise.
+    // NaN distances never win; a query whose distances are all NaN gets dist NaN and idx -1.
     pad_status (*knn_min)(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
                           int Nb, int D, int nb);
 
