@@ -100,6 +100,7 @@ static double pil_bicubic(double x) {
 }
 
 #define PIL_PRECISION_BITS (32 - 8 - 2)
+#define LANES              24 // accumulator lanes of the RGB horizontal pass: a multiple of 3 (channels) and of 8 (SIMD width)
 
 // precompute_coeffs(inSize, 0, inSize, outSize, &BICUBIC) followed by normalize_coeffs_8bpc.
 static pad_status build_pil(axis_plan *p) {
@@ -416,25 +417,45 @@ pad_status pad_resize_pil_bicubic_u8(const uint8_t *src, int sw, int sh, int cn,
 // ----------------------------------------------------------------------------
 // OpenCV INTER_LINEAR
 
-// Horizontal values (scale 2048) of source row s for output values [c0, c0 + m) (value index = dx * cn + c).
-static inline void cv_hrow(const uint8_t *s, int cn, const axis_plan *px, size_t c0, size_t m, int32_t *h) {
+// Horizontal values of source row s for all dw * cn outputs (value index dx * cn + c), stored already shifted:
+// OpenCV computes h = p0 * a0 + p1 * a1 (scale 2048, at most 255 * 2048) and the vertical pass only uses h >> 4,
+// which fits int16 (this also lets the vertical pass use 16-bit multiply-high, as OpenCV's SIMD path does).
+static void cv_hrow(const uint8_t *s, int cn, int dw, const axis_plan *px, int16_t *h) {
+    const int *idx = px->idx;
+    const int32_t *k = px->k;
     if (cn == 3) {
-        size_t i = 0;
-        while (i < m) {
-            const size_t v = c0 + i;
-            const size_t dx = v / 3;
-            const int32_t a0 = px->k[2 * dx], a1 = px->k[2 * dx + 1];
-            const uint8_t *p0 = s + (size_t)px->idx[2 * dx] * 3, *p1 = s + (size_t)px->idx[2 * dx + 1] * 3;
-            for (size_t c = v % 3; c < 3 && i < m; c++, i++)
-                h[i] = p0[c] * a0 + p1[c] * a1;
+        for (int dx = 0; dx < dw; dx++) {
+            const uint8_t *p0 = s + 3 * idx[2 * dx], *p1 = s + 3 * idx[2 * dx + 1];
+            const int32_t a0 = k[2 * dx], a1 = k[2 * dx + 1];
+            h[3 * dx] = (int16_t)((p0[0] * a0 + p1[0] * a1) >> 4);
+            h[3 * dx + 1] = (int16_t)((p0[1] * a0 + p1[1] * a1) >> 4);
+            h[3 * dx + 2] = (int16_t)((p0[2] * a0 + p1[2] * a1) >> 4);
         }
     } else {
-        for (size_t i = 0; i < m; i++) {
-            const size_t v = c0 + i, dx = v / (size_t)cn, c = v % (size_t)cn;
-            h[i] = s[(size_t)px->idx[2 * dx] * (size_t)cn + c] * px->k[2 * dx] +
-                   s[(size_t)px->idx[2 * dx + 1] * (size_t)cn + c] * px->k[2 * dx + 1];
+        for (int dx = 0; dx < dw; dx++) {
+            const uint8_t *p0 = s + cn * idx[2 * dx], *p1 = s + cn * idx[2 * dx + 1];
+            const int32_t a0 = k[2 * dx], a1 = k[2 * dx + 1];
+            for (int c = 0; c < cn; c++)
+                h[cn * dx + c] = (int16_t)((p0[c] * a0 + p1[c] * a1) >> 4);
         }
     }
+}
+
+// Per-thread cache of two horizontal rows (OpenCV keeps the same ring of rows): consecutive output rows mostly
+// share source rows.
+typedef struct cv_rows {
+    int16_t *buf[2];
+    int row[2]; // source row held by each slot, -1 = none
+} cv_rows;
+
+static const int16_t *cv_get_row(cv_rows *c, int r, int keep, const uint8_t *src, size_t sstride, int cn, int dw,
+                                 const axis_plan *px) {
+    for (int i = 0; i < 2; i++)
+        if (c->row[i] == r) return c->buf[i];
+    int slot = c->row[0] == keep ? 1 : 0;
+    cv_hrow(src + (size_t)r * sstride, cn, dw, px, c->buf[slot]);
+    c->row[slot] = r;
+    return c->buf[slot];
 }
 
 pad_status pad_resize_cv_linear_u8(const uint8_t *src, int sw, int sh, int cn, uint8_t *dst, int dw, int dh,
@@ -452,25 +473,37 @@ pad_status pad_resize_cv_linear_u8(const uint8_t *src, int sw, int sh, int cn, u
     PAD_TRY_GOTO(st, get_plan(g.ws, PLAN_CV, sw, dw, &px), done);
     PAD_TRY_GOTO(st, get_plan(g.ws, PLAN_CV | 0x100, sh, dh, &py), done);
     {
-        enum { CHUNK = 768 };
-        const size_t sstride = (size_t)sw * (size_t)cn;
         const long long work = (long long)dh * (long long)len;
-#pragma omp parallel for schedule(static) if (work > PAR_MIN_WORK)
-        for (int dy = 0; dy < dh; dy++) {
-            const int r0 = py->idx[2 * dy], r1 = py->idx[2 * dy + 1];
-            const int32_t b0 = py->k[2 * dy], b1 = py->k[2 * dy + 1];
-            const uint8_t *s0 = src + (size_t)r0 * sstride, *s1 = src + (size_t)r1 * sstride;
-            uint8_t *d = dst + (size_t)dy * len;
-            int32_t h0[CHUNK], h1[CHUNK];
-            for (size_t c0 = 0; c0 < len; c0 += CHUNK) {
-                const size_t m = len - c0 < CHUNK ? len - c0 : CHUNK;
-                cv_hrow(s0, cn, px, c0, m, h0);
-                if (r1 != r0)
-                    cv_hrow(s1, cn, px, c0, m, h1);
-                else
-                    memcpy(h1, h0, m * sizeof(int32_t));
-                for (size_t i = 0; i < m; i++)
-                    d[c0 + i] = (uint8_t)((((b0 * (h0[i] >> 4)) >> 16) + ((b1 * (h1[i] >> 4)) >> 16) + 2) >> 2);
+        int nt = 1;
+#ifdef _OPENMP
+        if (work > PAR_MIN_WORK) nt = omp_get_max_threads();
+#endif
+        int16_t *hbuf = (int16_t *)ws_buf(g.ws, BUF_TMP, sizeof(int16_t) * 2 * len * (size_t)nt);
+        if (!hbuf) {
+            st = PAD_ERR_OOM;
+            goto done;
+        }
+        const size_t sstride = (size_t)sw * (size_t)cn;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int tid = 0, nth = 1;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+            nth = omp_get_num_threads();
+#endif
+            cv_rows c = {{hbuf + 2 * len * (size_t)tid, hbuf + 2 * len * (size_t)tid + len}, {-1, -1}};
+            const int y_begin = (int)((long long)dh * tid / nth), y_end = (int)((long long)dh * (tid + 1) / nth);
+            for (int dy = y_begin; dy < y_end; dy++) {
+                const int r0 = py->idx[2 * dy], r1 = py->idx[2 * dy + 1];
+                const int16_t b0 = (int16_t)py->k[2 * dy], b1 = (int16_t)py->k[2 * dy + 1];
+                const int16_t *h0 = cv_get_row(&c, r0, r1, src, sstride, cn, dw, px);
+                const int16_t *h1 = cv_get_row(&c, r1, r0, src, sstride, cn, dw, px);
+                uint8_t *d = dst + (size_t)dy * len;
+                // ((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16) + 2) >> 2, all terms non-negative
+                for (size_t i = 0; i < len; i++) {
+                    int16_t t0 = (int16_t)(((int32_t)b0 * h0[i]) >> 16), t1 = (int16_t)(((int32_t)b1 * h1[i]) >> 16);
+                    d[i] = (uint8_t)((int16_t)(t0 + t1 + 2) >> 2);
+                }
             }
         }
     }
