@@ -2,6 +2,7 @@
  * ground-truth masks at the metric resolution and heatmap overlays. The resizes themselves live in resize.c.
  * Rules and contracts: image.h. */
 #include "image.h"
+#include "codec.h"
 #include "log.h"
 
 #include <errno.h>
@@ -21,8 +22,7 @@
 // resize.c: the workspace's buffers for intermediate images (slot 0 or 1; contents not preserved between calls).
 void *pad_resize_ws_buffer(pad_resize_ws *ws, int slot, size_t bytes);
 
-// Decoded images larger than this many pixels are refused (decompression bombs).
-#define MAX_PIXELS ((size_t)1 << 28)
+#define MAX_PIXELS PAD_CODEC_MAX_PIXELS
 
 const float pad_clip_mean[3] = {(float)0.48145466, (float)0.4578275, (float)0.40821073};
 const float pad_clip_std[3] = {(float)0.26862954, (float)0.26130258, (float)0.27577711};
@@ -157,15 +157,6 @@ static pad_status decode_failed(const char *name) {
     return PAD_ERR_FORMAT;
 }
 
-// A JPEG whose data stops before its end-of-image marker was cut short; libjpeg and stb both decode what is there.
-static void warn_truncated_jpeg(const unsigned char *d, size_t n, const char *name) {
-    if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return;
-    size_t from = n > 4096 ? n - 4096 : 2;
-    for (size_t i = n - 1; i > from; i--)
-        if (d[i - 1] == 0xFF && d[i] == 0xD9) return;
-    PAD_LOG_WARN("%s: JPEG data ends without an end-of-image marker (truncated file?); decoded what is there", name);
-}
-
 static uint32_t be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
@@ -211,6 +202,7 @@ static pad_status check_png(const unsigned char *d, size_t n, const char *name) 
 pad_status pad_image_load_memory(pad_image *img, const void *data, size_t n, const char *name) {
     memset(img, 0, sizeof *img);
     const unsigned char *d = (const unsigned char *)data;
+    if (pad_codec_is_jpeg(d, n)) return pad_codec_decode_jpeg(d, n, name, img);
     int w, h, comp;
     PAD_TRY(probe(d, n, name, &w, &h, &comp));
     PAD_TRY(check_png(d, n, name));
@@ -222,7 +214,6 @@ pad_status pad_image_load_memory(pad_image *img, const void *data, size_t n, con
         PAD_LOG_ERROR("%s: inconsistent image size (%dx%d vs %dx%d)", name, w, h, w2, h2);
         return PAD_ERR_FORMAT;
     }
-    warn_truncated_jpeg(d, n, name);
     // stb allocates with malloc (STBI_MALLOC default), so the buffer can be owned by the pad_image directly.
     img->w = w;
     img->h = h;
@@ -245,6 +236,17 @@ pad_status pad_mask_load(pad_mask *m, const char *path) {
     unsigned char *data;
     size_t n;
     PAD_TRY(read_file(path, &data, &n));
+    if (pad_codec_is_jpeg(data, n)) { // 8-bit only: decode as an image, then any channel > 0
+        pad_image img;
+        pad_status st = pad_codec_decode_jpeg(data, n, path, &img);
+        free(data);
+        if (st == PAD_OK) st = pad_mask_alloc(m, img.w, img.h);
+        if (st == PAD_OK)
+            for (size_t i = 0; i < (size_t)img.w * (size_t)img.h; i++)
+                m->m[i] = (img.rgb[3 * i] | img.rgb[3 * i + 1] | img.rgb[3 * i + 2]) != 0;
+        pad_image_free(&img);
+        return st;
+    }
     int w, h, comp;
     pad_status st = probe(data, n, path, &w, &h, &comp);
     if (st == PAD_OK) st = check_png(data, n, path);
@@ -261,7 +263,6 @@ pad_status pad_mask_load(pad_mask *m, const char *path) {
         free(data);
         return st;
     }
-    warn_truncated_jpeg(data, n, path);
     free(data);
     if (w2 != w || h2 != h || nc < 1 || nc > 4) {
         stbi_image_free(px);

@@ -1,22 +1,27 @@
-/* image.h - images in and out: decoding (stb_image), the bit-exact resizes of Pillow 9.4 and OpenCV 4.x, the three
+/* image.h - images in and out: decoding (libjpeg, stb_image), the bit-exact resizes of Pillow 9.4 and
+ * OpenCV 4.x, the three
  * --preprocess pipelines of cli_contract.md, ground-truth masks at the metric resolution, PNG writing and heatmap
  * overlays.
  *
- * Decoding rules (pad_image_load), chosen to match OpenCV's cv2.imread(path, IMREAD_COLOR) - what the published
- * PromptAD code reads images with - and Pillow's Image.open(path).convert('RGB') wherever the two agree:
- *   - PNG (1/2/4/8/16-bit, gray, gray+alpha, RGB, RGBA, palette, interlaced), JPEG (baseline, progressive, gray),
- *     BMP, TGA, GIF (first frame), PSD, PNM via stb_image; the result is always 8-bit RGB.
- *   - 16-bit samples keep their high byte (v >> 8). This is exactly OpenCV (libpng strip_16) for every PNG, and
- *     Pillow for 16-bit RGB/RGBA; Pillow differs on 16-bit grayscale, which it clips to 255 (mode I -> RGB).
- *   - Alpha is dropped without compositing (OpenCV IMREAD_COLOR and Pillow convert('RGB') both do this).
- *     Note: OpenCLIP's own transform resizes RGBA in premultiplied form before dropping alpha; we drop it at load.
- *   - Gray is replicated to R = G = B; palette images are expanded through their palette (tRNS ignored).
- *   - EXIF orientation is ignored (like Pillow and stb; cv2.imread would rotate).
- *   - JPEG: stb's IDCT and chroma upsampling are not libjpeg's; decoded pixels differ from Pillow/OpenCV by a few
- *     levels (measured on the test files: max 3 for 4:4:4 and progressive, max 6 for 4:2:0, mean < 0.6). Files
- *     that end without an end-of-image marker decode (as with libjpeg) but log a warning.
+ * Decoding rules (pad_image_load): the pixels of OpenCV's cv2.imread(path, IMREAD_COLOR) - what the published
+ * PromptAD code reads images with - in RGB order; Pillow's Image.open(path).convert('RGB') agrees except where noted.
+ *   - JPEG through libjpeg(-turbo) with OpenCV's settings (codec.c): bit-identical to OpenCV and Pillow built on
+ *     the same library (checked against cv2 4.6 / Pillow 9.4 on Debian 12, also on natural photos at qualities
+ *     75-95, 4:2:0 and 4:4:4). Everything else through stb_image: PNG (1/2/4/8/16-bit, gray, gray+alpha, RGB,
+ *     RGBA, palette, tRNS, Adam7; pixel-identical to OpenCV on all of these), BMP, TGA, GIF (first frame), PSD,
+ *     PNM. The result is always 8-bit RGB.
+ *   - 16-bit samples keep their high byte (v >> 8): OpenCV (png_set_strip_16) for every PNG, Pillow for 16-bit
+ *     RGB/RGBA; Pillow differs on 16-bit grayscale, which it clips to 255 (mode I -> RGB).
+ *   - Alpha (and PNG tRNS transparency) is dropped without compositing, as both libraries do. Note: OpenCLIP's own
+ *     transform resizes RGBA in premultiplied form before dropping alpha; we drop it at load.
+ *   - Gray (any bit depth) is scaled to 8 bits and replicated to R = G = B; palettes are expanded.
+ *   - CMYK / YCCK JPEGs use OpenCV's conversion v = k - ((255 - v) * k >> 8) (Pillow's differs).
+ *   - EXIF orientation is ignored, like Pillow (cv2.imread would rotate a JPEG that carries an orientation tag).
+ *   - PNG chunk checksums are verified and a PNG that ends early is an error (as libpng does in OpenCV and
+ *     Pillow; stb_image alone checks neither). A JPEG whose data ends early or is corrupt decodes as far as libjpeg
+ *     can, with a warning naming the file (OpenCV's behaviour).
  *   - Any failure (missing file, empty file, not an image, truncated or corrupt data) returns an error and logs one
- *     line "<path>: <problem>" that includes stb's reason. Never a crash.
+ *     line "<path>: <problem>" with the decoder's reason. Never a crash.
  *
  * Resizes are bit-exact re-implementations (integer arithmetic, same rounding) and do not depend on the OpenMP
  * thread count. Buffers are interleaved 8-bit with cn channels (1..4), rows of w*cn bytes, no padding.
@@ -63,11 +68,12 @@ void pad_image_free(pad_image *img); // frees rgb and zeroes *img; NULL and empt
 
 // Allocates a w x h mask of zeros (e.g. the ground truth of a good image).
 pad_status pad_mask_alloc(pad_mask *m, int w, int h);
-// Reads a ground-truth mask: any format stb_image decodes, any bit depth. A pixel is 1 when its value is > 0 at the
-// file's full bit depth (for colour files: when any of R, G, B is > 0; alpha is ignored). This is the official
-// code's `mask > 0` except in corner cases: cv2.imread(IMREAD_GRAYSCALE) keeps the high byte of 16-bit files (so
-// a 16-bit value 1..255 would read as 0 there) and converts colour to luma (a colour whose luma rounds to 0 would
-// read as 0 there). Errors as pad_image_load.
+// Reads a ground-truth mask: PNG (checksums verified as above) and the other stb_image formats at their full bit
+// depth, JPEG through libjpeg. A pixel is 1 when its value is > 0 at the file's full bit depth (for colour files:
+// when any of R, G, B is > 0; alpha is ignored). This is the official code's `mask > 0` except in corner cases:
+// cv2.imread(IMREAD_GRAYSCALE) keeps the high byte of 16-bit files (so a 16-bit value 1..255 would read as 0
+// there) and converts colour to luma (a colour whose luma rounds to 0 would read as 0 there). Errors as
+// pad_image_load.
 pad_status pad_mask_load(pad_mask *m, const char *path);
 void pad_mask_free(pad_mask *m); // frees m->m and zeroes *m; NULL is a no-op
 

@@ -255,6 +255,27 @@ def smooth(w, h, seed):
     return np.clip(np.stack([r, g, b], -1), 0, 255).round().astype(np.uint8)
 
 
+def write_png_adam7(path, rgb):
+    """An interlaced (Adam7) 8-bit RGB PNG; neither Pillow nor OpenCV writes those."""
+    import struct
+    h, w = rgb.shape[:2]
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                           (0, 1, 1, 2)):
+        sub = rgb[y0::dy, x0::dx]
+        if sub.size:
+            for row in sub:
+                raw += b"\x00" + row.tobytes()
+
+    def chunk(t, data):
+        return struct.pack(">I", len(data)) + t + data + struct.pack(">I", zlib.crc32(t + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) +
+                chunk(b"IEND", b""))
+
+
 def decode_cases():
     os.makedirs(IMG_DIR, exist_ok=True)
     rng = np.random.default_rng(123)
@@ -285,19 +306,36 @@ def decode_cases():
     bits = (rng.integers(0, 2, (6, 11)) * 255).astype(np.uint8)
     Image.fromarray(bits, "L").convert("1").save(os.path.join(IMG_DIR, "bits1.png"))
     files["bits1.png"] = np.repeat(bits[..., None], 3, 2)
+    adam = synth(19, 13, 3, 11)
+    write_png_adam7(os.path.join(IMG_DIR, "adam7.png"), adam)
+    files["adam7.png"] = adam
+    pal4 = Image.fromarray(synth(9, 7, 3, 12), "RGB").convert("P", palette=Image.ADAPTIVE, colors=10)
+    pal4.save(os.path.join(IMG_DIR, "palette4.png"), bits=4)
+    assert Image.open(os.path.join(IMG_DIR, "palette4.png")).info.get("bits", 4) <= 8
+    files["palette4.png"] = np.asarray(Image.open(os.path.join(IMG_DIR, "palette4.png")).convert("RGB"))
+    trns = synth(8, 6, 3, 13)
+    Image.fromarray(trns, "RGB").save(os.path.join(IMG_DIR, "rgb_trns.png"), transparency=tuple(int(v) for v in
+                                                                                              trns[0, 0]))
+    files["rgb_trns.png"] = trns
+    bmp = synth(11, 6, 3, 14)  # a format that goes through stb_image
+    Image.fromarray(bmp, "RGB").save(os.path.join(IMG_DIR, "rgb.bmp"))
+    files["rgb.bmp"] = bmp
     sm = smooth(32, 24, 1)
     Image.fromarray(sm, "RGB").save(os.path.join(IMG_DIR, "q95_444.jpg"), quality=95, subsampling=0)
     Image.fromarray(sm, "RGB").save(os.path.join(IMG_DIR, "q75_420.jpg"), quality=75, subsampling=2)
     Image.fromarray(sm, "RGB").save(os.path.join(IMG_DIR, "progressive.jpg"), quality=90, progressive=True)
     Image.fromarray(sm[..., 1], "L").save(os.path.join(IMG_DIR, "gray.jpg"), quality=90)
+    Image.fromarray(sm, "RGB").convert("CMYK").save(os.path.join(IMG_DIR, "cmyk.jpg"), quality=90)
     for name in ("q95_444.jpg", "q75_420.jpg", "progressive.jpg", "gray.jpg"):
         p = np.asarray(Image.open(os.path.join(IMG_DIR, name)).convert("RGB"))
         c = cv2.imread(os.path.join(IMG_DIR, name), cv2.IMREAD_COLOR)[..., ::-1]
         assert np.array_equal(p, c), name  # both are libjpeg
         files[name] = p
+    # CMYK: Pillow and OpenCV convert differently; we follow OpenCV
+    files["cmyk.jpg"] = cv2.imread(os.path.join(IMG_DIR, "cmyk.jpg"), cv2.IMREAD_COLOR)[..., ::-1]
     for name, arr in files.items():
         path = os.path.join(IMG_DIR, name)
-        if name.endswith(".png"):  # PNG: OpenCV, Pillow (except gray16) and the rule above must agree
+        if name.endswith((".png", ".bmp")):  # OpenCV, Pillow (except gray16) and the rule above must agree
             c = cv2.imread(path, cv2.IMREAD_COLOR)[..., ::-1]
             assert np.array_equal(c, arr), name
         T[f"decode.{name}"] = np.ascontiguousarray(arr)
