@@ -112,8 +112,8 @@ pad_status pad_resize_pil_bicubic_crop_u8(const uint8_t *src, int sw, int sh, in
 // INTER_AREA when both scales are exactly 2; that gives the same numbers, and so does this function.)
 pad_status pad_resize_cv_linear_u8(const uint8_t *src, int sw, int sh, int cn, uint8_t *dst, int dw, int dh,
                                    pad_resize_ws *ws);
-// Pillow Image.resize(..., Image.NEAREST): output x reads source floor(x0 + sw/dw * 0.5 + x * sw/dw), with the
-// position accumulated in double as Pillow does (ImagingScaleAffine); same for rows.
+// Pillow Image.resize(..., Image.NEAREST): output x reads source floor(sw/dw * 0.5 + x * sw/dw), the position
+// accumulated in double by repeated addition as Pillow does (ImagingScaleAffine); same for rows.
 pad_status pad_resize_nearest_pil_u8(const uint8_t *src, int sw, int sh, int cn, uint8_t *dst, int dw, int dh,
                                      pad_resize_ws *ws);
 // OpenCV cv2.resize(..., INTER_NEAREST): output x reads source min(floor(x * (1 / (dw / sw))), sw - 1).
@@ -168,7 +168,7 @@ pad_status pad_preprocess_ws(const pad_image *img, pad_preprocess_mode mode, int
 //   SQUASH:   Pillow NEAREST of the whole mask to R x R (pixel-centre sampling, the same geometry as the squashed
 //             image; cv2's floor(x * scale) would shift the mask by half a source pixel).
 //   OPENCLIP: Pillow NEAREST with the OpenCLIP geometry at size R (shorter side -> R, centre crop R x R), i.e. the
-//             region the model sees.
+//             region the model sees (up to the rounding of the crop offsets at R rather than S).
 pad_status pad_mask_preprocess(const pad_mask *m, pad_preprocess_mode mode, int R, pad_mask *out);
 
 // ----------------------------------------------------------------------------
