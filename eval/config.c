@@ -1,0 +1,1248 @@
+/* config.c - the `promptad run` configuration of config.h: defaults, the YAML schema (libcyaml), overrides, the
+ * protocol-dependent "auto" values, the resolved dump and the result hash. */
+#include "config.h"
+
+#include "dataset.h"
+#include "image.h"
+#include "log.h"
+#include "shots.h"
+
+#include <cyaml/cyaml.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+// ----------------------------------------------------------------------------
+// Keys
+
+static const pad_config_key k_keys[] = {
+    {"model.weights", "OpenCLIP checkpoint (safetensors); weights/get_weights.sh fetches the real one", false},
+    {"model.vocab", "CLIP BPE vocabulary (.txt.gz); empty = $PROMPTAD_VOCAB or weights/", false},
+    {"model.generate", "none | tiny: write a random tiny model + byte vocabulary at the paths above if missing", false},
+    {"model.preprocess", "auto | squash | openclip | official (image to model input)", false},
+    {"model.taps", "the two memory-bank blocks (0-based), default [3, 8]", true},
+    {"data.format", "mvtec | visa | mpdd | loco | folder | synth", false},
+    {"data.root", "dataset root folder (synth: generated there if absent)", false},
+    {"data.name", "name of the results folder of this dataset (default: the format)", false},
+    {"data.classes", "classes to run (default: every class present, official order)", true},
+    {"data.max_test", "0 = every test image; N = an evenly spaced subset of N (smoke tests)", false},
+    {"data.synth.classes", "synth: number of classes (1..16)", false},
+    {"data.synth.seed", "synth: dataset seed", false},
+    {"data.synth.size", "synth: image side in pixels", false},
+    {"data.synth.train", "synth: train/good images per class", false},
+    {"data.synth.test_good", "synth: test/good images per class", false},
+    {"data.synth.test_bad", "synth: defective test images per class", false},
+    {"run.protocol", "clean (default) | official", false},
+    {"run.shots", "numbers of normal shots, e.g. [1, 2, 4]", true},
+    {"run.seeds", "seeds (shot draws and prompt initialisation), e.g. [0, 1, 2, 3, 4]", true},
+    {"run.tasks", "cls and/or seg (two trainings, as the official code)", true},
+    {"run.epochs", "prompt-training epochs (one SGD step each)", false},
+    {"run.device", "auto | cpu | cuda", false},
+    {"run.shot_select", "auto | random | sorted-index | basename | glob", false},
+    {"run.shot_lists", "official shot list file (default configs/official_shots/<format>.yaml)", false},
+    {"run.prompts", "auto | official | paper | mpdd | loco | synth | <file.yaml>", false},
+    {"run.resolution", "side of the anomaly maps and ground truth (400)", false},
+    {"run.batch", "images per vision-tower forward", false},
+    {"run.tau", "raw (official: logit_scale as stored) | exp", false},
+    {"run.fp16_scores", "auto | true | false: round V, T, s_T to half before the metrics", false},
+    {"run.test_bgr", "auto | true | false: feed test images in BGR order (the official code's quirk)", false},
+    {"run.select", "auto | last | best (best = evaluate every epoch, keep the best test epoch)", false},
+    {"run.fpr_limit", "FPR limit of the PRO metrics (0.3)", false},
+    {"run.threads", "CPU threads (0 = all cores)", false},
+    {"train.lr", "initial learning rate (0.002)", false},
+    {"train.lr_min", "final learning rate of the cosine schedule (1e-5)", false},
+    {"train.momentum", "SGD momentum (0.9)", false},
+    {"train.weight_decay", "SGD weight decay (5e-4)", false},
+    {"train.lambda_align", "weight of the MAP/LAP alignment loss (0.001)", false},
+    {"train.margin", "EAM margin (0)", false},
+    {"train.n_ctx", "learned context vectors per normal prompt (4)", false},
+    {"train.n_ctx_ab", "learned anomaly vectors per LAP (1)", false},
+    {"train.n_pro_cls", "normal prompts of the cls task (3)", false},
+    {"train.n_pro_seg", "normal prompts of the seg task (1)", false},
+    {"train.n_pro_ab", "learned anomaly vector sets (4)", false},
+    {"train.eam", "token-axis (official seg quirk) | per-token", false},
+    {"train.lap", "before-name (official) | after-name (paper figure)", false},
+    {"output.dir", "results folder: <dir>/<dataset>/<class>/k<k>/seed<s>/<task>/", false},
+    {"output.maps", "none | grid | full (maps.safetensors per unit; full adds F16 R x R pixel maps)", false},
+    {"output.heatmaps", "heatmap overlay PNGs per unit (0 = none)", false},
+    {"output.models", "true | false: save a predict model per (class, shot, seed)", false},
+    {"output.on_mismatch", "error | redo: a finished unit computed with another config hash", false},
+};
+#define N_KEYS (int)(sizeof k_keys / sizeof k_keys[0])
+
+const pad_config_key *pad_config_keys(int *n) {
+    *n = N_KEYS;
+    return k_keys;
+}
+
+static const pad_config_key *find_key(const char *key) {
+    for (int i = 0; i < N_KEYS; i++)
+        if (strcmp(k_keys[i].key, key) == 0) return &k_keys[i];
+    return NULL;
+}
+
+// ----------------------------------------------------------------------------
+// Defaults
+
+static void copy_str(char *dst, size_t cap, const char *src) {
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+#define COPY(dst, src) copy_str((dst), sizeof(dst), (src))
+
+void pad_run_config_default(pad_run_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    COPY(cfg->model.weights, "weights/vit_b_16_plus_240-laion400m_e32.safetensors");
+    COPY(cfg->model.vocab, "");
+    COPY(cfg->model.generate, "none");
+    cfg->model.preprocess = -1;
+    cfg->model.taps[0] = 3;
+    cfg->model.taps[1] = 8;
+    COPY(cfg->data.format, "mvtec");
+    cfg->data.synth.classes = 2;
+    cfg->data.synth.seed = 0;
+    cfg->data.synth.size = 256;
+    cfg->data.synth.train = 12;
+    cfg->data.synth.test_good = 10;
+    cfg->data.synth.test_bad = 10;
+    cfg->run.protocol = PAD_PROTOCOL_CLEAN;
+    cfg->run.n_shots = 3;
+    cfg->run.shots[0] = 1;
+    cfg->run.shots[1] = 2;
+    cfg->run.shots[2] = 4;
+    cfg->run.n_seeds = 5;
+    for (int i = 0; i < 5; i++)
+        cfg->run.seeds[i] = i;
+    cfg->run.tasks = PAD_RUN_TASK_CLS | PAD_RUN_TASK_SEG;
+    cfg->run.epochs = 100;
+    cfg->run.device = PAD_BACKEND_AUTO;
+    cfg->run.shot_select = -1;
+    COPY(cfg->run.prompts, "auto");
+    cfg->run.resolution = 400;
+    cfg->run.batch = 16;
+    cfg->run.tau_exp = false;
+    cfg->run.fp16_scores = -1;
+    cfg->run.test_bgr = -1;
+    cfg->run.select = PAD_SELECT_AUTO;
+    cfg->run.fpr_limit = 0.3;
+    cfg->train.lr = 0.002f;
+    cfg->train.lr_min = 1e-5f;
+    cfg->train.momentum = 0.9f;
+    cfg->train.weight_decay = 5e-4f;
+    cfg->train.lambda_align = 0.001f;
+    cfg->train.margin = 0.0f;
+    cfg->train.n_ctx = 4;
+    cfg->train.n_ctx_ab = 1;
+    cfg->train.n_pro_cls = 3;
+    cfg->train.n_pro_seg = 1;
+    cfg->train.n_pro_ab = 4;
+    COPY(cfg->output.dir, "results");
+    cfg->output.maps = PAD_MAPS_GRID;
+    cfg->output.heatmaps = 8;
+    cfg->output.models = true;
+}
+
+const char *pad_run_config_dataset(const pad_run_config *cfg) {
+    return cfg->data.name[0] ? cfg->data.name : cfg->data.format;
+}
+
+// ----------------------------------------------------------------------------
+// The YAML schema: every value is a pointer (NULL = not given), so a document only overrides what it names.
+
+typedef struct y_model {
+    char *weights, *vocab, *generate, *preprocess;
+    int *taps;
+    unsigned taps_count;
+} y_model;
+
+typedef struct y_synth {
+    int *classes, *seed, *size, *train, *test_good, *test_bad;
+} y_synth;
+
+typedef struct y_data {
+    char *format, *root, *name;
+    char **classes;
+    unsigned classes_count;
+    int *max_test;
+    y_synth *synth;
+} y_data;
+
+typedef struct y_run {
+    char *protocol;
+    int *shots;
+    unsigned shots_count;
+    int *seeds;
+    unsigned seeds_count;
+    char **tasks;
+    unsigned tasks_count;
+    int *epochs;
+    char *device, *shot_select, *shot_lists, *prompts;
+    int *resolution, *batch;
+    char *tau, *fp16_scores, *test_bgr, *select;
+    double *fpr_limit;
+    int *threads;
+} y_run;
+
+typedef struct y_train {
+    double *lr, *lr_min, *momentum, *weight_decay, *lambda_align, *margin;
+    int *n_ctx, *n_ctx_ab, *n_pro_cls, *n_pro_seg, *n_pro_ab;
+    char *eam, *lap;
+} y_train;
+
+typedef struct y_output {
+    char *dir, *maps;
+    int *heatmaps;
+    bool *models;
+    char *on_mismatch;
+} y_output;
+
+typedef struct y_top {
+    y_model *model;
+    y_data *data;
+    y_run *run;
+    y_train *train;
+    y_output *output;
+} y_top;
+
+#define OPT     (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
+#define SECTION (CYAML_FLAG_POINTER_NULL | CYAML_FLAG_OPTIONAL)
+
+static const cyaml_schema_value_t k_int_entry = {CYAML_VALUE_INT(CYAML_FLAG_DEFAULT, int)};
+static const cyaml_schema_value_t k_str_entry = {CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, 4096)};
+
+#define STR(key, st, m)      CYAML_FIELD_STRING_PTR(key, OPT, st, m, 0, 4096)
+#define INT(key, st, m)      CYAML_FIELD_INT_PTR(key, OPT, st, m)
+#define FLT(key, st, m)      CYAML_FIELD_FLOAT_PTR(key, OPT, st, m)
+#define INTS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_int_entry, lo, CYAML_UNLIMITED)
+#define STRS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_str_entry, lo, CYAML_UNLIMITED)
+
+static const cyaml_schema_field_t k_model_fields[] = {
+    STR("weights", y_model, weights),       STR("vocab", y_model, vocab),   STR("generate", y_model, generate),
+    STR("preprocess", y_model, preprocess), INTS("taps", y_model, taps, 2), CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t k_synth_fields[] = {
+    INT("classes", y_synth, classes),
+    INT("seed", y_synth, seed),
+    INT("size", y_synth, size),
+    INT("train", y_synth, train),
+    INT("test_good", y_synth, test_good),
+    INT("test_bad", y_synth, test_bad),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t k_data_fields[] = {
+    STR("format", y_data, format),
+    STR("root", y_data, root),
+    STR("name", y_data, name),
+    STRS("classes", y_data, classes, 0),
+    INT("max_test", y_data, max_test),
+    CYAML_FIELD_MAPPING_PTR("synth", SECTION, y_data, synth, k_synth_fields),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t k_run_fields[] = {
+    STR("protocol", y_run, protocol),       INTS("shots", y_run, shots, 1),       INTS("seeds", y_run, seeds, 1),
+    STRS("tasks", y_run, tasks, 1),         INT("epochs", y_run, epochs),         STR("device", y_run, device),
+    STR("shot_select", y_run, shot_select), STR("shot_lists", y_run, shot_lists), STR("prompts", y_run, prompts),
+    INT("resolution", y_run, resolution),   INT("batch", y_run, batch),           STR("tau", y_run, tau),
+    STR("fp16_scores", y_run, fp16_scores), STR("test_bgr", y_run, test_bgr),     STR("select", y_run, select),
+    FLT("fpr_limit", y_run, fpr_limit),     INT("threads", y_run, threads),       CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t k_train_fields[] = {
+    FLT("lr", y_train, lr),
+    FLT("lr_min", y_train, lr_min),
+    FLT("momentum", y_train, momentum),
+    FLT("weight_decay", y_train, weight_decay),
+    FLT("lambda_align", y_train, lambda_align),
+    FLT("margin", y_train, margin),
+    INT("n_ctx", y_train, n_ctx),
+    INT("n_ctx_ab", y_train, n_ctx_ab),
+    INT("n_pro_cls", y_train, n_pro_cls),
+    INT("n_pro_seg", y_train, n_pro_seg),
+    INT("n_pro_ab", y_train, n_pro_ab),
+    STR("eam", y_train, eam),
+    STR("lap", y_train, lap),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t k_output_fields[] = {
+    STR("dir", y_output, dir),
+    STR("maps", y_output, maps),
+    INT("heatmaps", y_output, heatmaps),
+    CYAML_FIELD_BOOL_PTR("models", OPT, y_output, models),
+    STR("on_mismatch", y_output, on_mismatch),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t k_top_fields[] = {
+    CYAML_FIELD_MAPPING_PTR("model", SECTION, y_top, model, k_model_fields),
+    CYAML_FIELD_MAPPING_PTR("data", SECTION, y_top, data, k_data_fields),
+    CYAML_FIELD_MAPPING_PTR("run", SECTION, y_top, run, k_run_fields),
+    CYAML_FIELD_MAPPING_PTR("train", SECTION, y_top, train, k_train_fields),
+    CYAML_FIELD_MAPPING_PTR("output", SECTION, y_top, output, k_output_fields),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t k_top_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER_NULL, y_top, k_top_fields),
+};
+
+// ----------------------------------------------------------------------------
+// Where a message points: a file (with the text, to find a key's line) or a --set override.
+
+typedef struct src_ctx {
+    const char *name;  // file path, or the --set argument
+    bool is_set;       // messages read "--set X: ..." instead of "file:line: ..."
+    const char *text;  // the document text (for line lookups)
+    char set_key[256]; // the key of a --set override
+} src_ctx;
+
+// The line (1-based) of dotted key `key` in a block-style YAML text, or 0. Tracks the chain of mapping keys by
+// indentation; list items ("- ") count as indentation.
+static int key_line(const char *text, const char *key) {
+    if (!text) return 0;
+    char stack[8][128];
+    int ind[8], depth = 0, line = 0;
+    const char *p = text;
+    while (*p) {
+        line++;
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        int col = 0;
+        while ((size_t)col < len && (p[col] == ' ' || p[col] == '\t'))
+            col++;
+        const char *s = p + col;
+        size_t rest = len - (size_t)col;
+        if (rest && *s != '#') {
+            size_t kl = 0;
+            while (kl < rest && (s[kl] == '_' || s[kl] == '-' || (s[kl] >= 'a' && s[kl] <= 'z') ||
+                                 (s[kl] >= 'A' && s[kl] <= 'Z') || (s[kl] >= '0' && s[kl] <= '9')))
+                kl++;
+            if (kl && kl < rest && s[kl] == ':' && kl < 128) {
+                while (depth > 0 && ind[depth - 1] >= col)
+                    depth--;
+                if (depth < 8) {
+                    memcpy(stack[depth], s, kl);
+                    stack[depth][kl] = 0;
+                    ind[depth] = col;
+                    depth++;
+                    char joined[1024] = "";
+                    for (int i = 0; i < depth; i++) {
+                        size_t jl = strlen(joined);
+                        snprintf(joined + jl, sizeof joined - jl, "%s%s", i ? "." : "", stack[i]);
+                    }
+                    if (strcmp(joined, key) == 0) return line;
+                }
+            }
+        }
+        if (!eol) break;
+        p = eol + 1;
+    }
+    return 0;
+}
+
+static void src_error(const src_ctx *c, const char *key, const char *fmt, ...) PAD_PRINTF_LIKE(3, 4);
+static void src_error(const src_ctx *c, const char *key, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->is_set) {
+        PAD_LOG_ERROR("--set %s: %s%s%s", c->name, key ? key : "", key ? ": " : "", msg);
+        return;
+    }
+    int line = key ? key_line(c->text, key) : 0;
+    if (line > 0)
+        PAD_LOG_ERROR("%s:%d: %s%s%s", c->name, line, key ? key : "", key ? ": " : "", msg);
+    else
+        PAD_LOG_ERROR("%s: %s%s%s", c->name, key ? key : "", key ? ": " : "", msg);
+}
+
+// ----------------------------------------------------------------------------
+// Overlay of a parsed document onto the configuration, with value checks.
+
+static bool parse_choice(const src_ctx *c, const char *key, const char *v, const char *const *names, int n, int *out) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return true;
+        }
+    char list[512] = "";
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", names[i]);
+    }
+    src_error(c, key, "'%s' is not one of %s", v, list);
+    return false;
+}
+
+// auto | true | false (also yes/no/on/off) -> -1 / 1 / 0
+static bool parse_tri(const src_ctx *c, const char *key, const char *v, int *out) {
+    static const char *const names[] = {"auto", "true", "false", "yes", "no", "on", "off"};
+    static const int vals[] = {-1, 1, 0, 1, 0, 1, 0};
+    for (int i = 0; i < 7; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = vals[i];
+            return true;
+        }
+    src_error(c, key, "'%s' is not one of auto, true, false", v);
+    return false;
+}
+
+static bool check_int(const src_ctx *c, const char *key, int v, int lo, int hi) {
+    if (v >= lo && v <= hi) return true;
+    src_error(c, key, "%d is out of range [%d, %d]", v, lo, hi);
+    return false;
+}
+
+static bool check_flt(const src_ctx *c, const char *key, double v, double lo, double hi) {
+    if (v >= lo && v <= hi) return true;
+    src_error(c, key, "%g is out of range [%g, %g]", v, lo, hi);
+    return false;
+}
+
+static bool set_path(const src_ctx *c, const char *key, const char *v, char *dst, size_t cap, bool allow_empty) {
+    if (!allow_empty && !v[0]) {
+        src_error(c, key, "must not be empty");
+        return false;
+    }
+    if (strlen(v) >= cap) {
+        src_error(c, key, "value too long (at most %zu characters)", cap - 1);
+        return false;
+    }
+    snprintf(dst, cap, "%s", v);
+    return true;
+}
+
+static bool valid_class_name(const char *s) {
+    if (!s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return false;
+    for (const char *p = s; *p; p++)
+        if (*p == '/' || *p == '\\' || (unsigned char)*p < 32) return false;
+    return true;
+}
+
+static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
+    if (!t) return true;
+    int iv = 0;
+    if (t->model) {
+        const y_model *m = t->model;
+        if (m->weights && !set_path(c, "model.weights", m->weights, cfg->model.weights, PAD_CFG_PATH_MAX, false))
+            return false;
+        if (m->vocab && !set_path(c, "model.vocab", m->vocab, cfg->model.vocab, PAD_CFG_PATH_MAX, true)) return false;
+        if (m->generate) {
+            static const char *const g[] = {"none", "tiny"};
+            if (!parse_choice(c, "model.generate", m->generate, g, 2, &iv)) return false;
+            COPY(cfg->model.generate, g[iv]);
+        }
+        if (m->preprocess) {
+            static const char *const p[] = {"squash", "openclip", "official", "auto"};
+            if (!parse_choice(c, "model.preprocess", m->preprocess, p, 4, &iv)) return false;
+            cfg->model.preprocess = iv == 3 ? -1 : iv;
+        }
+        if (m->taps) {
+            if (m->taps_count != 2) {
+                src_error(c, "model.taps", "expected two block indices, got %u", m->taps_count);
+                return false;
+            }
+            for (int i = 0; i < 2; i++)
+                if (!check_int(c, "model.taps", m->taps[i], 0, 255)) return false;
+            cfg->model.taps[0] = m->taps[0];
+            cfg->model.taps[1] = m->taps[1];
+        }
+    }
+    if (t->data) {
+        const y_data *d = t->data;
+        if (d->format) {
+            static const char *const f[] = {"mvtec", "visa", "mpdd", "loco", "folder", "synth"};
+            if (!parse_choice(c, "data.format", d->format, f, 6, &iv)) return false;
+            COPY(cfg->data.format, f[iv]);
+        }
+        if (d->root && !set_path(c, "data.root", d->root, cfg->data.root, PAD_CFG_PATH_MAX, true)) return false;
+        if (d->name) {
+            if (d->name[0] && !valid_class_name(d->name)) {
+                src_error(c, "data.name", "'%s' is not a valid folder name", d->name);
+                return false;
+            }
+            if (!set_path(c, "data.name", d->name, cfg->data.name, PAD_CFG_NAME_MAX, true)) return false;
+        }
+        if (d->classes) {
+            if (d->classes_count > PAD_CFG_MAX_CLASS) {
+                src_error(c, "data.classes", "at most %d classes", PAD_CFG_MAX_CLASS);
+                return false;
+            }
+            for (unsigned i = 0; i < d->classes_count; i++) {
+                if (!valid_class_name(d->classes[i]) || strlen(d->classes[i]) >= PAD_CFG_NAME_MAX) {
+                    src_error(c, "data.classes", "'%s' is not a valid class name", d->classes[i]);
+                    return false;
+                }
+                for (unsigned j = 0; j < i; j++)
+                    if (strcmp(d->classes[i], d->classes[j]) == 0) {
+                        src_error(c, "data.classes", "'%s' listed twice", d->classes[i]);
+                        return false;
+                    }
+            }
+            for (unsigned i = 0; i < d->classes_count; i++)
+                COPY(cfg->data.classes[i], d->classes[i]);
+            cfg->data.n_classes = (int)d->classes_count;
+        }
+        if (d->max_test) {
+            if (!check_int(c, "data.max_test", *d->max_test, 0, 1000000)) return false;
+            cfg->data.max_test = *d->max_test;
+        }
+        if (d->synth) {
+            const y_synth *s = d->synth;
+            if (s->classes) {
+                if (!check_int(c, "data.synth.classes", *s->classes, 1, 16)) return false;
+                cfg->data.synth.classes = *s->classes;
+            }
+            if (s->seed) {
+                if (!check_int(c, "data.synth.seed", *s->seed, 0, 2147483647)) return false;
+                cfg->data.synth.seed = *s->seed;
+            }
+            if (s->size) {
+                if (!check_int(c, "data.synth.size", *s->size, 64, 2048)) return false;
+                cfg->data.synth.size = *s->size;
+            }
+            if (s->train) {
+                if (!check_int(c, "data.synth.train", *s->train, 1, 10000)) return false;
+                cfg->data.synth.train = *s->train;
+            }
+            if (s->test_good) {
+                if (!check_int(c, "data.synth.test_good", *s->test_good, 0, 10000)) return false;
+                cfg->data.synth.test_good = *s->test_good;
+            }
+            if (s->test_bad) {
+                if (!check_int(c, "data.synth.test_bad", *s->test_bad, 0, 10000)) return false;
+                cfg->data.synth.test_bad = *s->test_bad;
+            }
+        }
+    }
+    if (t->run) {
+        const y_run *r = t->run;
+        if (r->protocol) {
+            static const char *const p[] = {"clean", "official"};
+            if (!parse_choice(c, "run.protocol", r->protocol, p, 2, &iv)) return false;
+            cfg->run.protocol = (pad_protocol)iv;
+        }
+        if (r->shots) {
+            if (r->shots_count > PAD_CFG_MAX_LIST) {
+                src_error(c, "run.shots", "at most %d entries", PAD_CFG_MAX_LIST);
+                return false;
+            }
+            for (unsigned i = 0; i < r->shots_count; i++) {
+                if (!check_int(c, "run.shots", r->shots[i], 1, 1024)) return false;
+                for (unsigned j = 0; j < i; j++)
+                    if (r->shots[i] == r->shots[j]) {
+                        src_error(c, "run.shots", "%d listed twice", r->shots[i]);
+                        return false;
+                    }
+            }
+            for (unsigned i = 0; i < r->shots_count; i++)
+                cfg->run.shots[i] = r->shots[i];
+            cfg->run.n_shots = (int)r->shots_count;
+        }
+        if (r->seeds) {
+            if (r->seeds_count > PAD_CFG_MAX_LIST) {
+                src_error(c, "run.seeds", "at most %d entries", PAD_CFG_MAX_LIST);
+                return false;
+            }
+            for (unsigned i = 0; i < r->seeds_count; i++) {
+                if (!check_int(c, "run.seeds", r->seeds[i], 0, 2147483647)) return false;
+                for (unsigned j = 0; j < i; j++)
+                    if (r->seeds[i] == r->seeds[j]) {
+                        src_error(c, "run.seeds", "%d listed twice", r->seeds[i]);
+                        return false;
+                    }
+            }
+            for (unsigned i = 0; i < r->seeds_count; i++)
+                cfg->run.seeds[i] = r->seeds[i];
+            cfg->run.n_seeds = (int)r->seeds_count;
+        }
+        if (r->tasks) {
+            int mask = 0;
+            for (unsigned i = 0; i < r->tasks_count; i++) {
+                static const char *const tn[] = {"cls", "seg"};
+                if (!parse_choice(c, "run.tasks", r->tasks[i], tn, 2, &iv)) return false;
+                if (mask & (1 << iv)) {
+                    src_error(c, "run.tasks", "'%s' listed twice", r->tasks[i]);
+                    return false;
+                }
+                mask |= 1 << iv;
+            }
+            cfg->run.tasks = mask;
+        }
+        if (r->epochs) {
+            if (!check_int(c, "run.epochs", *r->epochs, 1, 100000)) return false;
+            cfg->run.epochs = *r->epochs;
+        }
+        if (r->device) {
+            static const char *const d[] = {"auto", "cpu", "cuda"};
+            if (!parse_choice(c, "run.device", r->device, d, 3, &iv)) return false;
+            cfg->run.device = iv; // PAD_BACKEND_AUTO, CPU, CUDA in this order
+        }
+        if (r->shot_select) {
+            static const char *const s[] = {"random", "sorted-index", "basename", "glob", "auto"};
+            if (!parse_choice(c, "run.shot_select", r->shot_select, s, 5, &iv)) return false;
+            cfg->run.shot_select = iv == 4 ? -1 : iv;
+        }
+        if (r->shot_lists && !set_path(c, "run.shot_lists", r->shot_lists, cfg->run.shot_lists, PAD_CFG_PATH_MAX, true))
+            return false;
+        if (r->prompts && !set_path(c, "run.prompts", r->prompts, cfg->run.prompts, PAD_CFG_PATH_MAX, false))
+            return false;
+        if (r->resolution) {
+            if (!check_int(c, "run.resolution", *r->resolution, 8, 4096)) return false;
+            cfg->run.resolution = *r->resolution;
+        }
+        if (r->batch) {
+            if (!check_int(c, "run.batch", *r->batch, 1, 4096)) return false;
+            cfg->run.batch = *r->batch;
+        }
+        if (r->tau) {
+            static const char *const s[] = {"raw", "exp"};
+            if (!parse_choice(c, "run.tau", r->tau, s, 2, &iv)) return false;
+            cfg->run.tau_exp = iv == 1;
+        }
+        if (r->fp16_scores && !parse_tri(c, "run.fp16_scores", r->fp16_scores, &cfg->run.fp16_scores)) return false;
+        if (r->test_bgr && !parse_tri(c, "run.test_bgr", r->test_bgr, &cfg->run.test_bgr)) return false;
+        if (r->select) {
+            static const char *const s[] = {"last", "best", "auto"};
+            if (!parse_choice(c, "run.select", r->select, s, 3, &iv)) return false;
+            cfg->run.select = iv == 2 ? PAD_SELECT_AUTO : iv;
+        }
+        if (r->fpr_limit) {
+            if (!check_flt(c, "run.fpr_limit", *r->fpr_limit, 1e-6, 1.0)) return false;
+            cfg->run.fpr_limit = *r->fpr_limit;
+        }
+        if (r->threads) {
+            if (!check_int(c, "run.threads", *r->threads, 0, 4096)) return false;
+            cfg->run.threads = *r->threads;
+        }
+    }
+    if (t->train) {
+        const y_train *tr = t->train;
+        struct {
+            const char *key;
+            const double *v;
+            float *dst;
+            double lo, hi;
+        } fl[] = {
+            {"train.lr", tr->lr, &cfg->train.lr, 0.0, 100.0},
+            {"train.lr_min", tr->lr_min, &cfg->train.lr_min, 0.0, 100.0},
+            {"train.momentum", tr->momentum, &cfg->train.momentum, 0.0, 1.0},
+            {"train.weight_decay", tr->weight_decay, &cfg->train.weight_decay, 0.0, 10.0},
+            {"train.lambda_align", tr->lambda_align, &cfg->train.lambda_align, 0.0, 1e6},
+            {"train.margin", tr->margin, &cfg->train.margin, -100.0, 100.0},
+        };
+        for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
+            if (fl[i].v) {
+                if (!check_flt(c, fl[i].key, *fl[i].v, fl[i].lo, fl[i].hi)) return false;
+                *fl[i].dst = (float)*fl[i].v;
+            }
+        struct {
+            const char *key;
+            const int *v;
+            int *dst;
+        } in[] = {
+            {"train.n_ctx", tr->n_ctx, &cfg->train.n_ctx},
+            {"train.n_ctx_ab", tr->n_ctx_ab, &cfg->train.n_ctx_ab},
+            {"train.n_pro_cls", tr->n_pro_cls, &cfg->train.n_pro_cls},
+            {"train.n_pro_seg", tr->n_pro_seg, &cfg->train.n_pro_seg},
+            {"train.n_pro_ab", tr->n_pro_ab, &cfg->train.n_pro_ab},
+        };
+        for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+            if (in[i].v) {
+                if (!check_int(c, in[i].key, *in[i].v, 1, 64)) return false;
+                *in[i].dst = *in[i].v;
+            }
+        if (tr->eam) {
+            static const char *const s[] = {"token-axis", "per-token"};
+            if (!parse_choice(c, "train.eam", tr->eam, s, 2, &cfg->train.eam)) return false;
+        }
+        if (tr->lap) {
+            static const char *const s[] = {"before-name", "after-name"};
+            if (!parse_choice(c, "train.lap", tr->lap, s, 2, &cfg->train.lap)) return false;
+        }
+    }
+    if (t->output) {
+        const y_output *o = t->output;
+        if (o->dir && !set_path(c, "output.dir", o->dir, cfg->output.dir, PAD_CFG_PATH_MAX, false)) return false;
+        if (o->maps) {
+            static const char *const s[] = {"none", "grid", "full"};
+            if (!parse_choice(c, "output.maps", o->maps, s, 3, &cfg->output.maps)) return false;
+        }
+        if (o->heatmaps) {
+            if (!check_int(c, "output.heatmaps", *o->heatmaps, 0, 100000)) return false;
+            cfg->output.heatmaps = *o->heatmaps;
+        }
+        if (o->models) cfg->output.models = *o->models;
+        if (o->on_mismatch) {
+            static const char *const s[] = {"error", "redo"};
+            if (!parse_choice(c, "output.on_mismatch", o->on_mismatch, s, 2, &iv)) return false;
+            cfg->output.redo_on_mismatch = iv == 1;
+        }
+    }
+    return true;
+}
+
+// ----------------------------------------------------------------------------
+// Parsing a document
+
+typedef struct yaml_log {
+    char msg[512];
+    int line, col;
+    char field[128]; // innermost "mapping field 'x'" of the backtrace
+} yaml_log;
+
+static void yaml_log_fn(cyaml_log_t level, void *ctx, const char *fmt, va_list args) {
+    yaml_log *lg = ctx;
+    if (level < CYAML_LOG_ERROR) return;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, args);
+    const char *at = strstr(buf, "(line: ");
+    if (at) {
+        if (lg->line == 0) sscanf(at, "(line: %d, column: %d)", &lg->line, &lg->col);
+        const char *f = strstr(buf, "mapping field '");
+        if (f && !lg->field[0]) sscanf(f, "mapping field '%127[^']'", lg->field);
+        return;
+    }
+    if (lg->msg[0] || strstr(buf, "Backtrace")) return;
+    const char *m = buf;
+    if (strncmp(m, "Load: ", 6) == 0) m += 6;
+    if (strncmp(m, "libyaml: ", 9) == 0) m += 9;
+    snprintf(lg->msg, sizeof lg->msg, "%s", m);
+    size_t n = strlen(lg->msg);
+    while (n && (lg->msg[n - 1] == '\n' || lg->msg[n - 1] == ' '))
+        lg->msg[--n] = 0;
+}
+
+// Levenshtein distance (short strings) for "did you mean".
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 63 || lb > 63) return 99;
+    int d[64][64];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+// For an unknown key `key` found at or after line `from`: its line and dotted path (by indentation).
+static int find_unknown_key(const char *text, const char *key, int from, char *path, size_t cap) {
+    if (!text) return 0;
+    char stack[8][128];
+    int ind[8], depth = 0, line = 0;
+    const char *p = text;
+    while (*p) {
+        line++;
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        int col = 0;
+        while ((size_t)col < len && (p[col] == ' ' || p[col] == '\t'))
+            col++;
+        const char *s = p + col;
+        size_t rest = len - (size_t)col;
+        size_t kl = 0;
+        while (kl < rest && s[kl] != ':' && s[kl] != ' ' && s[kl] != '#' && kl < 127)
+            kl++;
+        if (rest && *s != '#' && kl && kl < rest && s[kl] == ':') {
+            while (depth > 0 && ind[depth - 1] >= col)
+                depth--;
+            if (depth < 8) {
+                memcpy(stack[depth], s, kl);
+                stack[depth][kl] = 0;
+                ind[depth] = col;
+                depth++;
+                if (line >= from && strcmp(stack[depth - 1], key) == 0) {
+                    path[0] = 0;
+                    for (int i = 0; i < depth; i++) {
+                        size_t pl = strlen(path);
+                        snprintf(path + pl, cap - pl, "%s%s", i ? "." : "", stack[i]);
+                    }
+                    return line;
+                }
+            }
+        }
+        if (!eol) break;
+        p = eol + 1;
+    }
+    return 0;
+}
+
+// The closest known key with the same section prefix as `path` ("run.epoch" -> "run.epochs"), or NULL.
+static const char *suggest_key(const char *path) {
+    const char *best = NULL;
+    int bd = 3;
+    for (int i = 0; i < N_KEYS; i++) {
+        int d = edit_distance(path, k_keys[i].key);
+        if (d < bd) {
+            bd = d;
+            best = k_keys[i].key;
+        }
+    }
+    return best;
+}
+
+static pad_status parse_doc(pad_run_config *cfg, const char *text, size_t n, const src_ctx *c) {
+    yaml_log lg;
+    memset(&lg, 0, sizeof lg);
+    cyaml_config_t ycfg = {
+        .log_fn = yaml_log_fn,
+        .log_ctx = &lg,
+        .mem_fn = cyaml_mem,
+        .log_level = CYAML_LOG_ERROR,
+        .flags = CYAML_CFG_NO_ALIAS,
+    };
+    // libcyaml 1.3 crashes on a document without any node: treat blank/comment-only text as empty.
+    bool blank = true;
+    for (const char *p = text; p < text + n && blank; p++) {
+        if (*p == '#') {
+            while (p < text + n && *p != '\n')
+                p++;
+            continue;
+        }
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') blank = false;
+    }
+    if (blank) return PAD_OK;
+    y_top *t = NULL;
+    cyaml_err_t e = cyaml_load_data((const uint8_t *)text, n, &ycfg, &k_top_schema, (cyaml_data_t **)&t, NULL);
+    if (e != CYAML_OK) {
+        const char *m = lg.msg[0] ? lg.msg : cyaml_strerror(e);
+        const char *pfx = "Unexpected key: ";
+        if (strncmp(m, pfx, strlen(pfx)) == 0) {
+            const char *key = m + strlen(pfx);
+            char path[512] = "";
+            int line = find_unknown_key(text, key, lg.line, path, sizeof path);
+            if (!path[0]) snprintf(path, sizeof path, "%s", key);
+            const char *sug = suggest_key(path);
+            char hint[256] = "";
+            if (sug) snprintf(hint, sizeof hint, " (did you mean '%s'?)", sug);
+            if (c->is_set)
+                PAD_LOG_ERROR("--set %s: unknown key '%s'%s", c->name, c->set_key, hint);
+            else if (line > 0)
+                PAD_LOG_ERROR("%s:%d: unknown key '%s'%s", c->name, line, path, hint);
+            else
+                PAD_LOG_ERROR("%s: unknown key '%s'%s", c->name, path, hint);
+        } else if (c->is_set) {
+            PAD_LOG_ERROR("--set %s: %s", c->name, m);
+        } else {
+            // the innermost field of the backtrace names the key; its own line beats the mapping's
+            if (lg.line > 0)
+                PAD_LOG_ERROR("%s:%d: %s%s%s", c->name, lg.line, lg.field[0] ? lg.field : "", lg.field[0] ? ": " : "",
+                              m);
+            else
+                PAD_LOG_ERROR("%s: %s", c->name, m);
+        }
+        return PAD_ERR_INVALID_ARG;
+    }
+    bool ok = overlay(cfg, t, c);
+    if (t) cyaml_free(&ycfg, &k_top_schema, t, 0);
+    return ok ? PAD_OK : PAD_ERR_INVALID_ARG;
+}
+
+pad_status pad_run_config_load_text(pad_run_config *cfg, const char *text, const char *name) {
+    src_ctx c = {.name = name, .is_set = false, .text = text};
+    return parse_doc(cfg, text, strlen(text), &c);
+}
+
+pad_status pad_run_config_load(pad_run_config *cfg, const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        PAD_LOG_ERROR("%s: cannot open config: %s", path, strerror(errno));
+        return PAD_ERR_IO;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *text = malloc(cap);
+    if (!text) {
+        fclose(fp);
+        PAD_LOG_ERROR("%s: out of memory", path);
+        return PAD_ERR_OOM;
+    }
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap >= (1u << 24)) {
+                free(text);
+                fclose(fp);
+                PAD_LOG_ERROR("%s: config file too large", path);
+                return PAD_ERR_INVALID_ARG;
+            }
+            char *t = realloc(text, cap * 2);
+            if (!t) {
+                free(text);
+                fclose(fp);
+                PAD_LOG_ERROR("%s: out of memory", path);
+                return PAD_ERR_OOM;
+            }
+            text = t;
+            cap *= 2;
+        }
+        size_t r = fread(text + n, 1, cap - 1 - n, fp);
+        n += r;
+        if (r == 0) break;
+    }
+    bool err = ferror(fp) != 0;
+    fclose(fp);
+    if (err) {
+        free(text);
+        PAD_LOG_ERROR("%s: read error", path);
+        return PAD_ERR_IO;
+    }
+    text[n] = 0;
+    src_ctx c = {.name = path, .is_set = false, .text = text};
+    pad_status st = parse_doc(cfg, text, n, &c);
+    free(text);
+    return st;
+}
+
+pad_status pad_run_config_set(pad_run_config *cfg, const char *assignment) {
+    src_ctx c = {.name = assignment, .is_set = true, .text = NULL};
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment) {
+        PAD_LOG_ERROR("--set %s: expected key=value (e.g. --set run.epochs=10)", assignment);
+        return PAD_ERR_INVALID_ARG;
+    }
+    size_t kl = (size_t)(eq - assignment);
+    if (kl >= sizeof c.set_key) {
+        PAD_LOG_ERROR("--set %s: key too long", assignment);
+        return PAD_ERR_INVALID_ARG;
+    }
+    memcpy(c.set_key, assignment, kl);
+    c.set_key[kl] = 0;
+    // the key: dot-separated identifiers
+    int parts = 1;
+    for (size_t i = 0; i < kl; i++) {
+        char ch = c.set_key[i];
+        if (ch == '.') {
+            if (i == 0 || i + 1 == kl || c.set_key[i + 1] == '.') parts = 0;
+            if (parts) parts++;
+        } else if (!(ch == '_' || ch == '-' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9'))) {
+            parts = 0;
+        }
+        if (!parts) break;
+    }
+    if (!parts || parts > 6) {
+        PAD_LOG_ERROR("--set %s: '%s' is not a dotted key such as run.epochs", assignment, c.set_key);
+        return PAD_ERR_INVALID_ARG;
+    }
+    const char *value = eq + 1;
+    if (strchr(value, '\n')) {
+        PAD_LOG_ERROR("--set %s: the value must be a single line", assignment);
+        return PAD_ERR_INVALID_ARG;
+    }
+    const pad_config_key *ki = find_key(c.set_key);
+    if (!ki) {
+        const char *sug = suggest_key(c.set_key);
+        if (sug)
+            PAD_LOG_ERROR("--set %s: unknown key '%s' (did you mean '%s'?)", assignment, c.set_key, sug);
+        else
+            PAD_LOG_ERROR("--set %s: unknown key '%s' (see 'promptad run --keys')", assignment, c.set_key);
+        return PAD_ERR_INVALID_ARG;
+    }
+    // value as it would be written on the line: lists without brackets become a flow sequence
+    const char *v = value;
+    while (*v == ' ')
+        v++;
+    if (ki->list && (v[0] == 0 || strcmp(v, "[]") == 0)) {
+        if (strcmp(c.set_key, "data.classes") == 0) { // the empty list = every class (the default)
+            cfg->data.n_classes = 0;
+            return PAD_OK;
+        }
+        PAD_LOG_ERROR("--set %s: %s: the list must not be empty", assignment, c.set_key);
+        return PAD_ERR_INVALID_ARG;
+    }
+    bool wrap = ki->list && v[0] != '[';
+    size_t cap = strlen(assignment) * 2 + 256;
+    char *doc = malloc(cap);
+    if (!doc) {
+        PAD_LOG_ERROR("--set %s: out of memory", assignment);
+        return PAD_ERR_OOM;
+    }
+    size_t n = 0;
+    const char *k = c.set_key;
+    int depth = 0;
+    for (;;) {
+        const char *dot = strchr(k, '.');
+        size_t l = dot ? (size_t)(dot - k) : strlen(k);
+        n += (size_t)snprintf(doc + n, cap - n, "%*s%.*s:", depth * 2, "", (int)l, k);
+        if (!dot) break;
+        n += (size_t)snprintf(doc + n, cap - n, "\n");
+        k = dot + 1;
+        depth++;
+    }
+    n += (size_t)snprintf(doc + n, cap - n, wrap ? " [%s]\n" : " %s\n", value);
+    pad_status st = parse_doc(cfg, doc, n, &c);
+    free(doc);
+    return st;
+}
+
+// ----------------------------------------------------------------------------
+// Resolution of the "auto" values
+
+pad_status pad_run_config_finalize(pad_run_config *cfg) {
+    bool official = cfg->run.protocol == PAD_PROTOCOL_OFFICIAL;
+    const char *fmt = cfg->data.format;
+    if (cfg->model.preprocess < 0) cfg->model.preprocess = official ? PAD_PREPROCESS_OFFICIAL : PAD_PREPROCESS_SQUASH;
+    if (cfg->run.test_bgr < 0) cfg->run.test_bgr = official ? 1 : 0;
+    if (cfg->run.fp16_scores < 0) cfg->run.fp16_scores = official ? 1 : 0;
+    if (cfg->run.select == PAD_SELECT_AUTO) cfg->run.select = official ? PAD_SELECT_BEST : PAD_SELECT_LAST;
+    bool has_lists = strcmp(fmt, "mvtec") == 0 || strcmp(fmt, "visa") == 0;
+    if (cfg->run.shot_select < 0) {
+        if (official && (has_lists || cfg->run.shot_lists[0])) {
+            cfg->run.shot_select = PAD_SHOT_SELECT_SORTED_INDEX;
+        } else {
+            if (official)
+                PAD_LOG_WARN("run.shot_select: the official code has no fixed shot lists for '%s'; using seeded "
+                             "random draws",
+                             fmt);
+            cfg->run.shot_select = PAD_SHOT_SELECT_RANDOM;
+        }
+    }
+    if (cfg->run.shot_select != PAD_SHOT_SELECT_RANDOM && !cfg->run.shot_lists[0]) {
+        if (!has_lists) {
+            PAD_LOG_ERROR("run.shot_select %s needs run.shot_lists (official lists exist for mvtec and visa only)",
+                          pad_shot_select_str((pad_shot_select)cfg->run.shot_select));
+            return PAD_ERR_INVALID_ARG;
+        }
+        snprintf(cfg->run.shot_lists, sizeof cfg->run.shot_lists, "configs/official_shots/%s.yaml", fmt);
+    }
+    if (cfg->run.shot_select == PAD_SHOT_SELECT_RANDOM) cfg->run.shot_lists[0] = 0;
+    if (strcmp(cfg->run.prompts, "auto") == 0) {
+        const char *p = "official";
+        if (strcmp(fmt, "mvtec") == 0 || strcmp(fmt, "visa") == 0)
+            p = official ? "official" : "paper";
+        else if (strcmp(fmt, "mpdd") == 0 || strcmp(fmt, "loco") == 0 || strcmp(fmt, "synth") == 0)
+            p = fmt;
+        else
+            p = "official"; // folder: classes absent from the set get the generic states
+        COPY(cfg->run.prompts, p);
+    }
+    if (!cfg->data.root[0]) {
+        PAD_LOG_ERROR("data.root is not set (the dataset folder; e.g. --set data.root=/data/mvtec_anomaly_detection)");
+        return PAD_ERR_INVALID_ARG;
+    }
+    if (cfg->model.taps[0] == cfg->model.taps[1])
+        PAD_LOG_WARN("model.taps: both memory-bank taps are block %d", cfg->model.taps[0]);
+    if (cfg->train.lr_min > cfg->train.lr) {
+        PAD_LOG_ERROR("train.lr_min (%g) is larger than train.lr (%g)", cfg->train.lr_min, cfg->train.lr);
+        return PAD_ERR_INVALID_ARG;
+    }
+    if (strcmp(cfg->model.generate, "none") != 0 && !cfg->model.vocab[0]) {
+        PAD_LOG_ERROR("model.generate %s needs model.vocab (where the byte-level vocabulary is written)",
+                      cfg->model.generate);
+        return PAD_ERR_INVALID_ARG;
+    }
+    return PAD_OK;
+}
+
+// ----------------------------------------------------------------------------
+// Dump and hash
+
+static const char *tri_str(int v) {
+    return v < 0 ? "auto" : v ? "true" : "false";
+}
+
+// YAML double-quoted scalar of s into out.
+static void yq(char *out, size_t cap, const char *s) {
+    size_t n = 0;
+    if (cap < 3) return;
+    out[n++] = '"';
+    for (const char *p = s; *p && n + 3 < cap; p++) {
+        if (*p == '"' || *p == '\\') out[n++] = '\\';
+        out[n++] = *p;
+    }
+    out[n++] = '"';
+    out[n] = 0;
+}
+
+typedef struct sbuf {
+    char *buf;
+    size_t cap, len;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) PAD_PRINTF_LIKE(2, 3);
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[8192];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (b->buf && b->len < b->cap) snprintf(b->buf + b->len, b->cap - b->len, "%s", tmp);
+    b->len += (size_t)n;
+}
+
+static const char *preprocess_name(int p) {
+    return p < 0 ? "auto" : pad_preprocess_mode_str((pad_preprocess_mode)p);
+}
+
+static const char *shot_select_name(int s) {
+    return s < 0 ? "auto" : pad_shot_select_str((pad_shot_select)s);
+}
+
+static const char *select_name(int s) {
+    return s < 0 ? "auto" : s == PAD_SELECT_BEST ? "best" : "last";
+}
+
+static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
+    char q[2 * PAD_CFG_PATH_MAX + 4];
+    sb_printf(b, "model:\n");
+    if (!for_hash) {
+        yq(q, sizeof q, cfg->model.weights);
+        sb_printf(b, "  weights: %s\n", q);
+        yq(q, sizeof q, cfg->model.vocab);
+        sb_printf(b, "  vocab: %s\n", q);
+        sb_printf(b, "  generate: %s\n", cfg->model.generate);
+    }
+    sb_printf(b, "  preprocess: %s\n", preprocess_name(cfg->model.preprocess));
+    sb_printf(b, "  taps: [%d, %d]\n", cfg->model.taps[0], cfg->model.taps[1]);
+    sb_printf(b, "data:\n  format: %s\n", cfg->data.format);
+    if (!for_hash) {
+        yq(q, sizeof q, cfg->data.root);
+        sb_printf(b, "  root: %s\n", q);
+        yq(q, sizeof q, cfg->data.name);
+        sb_printf(b, "  name: %s\n", q);
+        sb_printf(b, "  classes: [");
+        for (int i = 0; i < cfg->data.n_classes; i++) {
+            yq(q, sizeof q, cfg->data.classes[i]);
+            sb_printf(b, "%s%s", i ? ", " : "", q);
+        }
+        sb_printf(b, "]\n");
+    }
+    sb_printf(b, "  max_test: %d\n", cfg->data.max_test);
+    if (!for_hash || strcmp(cfg->data.format, "synth") == 0)
+        sb_printf(b,
+                  "  synth:\n    classes: %d\n    seed: %d\n    size: %d\n    train: %d\n    test_good: %d\n"
+                  "    test_bad: %d\n",
+                  for_hash ? 0 : cfg->data.synth.classes, cfg->data.synth.seed, cfg->data.synth.size,
+                  cfg->data.synth.train, cfg->data.synth.test_good, cfg->data.synth.test_bad);
+    sb_printf(b, "run:\n  protocol: %s\n", cfg->run.protocol == PAD_PROTOCOL_OFFICIAL ? "official" : "clean");
+    if (!for_hash) {
+        sb_printf(b, "  shots: [");
+        for (int i = 0; i < cfg->run.n_shots; i++)
+            sb_printf(b, "%s%d", i ? ", " : "", cfg->run.shots[i]);
+        sb_printf(b, "]\n  seeds: [");
+        for (int i = 0; i < cfg->run.n_seeds; i++)
+            sb_printf(b, "%s%d", i ? ", " : "", cfg->run.seeds[i]);
+        sb_printf(b, "]\n  tasks: [%s%s%s]\n", (cfg->run.tasks & PAD_RUN_TASK_CLS) ? "cls" : "",
+                  (cfg->run.tasks & PAD_RUN_TASK_CLS) && (cfg->run.tasks & PAD_RUN_TASK_SEG) ? ", " : "",
+                  (cfg->run.tasks & PAD_RUN_TASK_SEG) ? "seg" : "");
+    }
+    sb_printf(b, "  epochs: %d\n", cfg->run.epochs);
+    if (!for_hash) sb_printf(b, "  device: %s\n", pad_backend_kind_str((pad_backend_kind)cfg->run.device));
+    sb_printf(b, "  shot_select: %s\n", shot_select_name(cfg->run.shot_select));
+    yq(q, sizeof q, cfg->run.shot_lists);
+    sb_printf(b, "  shot_lists: %s\n", q);
+    yq(q, sizeof q, cfg->run.prompts);
+    sb_printf(b, "  prompts: %s\n", q);
+    sb_printf(b, "  resolution: %d\n", cfg->run.resolution);
+    if (!for_hash) sb_printf(b, "  batch: %d\n", cfg->run.batch);
+    sb_printf(b, "  tau: %s\n", cfg->run.tau_exp ? "exp" : "raw");
+    sb_printf(b, "  fp16_scores: %s\n", tri_str(cfg->run.fp16_scores));
+    sb_printf(b, "  test_bgr: %s\n", tri_str(cfg->run.test_bgr));
+    sb_printf(b, "  select: %s\n", select_name(cfg->run.select));
+    sb_printf(b, "  fpr_limit: %.17g\n", cfg->run.fpr_limit);
+    if (!for_hash) sb_printf(b, "  threads: %d\n", cfg->run.threads);
+    sb_printf(b,
+              "train:\n  lr: %.9g\n  lr_min: %.9g\n  momentum: %.9g\n  weight_decay: %.9g\n  lambda_align: %.9g\n"
+              "  margin: %.9g\n  n_ctx: %d\n  n_ctx_ab: %d\n  n_pro_cls: %d\n  n_pro_seg: %d\n  n_pro_ab: %d\n"
+              "  eam: %s\n  lap: %s\n",
+              (double)cfg->train.lr, (double)cfg->train.lr_min, (double)cfg->train.momentum,
+              (double)cfg->train.weight_decay, (double)cfg->train.lambda_align, (double)cfg->train.margin,
+              cfg->train.n_ctx, cfg->train.n_ctx_ab, cfg->train.n_pro_cls, cfg->train.n_pro_seg, cfg->train.n_pro_ab,
+              cfg->train.eam ? "per-token" : "token-axis", cfg->train.lap ? "after-name" : "before-name");
+    if (!for_hash) {
+        yq(q, sizeof q, cfg->output.dir);
+        static const char *const maps[] = {"none", "grid", "full"};
+        sb_printf(b, "output:\n  dir: %s\n  maps: %s\n  heatmaps: %d\n  models: %s\n  on_mismatch: %s\n", q,
+                  maps[cfg->output.maps], cfg->output.heatmaps, cfg->output.models ? "true" : "false",
+                  cfg->output.redo_on_mismatch ? "redo" : "error");
+    }
+}
+
+size_t pad_run_config_to_yaml(const pad_run_config *cfg, char *buf, size_t cap) {
+    sbuf b = {buf, cap, 0};
+    if (buf && cap) buf[0] = 0;
+    dump(cfg, &b, false);
+    return b.len;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001B3ull;
+    }
+    return h;
+}
+
+void pad_run_config_hash(const pad_run_config *cfg, uint64_t weights_fp, uint64_t vocab_fp, char hex[17]) {
+    sbuf b = {NULL, 0, 0};
+    dump(cfg, &b, true);
+    char *text = malloc(b.len + 1);
+    uint64_t h = 0xCBF29CE484222325ull;
+    if (text) {
+        sbuf b2 = {text, b.len + 1, 0};
+        dump(cfg, &b2, true);
+        h = fnv1a(h, text, b2.len);
+        free(text);
+    }
+    h = fnv1a(h, &weights_fp, sizeof weights_fp);
+    h = fnv1a(h, &vocab_fp, sizeof vocab_fp);
+    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+}
+
+pad_status pad_file_fingerprint(const char *path, uint64_t *fp, int64_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        PAD_LOG_ERROR("%s: cannot open: %s", path, strerror(errno));
+        return PAD_ERR_IO;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        fclose(f);
+        PAD_LOG_ERROR("%s: cannot stat: %s", path, strerror(errno));
+        return PAD_ERR_IO;
+    }
+    int64_t n = (int64_t)sb.st_size;
+    uint64_t h = fnv1a(0xCBF29CE484222325ull, &n, sizeof n);
+    enum { HEAD = 65536 };
+    unsigned char *buf = malloc(HEAD);
+    if (!buf) {
+        fclose(f);
+        PAD_LOG_ERROR("%s: out of memory", path);
+        return PAD_ERR_OOM;
+    }
+    size_t r = fread(buf, 1, HEAD, f);
+    h = fnv1a(h, buf, r);
+    if (n > HEAD)
+        for (int i = 0; i < 16; i++) {
+            int64_t off = HEAD + (n - HEAD - 4096) * i / 15;
+            if (off < 0) off = 0;
+            if (fseeko(f, (off_t)off, SEEK_SET) != 0) break;
+            r = fread(buf, 1, 4096, f);
+            h = fnv1a(h, buf, r);
+        }
+    bool err = ferror(f) != 0;
+    fclose(f);
+    free(buf);
+    if (err) {
+        PAD_LOG_ERROR("%s: read error", path);
+        return PAD_ERR_IO;
+    }
+    *fp = h;
+    if (size) *size = n;
+    return PAD_OK;
+}
