@@ -1,0 +1,754 @@
+/* metrics.c - the CPU reference of metrics.h: image AUROC / AUPR, pixel AUROC / AUPR, official AU-PRO and
+ * PromptAD's 200-threshold PRO. Owns the ground-truth context (8-connected labelling, region sizes, hole-filled
+ * region pixel lists) and the radix sort of (score, region) pairs that every pixel metric shares.
+ *
+ * Pixel pipeline (one evaluation): items = (~key(score) << 32) | region, key order-preserving (metrics_exact.h);
+ * a stable LSD radix sort on the upper 32 bits (8-bit digits, OpenMP over contiguous chunks, identical output for
+ * any thread count) puts the scores in descending order; one sequential scan over the tie groups accumulates the
+ * exact integer counts of AUROC, the double-double AUPR sum and the exact fixed-point PRO curve and trapezoid.
+ * PRO-200 histograms each pixel's first predicted threshold (integer counts, order-free). */
+#include "metrics.h"
+
+#include "log.h"
+#include "metrics_exact.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define PRO200_STEPS 200
+
+struct pad_metrics_gt {
+    int n, H, W;
+    int64_t N;             // n * H * W
+    int64_t K;             // regions
+    int64_t n_anom;        // pixels in a region
+    int64_t n_ok;          // background pixels
+    int32_t *label;        // (N) 0 = background, 1..K
+    int64_t *area;         // (K + 1) pixels per region; area[0] = n_ok
+    pad_u128 *term;        // (K + 1) round(2^84 / area[k]); term[0] = 0
+    int64_t *fill_off;     // (K + 2) CSR offsets into fill_idx: region k owns [fill_off[k], fill_off[k+1])
+    uint32_t *fill_idx;    // pixel indices (global) of each region's hole-filled image, region 0 empty
+    uint64_t *ws_a, *ws_b; // (N) sort workspace, allocated on the first evaluation
+};
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+// ----------------------------------------------------------------------------
+// Image level
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+pad_status pad_metrics_image(const float *scores, const uint8_t *labels, int64_t n, pad_image_metrics *out) {
+    if (!scores || !labels || !out || n < 1) {
+        PAD_LOG_ERROR("image metrics: need at least one score and label (n = %lld)", (long long)n);
+        return PAD_ERR_INVALID_ARG;
+    }
+    out->auroc = out->aupr = NAN;
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(scores[i])) {
+            PAD_LOG_ERROR("image metrics: score %lld is not finite (%g)", (long long)i, (double)scores[i]);
+            return PAD_ERR_INVALID_ARG;
+        }
+        if (labels[i] > 1) {
+            PAD_LOG_ERROR("image metrics: label %lld is %d, expected 0 or 1", (long long)i, (int)labels[i]);
+            return PAD_ERR_INVALID_ARG;
+        }
+    }
+    uint64_t *it = malloc((size_t)n * sizeof *it);
+    if (!it) {
+        PAD_LOG_ERROR("image metrics: out of memory (%lld scores)", (long long)n);
+        return PAD_ERR_OOM;
+    }
+    for (int64_t i = 0; i < n; i++)
+        it[i] = ((uint64_t)~pad_mx_key(scores[i]) << 32) | labels[i];
+    qsort(it, (size_t)n, sizeof *it, cmp_u64); // descending score
+    uint64_t tp = 0, fp = 0, tp_prev = 0, fp_prev = 0, u2 = 0;
+    pad_dd ap = {0.0, 0.0};
+    for (int64_t i = 0; i < n; i++) {
+        if (it[i] & 1u)
+            tp++;
+        else
+            fp++;
+        if (i == n - 1 || (it[i + 1] >> 32) != (it[i] >> 32)) {
+            u2 += (fp - fp_prev) * (tp + tp_prev);
+            if (tp != tp_prev) ap = pad_dd_add_d(ap, pad_mx_ap_term(tp, tp_prev, fp));
+            tp_prev = tp;
+            fp_prev = fp;
+        }
+    }
+    free(it);
+    if (tp == 0 || fp == 0)
+        PAD_LOG_WARN("image metrics: all %lld labels are %d: AUROC is undefined (NaN)", (long long)n, tp ? 1 : 0);
+    else
+        out->auroc = (double)u2 / (2.0 * (double)tp * (double)fp);
+    if (tp == 0)
+        PAD_LOG_WARN("image metrics: no anomalous image: AUPR is undefined (NaN)");
+    else
+        out->aupr = ap.hi / (double)tp;
+    return PAD_OK;
+}
+
+// ----------------------------------------------------------------------------
+// Ground truth: 8-connected labelling (two-pass union-find)
+
+static int32_t uf_find(int32_t *parent, int32_t x) {
+    while (parent[x] != x) {
+        parent[x] = parent[parent[x]]; // path halving; parents always point to smaller labels
+        x = parent[x];
+    }
+    return x;
+}
+
+// Labels one image: lab (H*W) receives 0 or 1..k in raster order of each component's first pixel; parent is
+// scratch of H*W + 1 entries. Returns k.
+static int32_t label_image(const uint8_t *m, int H, int W, int32_t *lab, int32_t *parent) {
+    int32_t next = 0;
+    for (int y = 0; y < H; y++) {
+        for (int x = 0; x < W; x++) {
+            int64_t p = (int64_t)y * W + x;
+            if (!m[p]) {
+                lab[p] = 0;
+                continue;
+            }
+            int32_t nb[4];
+            int nn = 0;
+            if (x > 0) nb[nn++] = lab[p - 1];
+            if (y > 0) {
+                if (x > 0) nb[nn++] = lab[p - W - 1];
+                nb[nn++] = lab[p - W];
+                if (x + 1 < W) nb[nn++] = lab[p - W + 1];
+            }
+            int32_t l = 0;
+            for (int j = 0; j < nn; j++) {
+                if (!nb[j]) continue;
+                int32_t r = uf_find(parent, nb[j]);
+                if (!l) {
+                    l = r;
+                } else if (r != l) {
+                    if (r < l) {
+                        parent[l] = r;
+                        l = r;
+                    } else {
+                        parent[r] = l;
+                    }
+                }
+            }
+            if (!l) {
+                l = ++next;
+                parent[l] = l;
+            }
+            lab[p] = l;
+        }
+    }
+    // Roots are the smallest label of their set and were created at the set's first pixel: number them in
+    // increasing order. parent[i] < i for non-roots, so parent[parent[i]] is already final.
+    int32_t k = 0;
+    for (int32_t i = 1; i <= next; i++)
+        parent[i] = (parent[i] == i) ? ++k : parent[parent[i]];
+    int64_t HW = (int64_t)H * W;
+    for (int64_t p = 0; p < HW; p++)
+        if (lab[p]) lab[p] = parent[lab[p]];
+    return k;
+}
+
+// round(2^84 / a) for 1 <= a < 2^32.
+static pad_u128 fixed_inverse(uint64_t a) {
+    uint64_t num[3] = {(uint64_t)1 << 20, 0, 0}; // 2^84 in base 2^32: 2^20 * (2^32)^2
+    uint64_t q[3], r = 0;
+    for (int i = 0; i < 3; i++) {
+        uint64_t cur = (r << 32) | num[i];
+        q[i] = cur / a;
+        r = cur % a;
+    }
+    pad_u128 v = {(q[1] << 32) | q[2], q[0]};
+    if (2 * r >= a) v = pad_u128_add(v, (pad_u128){1, 0});
+    return v;
+}
+
+typedef struct bbox {
+    int r0, c0, r1, c1; // inclusive
+} bbox;
+
+// Appends the pixels of region `k` of image `img` with holes filled (skimage image_filled: a non-region pixel of
+// the bounding box is a hole unless an 8-connected path of non-region pixels links it to the box border) to
+// gt->fill_idx. mark (box area) and stack (box area) are scratch. Returns the number of pixels appended, or -1
+// when growing fill_idx fails.
+static int64_t fill_region(pad_metrics_gt *gt, int64_t *cap, int img, int32_t k, bbox b, uint8_t *mark,
+                           int32_t *stack) {
+    const int W = gt->W, bw = b.c1 - b.c0 + 1, bh = b.r1 - b.r0 + 1;
+    const int32_t *lab = gt->label + (int64_t)img * gt->H * W;
+    int64_t top = 0;
+    for (int y = 0; y < bh; y++)
+        for (int x = 0; x < bw; x++) {
+            int inside = lab[(int64_t)(y + b.r0) * W + x + b.c0] == k;
+            mark[y * bw + x] = inside ? 1 : 0;
+            if (!inside && (y == 0 || x == 0 || y == bh - 1 || x == bw - 1)) {
+                mark[y * bw + x] = 2; // reached from outside the box
+                stack[top++] = y * bw + x;
+            }
+        }
+    while (top > 0) {
+        int32_t q = stack[--top];
+        int y = q / bw, x = q % bw;
+        for (int dy = -1; dy <= 1; dy++)
+            for (int dx = -1; dx <= 1; dx++) {
+                int yy = y + dy, xx = x + dx;
+                if (yy < 0 || xx < 0 || yy >= bh || xx >= bw) continue;
+                if (mark[yy * bw + xx] == 0) {
+                    mark[yy * bw + xx] = 2;
+                    stack[top++] = yy * bw + xx;
+                }
+            }
+    }
+    int64_t base = gt->fill_off[k], cnt = 0;
+    for (int y = 0; y < bh; y++)
+        for (int x = 0; x < bw; x++) {
+            if (mark[y * bw + x] == 2) continue;
+            if (base + cnt >= *cap) {
+                int64_t nc = *cap * 2 + 1024;
+                uint32_t *p = realloc(gt->fill_idx, (size_t)nc * sizeof *p);
+                if (!p) return -1;
+                gt->fill_idx = p;
+                *cap = nc;
+            }
+            gt->fill_idx[base + cnt++] = (uint32_t)((int64_t)img * gt->H * W + (int64_t)(y + b.r0) * W + x + b.c0);
+        }
+    return cnt;
+}
+
+pad_status pad_metrics_gt_init(pad_metrics_gt **out, const uint8_t *masks, int n, int H, int W) {
+    *out = NULL;
+    if (!masks || n < 1 || H < 1 || W < 1) {
+        PAD_LOG_ERROR("pixel metrics: bad mask size (%d, %d, %d)", n, H, W);
+        return PAD_ERR_INVALID_ARG;
+    }
+    const int64_t HW = (int64_t)H * W, N = (int64_t)n * HW;
+    if (N > (int64_t)UINT32_MAX || HW > INT32_MAX) {
+        PAD_LOG_ERROR("pixel metrics: %lld pixels (%d x %d x %d) exceed 2^32 - 1; evaluate fewer or smaller maps",
+                      (long long)N, n, H, W);
+        return PAD_ERR_INVALID_ARG;
+    }
+    double t0 = now_ms();
+    pad_status st = PAD_ERR_OOM;
+    int32_t *kimg = NULL;
+    bbox *box = NULL;
+    uint8_t *mark = NULL;
+    int32_t *stack = NULL;
+    pad_metrics_gt *gt = calloc(1, sizeof *gt);
+    if (!gt) goto fail;
+    gt->n = n;
+    gt->H = H;
+    gt->W = W;
+    gt->N = N;
+    gt->label = malloc((size_t)N * sizeof *gt->label);
+    kimg = malloc((size_t)n * sizeof *kimg);
+    if (!gt->label || !kimg) goto fail;
+
+    int oom = 0;
+#pragma omp parallel
+    {
+        int32_t *parent = malloc((size_t)(HW + 1) * sizeof *parent);
+        if (!parent) {
+#pragma omp atomic write
+            oom = 1;
+        }
+#pragma omp for schedule(dynamic, 4)
+        for (int i = 0; i < n; i++)
+            if (parent) kimg[i] = label_image(masks + (int64_t)i * HW, H, W, gt->label + (int64_t)i * HW, parent);
+        free(parent);
+    }
+    if (oom) goto fail;
+
+    // global numbering: image i's regions are off_i + 1 .. off_i + k_i
+    int64_t K = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t k = kimg[i];
+        kimg[i] = (int32_t)K; // now the offset
+        K += k;
+    }
+    if (K > INT32_MAX - 1) {
+        PAD_LOG_ERROR("pixel metrics: %lld ground-truth regions are too many", (long long)K);
+        st = PAD_ERR_INVALID_ARG;
+        goto fail;
+    }
+    gt->K = K;
+    gt->area = calloc((size_t)(K + 1), sizeof *gt->area);
+    gt->term = calloc((size_t)(K + 1), sizeof *gt->term);
+    gt->fill_off = calloc((size_t)(K + 2), sizeof *gt->fill_off);
+    box = malloc((size_t)(K + 1) * sizeof *box);
+    if (!gt->area || !gt->term || !gt->fill_off || !box) goto fail;
+
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int i = 0; i < n; i++) {
+        int32_t *lab = gt->label + (int64_t)i * HW;
+        int32_t off = kimg[i];
+        int32_t kn = (i + 1 < n ? kimg[i + 1] : (int32_t)K) - off;
+        for (int32_t k = 1; k <= kn; k++)
+            box[off + k] = (bbox){H, W, -1, -1};
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                int32_t l = lab[(int64_t)y * W + x];
+                if (!l) continue;
+                l += off;
+                lab[(int64_t)y * W + x] = l;
+                gt->area[l]++;
+                bbox *b = &box[l];
+                if (y < b->r0) b->r0 = y;
+                if (y > b->r1) b->r1 = y;
+                if (x < b->c0) b->c0 = x;
+                if (x > b->c1) b->c1 = x;
+            }
+    }
+    int64_t n_anom = 0;
+    for (int64_t k = 1; k <= K; k++) {
+        n_anom += gt->area[k];
+        gt->term[k] = fixed_inverse((uint64_t)gt->area[k]);
+    }
+    gt->n_anom = n_anom;
+    gt->n_ok = N - n_anom;
+    gt->area[0] = gt->n_ok;
+
+    // hole-filled pixel lists (PRO-200), region by region in order
+    int64_t cap = n_anom + 1024;
+    gt->fill_idx = malloc((size_t)cap * sizeof *gt->fill_idx);
+    mark = malloc((size_t)HW);
+    stack = malloc((size_t)HW * sizeof *stack);
+    if (!gt->fill_idx || !mark || !stack) goto fail;
+    int img = 0;
+    for (int64_t k = 1; k <= K; k++) {
+        while (img + 1 < n && kimg[img + 1] < k)
+            img++;
+        int64_t c = fill_region(gt, &cap, img, (int32_t)k, box[k], mark, stack);
+        if (c < 0) goto fail;
+        gt->fill_off[k + 1] = gt->fill_off[k] + c;
+    }
+    gt->fill_off[0] = 0;
+    gt->fill_off[1] = 0;
+    free(kimg);
+    free(box);
+    free(mark);
+    free(stack);
+    PAD_LOG_DEBUG("pixel metrics: labelled %d masks %dx%d: %lld regions, %lld anomalous pixels (%.1f ms)", n, H, W,
+                  (long long)K, (long long)n_anom, now_ms() - t0);
+    *out = gt;
+    return PAD_OK;
+fail:
+    if (st == PAD_ERR_OOM) PAD_LOG_ERROR("pixel metrics: out of memory labelling %d masks %dx%d", n, H, W);
+    free(kimg);
+    free(box);
+    free(mark);
+    free(stack);
+    pad_metrics_gt_free(gt);
+    return st;
+}
+
+void pad_metrics_gt_free(pad_metrics_gt *gt) {
+    if (!gt) return;
+    free(gt->label);
+    free(gt->area);
+    free(gt->term);
+    free(gt->fill_off);
+    free(gt->fill_idx);
+    free(gt->ws_a);
+    free(gt->ws_b);
+    free(gt);
+}
+
+void pad_metrics_gt_get_info(const pad_metrics_gt *gt, pad_metrics_gt_info *info) {
+    info->n = gt->n;
+    info->H = gt->H;
+    info->W = gt->W;
+    info->n_pixels = gt->N;
+    info->n_regions = gt->K;
+    info->n_anomalous = gt->n_anom;
+    info->n_normal = gt->n_ok;
+}
+
+const int32_t *pad_metrics_gt_labels(const pad_metrics_gt *gt) {
+    return gt->label;
+}
+
+// ----------------------------------------------------------------------------
+// Internal accessor for cuda/metrics.cu (metrics_exact.h)
+
+const pad_u128 *pad_metrics_gt_terms(const pad_metrics_gt *gt) {
+    return gt->term;
+}
+
+// ----------------------------------------------------------------------------
+// Radix sort
+
+// Stable LSD radix sort of a[0..N) by bits 32..63, 8 bits per pass; b is scratch of N items. Passes whose digit
+// is the same for every item are skipped. Returns the buffer that holds the result. Each thread scatters its
+// own contiguous chunk at offsets ordered (digit, thread), so the output is the same for any thread count.
+static uint64_t *radix_sort_hi32(uint64_t *a, uint64_t *b, int64_t N) {
+    int maxt = 1;
+#ifdef _OPENMP
+    maxt = omp_get_max_threads();
+#endif
+    size_t *cnt = malloc((size_t)maxt * 256 * sizeof *cnt);
+    if (!cnt) return NULL;
+    uint64_t *src = a, *dst = b;
+    for (int pass = 0; pass < 4; pass++) {
+        const int shift = 32 + 8 * pass;
+        int skip = 0;
+#pragma omp parallel num_threads(maxt)
+        {
+            int t = 0, nt = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            nt = omp_get_num_threads();
+#endif
+            const int64_t lo = N * t / nt, hi = N * (t + 1) / nt;
+            size_t *h = cnt + (size_t)t * 256;
+            memset(h, 0, 256 * sizeof *h);
+            for (int64_t i = lo; i < hi; i++)
+                h[(src[i] >> shift) & 255]++;
+#pragma omp barrier
+#pragma omp single
+            {
+                size_t run = 0;
+                for (int d = 0; d < 256; d++) {
+                    size_t tot = 0;
+                    for (int u = 0; u < nt; u++) {
+                        size_t c = cnt[(size_t)u * 256 + d];
+                        cnt[(size_t)u * 256 + d] = run;
+                        run += c;
+                        tot += c;
+                    }
+                    if (tot == (size_t)N) skip = 1;
+                }
+            }
+            if (!skip)
+                for (int64_t i = lo; i < hi; i++) {
+                    uint64_t v = src[i];
+                    dst[h[(v >> shift) & 255]++] = v;
+                }
+        }
+        if (!skip) {
+            uint64_t *tmp = src;
+            src = dst;
+            dst = tmp;
+        }
+    }
+    free(cnt);
+    return src;
+}
+
+// ----------------------------------------------------------------------------
+// PRO-200
+
+// Index of the first threshold that `v` exceeds (thr is non-increasing, padded with -inf up to 256 entries):
+// the number of thresholds with v <= thr[s]; PRO200_STEPS when v exceeds none.
+static inline int first_step(const float *thr, float v) {
+    int s = 0;
+    for (int step = 128; step > 0; step >>= 1)
+        s += (v <= thr[s + step - 1]) ? step : 0;
+    return s;
+}
+
+static double pro_200(const pad_metrics_gt *gt, const float *maps, double fpr_limit) {
+    const int64_t N = gt->N;
+    float mx = maps[0], mn = maps[0];
+#pragma omp parallel for reduction(max : mx) reduction(min : mn)
+    for (int64_t i = 0; i < N; i++) {
+        mx = maps[i] > mx ? maps[i] : mx;
+        mn = maps[i] < mn ? maps[i] : mn;
+    }
+    // NumPy 1.x: (max - min) is float32, / 200 promotes to float64, max - step * delta is float64 and the
+    // comparison with the float32 maps rounds it to float32.
+    float thr[256];
+    const float range = mx - mn;
+    const double delta = (double)range / (double)PRO200_STEPS;
+    for (int s = 0; s < 256; s++)
+        thr[s] = s < PRO200_STEPS ? (float)((double)mx - (double)s * delta) : -INFINITY;
+
+    uint64_t bg[PRO200_STEPS + 1];
+    memset(bg, 0, sizeof bg);
+#pragma omp parallel
+    {
+        uint64_t h[PRO200_STEPS + 1];
+        memset(h, 0, sizeof h);
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < N; i++)
+            if (!gt->label[i]) h[first_step(thr, maps[i])]++;
+#pragma omp critical
+        for (int s = 0; s <= PRO200_STEPS; s++)
+            bg[s] += h[s];
+    }
+    double pro_sum[PRO200_STEPS];
+    memset(pro_sum, 0, sizeof pro_sum);
+    for (int64_t k = 1; k <= gt->K; k++) {
+        uint64_t h[PRO200_STEPS + 1];
+        memset(h, 0, sizeof h);
+        for (int64_t j = gt->fill_off[k]; j < gt->fill_off[k + 1]; j++)
+            h[first_step(thr, maps[gt->fill_idx[j]])]++;
+        uint64_t c = 0;
+        for (int s = 0; s < PRO200_STEPS; s++) {
+            c += h[s];
+            pro_sum[s] += (double)c / (double)gt->area[k];
+        }
+    }
+    // points s = 0.. with FPR <= limit (a prefix: the FPR grows with s)
+    double fpr[PRO200_STEPS], pro[PRO200_STEPS];
+    int m = 0;
+    uint64_t c = 0;
+    for (int s = 0; s < PRO200_STEPS; s++) {
+        c += bg[s];
+        double x = (double)c / (double)gt->n_ok;
+        if (!(x <= fpr_limit)) break;
+        fpr[m] = x;
+        pro[m] = pro_sum[s] / (double)gt->K;
+        m++;
+    }
+    if (m < 2 || fpr[m - 1] == fpr[0]) {
+        PAD_LOG_WARN("pixel metrics: PRO-200 keeps %d threshold%s with FPR <= %g%s: undefined (NaN)", m,
+                     m == 1 ? "" : "s", fpr_limit, m >= 2 ? ", all at the same FPR" : "");
+        return NAN;
+    }
+    const double lo = fpr[0], span = fpr[m - 1] - fpr[0];
+    double area = 0.0;
+    for (int i = 0; i + 1 < m; i++) {
+        double x0 = (fpr[i] - lo) / span, x1 = (fpr[i + 1] - lo) / span;
+        area += (x1 - x0) * (pro[i] + pro[i + 1]) / 2.0;
+    }
+    return area;
+}
+
+// ----------------------------------------------------------------------------
+// Pixel metrics
+
+pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_limit, unsigned which,
+                             pad_pixel_metrics *out) {
+    if (!gt || !maps || !out) {
+        PAD_LOG_ERROR("pixel metrics: NULL argument");
+        return PAD_ERR_INVALID_ARG;
+    }
+    out->auroc = out->aupr = out->pro = out->pro_200 = NAN;
+    if (!(fpr_limit > 0.0 && fpr_limit <= 1.0)) {
+        PAD_LOG_ERROR("pixel metrics: FPR limit %g is not in (0, 1]", fpr_limit);
+        return PAD_ERR_INVALID_ARG;
+    }
+    const int64_t N = gt->N, HW = (int64_t)gt->H * gt->W;
+    if (!gt->ws_a) {
+        gt->ws_a = malloc((size_t)N * sizeof *gt->ws_a);
+        gt->ws_b = malloc((size_t)N * sizeof *gt->ws_b);
+        if (!gt->ws_a || !gt->ws_b) {
+            free(gt->ws_a);
+            free(gt->ws_b);
+            gt->ws_a = gt->ws_b = NULL;
+            PAD_LOG_ERROR("pixel metrics: out of memory for the sort workspace (%lld pixels)", (long long)N);
+            return PAD_ERR_OOM;
+        }
+    }
+    double t0 = now_ms();
+    int64_t bad = -1;
+    uint64_t *items = gt->ws_a;
+#pragma omp parallel for schedule(static) reduction(max : bad)
+    for (int64_t i = 0; i < N; i++) {
+        float v = maps[i];
+        if (!isfinite(v)) {
+            bad = i > bad ? i : bad;
+            v = 0.0f;
+        }
+        items[i] = ((uint64_t)~pad_mx_key(v) << 32) | (uint32_t)gt->label[i];
+    }
+    if (bad >= 0) {
+        PAD_LOG_ERROR("pixel metrics: map %lld pixel (%lld, %lld) is not finite (%g)", (long long)(bad / HW),
+                      (long long)(bad % HW / gt->W), (long long)(bad % gt->W), (double)maps[bad]);
+        return PAD_ERR_INVALID_ARG;
+    }
+    const uint64_t *s = radix_sort_hi32(gt->ws_a, gt->ws_b, N);
+    if (!s) {
+        PAD_LOG_ERROR("pixel metrics: out of memory in the sort");
+        return PAD_ERR_OOM;
+    }
+    double t1 = now_ms();
+
+    // One pass over the tie groups (descending score).
+    const int do_pro = (which & PAD_METRICS_PRO) && gt->K > 0 && gt->n_ok > 0;
+    const pad_u128 *term = gt->term;
+    const pad_u128 cap = {0, (uint64_t)gt->K << 20}; // K * 2^84 (K < 2^31)
+    uint64_t tp = 0, fp = 0, tp_prev = 0, fp_prev = 0, u2 = 0;
+    pad_dd ap = {0.0, 0.0};
+    pad_u128 P = {0, 0}, P_prev = {0, 0};
+    pad_u192 trap = {{0, 0, 0}};
+    int pro_open = do_pro;               // still below the FPR limit
+    double x_left = 0.0, y_left = 0.0;   // last point with FPR <= limit
+    double x_right = 1.0, y_right = 1.0; // first point above it
+    for (int64_t i = 0; i < N; i++) {
+        const uint64_t v = s[i];
+        const uint32_t r = (uint32_t)v;
+        if (r) {
+            tp++;
+            P = pad_u128_add(P, term[r]);
+        } else {
+            fp++;
+        }
+        if (i + 1 < N && (s[i + 1] >> 32) == (v >> 32)) continue;
+        // end of a tie group
+        u2 += (fp - fp_prev) * (tp + tp_prev);
+        if (tp != tp_prev) ap = pad_dd_add_d(ap, pad_mx_ap_term(tp, tp_prev, fp));
+        if (pro_open) {
+            const double x = pad_mx_fpr(fp, gt->n_ok);
+            if (x <= fpr_limit) {
+                if (fp != fp_prev)
+                    trap = pad_u192_add(trap, pad_u192_sum_mul(pad_mx_clip(P_prev, cap), pad_mx_clip(P, cap),
+                                                               (uint32_t)(fp - fp_prev)));
+                x_left = x;
+                y_left = pad_mx_pro_y(P, gt->K);
+            } else {
+                x_right = x;
+                y_right = pad_mx_pro_y(P, gt->K);
+                pro_open = 0;
+            }
+        }
+        P_prev = P;
+        tp_prev = tp;
+        fp_prev = fp;
+    }
+    double t2 = now_ms();
+
+    if (tp == 0 || fp == 0)
+        PAD_LOG_WARN("pixel metrics: %s: pixel AUROC is undefined (NaN)",
+                     tp ? "no normal pixel" : "no anomalous pixel");
+    else
+        out->auroc = (double)u2 / (2.0 * (double)tp * (double)fp);
+    if (tp == 0)
+        PAD_LOG_WARN("pixel metrics: no anomalous pixel: pixel AUPR is undefined (NaN)");
+    else
+        out->aupr = ap.hi / (double)tp;
+    if (which & PAD_METRICS_PRO) {
+        if (!do_pro) {
+            PAD_LOG_WARN("pixel metrics: %s: PRO is undefined (NaN)",
+                         gt->K == 0 ? "no ground-truth region" : "no normal pixel");
+        } else {
+            out->pro = pad_mx_pro_finish(trap, gt->n_ok, gt->K, x_left, y_left, x_right, y_right, fpr_limit);
+        }
+    }
+    double t3 = now_ms();
+    if (which & PAD_METRICS_PRO_200) {
+        if (gt->K == 0 || gt->n_ok == 0)
+            PAD_LOG_WARN("pixel metrics: %s: PRO-200 is undefined (NaN)",
+                         gt->K == 0 ? "no ground-truth region" : "no normal pixel");
+        else
+            out->pro_200 = pro_200(gt, maps, fpr_limit);
+    }
+    PAD_LOG_DEBUG("pixel metrics: %lld pixels: keys + sort %.1f ms, scan (AUROC, AUPR%s) %.1f ms, PRO-200 %.1f ms",
+                  (long long)N, t1 - t0, do_pro ? ", PRO" : "", t2 - t1, now_ms() - t3);
+    return PAD_OK;
+}
+
+// ----------------------------------------------------------------------------
+// JSON
+
+static int add_metric(cJSON *o, const char *key, double v) {
+    cJSON *item = isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
+    return item && cJSON_AddItemToObject(o, key, item);
+}
+
+pad_status pad_metrics_write_json(const char *path, const pad_image_metrics *img, const pad_pixel_metrics *pix) {
+    pad_status st = PAD_ERR_OOM;
+    char *text = NULL, *tmp = NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !add_metric(o, "image_auroc", img->auroc) || !add_metric(o, "image_aupr", img->aupr)) goto done;
+    if (pix && (!add_metric(o, "pixel_auroc", pix->auroc) || !add_metric(o, "pixel_aupr", pix->aupr) ||
+                !add_metric(o, "pixel_pro", pix->pro) || !add_metric(o, "pixel_pro_200", pix->pro_200)))
+        goto done;
+    text = cJSON_Print(o);
+    size_t plen = strlen(path);
+    tmp = malloc(plen + 32);
+    if (!text || !tmp) goto done;
+    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) {
+        PAD_LOG_ERROR("%s: cannot write: %s", path, strerror(errno));
+        st = PAD_ERR_IO;
+        goto done;
+    }
+    size_t len = strlen(text);
+    int ok = fwrite(text, 1, len, fp) == len && fputc('\n', fp) != EOF;
+    if (fclose(fp) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        PAD_LOG_ERROR("%s: %s failed: %s", path, ok ? "rename" : "write", strerror(errno));
+        remove(tmp);
+        st = PAD_ERR_IO;
+        goto done;
+    }
+    st = PAD_OK;
+done:
+    if (st == PAD_ERR_OOM) PAD_LOG_ERROR("%s: out of memory writing the metrics", path);
+    cJSON_free(text);
+    free(tmp);
+    cJSON_Delete(o);
+    return st;
+}
+
+// ----------------------------------------------------------------------------
+// CPU-only build: the GPU entry points exist and say why they cannot work.
+
+#ifndef PAD_HAVE_CUDA
+static pad_status no_cuda(void) {
+    PAD_LOG_ERROR("GPU metrics: this build of promptad has no CUDA support (rebuild with -DPROMPTAD_CUDA=ON)");
+    return PAD_ERR_UNSUPPORTED;
+}
+
+pad_status pad_metrics_gpu_init(pad_metrics_gpu **out, const pad_metrics_gt *gt, int device, void *stream) {
+    (void)gt;
+    (void)device;
+    (void)stream;
+    if (out) *out = NULL;
+    return no_cuda();
+}
+
+void pad_metrics_gpu_free(pad_metrics_gpu *g) {
+    (void)g;
+}
+
+pad_status pad_metrics_gpu_pixel(pad_metrics_gpu *g, const float *maps_dev, double fpr_limit, unsigned which,
+                                 pad_pixel_metrics *out) {
+    (void)g;
+    (void)maps_dev;
+    (void)fpr_limit;
+    (void)which;
+    (void)out;
+    return no_cuda();
+}
+
+pad_status pad_metrics_gpu_pixel_host(pad_metrics_gpu *g, const float *maps_host, double fpr_limit, unsigned which,
+                                      pad_pixel_metrics *out) {
+    (void)g;
+    (void)maps_host;
+    (void)fpr_limit;
+    (void)which;
+    (void)out;
+    return no_cuda();
+}
+
+pad_status pad_metrics_gpu_image(pad_metrics_gpu *g, const float *scores_dev, const uint8_t *labels, int64_t n,
+                                 pad_image_metrics *out) {
+    (void)g;
+    (void)scores_dev;
+    (void)labels;
+    (void)n;
+    (void)out;
+    return no_cuda();
+}
+#endif
