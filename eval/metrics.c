@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef _OPENMP
@@ -29,17 +30,30 @@
 
 struct pad_metrics_gt {
     int n, H, W;
-    int64_t N;             // n * H * W
-    int64_t K;             // regions
-    int64_t n_anom;        // pixels in a region
-    int64_t n_ok;          // background pixels
-    int32_t *label;        // (N) 0 = background, 1..K
-    int64_t *area;         // (K + 1) pixels per region; area[0] = n_ok
-    pad_u128 *term;        // (K + 1) round(2^84 / area[k]); term[0] = 0
-    int64_t *fill_off;     // (K + 2) CSR offsets into fill_idx: region k owns [fill_off[k], fill_off[k+1])
-    uint32_t *fill_idx;    // pixel indices (global) of each region's hole-filled image, region 0 empty
-    uint64_t *ws_a, *ws_b; // (N) sort workspace, allocated on the first evaluation
+    int64_t N;          // n * H * W
+    int64_t K;          // regions
+    int64_t n_anom;     // pixels in a region
+    int64_t n_ok;       // background pixels
+    int32_t *label;     // (N) 0 = background, 1..K
+    int64_t *area;      // (K + 1) pixels per region; area[0] = n_ok
+    pad_u128 *term;     // (K + 1) round(2^84 / area[k]); term[0] = 0
+    int64_t *fill_off;  // (K + 2) CSR offsets into fill_idx: region k owns [fill_off[k], fill_off[k+1])
+    uint32_t *fill_idx; // pixel indices (global) of each region's hole-filled image, region 0 empty
+    uint64_t *ws_a;     // (N) items bucketed by their top key bits, allocated on the first evaluation
+    uint64_t *ws_b;     // (ws_b_cap) scratch for sorting one bucket
+    int64_t ws_b_cap;
 };
+
+// Large buffers: 2 MiB aligned and marked for transparent huge pages (fewer page faults on first touch).
+static void *big_alloc(size_t bytes) {
+    const size_t align = (size_t)2 << 20;
+    size_t sz = (bytes + align - 1) / align * align;
+    void *p = aligned_alloc(align, sz ? sz : align);
+#ifdef MADV_HUGEPAGE
+    if (p) madvise(p, sz, MADV_HUGEPAGE); // advisory; failure is harmless
+#endif
+    return p;
+}
 
 static double now_ms(void) {
     struct timespec ts;
@@ -257,7 +271,7 @@ pad_status pad_metrics_gt_init(pad_metrics_gt **out, const uint8_t *masks, int n
     gt->H = H;
     gt->W = W;
     gt->N = N;
-    gt->label = malloc((size_t)N * sizeof *gt->label);
+    gt->label = big_alloc((size_t)N * sizeof *gt->label);
     kimg = malloc((size_t)n * sizeof *kimg);
     if (!gt->label || !kimg) goto fail;
 
@@ -393,63 +407,110 @@ const pad_u128 *pad_metrics_gt_terms(const pad_metrics_gt *gt) {
 }
 
 // ----------------------------------------------------------------------------
-// Radix sort
+// Sort: one MSD pass by the top 16 bits of the key (65536 buckets; contiguous chunks per thread, offsets ordered
+// (bucket, thread)), then each bucket, in order, sorted by the low 16 bits in cache (LSD, 2 x 8 bits, trivial
+// passes skipped) and scanned at once. Memory traffic: read the maps twice, write and read the items once.
 
-// Stable LSD radix sort of a[0..N) by bits 32..63, 8 bits per pass; b is scratch of N items. Passes whose digit
-// is the same for every item are skipped. Returns the buffer that holds the result. Each thread scatters its
-// own contiguous chunk at offsets ordered (digit, thread), so the output is the same for any thread count.
-static uint64_t *radix_sort_hi32(uint64_t *a, uint64_t *b, int64_t N) {
-    int maxt = 1;
-#ifdef _OPENMP
-    maxt = omp_get_max_threads();
-#endif
-    size_t *cnt = malloc((size_t)maxt * 256 * sizeof *cnt);
-    if (!cnt) return NULL;
-    uint64_t *src = a, *dst = b;
-    for (int pass = 0; pass < 4; pass++) {
-        const int shift = 32 + 8 * pass;
-        int skip = 0;
-#pragma omp parallel num_threads(maxt)
-        {
-            int t = 0, nt = 1;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-            nt = omp_get_num_threads();
-#endif
-            const int64_t lo = N * t / nt, hi = N * (t + 1) / nt;
-            size_t *h = cnt + (size_t)t * 256;
-            memset(h, 0, 256 * sizeof *h);
-            for (int64_t i = lo; i < hi; i++)
-                h[(src[i] >> shift) & 255]++;
-#pragma omp barrier
-#pragma omp single
-            {
-                size_t run = 0;
-                for (int d = 0; d < 256; d++) {
-                    size_t tot = 0;
-                    for (int u = 0; u < nt; u++) {
-                        size_t c = cnt[(size_t)u * 256 + d];
-                        cnt[(size_t)u * 256 + d] = run;
-                        run += c;
-                        tot += c;
-                    }
-                    if (tot == (size_t)N) skip = 1;
-                }
+#define BUCKET_BITS 16
+#define N_BUCKETS   (1 << BUCKET_BITS)
+
+// Sorts a[0..n) by bits 32..47 (the low half of the key) using b as scratch; returns the buffer holding the result.
+static uint64_t *sort_bucket(uint64_t *a, uint64_t *b, int64_t n) {
+    if (n < 48) { // insertion sort on the whole item; the order inside a tie group does not matter
+        for (int64_t i = 1; i < n; i++) {
+            uint64_t v = a[i];
+            int64_t j = i - 1;
+            while (j >= 0 && a[j] > v) {
+                a[j + 1] = a[j];
+                j--;
             }
-            if (!skip)
-                for (int64_t i = lo; i < hi; i++) {
-                    uint64_t v = src[i];
-                    dst[h[(v >> shift) & 255]++] = v;
-                }
+            a[j + 1] = v;
         }
-        if (!skip) {
-            uint64_t *tmp = src;
-            src = dst;
-            dst = tmp;
-        }
+        return a;
     }
-    free(cnt);
+    uint32_t h[2][256];
+    memset(h, 0, sizeof h);
+    for (int64_t i = 0; i < n; i++) {
+        h[0][(a[i] >> 32) & 255]++;
+        h[1][(a[i] >> 40) & 255]++;
+    }
+    uint64_t *src = a, *dst = b;
+    for (int p = 0; p < 2; p++) {
+        uint32_t off[256], run = 0;
+        int trivial = 0;
+        for (int d = 0; d < 256; d++) {
+            off[d] = run;
+            run += h[p][d];
+            if (h[p][d] == (uint32_t)n) trivial = 1;
+        }
+        if (trivial) continue;
+        const int shift = 32 + 8 * p;
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t v = src[i];
+            dst[off[(v >> shift) & 255]++] = v;
+        }
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
     return src;
+}
+
+// Running state of the scan over the tie groups in descending score order.
+typedef struct scan_state {
+    const pad_u128 *term; // (K + 1)
+    pad_u128 cap;         // K * 2^84: PRO = 1
+    int64_t n_ok, K;
+    double limit;
+    uint64_t tp, fp, tp_prev, fp_prev, u2;
+    pad_dd ap;
+    pad_u128 P, P_prev;
+    pad_u192 trap;
+    int pro_open;            // PRO requested and still below the FPR limit
+    double x_left, y_left;   // last point with FPR <= limit
+    double x_right, y_right; // first point above it
+} scan_state;
+
+// Scans s[0..n), a sorted run whose first and last items end tie groups of their own (bucket boundaries are
+// group boundaries since the keys differ in their top bits).
+static void scan_range(scan_state *st, const uint64_t *s, int64_t n) {
+    uint64_t tp = st->tp, fp = st->fp;
+    pad_u128 P = st->P;
+    for (int64_t i = 0; i < n; i++) {
+        const uint64_t v = s[i];
+        const uint32_t r = (uint32_t)v;
+        if (r) {
+            tp++;
+            P = pad_u128_add(P, st->term[r]);
+        } else {
+            fp++;
+        }
+        if (i + 1 < n && (s[i + 1] >> 32) == (v >> 32)) continue;
+        // end of a tie group
+        st->u2 += (fp - st->fp_prev) * (tp + st->tp_prev);
+        if (tp != st->tp_prev) st->ap = pad_dd_add_d(st->ap, pad_mx_ap_term(tp, st->tp_prev, fp));
+        if (st->pro_open) {
+            const double x = pad_mx_fpr(fp, st->n_ok);
+            if (x <= st->limit) {
+                if (fp != st->fp_prev)
+                    st->trap =
+                        pad_u192_add(st->trap, pad_u192_sum_mul(pad_mx_clip(st->P_prev, st->cap),
+                                                                pad_mx_clip(P, st->cap), (uint32_t)(fp - st->fp_prev)));
+                st->x_left = x;
+                st->y_left = pad_mx_pro_y(P, st->K);
+            } else {
+                st->x_right = x;
+                st->y_right = pad_mx_pro_y(P, st->K);
+                st->pro_open = 0;
+            }
+        }
+        st->P_prev = P;
+        st->tp_prev = tp;
+        st->fp_prev = fp;
+    }
+    st->tp = tp;
+    st->fp = fp;
+    st->P = P;
 }
 
 // ----------------------------------------------------------------------------
@@ -547,83 +608,109 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
         return PAD_ERR_INVALID_ARG;
     }
     const int64_t N = gt->N, HW = (int64_t)gt->H * gt->W;
-    if (!gt->ws_a) {
-        gt->ws_a = malloc((size_t)N * sizeof *gt->ws_a);
-        gt->ws_b = malloc((size_t)N * sizeof *gt->ws_b);
-        if (!gt->ws_a || !gt->ws_b) {
-            free(gt->ws_a);
-            free(gt->ws_b);
-            gt->ws_a = gt->ws_b = NULL;
-            PAD_LOG_ERROR("pixel metrics: out of memory for the sort workspace (%lld pixels)", (long long)N);
-            return PAD_ERR_OOM;
-        }
+    if (!gt->ws_a && !(gt->ws_a = big_alloc((size_t)N * sizeof *gt->ws_a))) {
+        PAD_LOG_ERROR("pixel metrics: out of memory for the sort workspace (%lld pixels)", (long long)N);
+        return PAD_ERR_OOM;
+    }
+    int maxt = 1;
+#ifdef _OPENMP
+    maxt = omp_get_max_threads();
+#endif
+    // per-thread bucket counts, then offsets ordered (bucket, thread); the last N_BUCKETS: each bucket's end
+    uint32_t *cnt = malloc(((size_t)maxt + 1) * N_BUCKETS * sizeof *cnt);
+    if (!cnt) {
+        PAD_LOG_ERROR("pixel metrics: out of memory for the sort");
+        return PAD_ERR_OOM;
     }
     double t0 = now_ms();
     int64_t bad = -1;
+    uint32_t *bucket_end = cnt + (size_t)maxt * N_BUCKETS;
     uint64_t *items = gt->ws_a;
-#pragma omp parallel for schedule(static) reduction(max : bad)
-    for (int64_t i = 0; i < N; i++) {
-        float v = maps[i];
-        if (!isfinite(v)) {
-            bad = i > bad ? i : bad;
-            v = 0.0f;
+    const int32_t *label = gt->label;
+#pragma omp parallel num_threads(maxt) reduction(max : bad)
+    {
+        int t = 0, nt = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        nt = omp_get_num_threads();
+#endif
+        const int64_t lo = N * t / nt, hi = N * (t + 1) / nt;
+        uint32_t *h = cnt + (size_t)t * N_BUCKETS;
+        memset(h, 0, N_BUCKETS * sizeof *h);
+        for (int64_t i = lo; i < hi; i++) {
+            float v = maps[i];
+            if (!isfinite(v)) {
+                bad = i > bad ? i : bad;
+                v = 0.0f;
+            }
+            h[~pad_mx_key(v) >> (32 - BUCKET_BITS)]++;
         }
-        items[i] = ((uint64_t)~pad_mx_key(v) << 32) | (uint32_t)gt->label[i];
+#pragma omp barrier
+#pragma omp single
+        {
+            uint32_t run = 0;
+            for (int d = 0; d < N_BUCKETS; d++) {
+                for (int u = 0; u < nt; u++) {
+                    uint32_t c = cnt[(size_t)u * N_BUCKETS + d];
+                    cnt[(size_t)u * N_BUCKETS + d] = run;
+                    run += c;
+                }
+                bucket_end[d] = run;
+            }
+        }
+        for (int64_t i = lo; i < hi; i++) {
+            float v = maps[i];
+            uint32_t k = isfinite(v) ? ~pad_mx_key(v) : ~pad_mx_key(0.0f);
+            items[h[k >> (32 - BUCKET_BITS)]++] = ((uint64_t)k << 32) | (uint32_t)label[i];
+        }
     }
     if (bad >= 0) {
+        free(cnt);
         PAD_LOG_ERROR("pixel metrics: map %lld pixel (%lld, %lld) is not finite (%g)", (long long)(bad / HW),
                       (long long)(bad % HW / gt->W), (long long)(bad % gt->W), (double)maps[bad]);
         return PAD_ERR_INVALID_ARG;
     }
-    const uint64_t *s = radix_sort_hi32(gt->ws_a, gt->ws_b, N);
-    if (!s) {
-        PAD_LOG_ERROR("pixel metrics: out of memory in the sort");
-        return PAD_ERR_OOM;
+    uint32_t largest = 0, prev_end = 0;
+    for (int d = 0; d < N_BUCKETS; d++) {
+        if (bucket_end[d] - prev_end > largest) largest = bucket_end[d] - prev_end;
+        prev_end = bucket_end[d];
+    }
+    if (largest > gt->ws_b_cap) {
+        free(gt->ws_b);
+        gt->ws_b_cap = 0;
+        if (!(gt->ws_b = big_alloc((size_t)largest * sizeof *gt->ws_b))) {
+            free(cnt);
+            PAD_LOG_ERROR("pixel metrics: out of memory for the sort scratch (%u items)", largest);
+            return PAD_ERR_OOM;
+        }
+        gt->ws_b_cap = largest;
     }
     double t1 = now_ms();
 
-    // One pass over the tie groups (descending score).
+    // Buckets in order (descending score): sort each in cache, then scan its tie groups.
     const int do_pro = (which & PAD_METRICS_PRO) && gt->K > 0 && gt->n_ok > 0;
-    const pad_u128 *term = gt->term;
-    const pad_u128 cap = {0, (uint64_t)gt->K << 20}; // K * 2^84 (K < 2^31)
-    uint64_t tp = 0, fp = 0, tp_prev = 0, fp_prev = 0, u2 = 0;
-    pad_dd ap = {0.0, 0.0};
-    pad_u128 P = {0, 0}, P_prev = {0, 0};
-    pad_u192 trap = {{0, 0, 0}};
-    int pro_open = do_pro;               // still below the FPR limit
-    double x_left = 0.0, y_left = 0.0;   // last point with FPR <= limit
-    double x_right = 1.0, y_right = 1.0; // first point above it
-    for (int64_t i = 0; i < N; i++) {
-        const uint64_t v = s[i];
-        const uint32_t r = (uint32_t)v;
-        if (r) {
-            tp++;
-            P = pad_u128_add(P, term[r]);
-        } else {
-            fp++;
-        }
-        if (i + 1 < N && (s[i + 1] >> 32) == (v >> 32)) continue;
-        // end of a tie group
-        u2 += (fp - fp_prev) * (tp + tp_prev);
-        if (tp != tp_prev) ap = pad_dd_add_d(ap, pad_mx_ap_term(tp, tp_prev, fp));
-        if (pro_open) {
-            const double x = pad_mx_fpr(fp, gt->n_ok);
-            if (x <= fpr_limit) {
-                if (fp != fp_prev)
-                    trap = pad_u192_add(trap, pad_u192_sum_mul(pad_mx_clip(P_prev, cap), pad_mx_clip(P, cap),
-                                                               (uint32_t)(fp - fp_prev)));
-                x_left = x;
-                y_left = pad_mx_pro_y(P, gt->K);
-            } else {
-                x_right = x;
-                y_right = pad_mx_pro_y(P, gt->K);
-                pro_open = 0;
-            }
-        }
-        P_prev = P;
-        tp_prev = tp;
-        fp_prev = fp;
+    scan_state st;
+    memset(&st, 0, sizeof st);
+    st.term = gt->term;
+    st.cap = (pad_u128){0, (uint64_t)gt->K << 20}; // K * 2^84 (K < 2^31)
+    st.n_ok = gt->n_ok;
+    st.K = gt->K;
+    st.limit = fpr_limit;
+    st.pro_open = do_pro;
+    st.x_right = st.y_right = 1.0;
+    uint32_t start = 0;
+    for (int d = 0; d < N_BUCKETS; d++) {
+        const uint32_t end = bucket_end[d];
+        if (end == start) continue;
+        const uint64_t *s = sort_bucket(gt->ws_a + start, gt->ws_b, end - start);
+        scan_range(&st, s, end - start);
+        start = end;
     }
+    free(cnt);
+    const uint64_t tp = st.tp, fp = st.fp, u2 = st.u2;
+    const pad_dd ap = st.ap;
+    const pad_u192 trap = st.trap;
+    const double x_left = st.x_left, y_left = st.y_left, x_right = st.x_right, y_right = st.y_right;
     double t2 = now_ms();
 
     if (tp == 0 || fp == 0)
@@ -651,7 +738,8 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
         else
             out->pro_200 = pro_200(gt, maps, fpr_limit);
     }
-    PAD_LOG_DEBUG("pixel metrics: %lld pixels: keys + sort %.1f ms, scan (AUROC, AUPR%s) %.1f ms, PRO-200 %.1f ms",
+    PAD_LOG_DEBUG("pixel metrics: %lld pixels: bucket pass %.1f ms, sort + scan (AUROC, AUPR%s) %.1f ms, PRO-200 "
+                  "%.1f ms",
                   (long long)N, t1 - t0, do_pro ? ", PRO" : "", t2 - t1, now_ms() - t3);
     return PAD_OK;
 }
