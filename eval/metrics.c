@@ -466,9 +466,9 @@ typedef struct scan_state {
     pad_dd ap;
     pad_u128 P, P_prev;
     pad_u192 trap;
-    int pro_open;            // PRO requested and still below the FPR limit
-    double x_left, y_left;   // last point with FPR <= limit
-    double x_right, y_right; // first point above it
+    int pro_open; // PRO requested and still below the FPR limit
+    uint64_t left_fp, right_fp;
+    pad_u128 left_P, right_P; // the curve points around the limit (pad_pixel_sums)
 } scan_state;
 
 // Scans s[0..n), a sorted run whose first and last items end tie groups of their own (bucket boundaries are
@@ -496,11 +496,11 @@ static void scan_range(scan_state *st, const uint64_t *s, int64_t n) {
                     st->trap =
                         pad_u192_add(st->trap, pad_u192_sum_mul(pad_mx_clip(st->P_prev, st->cap),
                                                                 pad_mx_clip(P, st->cap), (uint32_t)(fp - st->fp_prev)));
-                st->x_left = x;
-                st->y_left = pad_mx_pro_y(P, st->K);
+                st->left_fp = fp;
+                st->left_P = P;
             } else {
-                st->x_right = x;
-                st->y_right = pad_mx_pro_y(P, st->K);
+                st->right_fp = fp;
+                st->right_P = P;
                 st->pro_open = 0;
             }
         }
@@ -697,7 +697,8 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
     st.K = gt->K;
     st.limit = fpr_limit;
     st.pro_open = do_pro;
-    st.x_right = st.y_right = 1.0;
+    st.right_fp = (uint64_t)gt->n_ok; // (1, 1)
+    st.right_P = st.cap;
     uint32_t start = 0;
     for (int d = 0; d < N_BUCKETS; d++) {
         const uint32_t end = bucket_end[d];
@@ -707,29 +708,10 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
         start = end;
     }
     free(cnt);
-    const uint64_t tp = st.tp, fp = st.fp, u2 = st.u2;
-    const pad_dd ap = st.ap;
-    const pad_u192 trap = st.trap;
-    const double x_left = st.x_left, y_left = st.y_left, x_right = st.x_right, y_right = st.y_right;
+    PAD_ASSERT(st.tp == (uint64_t)gt->n_anom && st.fp == (uint64_t)gt->n_ok);
     double t2 = now_ms();
-
-    if (tp == 0 || fp == 0)
-        PAD_LOG_WARN("pixel metrics: %s: pixel AUROC is undefined (NaN)",
-                     tp ? "no normal pixel" : "no anomalous pixel");
-    else
-        out->auroc = (double)u2 / (2.0 * (double)tp * (double)fp);
-    if (tp == 0)
-        PAD_LOG_WARN("pixel metrics: no anomalous pixel: pixel AUPR is undefined (NaN)");
-    else
-        out->aupr = ap.hi / (double)tp;
-    if (which & PAD_METRICS_PRO) {
-        if (!do_pro) {
-            PAD_LOG_WARN("pixel metrics: %s: PRO is undefined (NaN)",
-                         gt->K == 0 ? "no ground-truth region" : "no normal pixel");
-        } else {
-            out->pro = pad_mx_pro_finish(trap, gt->n_ok, gt->K, x_left, y_left, x_right, y_right, fpr_limit);
-        }
-    }
+    const pad_pixel_sums sums = {st.u2, st.ap, st.trap, st.left_fp, st.left_P, st.right_fp, st.right_P};
+    pad_metrics_pixel_finish(&sums, gt->n_anom, gt->n_ok, gt->K, fpr_limit, which, out);
     double t3 = now_ms();
     if (which & PAD_METRICS_PRO_200) {
         if (gt->K == 0 || gt->n_ok == 0)
@@ -742,6 +724,27 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
                   "%.1f ms",
                   (long long)N, t1 - t0, do_pro ? ", PRO" : "", t2 - t1, now_ms() - t3);
     return PAD_OK;
+}
+
+void pad_metrics_pixel_finish(const pad_pixel_sums *s, int64_t n_anom, int64_t n_ok, int64_t K, double fpr_limit,
+                              unsigned which, pad_pixel_metrics *out) {
+    if (n_anom == 0 || n_ok == 0)
+        PAD_LOG_WARN("pixel metrics: %s: pixel AUROC is undefined (NaN)",
+                     n_anom ? "no normal pixel" : "no anomalous pixel");
+    else
+        out->auroc = (double)s->u2 / (2.0 * (double)n_anom * (double)n_ok);
+    if (n_anom == 0)
+        PAD_LOG_WARN("pixel metrics: no anomalous pixel: pixel AUPR is undefined (NaN)");
+    else
+        out->aupr = s->ap.hi / (double)n_anom;
+    if (which & PAD_METRICS_PRO) {
+        if (K == 0 || n_ok == 0)
+            PAD_LOG_WARN("pixel metrics: %s: PRO is undefined (NaN)",
+                         K == 0 ? "no ground-truth region" : "no normal pixel");
+        else
+            out->pro = pad_mx_pro_finish(s->trap, n_ok, K, pad_mx_fpr(s->left_fp, n_ok), pad_mx_pro_y(s->left_P, K),
+                                         pad_mx_fpr(s->right_fp, n_ok), pad_mx_pro_y(s->right_P, K), fpr_limit);
+    }
 }
 
 // ----------------------------------------------------------------------------

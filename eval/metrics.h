@@ -108,8 +108,9 @@ pad_status pad_metrics_write_json(const char *path, const pad_image_metrics *img
 typedef struct pad_metrics_gpu pad_metrics_gpu;
 
 // Uploads gt's region labels and per-region overlap increments to device `device` and sizes the workspace
-// (about 60 bytes per pixel). `stream` is a cudaStream_t (NULL = the legacy default stream); every later call
-// runs on it and synchronises it before returning. gt may be freed afterwards. On failure *out is NULL.
+// (about 80 bytes per pixel: 4 GB for 50 M pixels). `stream` is a cudaStream_t (NULL = the legacy default stream);
+// every later call runs on it and synchronises it before returning. gt may be freed afterwards. On failure *out is
+// NULL.
 pad_status pad_metrics_gpu_init(pad_metrics_gpu **out, const pad_metrics_gt *gt, int device, void *stream);
 void pad_metrics_gpu_free(pad_metrics_gpu *g); // NULL is a no-op
 

@@ -183,14 +183,30 @@ PAD_MX_FN double pad_mx_pro_finish(pad_u192 trap, int64_t n_ok, int64_t K, doubl
 }
 
 // ----------------------------------------------------------------------------
-// Internal accessor (metrics.c) for cuda/metrics.cu: the (K + 1) fixed-point overlap increments of gt's
-// regions, entry 0 = 0 for background pixels.
+// Shared by metrics.c and cuda/metrics.cu (defined in metrics.c)
+
+// What a scan over the tie groups of all pixels (descending score) produces.
+typedef struct pad_pixel_sums {
+    uint64_t u2;       // sum over groups of fp_g * (tp_before + tp_after) = 2 * (AUROC numerator)
+    pad_dd ap;         // sum over groups of the AUPR terms
+    pad_u192 trap;     // exact trapezoid below the FPR limit (see the top of this file)
+    uint64_t left_fp;  // cumulative (false positives, overlap) of the last curve point with FPR <= limit:
+    pad_u128 left_P;   //   (0, 0) when there is none
+    uint64_t right_fp; // ... and of the first point above the limit: (n_ok, K * 2^84), i.e. the appended
+    pad_u128 right_P;  //   point (1, 1), when there is none
+} pad_pixel_sums;
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 struct pad_metrics_gt;
+struct pad_pixel_metrics;
+// The (K + 1) fixed-point overlap increments of gt's regions; entry 0 (background) is 0.
 const pad_u128 *pad_metrics_gt_terms(const struct pad_metrics_gt *gt);
+// Turns the sums into AUROC, AUPR and (when `which` has PAD_METRICS_PRO) PRO, with the warnings of undefined
+// metrics; leaves pro_200 alone. The one place where CPU and GPU results are finalised.
+void pad_metrics_pixel_finish(const pad_pixel_sums *s, int64_t n_anom, int64_t n_ok, int64_t K, double fpr_limit,
+                              unsigned which, struct pad_pixel_metrics *out);
 #ifdef __cplusplus
 }
 #endif
