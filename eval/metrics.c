@@ -1,11 +1,12 @@
 /* metrics.c - the CPU reference of metrics.h: image AUROC / AUPR, pixel AUROC / AUPR, official AU-PRO and
  * PromptAD's 200-threshold PRO. Owns the ground-truth context (8-connected labelling, region sizes, hole-filled
- * region pixel lists) and the radix sort of (score, region) pairs that every pixel metric shares.
+ * region pixel lists) and the sort of (score, region) pairs that every pixel metric shares.
  *
  * Pixel pipeline (one evaluation): items = (~key(score) << 32) | region, key order-preserving (metrics_exact.h);
- * a stable LSD radix sort on the upper 32 bits (8-bit digits, OpenMP over contiguous chunks, identical output for
- * any thread count) puts the scores in descending order; one sequential scan over the tie groups accumulates the
- * exact integer counts of AUROC, the double-double AUPR sum and the exact fixed-point PRO curve and trapezoid.
+ * one MSD pass scatters them into 65536 buckets by the top 16 key bits (OpenMP over contiguous chunks, offsets
+ * ordered (bucket, thread): identical output for any thread count); then each bucket, in descending score order,
+ * is sorted by the low 16 bits in cache and scanned at once: one sequential pass over the tie groups accumulates
+ * the exact integer counts of AUROC, the double-double AUPR sum and the exact fixed-point PRO curve and trapezoid.
  * PRO-200 histograms each pixel's first predicted threshold (integer counts, order-free). */
 #include "metrics.h"
 
@@ -19,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #ifdef _OPENMP
@@ -43,17 +43,6 @@ struct pad_metrics_gt {
     uint64_t *ws_b;     // (ws_b_cap) scratch for sorting one bucket
     int64_t ws_b_cap;
 };
-
-// Large buffers: 2 MiB aligned and marked for transparent huge pages (fewer page faults on first touch).
-static void *big_alloc(size_t bytes) {
-    const size_t align = (size_t)2 << 20;
-    size_t sz = (bytes + align - 1) / align * align;
-    void *p = aligned_alloc(align, sz ? sz : align);
-#ifdef MADV_HUGEPAGE
-    if (p) madvise(p, sz, MADV_HUGEPAGE); // advisory; failure is harmless
-#endif
-    return p;
-}
 
 static double now_ms(void) {
     struct timespec ts;
@@ -271,7 +260,7 @@ pad_status pad_metrics_gt_init(pad_metrics_gt **out, const uint8_t *masks, int n
     gt->H = H;
     gt->W = W;
     gt->N = N;
-    gt->label = big_alloc((size_t)N * sizeof *gt->label);
+    gt->label = malloc((size_t)N * sizeof *gt->label);
     kimg = malloc((size_t)n * sizeof *kimg);
     if (!gt->label || !kimg) goto fail;
 
@@ -608,7 +597,7 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
         return PAD_ERR_INVALID_ARG;
     }
     const int64_t N = gt->N, HW = (int64_t)gt->H * gt->W;
-    if (!gt->ws_a && !(gt->ws_a = big_alloc((size_t)N * sizeof *gt->ws_a))) {
+    if (!gt->ws_a && !(gt->ws_a = malloc((size_t)N * sizeof *gt->ws_a))) {
         PAD_LOG_ERROR("pixel metrics: out of memory for the sort workspace (%lld pixels)", (long long)N);
         return PAD_ERR_OOM;
     }
@@ -678,7 +667,7 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
     if (largest > gt->ws_b_cap) {
         free(gt->ws_b);
         gt->ws_b_cap = 0;
-        if (!(gt->ws_b = big_alloc((size_t)largest * sizeof *gt->ws_b))) {
+        if (!(gt->ws_b = malloc((size_t)largest * sizeof *gt->ws_b))) {
             free(cnt);
             PAD_LOG_ERROR("pixel metrics: out of memory for the sort scratch (%u items)", largest);
             return PAD_ERR_OOM;
