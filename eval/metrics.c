@@ -1,13 +1,12 @@
 /* metrics.c - the CPU reference of metrics.h: image AUROC / AUPR, pixel AUROC / AUPR, official AU-PRO and
  * PromptAD's 200-threshold PRO. Owns the ground-truth context (8-connected labelling, region sizes, hole-filled
- * region pixel lists) and the sort of (score, region) pairs that every pixel metric shares.
+ * region pixel lists) and the grouping of the pixels by score that every pixel metric shares.
  *
- * Pixel pipeline (one evaluation): items = (~key(score) << 32) | region, key order-preserving (metrics_exact.h);
- * one MSD pass scatters them into 65536 buckets by the top 16 key bits (OpenMP over contiguous chunks, offsets
- * ordered (bucket, thread): identical output for any thread count); then each bucket, in descending score order,
- * is sorted by the low 16 bits in cache and scanned at once: one sequential pass over the tie groups accumulates
- * the exact integer counts of AUROC, the double-double AUPR sum and the exact fixed-point PRO curve and trapezoid.
- * PRO-200 histograms each pixel's first predicted threshold (integer counts, order-free). */
+ * Pixel pipeline (one evaluation): no sort of all pixels. Two parallel passes group the pixels' low key bits by
+ * the top 16 key bits (order-preserving keys, metrics_exact.h); the anomalous pixels alone are sorted; one
+ * sequential walk over the distinct scores in descending order then accumulates the exact integer counts of
+ * AUROC, the double-double AUPR sum, the exact fixed-point PRO curve and trapezoid and PRO-200's background
+ * histogram (details above pad_metrics_pixel). */
 #include "metrics.h"
 
 #include "log.h"
@@ -39,9 +38,9 @@ struct pad_metrics_gt {
     pad_u128 *term;     // (K + 1) round(2^84 / area[k]); term[0] = 0
     int64_t *fill_off;  // (K + 2) CSR offsets into fill_idx: region k owns [fill_off[k], fill_off[k+1])
     uint32_t *fill_idx; // pixel indices (global) of each region's hole-filled image, region 0 empty
-    uint64_t *ws_a;     // (N) items bucketed by their top key bits, allocated on the first evaluation
-    uint64_t *ws_b;     // (ws_b_cap) scratch for sorting one bucket
-    int64_t ws_b_cap;
+    uint32_t *anom_idx; // (n_anom) the anomalous pixels in raster order
+    uint16_t *ws_slot;  // (N) low key bits grouped by bucket, allocated on the first evaluation
+    uint64_t *ws_anom;  // (2 n_anom + 2) anomalous (key, region) items and their sort scratch
 };
 
 static double now_ms(void) {
@@ -327,6 +326,10 @@ pad_status pad_metrics_gt_init(pad_metrics_gt **out, const uint8_t *masks, int n
     gt->n_anom = n_anom;
     gt->n_ok = N - n_anom;
     gt->area[0] = gt->n_ok;
+    gt->anom_idx = malloc((size_t)(n_anom + 1) * sizeof *gt->anom_idx);
+    if (!gt->anom_idx) goto fail;
+    for (int64_t p = 0, j = 0; p < N; p++)
+        if (gt->label[p]) gt->anom_idx[j++] = (uint32_t)p;
 
     // hole-filled pixel lists (PRO-200), region by region in order
     int64_t cap = n_anom + 1024;
@@ -369,8 +372,9 @@ void pad_metrics_gt_free(pad_metrics_gt *gt) {
     free(gt->term);
     free(gt->fill_off);
     free(gt->fill_idx);
-    free(gt->ws_a);
-    free(gt->ws_b);
+    free(gt->anom_idx);
+    free(gt->ws_slot);
+    free(gt->ws_anom);
     free(gt);
 }
 
@@ -396,41 +400,95 @@ const pad_u128 *pad_metrics_gt_terms(const pad_metrics_gt *gt) {
 }
 
 // ----------------------------------------------------------------------------
-// Sort: one MSD pass by the top 16 bits of the key (65536 buckets; contiguous chunks per thread, offsets ordered
-// (bucket, thread)), then each bucket, in order, sorted by the low 16 bits in cache (LSD, 2 x 8 bits, trivial
-// passes skipped) and scanned at once. Memory traffic: read the maps twice, write and read the items once.
+// Pixel metrics: counting pixels per distinct score instead of sorting them.
+//
+// Each pixel's key k = pad_mx_key(score) is reversed, nk = ~k (ascending nk = descending score), and split into a
+// bucket (top 16 bits) and a slot (low 16 bits). Pass 1 counts the pixels of each bucket (per thread, contiguous
+// chunks) and checks the scores; pass 2 writes each pixel's slot (2 bytes) into its bucket's range. The anomalous
+// pixels (gt->anom_idx, usually a few percent) become (nk, region) items sorted by nk. Pass 3 walks the buckets in
+// order, counts the pixels per slot (a 65536-entry table for large buckets, a small sort otherwise) and walks the
+// distinct keys in order: each is a tie group whose anomalous items give tp and the overlap sum, fp = count - tp.
+// Only integer counts cross the passes, so the result does not depend on the chunking (the thread count).
 
 #define BUCKET_BITS 16
-#define N_BUCKETS   (1 << BUCKET_BITS)
+#define N_SLOTS     (1 << BUCKET_BITS)
+#define TABLE_MIN   4096 // buckets with at least this many pixels are counted with the slot table
 
-// Sorts a[0..n) by bits 32..47 (the low half of the key) using b as scratch; returns the buffer holding the result.
-static uint64_t *sort_bucket(uint64_t *a, uint64_t *b, int64_t n) {
-    if (n < 48) { // insertion sort on the whole item; the order inside a tie group does not matter
-        for (int64_t i = 1; i < n; i++) {
-            uint64_t v = a[i];
-            int64_t j = i - 1;
-            while (j >= 0 && a[j] > v) {
-                a[j + 1] = a[j];
-                j--;
-            }
-            a[j + 1] = v;
+// Running state of the walk over the tie groups in descending score order.
+typedef struct scan_state {
+    const pad_u128 *term; // (K + 1)
+    pad_u128 cap;         // K * 2^84: PRO = 1
+    int64_t n_ok, K;
+    double limit;
+    uint64_t tp, fp, u2;
+    pad_dd ap;
+    pad_u128 P;
+    pad_u192 trap;
+    int pro_open; // PRO requested and still below the FPR limit
+    uint64_t left_fp, right_fp;
+    pad_u128 left_P, right_P; // the curve points around the limit (pad_pixel_sums)
+    const float *thr;         // PRO-200 thresholds (256, padded with -inf) or NULL
+    uint64_t *bg_hist;        // (PRO200_STEPS + 1) background pixels by first predicted threshold
+} scan_state;
+
+// Index of the first threshold that `v` exceeds (thr is non-increasing, padded with -inf up to 256 entries):
+// the number of thresholds with v <= thr[s]; PRO200_STEPS when v exceeds none.
+static inline int first_step(const float *thr, float v) {
+    int s = 0;
+    for (int step = 128; step > 0; step >>= 1)
+        s += (v <= thr[s + step - 1]) ? step : 0;
+    return s;
+}
+
+// The score of a key (inverse of pad_mx_key; -0.0 comes back as +0.0).
+static float key_score(uint32_t k) {
+    uint32_t u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// One tie group of reversed key nk: fp_g background and tp_g anomalous pixels whose overlap increments sum to dP.
+static void scan_group(scan_state *st, uint32_t nk, uint64_t fp_g, uint64_t tp_g, pad_u128 dP) {
+    const uint64_t fp0 = st->fp, tp0 = st->tp, fp = fp0 + fp_g, tp = tp0 + tp_g;
+    const pad_u128 P0 = st->P, P = pad_u128_add(P0, dP);
+    st->u2 += fp_g * (tp + tp0);
+    if (tp_g) st->ap = pad_dd_add_d(st->ap, pad_mx_ap_term(tp, tp0, fp));
+    if (st->pro_open) {
+        if (pad_mx_fpr(fp, st->n_ok) <= st->limit) {
+            if (fp_g)
+                st->trap = pad_u192_add(
+                    st->trap, pad_u192_sum_mul(pad_mx_clip(P0, st->cap), pad_mx_clip(P, st->cap), (uint32_t)fp_g));
+            st->left_fp = fp;
+            st->left_P = P;
+        } else {
+            st->right_fp = fp;
+            st->right_P = P;
+            st->pro_open = 0;
         }
-        return a;
     }
-    uint32_t h[2][256];
+    if (st->thr && fp_g) st->bg_hist[first_step(st->thr, key_score(~nk))] += fp_g;
+    st->fp = fp;
+    st->tp = tp;
+    st->P = P;
+}
+
+// Sorts a[0..n) ascending by bits 32..63 (LSD, 8-bit digits, trivial passes skipped) using b as scratch; returns
+// the buffer that holds the result.
+static uint64_t *sort_hi32(uint64_t *a, uint64_t *b, int64_t n) {
+    size_t h[4][256];
     memset(h, 0, sizeof h);
-    for (int64_t i = 0; i < n; i++) {
-        h[0][(a[i] >> 32) & 255]++;
-        h[1][(a[i] >> 40) & 255]++;
-    }
+    for (int64_t i = 0; i < n; i++)
+        for (int p = 0; p < 4; p++)
+            h[p][(a[i] >> (32 + 8 * p)) & 255]++;
     uint64_t *src = a, *dst = b;
-    for (int p = 0; p < 2; p++) {
-        uint32_t off[256], run = 0;
+    for (int p = 0; p < 4; p++) {
+        size_t off[256], run = 0;
         int trivial = 0;
         for (int d = 0; d < 256; d++) {
             off[d] = run;
             run += h[p][d];
-            if (h[p][d] == (uint32_t)n) trivial = 1;
+            if (h[p][d] == (size_t)n) trivial = 1;
         }
         if (trivial) continue;
         const int shift = 32 + 8 * p;
@@ -445,104 +503,43 @@ static uint64_t *sort_bucket(uint64_t *a, uint64_t *b, int64_t n) {
     return src;
 }
 
-// Running state of the scan over the tie groups in descending score order.
-typedef struct scan_state {
-    const pad_u128 *term; // (K + 1)
-    pad_u128 cap;         // K * 2^84: PRO = 1
-    int64_t n_ok, K;
-    double limit;
-    uint64_t tp, fp, tp_prev, fp_prev, u2;
-    pad_dd ap;
-    pad_u128 P, P_prev;
-    pad_u192 trap;
-    int pro_open; // PRO requested and still below the FPR limit
-    uint64_t left_fp, right_fp;
-    pad_u128 left_P, right_P; // the curve points around the limit (pad_pixel_sums)
-} scan_state;
-
-// Scans s[0..n), a sorted run whose first and last items end tie groups of their own (bucket boundaries are
-// group boundaries since the keys differ in their top bits).
-static void scan_range(scan_state *st, const uint64_t *s, int64_t n) {
-    uint64_t tp = st->tp, fp = st->fp;
-    pad_u128 P = st->P;
-    for (int64_t i = 0; i < n; i++) {
-        const uint64_t v = s[i];
-        const uint32_t r = (uint32_t)v;
-        if (r) {
-            tp++;
-            P = pad_u128_add(P, st->term[r]);
-        } else {
-            fp++;
-        }
-        if (i + 1 < n && (s[i + 1] >> 32) == (v >> 32)) continue;
-        // end of a tie group
-        st->u2 += (fp - st->fp_prev) * (tp + st->tp_prev);
-        if (tp != st->tp_prev) st->ap = pad_dd_add_d(st->ap, pad_mx_ap_term(tp, st->tp_prev, fp));
-        if (st->pro_open) {
-            const double x = pad_mx_fpr(fp, st->n_ok);
-            if (x <= st->limit) {
-                if (fp != st->fp_prev)
-                    st->trap =
-                        pad_u192_add(st->trap, pad_u192_sum_mul(pad_mx_clip(st->P_prev, st->cap),
-                                                                pad_mx_clip(P, st->cap), (uint32_t)(fp - st->fp_prev)));
-                st->left_fp = fp;
-                st->left_P = P;
-            } else {
-                st->right_fp = fp;
-                st->right_P = P;
-                st->pro_open = 0;
+// Sorts n < TABLE_MIN slots ascending into out (tmp is scratch).
+static void sort_slots(const uint16_t *in, uint16_t *out, uint16_t *tmp, int n) {
+    if (n < 48) {
+        for (int i = 0; i < n; i++) {
+            uint16_t v = in[i];
+            int j = i - 1;
+            while (j >= 0 && out[j] > v) {
+                out[j + 1] = out[j];
+                j--;
             }
+            out[j + 1] = v;
         }
-        st->P_prev = P;
-        st->tp_prev = tp;
-        st->fp_prev = fp;
+        return;
     }
-    st->tp = tp;
-    st->fp = fp;
-    st->P = P;
+    int lo[256], hi[256];
+    memset(lo, 0, sizeof lo);
+    memset(hi, 0, sizeof hi);
+    for (int i = 0; i < n; i++) {
+        lo[in[i] & 255]++;
+        hi[in[i] >> 8]++;
+    }
+    for (int d = 0, rl = 0, rh = 0; d < 256; d++) {
+        int cl = lo[d], ch = hi[d];
+        lo[d] = rl;
+        hi[d] = rh;
+        rl += cl;
+        rh += ch;
+    }
+    for (int i = 0; i < n; i++)
+        tmp[lo[in[i] & 255]++] = in[i];
+    for (int i = 0; i < n; i++)
+        out[hi[tmp[i] >> 8]++] = tmp[i];
 }
 
-// ----------------------------------------------------------------------------
-// PRO-200
-
-// Index of the first threshold that `v` exceeds (thr is non-increasing, padded with -inf up to 256 entries):
-// the number of thresholds with v <= thr[s]; PRO200_STEPS when v exceeds none.
-static inline int first_step(const float *thr, float v) {
-    int s = 0;
-    for (int step = 128; step > 0; step >>= 1)
-        s += (v <= thr[s + step - 1]) ? step : 0;
-    return s;
-}
-
-static double pro_200(const pad_metrics_gt *gt, const float *maps, double fpr_limit) {
-    const int64_t N = gt->N;
-    float mx = maps[0], mn = maps[0];
-#pragma omp parallel for reduction(max : mx) reduction(min : mn)
-    for (int64_t i = 0; i < N; i++) {
-        mx = maps[i] > mx ? maps[i] : mx;
-        mn = maps[i] < mn ? maps[i] : mn;
-    }
-    // NumPy 1.x: (max - min) is float32, / 200 promotes to float64, max - step * delta is float64 and the
-    // comparison with the float32 maps rounds it to float32.
-    float thr[256];
-    const float range = mx - mn;
-    const double delta = (double)range / (double)PRO200_STEPS;
-    for (int s = 0; s < 256; s++)
-        thr[s] = s < PRO200_STEPS ? (float)((double)mx - (double)s * delta) : -INFINITY;
-
-    uint64_t bg[PRO200_STEPS + 1];
-    memset(bg, 0, sizeof bg);
-#pragma omp parallel
-    {
-        uint64_t h[PRO200_STEPS + 1];
-        memset(h, 0, sizeof h);
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < N; i++)
-            if (!gt->label[i]) h[first_step(thr, maps[i])]++;
-#pragma omp critical
-        for (int s = 0; s <= PRO200_STEPS; s++)
-            bg[s] += h[s];
-    }
+// PRO-200 from the background histogram of the walk and the hole-filled regions.
+static double pro_200(const pad_metrics_gt *gt, const float *maps, const float *thr, const uint64_t *bg,
+                      double fpr_limit) {
     double pro_sum[PRO200_STEPS];
     memset(pro_sum, 0, sizeof pro_sum);
     for (int64_t k = 1; k <= gt->K; k++) {
@@ -582,9 +579,6 @@ static double pro_200(const pad_metrics_gt *gt, const float *maps, double fpr_li
     return area;
 }
 
-// ----------------------------------------------------------------------------
-// Pixel metrics
-
 pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_limit, unsigned which,
                              pad_pixel_metrics *out) {
     if (!gt || !maps || !out) {
@@ -596,27 +590,36 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
         PAD_LOG_ERROR("pixel metrics: FPR limit %g is not in (0, 1]", fpr_limit);
         return PAD_ERR_INVALID_ARG;
     }
-    const int64_t N = gt->N, HW = (int64_t)gt->H * gt->W;
-    if (!gt->ws_a && !(gt->ws_a = malloc((size_t)N * sizeof *gt->ws_a))) {
-        PAD_LOG_ERROR("pixel metrics: out of memory for the sort workspace (%lld pixels)", (long long)N);
-        return PAD_ERR_OOM;
+    const int64_t N = gt->N, HW = (int64_t)gt->H * gt->W, nA = gt->n_anom;
+    if (!gt->ws_slot) {
+        gt->ws_slot = malloc((size_t)N * sizeof *gt->ws_slot);
+        gt->ws_anom = malloc((size_t)(2 * nA + 2) * sizeof *gt->ws_anom);
+        if (!gt->ws_slot || !gt->ws_anom) {
+            free(gt->ws_slot);
+            free(gt->ws_anom);
+            gt->ws_slot = NULL;
+            gt->ws_anom = NULL;
+            PAD_LOG_ERROR("pixel metrics: out of memory for the workspace (%lld pixels)", (long long)N);
+            return PAD_ERR_OOM;
+        }
     }
     int maxt = 1;
 #ifdef _OPENMP
     maxt = omp_get_max_threads();
 #endif
-    // per-thread bucket counts, then offsets ordered (bucket, thread); the last N_BUCKETS: each bucket's end
-    uint32_t *cnt = malloc(((size_t)maxt + 1) * N_BUCKETS * sizeof *cnt);
+    // per-thread bucket counts, turned into offsets ordered (bucket, thread); then each bucket's end; then the
+    // slot table of pass 3 (kept zero between buckets)
+    uint32_t *cnt = calloc(((size_t)maxt + 2) * N_SLOTS, sizeof *cnt);
     if (!cnt) {
-        PAD_LOG_ERROR("pixel metrics: out of memory for the sort");
+        PAD_LOG_ERROR("pixel metrics: out of memory");
         return PAD_ERR_OOM;
     }
+    uint32_t *bucket_end = cnt + (size_t)maxt * N_SLOTS, *table = bucket_end + N_SLOTS;
+    uint16_t *slots = gt->ws_slot;
     double t0 = now_ms();
     int64_t bad = -1;
-    uint32_t *bucket_end = cnt + (size_t)maxt * N_BUCKETS;
-    uint64_t *items = gt->ws_a;
-    const int32_t *label = gt->label;
-#pragma omp parallel num_threads(maxt) reduction(max : bad)
+    float mx = -INFINITY, mn = INFINITY;
+#pragma omp parallel num_threads(maxt) reduction(max : bad, mx) reduction(min : mn)
     {
         int t = 0, nt = 1;
 #ifdef _OPENMP
@@ -624,24 +627,25 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
         nt = omp_get_num_threads();
 #endif
         const int64_t lo = N * t / nt, hi = N * (t + 1) / nt;
-        uint32_t *h = cnt + (size_t)t * N_BUCKETS;
-        memset(h, 0, N_BUCKETS * sizeof *h);
+        uint32_t *h = cnt + (size_t)t * N_SLOTS;
         for (int64_t i = lo; i < hi; i++) {
             float v = maps[i];
             if (!isfinite(v)) {
                 bad = i > bad ? i : bad;
                 v = 0.0f;
             }
-            h[~pad_mx_key(v) >> (32 - BUCKET_BITS)]++;
+            mx = v > mx ? v : mx;
+            mn = v < mn ? v : mn;
+            h[~pad_mx_key(v) >> BUCKET_BITS]++;
         }
 #pragma omp barrier
 #pragma omp single
         {
             uint32_t run = 0;
-            for (int d = 0; d < N_BUCKETS; d++) {
+            for (int d = 0; d < N_SLOTS; d++) {
                 for (int u = 0; u < nt; u++) {
-                    uint32_t c = cnt[(size_t)u * N_BUCKETS + d];
-                    cnt[(size_t)u * N_BUCKETS + d] = run;
+                    uint32_t c = cnt[(size_t)u * N_SLOTS + d];
+                    cnt[(size_t)u * N_SLOTS + d] = run;
                     run += c;
                 }
                 bucket_end[d] = run;
@@ -649,8 +653,8 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
         }
         for (int64_t i = lo; i < hi; i++) {
             float v = maps[i];
-            uint32_t k = isfinite(v) ? ~pad_mx_key(v) : ~pad_mx_key(0.0f);
-            items[h[k >> (32 - BUCKET_BITS)]++] = ((uint64_t)k << 32) | (uint32_t)label[i];
+            uint32_t nk = ~pad_mx_key(isfinite(v) ? v : 0.0f);
+            slots[h[nk >> BUCKET_BITS]++] = (uint16_t)nk;
         }
     }
     if (bad >= 0) {
@@ -659,25 +663,29 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
                       (long long)(bad % HW / gt->W), (long long)(bad % gt->W), (double)maps[bad]);
         return PAD_ERR_INVALID_ARG;
     }
-    uint32_t largest = 0, prev_end = 0;
-    for (int d = 0; d < N_BUCKETS; d++) {
-        if (bucket_end[d] - prev_end > largest) largest = bucket_end[d] - prev_end;
-        prev_end = bucket_end[d];
+    // the anomalous pixels as (nk, region), ascending nk
+    uint64_t *A = gt->ws_anom;
+    for (int64_t j = 0; j < nA; j++) {
+        uint32_t p = gt->anom_idx[j];
+        A[j] = ((uint64_t)~pad_mx_key(maps[p]) << 32) | (uint32_t)gt->label[p];
     }
-    if (largest > gt->ws_b_cap) {
-        free(gt->ws_b);
-        gt->ws_b_cap = 0;
-        if (!(gt->ws_b = malloc((size_t)largest * sizeof *gt->ws_b))) {
-            free(cnt);
-            PAD_LOG_ERROR("pixel metrics: out of memory for the sort scratch (%u items)", largest);
-            return PAD_ERR_OOM;
-        }
-        gt->ws_b_cap = largest;
-    }
+    A = sort_hi32(A, gt->ws_anom + nA, nA);
     double t1 = now_ms();
 
-    // Buckets in order (descending score): sort each in cache, then scan its tie groups.
-    const int do_pro = (which & PAD_METRICS_PRO) && gt->K > 0 && gt->n_ok > 0;
+    // PRO-200 thresholds (NumPy 1.x: (max - min) is float32, / 200 promotes to float64, max - step * delta is
+    // float64 and the comparison with the float32 maps rounds it to float32)
+    const int do_pro200 = (which & PAD_METRICS_PRO_200) && gt->K > 0 && gt->n_ok > 0;
+    float thr[256];
+    uint64_t bg_hist[PRO200_STEPS + 1];
+    memset(bg_hist, 0, sizeof bg_hist);
+    if (do_pro200) {
+        const float range = mx - mn;
+        const double delta = (double)range / (double)PRO200_STEPS;
+        for (int s = 0; s < 256; s++)
+            thr[s] = s < PRO200_STEPS ? (float)((double)mx - (double)s * delta) : -INFINITY;
+    }
+
+    // Pass 3: the buckets in order (descending score), the distinct keys of each in order.
     scan_state st;
     memset(&st, 0, sizeof st);
     st.term = gt->term;
@@ -685,33 +693,71 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
     st.n_ok = gt->n_ok;
     st.K = gt->K;
     st.limit = fpr_limit;
-    st.pro_open = do_pro;
+    st.pro_open = (which & PAD_METRICS_PRO) && gt->K > 0 && gt->n_ok > 0;
     st.right_fp = (uint64_t)gt->n_ok; // (1, 1)
     st.right_P = st.cap;
+    st.thr = do_pro200 ? thr : NULL;
+    st.bg_hist = bg_hist;
+    const int do_pro = st.pro_open;
+    uint16_t sorted[TABLE_MIN], tmp[TABLE_MIN];
+    int64_t pa = 0; // next anomalous item
     uint32_t start = 0;
-    for (int d = 0; d < N_BUCKETS; d++) {
-        const uint32_t end = bucket_end[d];
-        if (end == start) continue;
-        const uint64_t *s = sort_bucket(gt->ws_a + start, gt->ws_b, end - start);
-        scan_range(&st, s, end - start);
+    for (uint32_t b = 0; b < N_SLOTS; b++) {
+        const uint32_t end = bucket_end[b], n_b = end - start;
+        if (!n_b) continue;
+        const uint16_t *sl = slots + start;
         start = end;
+        if (n_b >= TABLE_MIN) {
+            for (uint32_t i = 0; i < n_b; i++)
+                table[sl[i]]++;
+        } else {
+            sort_slots(sl, sorted, tmp, (int)n_b);
+        }
+        uint32_t i = 0, slot = 0;
+        for (;;) {
+            uint64_t c;
+            if (n_b >= TABLE_MIN) { // next used slot of the table (reset to zero on the way)
+                while (slot < N_SLOTS && !table[slot])
+                    slot++;
+                if (slot == N_SLOTS) break;
+                c = table[slot];
+                table[slot] = 0;
+            } else { // next run of the sorted slots
+                if (i == n_b) break;
+                slot = sorted[i];
+                uint32_t j = i + 1;
+                while (j < n_b && sorted[j] == slot)
+                    j++;
+                c = j - i;
+                i = j;
+            }
+            const uint32_t nk = (b << BUCKET_BITS) | slot;
+            uint64_t tp_g = 0;
+            pad_u128 dP = {0, 0};
+            for (; pa < nA && (uint32_t)(A[pa] >> 32) == nk; pa++) {
+                tp_g++;
+                dP = pad_u128_add(dP, gt->term[(uint32_t)A[pa]]);
+            }
+            scan_group(&st, nk, c - tp_g, tp_g, dP);
+            slot++;
+        }
     }
     free(cnt);
-    PAD_ASSERT(st.tp == (uint64_t)gt->n_anom && st.fp == (uint64_t)gt->n_ok);
+    PAD_ASSERT(pa == nA && st.tp == (uint64_t)gt->n_anom && st.fp == (uint64_t)gt->n_ok);
     double t2 = now_ms();
     const pad_pixel_sums sums = {st.u2, st.ap, st.trap, st.left_fp, st.left_P, st.right_fp, st.right_P};
     pad_metrics_pixel_finish(&sums, gt->n_anom, gt->n_ok, gt->K, fpr_limit, which, out);
-    double t3 = now_ms();
     if (which & PAD_METRICS_PRO_200) {
-        if (gt->K == 0 || gt->n_ok == 0)
+        if (!do_pro200)
             PAD_LOG_WARN("pixel metrics: %s: PRO-200 is undefined (NaN)",
                          gt->K == 0 ? "no ground-truth region" : "no normal pixel");
         else
-            out->pro_200 = pro_200(gt, maps, fpr_limit);
+            out->pro_200 = pro_200(gt, maps, thr, bg_hist, fpr_limit);
     }
-    PAD_LOG_DEBUG("pixel metrics: %lld pixels: bucket pass %.1f ms, sort + scan (AUROC, AUPR%s) %.1f ms, PRO-200 "
-                  "%.1f ms",
-                  (long long)N, t1 - t0, do_pro ? ", PRO" : "", t2 - t1, now_ms() - t3);
+    PAD_LOG_DEBUG("pixel metrics: %lld pixels: bucket passes %.1f ms, walk (AUROC, AUPR%s%s) %.1f ms, PRO-200 "
+                  "regions %.1f ms",
+                  (long long)N, t1 - t0, do_pro ? ", PRO" : "", do_pro200 ? ", PRO-200 background" : "", t2 - t1,
+                  now_ms() - t2);
     return PAD_OK;
 }
 

@@ -90,10 +90,10 @@ typedef struct pad_pixel_metrics {
 } pad_pixel_metrics;
 
 // Evaluates maps (n, H, W) float32 against gt. fpr_limit must be in (0, 1] (0.3 in the protocols). `which` is
-// a mask of PAD_METRICS_*. The first call allocates a sort workspace of 8 bytes per pixel (plus 8 bytes per item
-// of the largest score bucket) kept in gt, so gt must not be used by two calls at once; later calls allocate
-// nothing large. The result does not depend on the OpenMP thread count.
-// Errors: a non-finite score (PAD_ERR_INVALID_ARG naming image and pixel), bad fpr_limit, OOM.
+// a mask of PAD_METRICS_*. The first call allocates a workspace of 2 bytes per pixel and 16 per anomalous pixel
+// kept in gt, so gt must not be used by two calls at once; later calls allocate only 256 KiB per thread. The result
+// does not depend on the OpenMP thread count. Errors: a non-finite score (PAD_ERR_INVALID_ARG naming image and pixel),
+// bad fpr_limit, OOM.
 pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_limit, unsigned which,
                              pad_pixel_metrics *out);
 

@@ -201,12 +201,12 @@ Test(metrics, labels_match_scipy_8_connectivity) {
 // want: auroc, aupr, pro@0.3, pro@0.05, pro@1.0, pro(float32 FPR, official script)@0.3, pro200@0.3, pro200@0.05
 Test(metrics, pixel_vs_references) {
     const char *sets[] = {"hand", "blobs"};
-    const char *kinds[] = {"uniform", "signal", "quant", "fp16", "thr"};
+    const char *kinds[] = {"uniform", "signal", "quant", "fp16", "thr", "narrow"};
     for (int s = 0; s < 2; s++) {
         pixel_set p = open_set(sets[s]);
         pad_metrics_gt *gt;
         cr_assert(pad_metrics_gt_init(&gt, p.masks, p.n, p.H, p.W) == PAD_OK);
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < 6; k++) {
             char name[64], what[128];
             int64_t nm, nw;
             snprintf(name, sizeof name, "maps_%s", kinds[k]);

@@ -54,7 +54,7 @@ static void compare(const char *what, const uint8_t *masks, const float *maps, i
 Test(metrics_cuda, fixtures_match_cpu) {
     PAD_REQUIRE_CUDA();
     const char *sets[] = {"hand", "blobs"};
-    const char *kinds[] = {"uniform", "signal", "quant", "fp16", "thr"};
+    const char *kinds[] = {"uniform", "signal", "quant", "fp16", "thr", "narrow"};
     for (int s = 0; s < 2; s++) {
         char file[128];
         snprintf(file, sizeof file, "metrics_pixel_%s.safetensors", sets[s]);
@@ -63,7 +63,7 @@ Test(metrics_cuda, fixtures_match_cpu) {
         cr_assert(tm && tm->ndim == 3);
         uint8_t *masks = malloc(tm->nbytes);
         memcpy(masks, tm->data, tm->nbytes);
-        for (int k = 0; k < 5; k++) {
+        for (int k = 0; k < 6; k++) {
             char name[64], what[96];
             snprintf(name, sizeof name, "maps_%s", kinds[k]);
             float *maps = pad_fixture_f32(f, name, 3, tm->shape);

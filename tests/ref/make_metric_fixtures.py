@@ -214,6 +214,9 @@ def maps_for(rng, masks, kind):
         y[on] = np.array(thr, dtype=np.float32)[pick[on]] + (masks[on] > 0) * np.float32(0.25)
         y[on] = np.minimum(y[on], np.float32(1.7))
         return y
+    if kind == "narrow":  # 1 + k * 2^-23: every score in one bucket of the CPU walk (its slot-table path)
+        k = np.clip(np.round(x * 120 + 60), 0, 400)
+        return (1.0 + k * 2.0**-23).astype(np.float32)
     raise ValueError(kind)
 
 
@@ -288,7 +291,7 @@ def write_fixtures():
             glab[i] = np.where(lab > 0, lab + off, 0)
             off += k
         t["labels"] = glab
-        for kind in ["uniform", "signal", "quant", "fp16", "thr"]:
+        for kind in ["uniform", "signal", "quant", "fp16", "thr", "narrow"]:
             maps = maps_for(rng, masks, kind)
             pro_200_literal(maps, masks, 0.3)
             t[f"maps_{kind}"] = maps
