@@ -125,7 +125,8 @@ pad_status pad_metrics_gpu_pixel(pad_metrics_gpu *g, const float *maps_dev, doub
 pad_status pad_metrics_gpu_pixel_host(pad_metrics_gpu *g, const float *maps_host, double fpr_limit, unsigned which,
                                       pad_pixel_metrics *out);
 // Image metrics of device-resident scores (n floats): copied to the host (n is small) and evaluated with
-// pad_metrics_image, so the result is the CPU's exactly. labels are host memory.
+// pad_metrics_image, so the result is the CPU's exactly. labels are host memory; g only gives the stream (NULL:
+// the legacy default stream).
 pad_status pad_metrics_gpu_image(pad_metrics_gpu *g, const float *scores_dev, const uint8_t *labels, int64_t n,
                                  pad_image_metrics *out);
 
