@@ -112,8 +112,8 @@ static pad_status read_unit(const char *path, const char *ds, const char *cls, i
 static bool add_unit(unit_list *l, const unit_rec *u) {
     for (int i = 0; i < l->n; i++) {
         const unit_rec *o = &l->v[i];
-        if (strcmp(o->dataset, u->dataset) == 0 && strcmp(o->cls, u->cls) == 0 && o->k == u->k &&
-            o->seed == u->seed && strcmp(o->task, u->task) == 0 && strcmp(o->protocol, u->protocol) == 0) {
+        if (strcmp(o->dataset, u->dataset) == 0 && strcmp(o->cls, u->cls) == 0 && o->k == u->k && o->seed == u->seed &&
+            strcmp(o->task, u->task) == 0 && strcmp(o->protocol, u->protocol) == 0) {
             PAD_LOG_WARN("%s: the same unit as %s; using the first", u->src, o->src);
             return true;
         }
@@ -322,6 +322,37 @@ static const paper_row *paper_find(const paper_table *pt, const char *format, co
             return r;
     }
     return NULL;
+}
+
+// The paper's value for the dataset-mean row over `classes`: the published mean when they are all of the paper's
+// classes for (format, metric, shots); else the mean of the published per-class means when each class has one
+// (*subset = true); else NULL.
+static const paper_row *paper_mean(const paper_table *pt, const char *format, char *const *classes, int n_classes,
+                                   const char *metric, int shots, paper_row *tmp, bool *subset) {
+    *subset = false;
+    int n_paper = 0;
+    for (int i = 0; i < pt->n; i++) {
+        const paper_row *r = &pt->v[i];
+        if (r->shots == shots && strcmp(r->dataset, format) == 0 && strcmp(r->metric, metric) == 0 &&
+            strcmp(r->cls, "mean") != 0)
+            n_paper++;
+    }
+    double acc = 0;
+    for (int c = 0; c < n_classes; c++) {
+        const paper_row *r = paper_find(pt, format, classes[c], metric, shots);
+        if (!r || isnan(r->mean)) return NULL;
+        acc += r->mean;
+    }
+    if (n_classes == n_paper) {
+        const paper_row *r = paper_find(pt, format, "mean", metric, shots);
+        if (r) return r;
+    }
+    if (n_classes == 0) return NULL;
+    *tmp = *paper_find(pt, format, classes[0], metric, shots);
+    tmp->mean = acc / n_classes;
+    tmp->std = NAN;
+    *subset = n_classes != n_paper;
+    return tmp;
 }
 
 static bool paper_has_dataset(const paper_table *pt, const char *format) {
@@ -619,7 +650,12 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                         if (s.n == 0) continue;
                         const paper_row *pr = NULL;
                         bool paper_task = (m == M_IAUROC || m == M_IAUPR) ? t == 0 : t == 1;
-                        if (paper && paper_task) pr = paper_find(pt, format, cname, k_metric_keys[m], k);
+                        paper_row tmp;
+                        bool subset;
+                        if (paper && paper_task)
+                            pr = c < n_classes
+                                     ? paper_find(pt, format, cname, k_metric_keys[m], k)
+                                     : paper_mean(pt, format, classes, n_classes, k_metric_keys[m], k, &tmp, &subset);
                         char a[32], b2[32], pm[32], ps[32], seedlist[2048] = "";
                         csv_num(a, sizeof a, s.mean);
                         csv_num(b2, sizeof b2, s.std);
@@ -641,7 +677,8 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
             const char *col_task[N_COLS];
             for (int ci = 0; ci < N_COLS; ci++) {
                 col_task[ci] = k_cols[ci].task;
-                if (!has_task(ul, ds, proto, k, col_task[ci])) col_task[ci] = strcmp(col_task[ci], "cls") ? "cls" : "seg";
+                if (!has_task(ul, ds, proto, k, col_task[ci]))
+                    col_task[ci] = strcmp(col_task[ci], "cls") ? "cls" : "seg";
             }
             sb_printf(&md, "\n## %s, %d-shot (%d seed%s: ", proto, k, n_sd, n_sd == 1 ? "" : "s");
             for (int s2 = 0; s2 < n_sd; s2++)
@@ -653,6 +690,7 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                           other ? " task)" : "");
                 if (paper) sb_printf(&md, " paper |");
             }
+            bool any_subset = false;
             sb_printf(&md, "\n|---|");
             for (int ci = 0; ci < N_COLS; ci++)
                 sb_printf(&md, paper ? "---:|---:|" : "---:|");
@@ -697,13 +735,21 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                     fmt_ms(a, sizeof a, s);
                     sb_printf(&md, c < n_classes ? " %s |" : " **%s** |", a);
                     if (paper) {
-                        fmt_paper(b2, sizeof b2,
-                                  paper_find(pt, format, c < n_classes ? classes[c] : "mean", k_metric_keys[m], k));
-                        sb_printf(&md, " %s |", b2);
+                        paper_row tmp;
+                        bool subset = false;
+                        const paper_row *pr = c < n_classes ? paper_find(pt, format, classes[c], k_metric_keys[m], k)
+                                                            : paper_mean(pt, format, classes, n_classes,
+                                                                         k_metric_keys[m], k, &tmp, &subset);
+                        fmt_paper(b2, sizeof b2, pr);
+                        sb_printf(&md, " %s%s |", b2, subset ? "*" : "");
+                        any_subset = any_subset || subset;
                     }
                 }
                 sb_printf(&md, "\n");
             }
+            if (any_subset)
+                sb_printf(&md, "\n\\* the paper's per-class means averaged over the classes of this table (the "
+                               "published dataset mean covers every class).\n");
         }
     }
     free(vals);
