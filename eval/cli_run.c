@@ -133,8 +133,10 @@ static void on_event(const pad_run_event *ev, void *ud) {
         fmt_duration(e, sizeof e, eta(p));
         int n = snprintf(line, sizeof line, "[%d/%d] %s k%d seed%d %s:", ev->n_done, ev->n_units, ev->cls, ev->k,
                          ev->seed, ev->task);
-        if (!isnan(ev->image_auroc)) n += snprintf(line + n, sizeof line - (size_t)n, " I-AUROC %.1f", 100 * ev->image_auroc);
-        if (!isnan(ev->pixel_auroc)) n += snprintf(line + n, sizeof line - (size_t)n, " P-AUROC %.1f", 100 * ev->pixel_auroc);
+        if (!isnan(ev->image_auroc))
+            n += snprintf(line + n, sizeof line - (size_t)n, " I-AUROC %.1f", 100 * ev->image_auroc);
+        if (!isnan(ev->pixel_auroc))
+            n += snprintf(line + n, sizeof line - (size_t)n, " P-AUROC %.1f", 100 * ev->pixel_auroc);
         if (!isnan(ev->pixel_pro)) n += snprintf(line + n, sizeof line - (size_t)n, " PRO %.1f", 100 * ev->pixel_pro);
         snprintf(line + n, sizeof line - (size_t)n, " (epoch %d, %.1f s; ETA %s)", ev->epoch, ev->unit_seconds, e);
         clear_bar(p);
@@ -229,9 +231,8 @@ int pad_cli_run(int argc, char **argv) {
     pad_log_set(log_sink, p);
     if (!quiet) {
         int n_tasks = __builtin_popcount((unsigned)cfg->run.tasks);
-        fprintf(stderr,
-                "promptad run: %s (%s at %s), protocol %s, shots", pad_run_config_dataset(cfg), cfg->data.format,
-                cfg->data.root, cfg->run.protocol == PAD_PROTOCOL_OFFICIAL ? "official" : "clean");
+        fprintf(stderr, "promptad run: %s (%s at %s), protocol %s, shots", pad_run_config_dataset(cfg),
+                cfg->data.format, cfg->data.root, cfg->run.protocol == PAD_PROTOCOL_OFFICIAL ? "official" : "clean");
         for (int i = 0; i < cfg->run.n_shots; i++)
             fprintf(stderr, "%s%d", i ? "," : " ", cfg->run.shots[i]);
         fprintf(stderr, ", %d seed%s, %d task%s, %d epochs; results in %s\n", cfg->run.n_seeds,
@@ -265,7 +266,8 @@ int pad_cli_run(int argc, char **argv) {
                 res.n_skipped, res.n_units - res.n_skipped);
     } else {
         if (res.summary_md) fputs(res.summary_md, stdout);
-        fprintf(stderr, "promptad run: %d units computed, %d skipped, %d left; results in %s (summary.md, summary.csv)\n",
+        fprintf(stderr,
+                "promptad run: %d units computed, %d skipped, %d left; results in %s (summary.md, summary.csv)\n",
                 res.n_computed, res.n_skipped, res.n_units - res.n_computed - res.n_skipped, res.results_dir);
         if (strcmp(cfg->model.generate, "none") != 0)
             fprintf(stderr,
@@ -333,8 +335,8 @@ int pad_cli_predict(int argc, char **argv) {
         {"input", "IMG|DIR", "an image, or a folder of images (repeatable)", NULL, NULL, inputs, &n_inputs},
         {"out", "DIR", "output folder: predictions.csv and heatmaps/", &out, NULL, NULL, NULL},
         {"device", "D", "auto (default), cpu or cuda", &device, NULL, NULL, NULL},
-        {"weights", "FILE", "the CLIP weights, when they moved (must be the file the model was trained with)",
-         &weights, NULL, NULL, NULL},
+        {"weights", "FILE", "the CLIP weights, when they moved (must be the file the model was trained with)", &weights,
+         NULL, NULL, NULL},
         {"batch", "N", "images per forward (default 16)", &batch_s, NULL, NULL, NULL},
         {"threads", "N", "CPU threads (default: all cores)", &threads_s, NULL, NULL, NULL},
         {"no-heatmaps", NULL, "do not write overlay PNGs", NULL, &no_heatmaps, NULL, NULL},

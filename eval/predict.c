@@ -25,21 +25,21 @@
 // ----------------------------------------------------------------------------
 // Threshold
 
-typedef struct scored {
+typedef struct scored_item {
     float s;
     uint8_t l;
-} scored;
+} scored_item;
 
 static int cmp_desc(const void *a, const void *b) {
-    float x = ((const scored *)a)->s, y = ((const scored *)b)->s;
+    float x = ((const scored_item *)a)->s, y = ((const scored_item *)b)->s;
     return (x < y) - (x > y);
 }
 
-void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, double *thr, double *f1,
-                          double *precision, double *recall) {
+void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, double *thr, double *f1, double *precision,
+                          double *recall) {
     *thr = *f1 = *precision = *recall = NAN;
     if (n <= 0) return;
-    scored *v = malloc((size_t)n * sizeof *v);
+    scored_item *v = malloc((size_t)n * sizeof *v);
     if (!v) return;
     int P = 0;
     float mx = scores[0], mn = scores[0];
@@ -159,8 +159,8 @@ pad_status pad_model_save(const char *dir, const pad_model_info *m) {
         if (m->seg_text) cJSON_AddItemToArray(tasks, cJSON_CreateString("seg"));
         cJSON_AddStringToObject(j, "image_score",
                                 m->cls_text ? "1/(1/max(bilinear(V)) + 1/s_T) (cls task)" : "max of the pixel map");
-        cJSON_AddStringToObject(j, "pixel_map", m->seg_text ? "gaussian_4(bilinear(1/(1/T + 1/V))) (seg task)"
-                                                            : "bilinear(V)");
+        cJSON_AddStringToObject(j, "pixel_map",
+                                m->seg_text ? "gaussian_4(bilinear(1/(1/T + 1/V))) (seg task)" : "bilinear(V)");
         cJSON *sh = cJSON_AddArrayToObject(j, "shots");
         for (int i = 0; i < m->k; i++)
             cJSON_AddItemToArray(sh, cJSON_CreateString(m->shots[i]));
@@ -178,8 +178,8 @@ pad_status pad_model_save(const char *dir, const pad_model_info *m) {
     }
     cJSON_Delete(j);
     if (st == PAD_OK) {
-        char old[PATH_CAP + 64];
-        snprintf(old, sizeof old, "%s.old-%ld", tmp, (long)getpid());
+        char old[PATH_CAP + 128];
+        snprintf(old, sizeof old, "%s.old", tmp);
         bool had = pad_path_is_dir(dir);
         if (had && rename(dir, old) != 0) {
             PAD_LOG_ERROR("%s: cannot replace the model: %s", dir, strerror(errno));

@@ -45,7 +45,7 @@ typedef struct pad_model_info {
     bool fp16_scores;
     float logit_scale;
     bool tau_exp;
-    char *const *shots; // (k) files
+    char *const *shots;                 // (k) files
     const float *shot_mid1, *shot_mid2; // (k, G*G, D) raw, host
     const float *cls_text;              // (2, E) or NULL
     const float *seg_text;              // (2, E) or NULL
@@ -81,8 +81,8 @@ pad_status pad_predict(const pad_predict_opts *o, int *n_scored);
 // Image threshold with the best F1 (ties: the highest such threshold) over n scores with 0/1 labels: predictions
 // are score >= thr. Without anomalous labels thr is just above the largest score (f1 NaN); without normal ones it
 // is the smallest score.
-void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, double *thr, double *f1,
-                          double *precision, double *recall);
+void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, double *thr, double *f1, double *precision,
+                          double *recall);
 
 #ifdef __cplusplus
 }

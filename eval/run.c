@@ -38,8 +38,8 @@
 static const char *const k_task_names[2] = {"cls", "seg"};
 
 // The official code's 8 generic anomaly states: the prompts of a class that the prompt set does not know.
-static const char *const k_generic_states[] = {"damaged {}",   "flawed {}",      "abnormal {}",      "imperfect {}",
-                                               "blemished {}", "{} with flaw",   "{} with defect",   "{} with damage"};
+static const char *const k_generic_states[] = {"damaged {}",   "flawed {}",    "abnormal {}",    "imperfect {}",
+                                               "blemished {}", "{} with flaw", "{} with defect", "{} with damage"};
 
 // ----------------------------------------------------------------------------
 // Contexts
@@ -74,7 +74,7 @@ typedef struct run_ctx {
 
 // Encoded features of one train image (host), cached per class.
 typedef struct shot_feat {
-    int index; // in cls->train
+    int index;                      // in cls->train
     float *cls, *tok, *mid1, *mid2; // (E), (P,E), (P,D), (P,D)
 } shot_feat;
 
@@ -91,7 +91,7 @@ typedef struct class_ctx {
     pad_metrics_gt *gt;
     pad_metrics_gpu *gt_gpu;
     pad_scorer *sc;
-    float *maps_host; // (n,R,R)
+    float *maps_host;  // (n,R,R)
     float *vmaps_host; // (n,R,R) the cls pixel maps bilinear(V) of the current (k, seed)
     float *V_host;     // (n,P) V of the current (k, seed)
     pad_pixel_metrics vmaps_metrics;
@@ -191,7 +191,8 @@ static bool model_is_current(const run_ctx *rc, const char *cls, int k, int seed
         if (!(rc->cfg->run.tasks & (1 << t))) continue;
         bool has = false;
         const cJSON *it;
-        cJSON_ArrayForEach(it, tasks) has = has || (cJSON_IsString(it) && strcmp(it->valuestring, k_task_names[t]) == 0);
+        cJSON_ArrayForEach(it, tasks) has =
+            has || (cJSON_IsString(it) && strcmp(it->valuestring, k_task_names[t]) == 0);
         ok = has;
     }
     cJSON_Delete(j);
@@ -223,7 +224,8 @@ static pad_status commit_dir(const char *tmp, const char *final) {
         snprintf(old, sizeof old, "%s.old-%ld", final, (long)getpid());
         // hide it first (".<name>.old-pid" next to it)
         const char *slash = strrchr(final, '/');
-        if (slash) snprintf(old, sizeof old, "%.*s/.%s.old-%ld", (int)(slash - final), final, slash + 1, (long)getpid());
+        if (slash)
+            snprintf(old, sizeof old, "%.*s/.%s.old-%ld", (int)(slash - final), final, slash + 1, (long)getpid());
         if (rename(final, old) != 0) {
             PAD_LOG_ERROR("%s: cannot move the previous results aside: %s", final, strerror(errno));
             return PAD_ERR_IO;
@@ -342,9 +344,10 @@ static pad_status init_model(run_ctx *rc) {
     else
         PAD_TRY(pad_tokenizer_find_vocab(rc->vocab_path, sizeof rc->vocab_path, NULL));
     if (!pad_path_is_file(rc->weights_path)) {
-        PAD_LOG_ERROR("%s: model weights not found (model.weights); get the real ones with 'bash weights/get_weights.sh' "
-                      "(see weights/README.md), or run the demo: promptad run --config configs/demo.yaml",
-                      rc->weights_path);
+        PAD_LOG_ERROR(
+            "%s: model weights not found (model.weights); get the real ones with 'bash weights/get_weights.sh' "
+            "(see weights/README.md), or run the demo: promptad run --config configs/demo.yaml",
+            rc->weights_path);
         return PAD_ERR_IO;
     }
     PAD_TRY(pad_file_fingerprint(rc->weights_path, &rc->weights_fp, &rc->weights_size));
@@ -847,8 +850,8 @@ static pad_status visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank
     PAD_TRY(pad_scorer_visual_maps(cc->sc, cc->n));
     PAD_TRY(pad_buf_download(rc->be, cc->vmaps_host, cc->sc->maps, (size_t)cc->n * RR * sizeof(float)));
     cc->vmaps_metrics.auroc = cc->vmaps_metrics.aupr = cc->vmaps_metrics.pro = cc->vmaps_metrics.pro_200 = NAN;
-    if (cc->gt) PAD_TRY(pad_metrics_pixel(cc->gt, cc->vmaps_host, rc->cfg->run.fpr_limit, PAD_METRICS_ALL,
-                                          &cc->vmaps_metrics));
+    if (cc->gt)
+        PAD_TRY(pad_metrics_pixel(cc->gt, cc->vmaps_host, rc->cfg->run.fpr_limit, PAD_METRICS_ALL, &cc->vmaps_metrics));
     cc->vmaps_valid = true;
     return PAD_OK;
 }
@@ -979,7 +982,7 @@ typedef struct unit_result {
     double select_best, select_last;
     epoch_log *log;
     int n_epochs;
-    float *tvec;   // (2,E) host
+    float *tvec; // (2,E) host
     float *normal_ctx, *abnormal_ctx;
     int n_pro;
     double t_train, t_eval, t_total;
@@ -1103,10 +1106,10 @@ static pad_status write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, c
         json_num(j, "selection_best", u->select_best);
         json_num(j, "selection_last_epoch", u->select_last);
     }
-    cJSON_AddStringToObject(j, "image_score", u->task == 0 ? "1/(1/max(bilinear(V)) + 1/s_T)"
-                                                           : "max of the pixel map");
-    cJSON_AddStringToObject(j, "pixel_map", u->task == 0 ? "bilinear(V), unsmoothed (official cls am_pix)"
-                                                         : "gaussian_4(bilinear(1/(1/T + 1/V)))");
+    cJSON_AddStringToObject(j, "image_score", u->task == 0 ? "1/(1/max(bilinear(V)) + 1/s_T)" : "max of the pixel map");
+    cJSON_AddStringToObject(j, "pixel_map",
+                            u->task == 0 ? "bilinear(V), unsmoothed (official cls am_pix)"
+                                         : "gaussian_4(bilinear(1/(1/T + 1/V)))");
     cJSON_AddNumberToObject(j, "n_test", n);
     cJSON_AddNumberToObject(j, "n_test_anomalous", cc->n_anom);
     cJSON_AddStringToObject(j, "shot_select", pad_shot_select_str(u->shots->mode));
@@ -1148,8 +1151,12 @@ static pad_status write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, c
 static pad_status run_unit(run_ctx *rc, class_ctx *cc, int task, int k, int seed, const pad_shots *shots) {
     const pad_run_config *cfg = rc->cfg;
     double t0 = pad_now();
-    pad_run_event ev = {.kind = PAD_RUN_EV_UNIT_BEGIN, .cls = cc->name, .task = k_task_names[task], .k = k,
-                        .seed = seed, .n_epochs = cfg->run.epochs};
+    pad_run_event ev = {.kind = PAD_RUN_EV_UNIT_BEGIN,
+                        .cls = cc->name,
+                        .task = k_task_names[task],
+                        .k = k,
+                        .seed = seed,
+                        .n_epochs = cfg->run.epochs};
     emit(rc, &ev);
     char final[PATH_CAP], tmp[PATH_CAP + 64];
     unit_path(rc, final, sizeof final, cc->name, k, seed, k_task_names[task]);
@@ -1237,8 +1244,13 @@ static pad_status run_unit(run_ctx *rc, class_ctx *cc, int task, int k, int seed
             }
             if (best_mode && e == n_epochs - 1) u.select_last = l->metric;
         }
-        pad_run_event eev = {.kind = PAD_RUN_EV_EPOCH, .cls = cc->name, .task = k_task_names[task], .k = k,
-                             .seed = seed, .epoch = e + 1, .n_epochs = n_epochs};
+        pad_run_event eev = {.kind = PAD_RUN_EV_EPOCH,
+                             .cls = cc->name,
+                             .task = k_task_names[task],
+                             .k = k,
+                             .seed = seed,
+                             .epoch = e + 1,
+                             .n_epochs = n_epochs};
         emit(rc, &eev);
     }
     if (st == PAD_OK) {
@@ -1284,9 +1296,15 @@ static pad_status run_unit(run_ctx *rc, class_ctx *cc, int task, int k, int seed
     } else {
         rc->n_done++;
         rc->n_computed++;
-        pad_run_event dev = {.kind = PAD_RUN_EV_UNIT_END, .cls = cc->name, .task = k_task_names[task], .k = k,
-                             .seed = seed, .epoch = u.epoch_reported, .n_epochs = n_epochs,
-                             .unit_seconds = u.t_total, .image_auroc = u.ev.img.auroc,
+        pad_run_event dev = {.kind = PAD_RUN_EV_UNIT_END,
+                             .cls = cc->name,
+                             .task = k_task_names[task],
+                             .k = k,
+                             .seed = seed,
+                             .epoch = u.epoch_reported,
+                             .n_epochs = n_epochs,
+                             .unit_seconds = u.t_total,
+                             .image_auroc = u.ev.img.auroc,
                              .pixel_auroc = u.ev.has_pix ? u.ev.pix.auroc : NAN,
                              .pixel_pro = u.ev.has_pix ? u.ev.pix.pro : NAN};
         emit(rc, &dev);
@@ -1460,7 +1478,8 @@ static pad_status run_class(run_ctx *rc, const char *name) {
                 break;
             }
             pad_shots shots;
-            st = pad_shots_select(&cc.data, k, (pad_shot_select)cfg->run.shot_select, (uint64_t)seed, rc->lists, &shots);
+            st =
+                pad_shots_select(&cc.data, k, (pad_shot_select)cfg->run.shot_select, (uint64_t)seed, rc->lists, &shots);
             if (st != PAD_OK) break;
             st = shot_features(rc, &cc, shots.index, k);
             if (st == PAD_OK && (todo[0] || todo[1])) {
@@ -1540,8 +1559,9 @@ static pad_status survey(run_ctx *rc) {
                       first, mismatched - 1, mismatched == 2 ? "" : "s", fhash[0] ? fhash : "?", rc->hash);
         return PAD_ERR_INVALID_ARG;
     }
-    if (mismatched) PAD_LOG_WARN("%d finished unit%s with other settings will be recomputed", mismatched,
-                                 mismatched == 1 ? "" : "s");
+    if (mismatched)
+        PAD_LOG_WARN("%d finished unit%s with other settings will be recomputed", mismatched,
+                     mismatched == 1 ? "" : "s");
     return PAD_OK;
 }
 
@@ -1554,7 +1574,7 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
     rc.res = res;
     snprintf(rc.dataset, sizeof rc.dataset, "%s", pad_run_config_dataset(cfg));
     pad_path_join(rc.ds_dir, sizeof rc.ds_dir, cfg->output.dir, rc.dataset);
-    snprintf(res->results_dir, sizeof res->results_dir, "%s", rc.ds_dir);
+    pad_path_join(res->results_dir, sizeof res->results_dir, cfg->output.dir, rc.dataset);
     pad_status st = PAD_OK;
     bool dry = opts && opts->dry_run;
 

@@ -13,7 +13,7 @@
  *                          text_map [n,G,G] (seg) or text_image_score [n] (cls); full adds pixel_map [n,R,R] (F16)
  *       prompts.safetensors text_features [2,E] (t_n, t_a), normal_ctx, abnormal_ctx of the reported epoch
  *       train.csv          epoch, lr, loss terms, and the selection metric where it was evaluated
- *       heatmaps/*.png     output.heatmaps overlays of the unit's pixel map on test images (white: GT contour)
+ *       heatmaps/<name>.png output.heatmaps overlays of the unit's pixel map on test images (white: GT contour)
  *   <dir>/<ds>/<class>/k<k>/seed<s>/model/    the predict model (model.safetensors + model.json)
  *
  * What each task reports (promptad_spec.md §5.2):
@@ -77,8 +77,8 @@ typedef struct pad_run_opts {
 
 typedef struct pad_run_result {
     int n_units, n_computed, n_skipped;
-    char *summary_md; // the Markdown tables (malloc'd, may be NULL); caller frees
-    char results_dir[PAD_CFG_PATH_MAX + PAD_CFG_NAME_MAX + 2]; // <output.dir>/<dataset>
+    char *summary_md;       // the Markdown tables (malloc'd, may be NULL); caller frees
+    char results_dir[4096]; // <output.dir>/<dataset>
 } pad_run_result;
 
 // Runs the job described by cfg (pad_run_config_finalize must have been called). Generates the demo model and the
