@@ -117,9 +117,14 @@ static const pad_backend_ops k_cuda_ops = {
     /* patch_embed */ cuda_patch_embed,
     /* layernorm_backward */ cuda_layernorm_backward,
     /* gelu_backward */ cuda_gelu_backward,
-    /* attention_backward */ NULL,
+    /* attention_backward */ cuda_attention_backward,
     /* sgd_step */ cuda_sgd_step,
     /* knn_min */ NULL,
+    /* l2norm_rows */ cuda_l2norm_rows,
+    /* l2norm_rows_backward */ cuda_l2norm_rows_backward,
+    /* xent0 */ cuda_xent0,
+    /* eam_loss */ cuda_eam_loss,
+    /* dot */ cuda_dot,
 };
 
 extern "C" pad_status pad_backend_cuda_init(pad_backend **out, int device) {

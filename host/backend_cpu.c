@@ -110,9 +110,14 @@ static const pad_backend_ops k_cpu_ops = {
     .patch_embed = cpu_patch_embed,
     .layernorm_backward = cpu_layernorm_backward,
     .gelu_backward = cpu_gelu_backward,
-    .attention_backward = NULL, // cpu_grad.c
+    .attention_backward = cpu_attention_backward,
     .sgd_step = cpu_sgd_step,
     .knn_min = NULL, // cpu_knn.c
+    .l2norm_rows = cpu_l2norm_rows,
+    .l2norm_rows_backward = cpu_l2norm_rows_backward,
+    .xent0 = cpu_xent0,
+    .eam_loss = cpu_eam_loss,
+    .dot = cpu_dot,
 };
 
 pad_status pad_backend_cpu_init(pad_backend **out, int n_threads) {
