@@ -8,9 +8,3 @@ int pad_cli_encode_image(int argc, char **argv) {
     fprintf(stderr, "promptad %s: not implemented yet\n", argv[0]);
     return 1;
 }
-
-int pad_cli_encode_text(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "promptad %s: not implemented yet\n", argv[0]);
-    return 1;
-}
