@@ -4,13 +4,17 @@
  * real CLIP vocabulary (carpet: 57 cls prompts of at most 12 tokens); the image features are k random unit vectors
  * (cls) or k x 225 tokens (seg). The vision tower is shrunk to a stub (it is not used). A benchmark, not a test.
  *   build/bench_text [--device cpu|cuda] [--class C] [--task cls|seg] [--shots K] [--reps R] [--vocab V]
- *                    [--prompts SET] */
+ *                    [--prompts SET]
+ * Note: the bench does not re-execute itself with OPENBLAS_CORETYPE as `promptad` does; on machines where OpenBLAS
+ * falls back to its generic kernels run it as OPENBLAS_CORETYPE=SkylakeX (or Haswell) build/bench_text. */
 #include "backend.h"
 #include "prompt.h"
 #include "prompt_set.h"
 #include "text.h"
 #include "tokenizer.h"
 #include "weights.h"
+
+#include <cblas.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -181,6 +185,8 @@ int main(int argc, char **argv) {
 #endif
     const double me = median(t_epoch, reps), mlg = median(t_lg, reps), ms = median(t_step, reps);
     const double mtv = median(t_tv, reps), mf = median(t_fwd, reps), mb = median(t_bwd, reps);
+    printf("bench_text: OpenBLAS core %s (set OPENBLAS_CORETYPE if it is a generic one, e.g. Prescott)\n",
+           openblas_get_corename());
     printf("bench_text: %s backend (%d threads), text tower %d x %d (heads %d, MLP %d, embed %d), class %s (%s), task "
            "%s, %d shots\n",
            be->ops->name, threads, tc->layers, tc->width, tc->heads, tc->mlp, E, cls.key, pad_prompt_set_name(set),
