@@ -54,55 +54,46 @@ pad_status cpu_gelu_backward(pad_backend *be, float *dinp, const float *dout, co
 // Masked entries have P = 0, hence dS = 0: the causal case only skips them.
 pad_status cpu_attention_backward(pad_backend *be, float *dqkv, const float *dout, const float *qkv, const float *att,
                                   int B, int T, int NH, int HS, bool causal) {
-    (void)be;
     const int C = NH * HS, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)HS);
-    int failed = 0;
-#pragma omp parallel
-    {
-        float *ds = (float *)malloc((size_t)T * sizeof(float)); // one row of dS
-        if (!ds) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(static)
-        for (int bh = 0; bh < B * NH; bh++) {
-            if (!ds) continue;
-            const int b = bh / NH, h = bh % NH;
-            const float *base = qkv + (size_t)b * T * C3;
-            float *dbase = dqkv + (size_t)b * T * C3;
-            for (int t = 0; t < T; t++) // this head's columns of dq, dk, dv
-                for (int j = 0; j < 3; j++)
-                    memset(dbase + (size_t)t * C3 + j * C + h * HS, 0, (size_t)HS * sizeof(float));
-            for (int t = 0; t < T; t++) {
-                const int n_keys = causal ? t + 1 : T;
-                const float *p = att + (((size_t)b * NH + h) * T + t) * T;  // (T) probabilities of query t
-                const float *d_o = dout + ((size_t)b * T + t) * C + h * HS; // (HS)
-                const float *q = base + (size_t)t * C3 + h * HS;            // (HS)
-                float *dq = dbase + (size_t)t * C3 + h * HS;                // (HS)
-                double rowsum = 0.0;
-                for (int s = 0; s < n_keys; s++) {
-                    const float *v = base + (size_t)s * C3 + 2 * C + h * HS;
-                    float dp = 0.0f;
-                    for (int i = 0; i < HS; i++)
-                        dp += d_o[i] * v[i];
-                    ds[s] = dp;
-                    rowsum += (double)dp * p[s];
-                }
-                for (int s = 0; s < n_keys; s++) {
-                    const float dsc = p[s] * (ds[s] - (float)rowsum) * scale; // scaled dS[t,s]
-                    const float *k = base + (size_t)s * C3 + C + h * HS;
-                    float *dk = dbase + (size_t)s * C3 + C + h * HS;
-                    float *dv = dbase + (size_t)s * C3 + 2 * C + h * HS;
-                    for (int i = 0; i < HS; i++) {
-                        dq[i] += dsc * k[i];
-                        dk[i] += dsc * q[i];
-                        dv[i] += p[s] * d_o[i];
-                    }
+    float *rows = (float *)pad_backend_scratch(be, (size_t)B * NH * T * sizeof(float)); // one dS row per (b, h)
+    if (!rows) return PAD_ERR_OOM;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        float *ds = rows + (size_t)bh * T;
+        const int b = bh / NH, h = bh % NH;
+        const float *base = qkv + (size_t)b * T * C3;
+        float *dbase = dqkv + (size_t)b * T * C3;
+        for (int t = 0; t < T; t++) // this head's columns of dq, dk, dv
+            for (int j = 0; j < 3; j++)
+                memset(dbase + (size_t)t * C3 + j * C + h * HS, 0, (size_t)HS * sizeof(float));
+        for (int t = 0; t < T; t++) {
+            const int n_keys = causal ? t + 1 : T;
+            const float *p = att + (((size_t)b * NH + h) * T + t) * T;  // (T) probabilities of query t
+            const float *d_o = dout + ((size_t)b * T + t) * C + h * HS; // (HS)
+            const float *q = base + (size_t)t * C3 + h * HS;            // (HS)
+            float *dq = dbase + (size_t)t * C3 + h * HS;                // (HS)
+            double rowsum = 0.0;
+            for (int s = 0; s < n_keys; s++) {
+                const float *v = base + (size_t)s * C3 + 2 * C + h * HS;
+                float dp = 0.0f;
+                for (int i = 0; i < HS; i++)
+                    dp += d_o[i] * v[i];
+                ds[s] = dp;
+                rowsum += (double)dp * p[s];
+            }
+            for (int s = 0; s < n_keys; s++) {
+                const float dsc = p[s] * (ds[s] - (float)rowsum) * scale; // scaled dS[t,s]
+                const float *k = base + (size_t)s * C3 + C + h * HS;
+                float *dk = dbase + (size_t)s * C3 + C + h * HS;
+                float *dv = dbase + (size_t)s * C3 + 2 * C + h * HS;
+                for (int i = 0; i < HS; i++) {
+                    dq[i] += dsc * k[i];
+                    dk[i] += dsc * q[i];
+                    dv[i] += p[s] * d_o[i];
                 }
             }
         }
-        free(ds);
     }
-    return failed ? PAD_ERR_OOM : PAD_OK;
+    return PAD_OK;
 }

@@ -6,7 +6,6 @@
 #include "cpu_ops.h"
 
 #include <math.h>
-#include <stdlib.h>
 
 pad_status cpu_l2norm_rows(pad_backend *be, float *out, float *norm, const float *inp, int M, int C) {
     (void)be;
@@ -45,8 +44,7 @@ pad_status cpu_l2norm_rows_backward(pad_backend *be, float *dinp, const float *d
 }
 
 pad_status cpu_xent0(pad_backend *be, float *loss, float *dz, const float *z, int N, int K) {
-    (void)be;
-    double *row = (double *)malloc((size_t)N * sizeof(double));
+    double *row = (double *)pad_backend_scratch(be, (size_t)N * sizeof(double)); // per-row losses
     if (!row) return PAD_ERR_OOM;
     const float invN = 1.0f / (float)N;
 #pragma omp parallel for schedule(static)
@@ -67,16 +65,14 @@ pad_status cpu_xent0(pad_backend *be, float *loss, float *dz, const float *z, in
     for (int n = 0; n < N; n++)
         total += row[n];
     loss[0] = (float)(total / N);
-    free(row);
     return PAD_OK;
 }
 
 pad_status cpu_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa, const float *f, const float *wn,
                         const float *wa, int B, int T, int D, bool token_axis, float margin) {
-    (void)be;
     // h: one hinge argument per sample (B*T samples) or per (b, d) entry (token axis)
     const int n_h = token_axis ? B * D : B * T;
-    double *h = (double *)malloc((size_t)n_h * sizeof(double));
+    double *h = (double *)pad_backend_scratch(be, (size_t)n_h * sizeof(double));
     if (!h) return PAD_ERR_OOM;
     const double inv = 1.0 / n_h;
     if (!token_axis) {
@@ -133,7 +129,6 @@ pad_status cpu_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa, co
     for (int i = 0; i < n_h; i++)
         total += h[i] > 0.0 ? h[i] : 0.0;
     loss[0] = (float)(total * inv);
-    free(h);
     return PAD_OK;
 }
 
