@@ -119,7 +119,14 @@ static const pad_backend_ops k_cuda_ops = {
     /* gelu_backward */ cuda_gelu_backward,
     /* attention_backward */ NULL,
     /* sgd_step */ cuda_sgd_step,
-    /* knn_min */ NULL,
+    /* knn_min */ cuda_knn_min,
+    /* l2_normalize */ cuda_l2_normalize,
+    /* text_score */ cuda_text_score,
+    /* harmonic_fuse */ cuda_harmonic_fuse,
+    /* round_half */ cuda_round_half,
+    /* upsample_bilinear */ cuda_upsample_bilinear,
+    /* gaussian_filter */ cuda_gaussian_filter,
+    /* row_max */ cuda_row_max,
 };
 
 extern "C" pad_status pad_backend_cuda_init(pad_backend **out, int device) {

@@ -1,5 +1,5 @@
 /* cuda_ops.h - internal: the CUDA backend's op launchers, one file per group (nn.cu, attention.cu, grad.cu,
- * knn.cu). Semantics are those of pad_backend_ops in backend.h; every launcher checks the launch and poisons
+ * knn.cu, score.cu). Semantics are those of pad_backend_ops in backend.h; every launcher checks the launch and poisons
  * the backend on failure. */
 #ifndef PAD_CUDA_OPS_H
 #define PAD_CUDA_OPS_H
@@ -35,6 +35,21 @@ pad_status cuda_attention_dual(pad_backend *be, float *out_qk, float *out_vv, co
 pad_status cuda_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
                                    const float *mean, const float *rstd, int M, int C);
 pad_status cuda_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
+
+// knn.cu
+pad_status cuda_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                        int Nb, int D, int nb);
+
+// score.cu
+pad_status cuda_l2_normalize(pad_backend *be, float *out, const float *inp, int M, int C, float eps);
+pad_status cuda_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
+                           float tau, int M, int E);
+pad_status cuda_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n);
+pad_status cuda_round_half(pad_backend *be, float *out, const float *inp, size_t n);
+pad_status cuda_upsample_bilinear(pad_backend *be, float *out, const float *inp, int B, int Hi, int Wi, int Ho, int Wo);
+pad_status cuda_gaussian_filter(pad_backend *be, float *out, float *tmp, const float *inp, int B, int H, int W,
+                                const double *w, int r);
+pad_status cuda_row_max(pad_backend *be, float *out, const float *inp, int B, long long n);
 
 #ifdef __cplusplus
 }

@@ -334,6 +334,56 @@ pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const floa
                        (size_t)nb * (size_t)Nq);
 }
 
+pad_status pad_op_l2_normalize(pad_backend *be, float *out, const float *inp, int M, int C, float eps) {
+    CHECK_OP(be, l2_normalize);
+    CHECK_ARG(out && inp && M >= 0 && C > 0 && eps >= 0);
+    return debug_check(be, be->ops->l2_normalize(be, out, inp, M, C, eps), "l2_normalize", out, (size_t)M * (size_t)C);
+}
+
+pad_status pad_op_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
+                             float tau, int M, int E) {
+    CHECK_OP(be, text_score);
+    CHECK_ARG(out && feat && t_n && t_a && M >= 0 && E > 0 && isfinite(tau));
+    return debug_check(be, be->ops->text_score(be, out, feat, t_n, t_a, tau, M, E), "text_score", out, (size_t)M);
+}
+
+pad_status pad_op_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n) {
+    CHECK_OP(be, harmonic_fuse);
+    CHECK_ARG(out && a && b);
+    return debug_check(be, be->ops->harmonic_fuse(be, out, a, b, n), "harmonic_fuse", out, n);
+}
+
+pad_status pad_op_round_half(pad_backend *be, float *out, const float *inp, size_t n) {
+    CHECK_OP(be, round_half);
+    CHECK_ARG(out && inp);
+    return be->ops->round_half(be, out, inp, n); // inf after rounding is a legitimate result: no debug scan
+}
+
+pad_status pad_op_upsample_bilinear(pad_backend *be, float *out, const float *inp, int B, int Hi, int Wi, int Ho,
+                                    int Wo) {
+    CHECK_OP(be, upsample_bilinear);
+    CHECK_ARG(out && inp && out != inp && B >= 0 && Hi > 0 && Wi > 0 && Ho > 0 && Wo > 0);
+    return debug_check(be, be->ops->upsample_bilinear(be, out, inp, B, Hi, Wi, Ho, Wo), "upsample_bilinear", out,
+                       (size_t)B * (size_t)Ho * (size_t)Wo);
+}
+
+pad_status pad_op_gaussian_filter(pad_backend *be, float *out, float *tmp, const float *inp, int B, int H, int W,
+                                  const double *w, int r) {
+    CHECK_OP(be, gaussian_filter);
+    CHECK_ARG(out && tmp && inp && w && tmp != out && tmp != inp && B >= 0 && H > 0 && W > 0);
+    CHECK_ARG(r >= 0 && r <= PAD_GAUSS_MAX_RADIUS);
+    for (int k = 1; k <= r; k++)
+        CHECK_ARG(w[r + k] == w[r - k]); // scipy's symmetric path; asymmetric kernels are not supported
+    return debug_check(be, be->ops->gaussian_filter(be, out, tmp, inp, B, H, W, w, r), "gaussian_filter", out,
+                       (size_t)B * (size_t)H * (size_t)W);
+}
+
+pad_status pad_op_row_max(pad_backend *be, float *out, const float *inp, int B, long long n) {
+    CHECK_OP(be, row_max);
+    CHECK_ARG(out && inp && B >= 0 && n > 0);
+    return debug_check(be, be->ops->row_max(be, out, inp, B, n), "row_max", out, (size_t)B);
+}
+
 #ifndef PAD_HAVE_CUDA
 // CPU-only build: the CUDA entry points exist and say why they cannot work.
 pad_status pad_backend_cuda_init(pad_backend **out, int device) {

@@ -118,11 +118,49 @@ struct pad_backend_ops {
     // For each of nb problems b: dist(nb,Nq)[b,i] = min_j (1 - query_b[i]·bank_b[j]) / 2 and, when idx is not
     // NULL, idx(nb,Nq)[b,i] = the smallest j attaining that minimum (ties broken by index).
     // query(nb,Nq,D) and bank(nb,Nb,D) rows are L2-normalised by the caller; query_b = query + b*Nq*D, likewise.
+    // NaN distances never win; a query whose distances are all NaN gets dist NaN and idx -1.
     pad_status (*knn_min)(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
                           int Nb, int D, int nb);
 
     // ---- ops added by later modules go below, each with its contract comment ---------------------------------
+
+    // ---- anomaly scoring (cpu_score.c / cuda/score.cu; promptad_spec.md §5) ------------------------------------
+    // out(M,C)[m,:] = inp[m,:] / max(||inp[m,:]||_2, eps), torch F.normalize semantics; the squared norm is
+    // accumulated in double, the quotient is a float division. out may alias inp.
+    pad_status (*l2_normalize)(pad_backend *be, float *out, const float *inp, int M, int C, float eps);
+    // Text anomaly score of each row of feat(M,E): with f = feat[m] / max(||feat[m]||, 1e-12) (dots in double),
+    // out(M)[m] = softmax(tau * [f·t_n, f·t_a])[1] = sigmoid(tau * (f·t_a - f·t_n)), evaluated in double in the
+    // overflow-free form (1/(1+e^-z) for z >= 0, e^z/(1+e^z) otherwise) and rounded once to float.
+    // t_n(E), t_a(E) are device vectors used as given (the caller normalises them).
+    pad_status (*text_score)(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
+                             float tau, int M, int E);
+    // out(n) = 1 / (1/a + 1/b) in float32 IEEE arithmetic (each operation rounded, no FMA): half the harmonic
+    // mean, 0 when a or b is 0. out may alias a or b.
+    pad_status (*harmonic_fuse)(pad_backend *be, float *out, const float *a, const float *b, size_t n);
+    // out(n) = (float)(half)inp: IEEE binary16 round to nearest even (overflow to inf, subnormals kept), as
+    // torch .half() / numpy float16. out may alias inp.
+    pad_status (*round_half)(pad_backend *be, float *out, const float *inp, size_t n);
+    // out(B,Ho,Wo) = bilinear resize of inp(B,Hi,Wi) with torch F.interpolate(mode='bilinear',
+    // align_corners=False) semantics, per axis: scale = (float)in/(float)out; src = scale*(dst+0.5)-0.5 in double,
+    // clamped at 0; i0 = (int)src, i1 = i0 + (i0 < in-1); l1 = (float)(src - i0), l0 = 1 - l1 (float); an axis with
+    // in == out is copied. Value = (x00 l0w + x01 l1w) l0h + (x10 l0w + x11 l1w) l1h evaluated in double, rounded
+    // once. out must not alias inp.
+    pad_status (*upsample_bilinear)(pad_backend *be, float *out, const float *inp, int B, int Hi, int Wi, int Ho,
+                                    int Wo);
+    // scipy.ndimage.gaussian_filter of each image inp(B,H,W) with the symmetric 1-D kernel w (2r+1 doubles in
+    // HOST memory, w[r+k] = weight at offset k, r <= PAD_GAUSS_MAX_RADIUS): correlate along axis 0 into tmp, then
+    // along axis 1 into out, mode 'reflect' (half-sample symmetric, periodic with period 2n, so lines shorter than
+    // r reflect several times). Each output is accumulated in double exactly as scipy's symmetric path,
+    // s = x[i] w[r]; for k = r..1: s += (x[i-k] + x[i+k]) w[r+k], and rounded to float after each pass.
+    // tmp(B,H,W) is scratch; out may alias inp but not tmp.
+    pad_status (*gaussian_filter)(pad_backend *be, float *out, float *tmp, const float *inp, int B, int H, int W,
+                                  const double *w, int r);
+    // out(B)[b] = max of inp(B,n)[b,:] (NaN if the row holds a NaN).
+    pad_status (*row_max)(pad_backend *be, float *out, const float *inp, int B, long long n);
 };
+
+// Largest radius accepted by gaussian_filter (sigma 4 with truncate 4 gives 16).
+#define PAD_GAUSS_MAX_RADIUS 64
 
 // ----------------------------------------------------------------------------
 // Backend construction (backend.c). pad_backend_init / pad_backend_free are in promptad.h.
@@ -185,6 +223,16 @@ pad_status pad_op_sgd_step(pad_backend *be, float *p, const float *grad, float *
                            float weight_decay, bool first);
 pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
                           int Nb, int D, int nb);
+pad_status pad_op_l2_normalize(pad_backend *be, float *out, const float *inp, int M, int C, float eps);
+pad_status pad_op_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
+                             float tau, int M, int E);
+pad_status pad_op_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n);
+pad_status pad_op_round_half(pad_backend *be, float *out, const float *inp, size_t n);
+pad_status pad_op_upsample_bilinear(pad_backend *be, float *out, const float *inp, int B, int Hi, int Wi, int Ho,
+                                    int Wo);
+pad_status pad_op_gaussian_filter(pad_backend *be, float *out, float *tmp, const float *inp, int B, int H, int W,
+                                  const double *w, int r);
+pad_status pad_op_row_max(pad_backend *be, float *out, const float *inp, int B, long long n);
 
 #ifdef __cplusplus
 }

@@ -146,7 +146,14 @@ static const pad_backend_ops k_cpu_ops = {
     .gelu_backward = cpu_gelu_backward,
     .attention_backward = NULL, // cpu_grad.c
     .sgd_step = cpu_sgd_step,
-    .knn_min = NULL, // cpu_knn.c
+    .knn_min = cpu_knn_min,
+    .l2_normalize = cpu_l2_normalize,
+    .text_score = cpu_text_score,
+    .harmonic_fuse = cpu_harmonic_fuse,
+    .round_half = cpu_round_half,
+    .upsample_bilinear = cpu_upsample_bilinear,
+    .gaussian_filter = cpu_gaussian_filter,
+    .row_max = cpu_row_max,
 };
 
 pad_status pad_backend_cpu_init(pad_backend **out, int n_threads) {

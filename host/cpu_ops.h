@@ -1,5 +1,5 @@
 /* cpu_ops.h - internal: the CPU backend's op implementations, one file per group (cpu_nn.c, cpu_attention.c,
- * cpu_grad.c, cpu_knn.c). Semantics are those of pad_backend_ops in backend.h. Loops are parallelised with
+ * cpu_grad.c, cpu_knn.c, cpu_score.c). Semantics are those of pad_backend_ops in backend.h. Loops are parallelised with
  * OpenMP over rows/heads/batches only, never over a reduction axis, so results do not depend on the thread count. */
 #ifndef PAD_HOST_CPU_OPS_H
 #define PAD_HOST_CPU_OPS_H
@@ -35,6 +35,25 @@ pad_status cpu_attention_dual(pad_backend *be, float *out_qk, float *out_vv, con
 pad_status cpu_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
                                   const float *mean, const float *rstd, int M, int C);
 pad_status cpu_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
+
+// cpu_knn.c
+pad_status cpu_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                       int Nb, int D, int nb);
+
+// cpu_score.c
+pad_status cpu_l2_normalize(pad_backend *be, float *out, const float *inp, int M, int C, float eps);
+pad_status cpu_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a, float tau,
+                          int M, int E);
+pad_status cpu_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n);
+pad_status cpu_round_half(pad_backend *be, float *out, const float *inp, size_t n);
+pad_status cpu_upsample_bilinear(pad_backend *be, float *out, const float *inp, int B, int Hi, int Wi, int Ho, int Wo);
+pad_status cpu_gaussian_filter(pad_backend *be, float *out, float *tmp, const float *inp, int B, int H, int W,
+                               const double *w, int r);
+pad_status cpu_row_max(pad_backend *be, float *out, const float *inp, int B, long long n);
+// Helpers shared with the tests: the bilinear source indices/weights of one axis (out entries each), and scipy's
+// 'reflect' index of position i on a line of n samples.
+void pad_bilinear_axis(int in, int out, int *i0, int *i1, float *l0, float *l1);
+int pad_reflect_index(long long i, int n);
 
 #ifdef __cplusplus
 }

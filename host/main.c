@@ -4,7 +4,28 @@
 #include "promptad.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+// OpenBLAS extension: the name of the kernel set it chose at load time.
+char *openblas_get_corename(void);
+
+// OpenBLAS 0.3.21 falls back to its slowest kernels ("Prescott") on CPUs it does not recognise (common in VMs
+// that report a generic model), which makes every GEMM ~5x slower. The kernel set is chosen when the library is
+// loaded, so when that happened on a CPU with AVX2/AVX-512 we re-execute ourselves once with OPENBLAS_CORETYPE set.
+// A user's own OPENBLAS_CORETYPE is always respected.
+static void fix_openblas_coretype(char **argv) {
+    if (getenv("OPENBLAS_CORETYPE") || getenv("PROMPTAD_NO_REEXEC")) return;
+    const char *core = openblas_get_corename();
+    if (!core || (strcmp(core, "Prescott") != 0 && strcmp(core, "Core2") != 0 && strcmp(core, "generic") != 0)) return;
+    __builtin_cpu_init();
+    const char *want = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : 0;
+    if (!want) return;
+    setenv("OPENBLAS_CORETYPE", want, 1);
+    setenv("PROMPTAD_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv); // returns only on failure: carry on with the slow kernels
+}
 
 typedef struct command {
     const char *name;
@@ -36,6 +57,7 @@ static void usage(FILE *fp) {
 }
 
 int main(int argc, char **argv) {
+    fix_openblas_coretype(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

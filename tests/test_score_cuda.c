@@ -1,0 +1,341 @@
+/* test_score_cuda.c - CUDA vs CPU parity of the anomaly-scoring ops and the scorer (host/score.h). Skips without
+ * a CUDA device. Fusion, fp16 rounding, upsampling, Gaussian and row max must agree bit for bit (same operations
+ * in the same order); k-NN, l2_normalize and text scores within float tolerance (summation order), with k-NN
+ * ties and near-ties checked for index consistency; every CUDA op is deterministic run to run. */
+#include "backend.h"
+#include "check.h"
+#include "score.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct duo {
+    pad_backend *cpu, *gpu;
+} duo;
+
+static duo duo_init(void) {
+    duo d = {NULL, NULL};
+    cr_assert(pad_backend_cpu_init(&d.cpu, 0) == PAD_OK);
+    cr_assert(pad_backend_cuda_init(&d.gpu, 0) == PAD_OK);
+    return d;
+}
+
+static void duo_free(duo *d) {
+    pad_backend_free(d->gpu);
+    pad_backend_free(d->cpu);
+}
+
+static void *dev_from(pad_backend *gpu, const void *host, size_t nbytes) {
+    void *p = pad_buf_alloc(gpu, nbytes);
+    cr_assert(p);
+    cr_assert(pad_buf_upload(gpu, p, host, nbytes) == PAD_OK);
+    return p;
+}
+
+static void *host_from(pad_backend *gpu, const void *dev, size_t nbytes) {
+    void *h = malloc(nbytes);
+    cr_assert(pad_buf_download(gpu, h, dev, nbytes) == PAD_OK);
+    return h;
+}
+
+static float *rand_f(pad_rng *rng, size_t n, float lo, float hi) {
+    float *x = malloc(sizeof(float) * n);
+    pad_rng_fill(rng, x, n, lo, hi);
+    return x;
+}
+
+#define ASSERT_SAME_BITS(what, a, b, n)                                                                                \
+    do {                                                                                                               \
+        for (size_t i_ = 0; i_ < (size_t)(n); i_++)                                                                    \
+            cr_assert(memcmp(&(a)[i_], &(b)[i_], sizeof(float)) == 0, "%s: element %zu: cuda %.9g cpu %.9g", (what),   \
+                      i_, (double)(a)[i_], (double)(b)[i_]);                                                           \
+    } while (0)
+
+// ----------------------------------------------------------------------------
+// k-NN
+
+// Random problems at the real sizes (G = 15, D = 896, 4 shots), several banks in one launch: distances within
+// float tolerance; where the indices differ, the CUDA pick must be a near-tie of the CPU pick.
+Test(score_cuda, knn_min_parity_real_sizes) {
+    PAD_REQUIRE_CUDA();
+    duo d = duo_init();
+    const int nb = 2, Nq = 3 * 225, Nb = 4 * 225, D = 896;
+    pad_rng rng = {17};
+    float *q = rand_f(&rng, (size_t)nb * Nq * D, -1, 1), *g = rand_f(&rng, (size_t)nb * Nb * D, -1, 1);
+    cr_assert(pad_op_l2_normalize(d.cpu, q, q, nb * Nq, D, 1e-12f) == PAD_OK);
+    cr_assert(pad_op_l2_normalize(d.cpu, g, g, nb * Nb, D, 1e-12f) == PAD_OK);
+    float *cd = malloc(sizeof(float) * nb * Nq);
+    int32_t *ci = malloc(sizeof(int32_t) * nb * Nq);
+    cr_assert(pad_op_knn_min(d.cpu, cd, ci, q, Nq, g, Nb, D, nb) == PAD_OK);
+    float *gq = dev_from(d.gpu, q, sizeof(float) * nb * Nq * D), *gg = dev_from(d.gpu, g, sizeof(float) * nb * Nb * D);
+    float *gd = pad_buf_alloc(d.gpu, sizeof(float) * nb * Nq);
+    int32_t *gi = pad_buf_alloc(d.gpu, sizeof(int32_t) * nb * Nq);
+    cr_assert(pad_op_knn_min(d.gpu, gd, gi, gq, Nq, gg, Nb, D, nb) == PAD_OK);
+    float *hd = host_from(d.gpu, gd, sizeof(float) * nb * Nq);
+    int32_t *hi = host_from(d.gpu, gi, sizeof(int32_t) * nb * Nq);
+    PAD_ASSERT_CLOSE("knn dist", hd, cd, (size_t)nb * Nq, 1e-6, 1e-5);
+    int differ = 0;
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < Nq; i++) {
+            const int k = b * Nq + i;
+            if (hi[k] == ci[k]) continue;
+            differ++;
+            double s1 = 0, s2 = 0; // exact-ish distances of both picks
+            const float *qq = q + (size_t)k * D;
+            for (int c = 0; c < D; c++) {
+                s1 += (double)qq[c] * g[((size_t)b * Nb + hi[k]) * D + c];
+                s2 += (double)qq[c] * g[((size_t)b * Nb + ci[k]) * D + c];
+            }
+            cr_assert(fabs(s1 - s2) < 2e-6, "query %d of bank %d: cuda picks %d, cpu %d, not a near tie", i, b, hi[k],
+                      ci[k]);
+        }
+    cr_assert(differ <= nb * Nq / 100, "%d of %d nearest indices differ", differ, nb * Nq);
+    // deterministic: a second launch gives the same bits
+    cr_assert(pad_op_knn_min(d.gpu, gd, gi, gq, Nq, gg, Nb, D, nb) == PAD_OK);
+    float *hd2 = host_from(d.gpu, gd, sizeof(float) * nb * Nq);
+    int32_t *hi2 = host_from(d.gpu, gi, sizeof(int32_t) * nb * Nq);
+    cr_assert(memcmp(hd, hd2, sizeof(float) * nb * Nq) == 0 && memcmp(hi, hi2, sizeof(int32_t) * nb * Nq) == 0,
+              "knn_min is not deterministic on CUDA");
+    pad_buf_free(d.gpu, gq);
+    pad_buf_free(d.gpu, gg);
+    pad_buf_free(d.gpu, gd);
+    pad_buf_free(d.gpu, gi);
+    free(q);
+    free(g);
+    free(cd);
+    free(ci);
+    free(hd);
+    free(hi);
+    free(hd2);
+    free(hi2);
+    duo_free(&d);
+}
+
+// Exact ties (dyadic entries: every dot product is exact in any order): both backends pick the smallest index,
+// for several banks in one launch, with duplicates in different bank tiles and odd sizes (partial tiles).
+Test(score_cuda, knn_min_ties_parity) {
+    PAD_REQUIRE_CUDA();
+    duo d = duo_init();
+    const int nb = 3, Nq = 70, Nb = 130, D = 20;
+    float *q = malloc(sizeof(float) * nb * Nq * D), *g = malloc(sizeof(float) * nb * Nb * D);
+    for (int b = 0; b < nb; b++) {
+        for (int i = 0; i < Nq; i++)
+            for (int c = 0; c < D; c++)
+                q[((size_t)b * Nq + i) * D + c] = (float)(((i * 3 + c + b) % 5) - 2) * 0.25f;
+        for (int j = 0; j < Nb; j++)
+            for (int c = 0; c < D; c++) // 5 distinct rows repeated: many exact ties
+                g[((size_t)b * Nb + j) * D + c] = (float)((((j % 7) + c * 3 + b) % 5) - 2) * 0.125f;
+    }
+    float cd[3 * 70], *hd;
+    int32_t ci[3 * 70], *hi;
+    cr_assert(pad_op_knn_min(d.cpu, cd, ci, q, Nq, g, Nb, D, nb) == PAD_OK);
+    float *gq = dev_from(d.gpu, q, sizeof(float) * nb * Nq * D), *gg = dev_from(d.gpu, g, sizeof(float) * nb * Nb * D);
+    float *gd = pad_buf_alloc(d.gpu, sizeof(cd));
+    int32_t *gi = pad_buf_alloc(d.gpu, sizeof(ci));
+    cr_assert(pad_op_knn_min(d.gpu, gd, gi, gq, Nq, gg, Nb, D, nb) == PAD_OK);
+    hd = host_from(d.gpu, gd, sizeof(cd));
+    hi = host_from(d.gpu, gi, sizeof(ci));
+    ASSERT_SAME_BITS("knn dist (exact ties)", hd, cd, nb * Nq);
+    for (int k = 0; k < nb * Nq; k++) {
+        cr_assert_eq(hi[k], ci[k], "tie at %d: cuda %d cpu %d", k, hi[k], ci[k]);
+        cr_assert(ci[k] < 5, "tie at %d not resolved to the first copy: %d", k,
+                  ci[k]); // rows 0..4 are all distinct rows
+    }
+    pad_buf_free(d.gpu, gq);
+    pad_buf_free(d.gpu, gg);
+    pad_buf_free(d.gpu, gd);
+    pad_buf_free(d.gpu, gi);
+    free(q);
+    free(g);
+    free(hd);
+    free(hi);
+    duo_free(&d);
+}
+
+// ----------------------------------------------------------------------------
+// elementwise ops
+
+Test(score_cuda, normalize_and_text_score_parity) {
+    PAD_REQUIRE_CUDA();
+    duo d = duo_init();
+    const int M = 1000, E = 640;
+    pad_rng rng = {23};
+    float *x = rand_f(&rng, (size_t)M * E, -2, 2), *tn = rand_f(&rng, E, -1, 1), *ta = rand_f(&rng, E, -1, 1);
+    cr_assert(pad_op_l2_normalize(d.cpu, tn, tn, 1, E, 1e-12f) == PAD_OK);
+    cr_assert(pad_op_l2_normalize(d.cpu, ta, ta, 1, E, 1e-12f) == PAD_OK);
+    float *gx = dev_from(d.gpu, x, sizeof(float) * M * E), *gtn = dev_from(d.gpu, tn, sizeof(float) * E),
+          *gta = dev_from(d.gpu, ta, sizeof(float) * E);
+    float *cs = malloc(sizeof(float) * M), *gs = pad_buf_alloc(d.gpu, sizeof(float) * M);
+    const float taus[2] = {4.6051702f, 100.0f};
+    for (int t = 0; t < 2; t++) {
+        cr_assert(pad_op_text_score(d.cpu, cs, x, tn, ta, taus[t], M, E) == PAD_OK);
+        cr_assert(pad_op_text_score(d.gpu, gs, gx, gtn, gta, taus[t], M, E) == PAD_OK);
+        float *hs = host_from(d.gpu, gs, sizeof(float) * M);
+        PAD_ASSERT_CLOSE("text_score", hs, cs, (size_t)M, 1e-7, 1e-6);
+        free(hs);
+    }
+    float *gy = pad_buf_alloc(d.gpu, sizeof(float) * M * E);
+    cr_assert(pad_op_l2_normalize(d.gpu, gy, gx, M, E, 1e-12f) == PAD_OK);
+    cr_assert(pad_op_l2_normalize(d.cpu, x, x, M, E, 1e-12f) == PAD_OK);
+    float *hy = host_from(d.gpu, gy, sizeof(float) * M * E);
+    PAD_ASSERT_CLOSE("l2_normalize", hy, x, (size_t)M * E, 1e-8, 1e-6);
+    pad_buf_free(d.gpu, gx);
+    pad_buf_free(d.gpu, gtn);
+    pad_buf_free(d.gpu, gta);
+    pad_buf_free(d.gpu, gs);
+    pad_buf_free(d.gpu, gy);
+    free(x);
+    free(tn);
+    free(ta);
+    free(cs);
+    free(hy);
+    duo_free(&d);
+}
+
+Test(score_cuda, fuse_half_rowmax_bit_parity) {
+    PAD_REQUIRE_CUDA();
+    duo d = duo_init();
+    const size_t n = 100003;
+    pad_rng rng = {29};
+    float *a = rand_f(&rng, n, 0, 1), *b = rand_f(&rng, n, 0, 0.5f);
+    a[0] = 0;
+    b[1] = 0;
+    a[2] = 70000.0f; // half overflow
+    b[3] = 3e-7f;    // half subnormal
+    float *ga = dev_from(d.gpu, a, sizeof(float) * n), *gb = dev_from(d.gpu, b, sizeof(float) * n);
+    float *go = pad_buf_alloc(d.gpu, sizeof(float) * n), *co = malloc(sizeof(float) * n);
+    cr_assert(pad_op_harmonic_fuse(d.cpu, co, a, b, n) == PAD_OK);
+    cr_assert(pad_op_harmonic_fuse(d.gpu, go, ga, gb, n) == PAD_OK);
+    float *ho = host_from(d.gpu, go, sizeof(float) * n);
+    ASSERT_SAME_BITS("harmonic_fuse", ho, co, n);
+    free(ho);
+    cr_assert(pad_op_round_half(d.cpu, co, b, n) == PAD_OK);
+    cr_assert(pad_op_round_half(d.gpu, go, gb, n) == PAD_OK);
+    ho = host_from(d.gpu, go, sizeof(float) * n);
+    ASSERT_SAME_BITS("round_half", ho, co, n);
+    free(ho);
+    cr_assert(pad_op_round_half(d.cpu, co, a, 3) == PAD_OK);
+    cr_assert(isinf(co[2]));
+    float cm[7], *hm;
+    cr_assert(pad_op_row_max(d.cpu, cm, a, 7, 14000) == PAD_OK);
+    cr_assert(pad_op_row_max(d.gpu, go, ga, 7, 14000) == PAD_OK);
+    hm = host_from(d.gpu, go, sizeof(cm));
+    ASSERT_SAME_BITS("row_max", hm, cm, 7);
+    free(hm);
+    pad_buf_free(d.gpu, ga);
+    pad_buf_free(d.gpu, gb);
+    pad_buf_free(d.gpu, go);
+    free(a);
+    free(b);
+    free(co);
+    duo_free(&d);
+}
+
+Test(score_cuda, upsample_gaussian_bit_parity) {
+    PAD_REQUIRE_CUDA();
+    duo d = duo_init();
+    // (B, Hi, Wi, Ho, Wo): the real 15 -> 400, non-square factors, tiny images (reflect wraps several times)
+    const int cases[5][5] = {
+        {3, 15, 15, 400, 400}, {2, 4, 4, 64, 64}, {2, 7, 7, 10, 10}, {1, 5, 9, 13, 20}, {4, 3, 2, 5, 3}};
+    double w[33];
+    pad_gaussian_kernel1d(w, 4.0, 16);
+    pad_rng rng = {31};
+    for (int c = 0; c < 5; c++) {
+        const int B = cases[c][0], Hi = cases[c][1], Wi = cases[c][2], Ho = cases[c][3], Wo = cases[c][4];
+        const size_t ni = (size_t)B * Hi * Wi, no = (size_t)B * Ho * Wo;
+        float *x = rand_f(&rng, ni, 0, 1), *cu = malloc(sizeof(float) * no), *ct = malloc(sizeof(float) * no);
+        float *gx = dev_from(d.gpu, x, sizeof(float) * ni), *gu = pad_buf_alloc(d.gpu, sizeof(float) * no),
+              *gt = pad_buf_alloc(d.gpu, sizeof(float) * no);
+        cr_assert(pad_op_upsample_bilinear(d.cpu, cu, x, B, Hi, Wi, Ho, Wo) == PAD_OK);
+        cr_assert(pad_op_upsample_bilinear(d.gpu, gu, gx, B, Hi, Wi, Ho, Wo) == PAD_OK);
+        float *hu = host_from(d.gpu, gu, sizeof(float) * no);
+        ASSERT_SAME_BITS("upsample_bilinear", hu, cu, no);
+        cr_assert(pad_op_gaussian_filter(d.cpu, cu, ct, cu, B, Ho, Wo, w, 16) == PAD_OK);
+        cr_assert(pad_op_gaussian_filter(d.gpu, gu, gt, gu, B, Ho, Wo, w, 16) == PAD_OK);
+        free(hu);
+        hu = host_from(d.gpu, gu, sizeof(float) * no);
+        ASSERT_SAME_BITS("gaussian_filter", hu, cu, no);
+        free(hu);
+        free(x);
+        free(cu);
+        free(ct);
+        pad_buf_free(d.gpu, gx);
+        pad_buf_free(d.gpu, gu);
+        pad_buf_free(d.gpu, gt);
+    }
+    duo_free(&d);
+}
+
+// ----------------------------------------------------------------------------
+// the whole scorer, official and fp16 protocol
+
+static void scorer_parity(bool fp16) {
+    duo d = duo_init();
+    const int k = 2, n = 5, G = 15, P = G * G, D = 96, E = 64, R = 400;
+    pad_rng rng = {37};
+    float *shots = rand_f(&rng, (size_t)2 * k * P * D, -1, 1), *mid = rand_f(&rng, (size_t)2 * n * P * D, -1, 1);
+    float *cls = rand_f(&rng, (size_t)n * E, -1, 1), *tok = rand_f(&rng, (size_t)n * P * E, -1, 1);
+    float *tv = rand_f(&rng, (size_t)2 * E, -1, 1);
+    pad_backend *bes[2] = {d.cpu, d.gpu};
+    float *maps[2], *V[2], img[2][5];
+    for (int s = 0; s < 2; s++) {
+        pad_backend *be = bes[s];
+        float *bshots, *bmid, *bcls, *btok, *btv;
+        cr_assert(pad_buf_from_host(be, &bshots, shots, (size_t)2 * k * P * D) == PAD_OK);
+        cr_assert(pad_buf_from_host(be, &bmid, mid, (size_t)2 * n * P * D) == PAD_OK);
+        cr_assert(pad_buf_from_host(be, &bcls, cls, (size_t)n * E) == PAD_OK);
+        cr_assert(pad_buf_from_host(be, &btok, tok, (size_t)n * P * E) == PAD_OK);
+        cr_assert(pad_buf_from_host(be, &btv, tv, (size_t)2 * E) == PAD_OK);
+        cr_assert(pad_score_normalize(be, btv, 2, E) == PAD_OK);
+        cr_assert(pad_score_normalize(be, bmid, 2 * n * P, D) == PAD_OK);
+        pad_bank *bank;
+        cr_assert(pad_bank_init(&bank, be, bshots, bshots + (size_t)k * P * D, k, P, D) == PAD_OK);
+        pad_score_cfg cfg = pad_score_cfg_default(n, G, R);
+        cfg.fp16 = fp16;
+        cfg.chunk = 2;
+        pad_scorer *sc;
+        cr_assert(pad_scorer_init(&sc, be, &cfg) == PAD_OK);
+        cr_assert(pad_scorer_visual(sc, bank, bmid, bmid + (size_t)n * P * D, n) == PAD_OK);
+        cr_assert(pad_scorer_text(sc, bcls, btok, btv, btv + E, 4.6051702f, n, E) == PAD_OK);
+        cr_assert(pad_scorer_image_scores(sc, n, img[s]) == PAD_OK);
+        cr_assert(pad_scorer_pixel_maps(sc, n) == PAD_OK);
+        maps[s] = malloc(sizeof(float) * n * R * R);
+        V[s] = malloc(sizeof(float) * n * P);
+        cr_assert(pad_buf_download(be, maps[s], sc->maps, sizeof(float) * n * R * R) == PAD_OK);
+        cr_assert(pad_buf_download(be, V[s], sc->V, sizeof(float) * n * P) == PAD_OK);
+        pad_scorer_free(sc);
+        pad_bank_free(bank);
+        pad_buf_free(be, bshots);
+        pad_buf_free(be, bmid);
+        pad_buf_free(be, bcls);
+        pad_buf_free(be, btok);
+        pad_buf_free(be, btv);
+    }
+    // fp16 rounding can move a value by one half-ulp step when the float inputs differ in the last bit
+    const double rtol = fp16 ? 1e-3 : 1e-5;
+    PAD_ASSERT_CLOSE("V", V[1], V[0], (size_t)n * P, 1e-7, rtol);
+    PAD_ASSERT_CLOSE("image score", img[1], img[0], (size_t)n, 1e-7, rtol);
+    PAD_ASSERT_CLOSE("pixel maps", maps[1], maps[0], (size_t)n * R * R, 1e-7, rtol);
+    for (int s = 0; s < 2; s++) {
+        free(maps[s]);
+        free(V[s]);
+    }
+    free(shots);
+    free(mid);
+    free(cls);
+    free(tok);
+    free(tv);
+    duo_free(&d);
+}
+
+Test(score_cuda, scorer_parity_official) {
+    PAD_REQUIRE_CUDA();
+    scorer_parity(false);
+}
+
+Test(score_cuda, scorer_parity_fp16) {
+    PAD_REQUIRE_CUDA();
+    scorer_parity(true);
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# get_weights.sh - fetch the real CLIP weights and the BPE vocabulary once (needs internet), into this folder:
+#   weights/vit_b_16_plus_240-laion400m_e32.safetensors   (what PromptAD uses; converted from the release .pt)
+#   weights/bpe_simple_vocab_16e6.txt.gz                   (the CLIP tokenizer vocabulary)
+# Usage: bash weights/get_weights.sh [--e31]
+#   default  downloads the laion400m_e32 release checkpoint (the file PromptAD's code loads), checks the sha256
+#            prefix 699c4b84 in its name, and converts it to safetensors (needs python3 with torch)
+#   --e31    takes the laion400m_e31 safetensors from the Hugging Face hub directly (no torch needed; note that
+#            modern open_clip silently maps laion400m_e32 to these e31 weights, openclip_spec.md §5.2)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cd "$here"
+
+fetch() { # url out
+    if command -v curl >/dev/null; then curl -fL --retry 3 -o "$2.part" "$1"; else wget -O "$2.part" "$1"; fi
+    mv "$2.part" "$2"
+}
+check_sha() { # file expected-prefix-or-full
+    local got
+    got="$(sha256sum "$1" | cut -d' ' -f1)"
+    case "$got" in "$2"*) echo "ok: $1 sha256 $got" ;; *) echo "error: $1: sha256 $got does not match $2" >&2; exit 1 ;; esac
+}
+
+vocab=bpe_simple_vocab_16e6.txt.gz
+if [ ! -f "$vocab" ]; then
+    fetch https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz "$vocab"
+fi
+check_sha "$vocab" 924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a
+
+if [ "${1:-}" = "--e31" ]; then
+    out=vit_b_16_plus_240-laion400m_e31.safetensors
+    [ -f "$out" ] || fetch "https://huggingface.co/timm/vit_base_patch16_plus_clip_240.laion400m_e31/resolve/main/open_clip_model.safetensors" "$out"
+    echo "done: $here/$out (set model.weights to it)"
+    exit 0
+fi
+
+pt=vit_b_16_plus_240-laion400m_e32-699c4b84.pt
+out=vit_b_16_plus_240-laion400m_e32.safetensors
+[ -f "$pt" ] || fetch "https://github.com/mlfoundations/open_clip/releases/download/v0.2-weights/$pt" "$pt"
+check_sha "$pt" 699c4b84
+[ -f "$out" ] || python3 "$here/convert_openclip.py" "$pt" "$out"
+echo "done: $here/$out"
