@@ -6,5 +6,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
     build-essential cmake pkg-config git ca-certificates \
-    libopenblas-dev libcjson-dev libstb-dev zlib1g-dev libcyaml-dev libutf8proc-dev \
+    libopenblas-dev libcjson-dev libstb-dev libjpeg-dev zlib1g-dev libcyaml-dev libutf8proc-dev \
     libcriterion-dev clang-format
