@@ -19,12 +19,15 @@ char *openblas_get_corename(void);
 
 // OpenBLAS picks its kernels from the CPU model at load time. A version older than the CPU (Debian 12's 0.3.21 on
 // Sapphire/Emerald Rapids or Zen 4, for instance) falls back to its generic SSE3 "Prescott" kernels, 3-4x slower
-// than its AVX2/AVX-512 ones. OPENBLAS_CORETYPE, read when the library loads, overrides the choice; say so once.
+// than its AVX2/AVX-512 ones. OPENBLAS_CORETYPE, read when the library loads, overrides the choice; say so once
+// (the promptad binary sets it and re-executes itself, host/main.c; this is for other programs using the library).
 static void warn_generic_openblas(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     static bool warned = false; // only silences repeats of the message
     const char *core = openblas_get_corename();
-    if (warned || getenv("OPENBLAS_CORETYPE") || !core || strcasecmp(core, "Prescott") != 0) return;
+    if (warned || getenv("OPENBLAS_CORETYPE") || !core ||
+        (strcasecmp(core, "Prescott") != 0 && strcasecmp(core, "Core2") != 0 && strcasecmp(core, "generic") != 0))
+        return;
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2")) return;
     warned = true;

@@ -4,6 +4,7 @@
  * (not L2-normalised), batch dimension dropped. The taps are the official ones (blocks 3 and 8, vit.h). */
 #include "args.h"
 #include "cli.h"
+#include "image.h"
 #include "log.h"
 #include "st_file.h"
 #include "vit.h"
@@ -12,57 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__has_include)
-#if __has_include("image.h")
-#define PAD_HAVE_IMAGE_H 1
-#endif
-#endif
-
-#ifdef PAD_HAVE_IMAGE_H
-#include "image.h"
-#else
-// TODO(image): remove this shim once host/image.h (decoding + Pillow-exact preprocessing, another branch) is on
-// main; the code below is written against its API and picks it up automatically through __has_include.
-typedef enum pad_preprocess_mode {
-    PAD_PREPROCESS_SQUASH = 0,
-    PAD_PREPROCESS_OPENCLIP = 1,
-    PAD_PREPROCESS_OFFICIAL = 2,
-} pad_preprocess_mode;
-typedef struct pad_image {
-    int w, h;
-    uint8_t *rgb;
-} pad_image;
-static pad_status pad_preprocess_mode_parse(const char *s, pad_preprocess_mode *out) {
-    if (!strcmp(s, "squash"))
-        *out = PAD_PREPROCESS_SQUASH;
-    else if (!strcmp(s, "openclip"))
-        *out = PAD_PREPROCESS_OPENCLIP;
-    else if (!strcmp(s, "official"))
-        *out = PAD_PREPROCESS_OFFICIAL;
-    else {
-        PAD_LOG_ERROR("unknown --preprocess mode '%s' (expected squash, openclip or official)", s);
-        return PAD_ERR_INVALID_ARG;
-    }
-    return PAD_OK;
-}
-static const char *pad_preprocess_mode_str(pad_preprocess_mode mode) {
-    return mode == PAD_PREPROCESS_SQUASH ? "squash" : mode == PAD_PREPROCESS_OPENCLIP ? "openclip" : "official";
-}
-static pad_status pad_image_load(pad_image *img, const char *path) {
-    memset(img, 0, sizeof *img);
-    PAD_LOG_ERROR("%s: image decoding is not built into this version yet (host/image.h)", path);
-    return PAD_ERR_UNSUPPORTED;
-}
-static void pad_image_free(pad_image *img) {
-    free(img->rgb);
-    memset(img, 0, sizeof *img);
-}
-static pad_status pad_preprocess(const pad_image *img, pad_preprocess_mode mode, int S, bool bgr, float *out) {
-    (void)img, (void)mode, (void)S, (void)bgr, (void)out;
-    return PAD_ERR_UNSUPPORTED;
-}
-#endif
 
 // Runs the tower on one preprocessed image and writes the dump. Returns the exit code.
 static int encode_and_save(const pad_clip_weights *host, pad_backend_kind kind, const float *pixels,
@@ -96,8 +46,8 @@ static int encode_and_save(const pad_clip_weights *host, pad_backend_kind kind, 
         pad_st_writer_meta(wr, "image", image_path) != PAD_OK ||
         pad_st_writer_meta(wr, "weights", weights_path) != PAD_OK ||
         pad_st_writer_meta(wr, "preprocess", pad_preprocess_mode_str(mode)) != PAD_OK ||
-        pad_st_writer_meta(wr, "taps", taps) != PAD_OK ||
-        pad_st_writer_meta(wr, "device", be->ops->name) != PAD_OK || pad_st_writer_save(wr, out) != PAD_OK)
+        pad_st_writer_meta(wr, "taps", taps) != PAD_OK || pad_st_writer_meta(wr, "device", be->ops->name) != PAD_OK ||
+        pad_st_writer_save(wr, out) != PAD_OK)
         goto done;
     rc = 0;
 done:
