@@ -76,13 +76,15 @@ static void cpu_destroy(pad_backend *be) {
 // the same way whatever the batch size. Column chunks keep the parallelism of small-M GEMMs (one image of a ViT:
 // M = 226) without repacking the whole weight matrix in every task, which row chunks would do.
 #define CPU_GEMM_MB           512
-#define CPU_GEMM_NB           256
+#define CPU_GEMM_NB           512
 #define CPU_GEMM_SERIAL_FLOPS (1 << 20)
 
-// Chunk size for cutting n into pieces of at most max_chunk: ceil(n / ceil(n / max_chunk)) rounded up to 16.
+// Chunk size for cutting n into pieces of at most max_chunk: an even number of pieces (so that 2, 4, 8... threads
+// get equal shares), ceil(n / pieces) rounded up to 16.
 static int gemm_chunk(int n, int max_chunk) {
     if (n <= max_chunk) return n > 0 ? n : 1;
-    const int pieces = (n + max_chunk - 1) / max_chunk;
+    int pieces = (n + max_chunk - 1) / max_chunk;
+    pieces += pieces % 2;
     const int c = (n + pieces - 1) / pieces;
     return (c + 15) / 16 * 16;
 }
@@ -95,9 +97,8 @@ static void gemm_one(bool transA, bool transB, int M, int N, int K, float alpha,
                 C[(size_t)m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[(size_t)m * ldc + n];
         return;
     }
-    if (beta == 0.0f) // BLAS may read C when beta == 0 (0 * NaN); clear it first
-        for (int m = 0; m < M; m++)
-            memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof(float));
+    // beta == 0: BLAS sets C without reading it ("when BETA is zero, C need not be set on input"; OpenBLAS clears
+    // C first), so NaNs in the old contents do not leak (test_backend_cpu.c checks it).
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha,
                 A, lda, B, ldb, beta, C, ldc);
 }

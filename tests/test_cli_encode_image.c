@@ -11,6 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void remove_dir(const char *dir) {
+    pad_cmd_result r = pad_cmd_run("rm -rf '%s'", dir);
+    pad_cmd_free(&r);
+}
+
 static const char *tiny_model(const char *dir) {
     static char path[4096];
     snprintf(path, sizeof path, "%s/tiny.safetensors", dir);
@@ -50,6 +55,7 @@ Test(cli_encode_image, missing_weights_and_image_files) {
                     pad_test_binary(), model, dir, dir);
     cr_assert(r.exit_code == 1 && strstr(r.err, "none.png"), "missing image: exit %d, %s", r.exit_code, r.err);
     pad_cmd_free(&r);
+    remove_dir(dir);
 }
 
 Test(cli_encode_image, dump_matches_the_library) {
@@ -127,4 +133,5 @@ Test(cli_encode_image, dump_matches_the_library) {
     pad_backend_free(be);
     pad_image_free(&back);
     pad_image_free(&img);
+    remove_dir(dir);
 }

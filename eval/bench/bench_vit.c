@@ -3,6 +3,7 @@
  * runs it next to the PyTorch twin (eval/bench/bench_vit_torch.py) and reports the ratio.
  *
  *   build/bench_vit [--device cpu|cuda] [--threads N] [--batches 1,8] [--iters K] [--preset vit-b-16-plus-240]
+ *   build/bench_vit --blas-core      (prints the kernel set OpenBLAS chose, e.g. SkylakeX or Prescott)
  *
  * Prints one line per batch size: "promptad device=cpu threads=2 batch=8 iters=3 images_per_s=... (best ...)". */
 #include "backend.h"
@@ -32,7 +33,13 @@ static int usage(void) {
     return 2;
 }
 
+char *openblas_get_corename(void); // OpenBLAS extension
+
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--blas-core")) {
+        printf("%s\n", openblas_get_corename());
+        return 0;
+    }
     const char *device = "cpu", *batches_s = "1,8", *preset_s = "vit-b-16-plus-240";
     int threads = 0, iters = 3;
     for (int i = 1; i < argc; i++) {

@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--tag", default="torch", help="first word of the output lines")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -86,7 +87,7 @@ def main():
                 model(x[:B])
                 times.append(time.perf_counter() - t0)
             times.sort()
-            print(f"torch threads={torch.get_num_threads()} batch={B} iters={a.iters} "
+            print(f"{a.tag} threads={torch.get_num_threads()} batch={B} iters={a.iters} "
                   f"images_per_s={B / times[len(times) // 2]:.3f} best_images_per_s={B / times[0]:.3f}", flush=True)
 
 
