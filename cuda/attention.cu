@@ -63,9 +63,9 @@ __global__ void __launch_bounds__(ATT_QT * 32)
     const int nq = min(ATT_QT, T - t0);
     for (int i = threadIdx.x; i < ATT_QT * HS; i += blockDim.x) {
         const int r = i / HS, d = i - r * HS;
-        const float *row = base + (long long)(t0 + r) * rs;
-        if (QK) sQ[i] = r < nq ? row[d] : 0.0f;
-        if (VV) sW[i] = r < nq ? row[2 * C + d] : 0.0f;
+        const long long at = (long long)(t0 + r) * rs + d; // only read when r < nq
+        if (QK) sQ[i] = r < nq ? base[at] : 0.0f;
+        if (VV) sW[i] = r < nq ? base[at + 2 * C] : 0.0f;
     }
     const int t = t0 + warp; // this warp's query row
     const bool active = warp < nq;
@@ -81,10 +81,10 @@ __global__ void __launch_bounds__(ATT_QT * 32)
         __syncthreads(); // the previous chunk is consumed (and, the first time, the query tiles are visible)
         for (int i = threadIdx.x; i < ATT_KC * HS; i += blockDim.x) {
             const int j = i / HS, d = i - j * HS, key = c0 + j;
-            const float *row = base + (long long)key * rs;
+            const long long at = (long long)key * rs + d; // only read when key < T
             const bool ok = key < T;
-            if (QK) sK[j * ld + d] = ok ? row[C + d] : 0.0f;
-            sV[j * ld + d] = ok ? row[2 * C + d] : 0.0f;
+            if (QK) sK[j * ld + d] = ok ? base[at + C] : 0.0f;
+            sV[j * ld + d] = ok ? base[at + 2 * C] : 0.0f;
         }
         __syncthreads();
         if (!active) continue; // warp-uniform; every thread still reaches the barriers above
@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(ATT_QT * 32)
     if (!QK || !att) return; // block-uniform
     // Probabilities: recompute the scores with the final m and l; masked and beyond-causal entries are 0.
     const float inv_l = 1.0f / l_qk;
-    float *arow = att + (((long long)b * NH + h) * T + t) * T;
+    const long long arow = (((long long)b * NH + h) * T + t) * T; // this warp's row of att (when active)
     for (int c0 = 0; c0 < T; c0 += ATT_KC) {
         const bool staged = c0 < n_keys; // block-uniform
         if (staged) {
@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(ATT_QT * 32)
                 s += sQ[warp * HS + d] * sK[lane * ld + d];
             p = expf(s * scale - m_qk) * inv_l;
         }
-        if (key < T) arow[key] = p;
+        if (key < T) att[arow + key] = p;
     }
 }
 

@@ -43,31 +43,52 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
      "threads $threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+run_torch() { # tag, extra environment...
+    tag=$1
+    shift
+    env OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" "$@" /usr/bin/python3 \
+        "$here/eval/bench/bench_vit_torch.py" --threads "$threads" --batches "$batches" --iters "$iters" --tag "$tag"
+}
+run_ours() { # tag, extra environment...
+    tag=$1
+    shift
+    env "$@" "$here/$build/bench_vit" --device cpu --threads "$threads" --batches "$batches" --iters "$iters" \
+        --tag "$tag"
+}
 r=1
 while [ "$r" -le "$rounds" ]; do
-    "$here/$build/bench_vit" --device cpu --threads "$threads" --batches "$batches" --iters "$iters" | tee -a "$log"
-    OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads /usr/bin/python3 "$here/eval/bench/bench_vit_torch.py" \
-        --threads "$threads" --batches "$batches" --iters "$iters" | tee -a "$log"
-    OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads OMP_WAIT_POLICY=passive /usr/bin/python3 \
-        "$here/eval/bench/bench_vit_torch.py" --threads "$threads" --batches "$batches" --iters "$iters" \
-        --tag torch-passive | tee -a "$log"
+    { run_ours promptad; run_ours promptad-passive OMP_WAIT_POLICY=passive; run_torch torch
+      run_torch torch-passive OMP_WAIT_POLICY=passive; } | tee -a "$log"
     r=$((r + 1))
 done
-# summary per batch size: images/s of each program (best round / median round; a round's figure is the median of
-# its iterations), torch = the faster of its two settings, and the ratios promptad / torch
+# Summary per batch size. Wall clock: images/s of each program (best round / median round; a round's figure is the
+# median of its iterations), each program in its faster thread-wait setting. CPU: process CPU seconds per image
+# (median round) with OMP_WAIT_POLICY=passive, i.e. the work done without spin-waiting, which background load on
+# the machine disturbs much less than the wall clock.
 /usr/bin/python3 - "$log" <<'PY'
 import re, statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
-    m = re.match(r"([\w-]+) .*batch=(\d+) .*images_per_s=([\d.]+) ", line)
+    m = re.match(r"([\w-]+) .*batch=(\d+) .*images_per_s=([\d.]+) .*cpu_s_per_image=([\d.]+)", line)
     if m:
-        runs.setdefault((m.group(1), int(m.group(2))), []).append(float(m.group(3)))
-print("batch  promptad img/s best/median   torch best/median   torch-passive best/median   ratio best  ratio median")
+        runs.setdefault((m.group(1), int(m.group(2))), []).append((float(m.group(3)), float(m.group(4))))
+def wall(tool, b):
+    best, med = 0.0, 0.0
+    for variant in (tool, tool + "-passive"):
+        v = [r[0] for r in runs.get((variant, b), [])]
+        if v:
+            best, med = max(best, max(v)), max(med, statistics.median(v))
+    return best, med
+def cpu(tool, b):
+    v = [r[1] for r in runs.get((tool + "-passive", b), [])]
+    return statistics.median(v) if v else float("nan")
+print("batch | img/s promptad best/median | img/s torch best/median | ratio best/median | CPU s/img promptad | "
+      "CPU s/img torch | ratio")
 for b in sorted({k[1] for k in runs}):
-    p = runs.get(("promptad", b), [0.0])
-    t1, t2 = runs.get(("torch", b), [0.0]), runs.get(("torch-passive", b), [0.0])
-    tb = max(max(t1), max(t2))
-    tm = max(statistics.median(t1), statistics.median(t2))
-    print(f"{b:5d}  {max(p):8.3f} / {statistics.median(p):6.3f}        {max(t1):6.3f} / {statistics.median(t1):6.3f}"
-          f"     {max(t2):6.3f} / {statistics.median(t2):6.3f}            {max(p) / tb:6.2f}  {statistics.median(p) / tm:11.2f}")
+    pb, pm = wall("promptad", b)
+    tb, tm = wall("torch", b)
+    pc, tc = cpu("promptad", b), cpu("torch", b)
+    print(f"{b:5d} | {pb:11.3f} / {pm:6.3f}      | {tb:8.3f} / {tm:6.3f}      | {pb / tb:5.2f} / {pm / tm:5.2f}"
+          f"       | {pc:18.3f} | {tc:15.3f} | {tc / pc:5.2f}")
+print("ratios > 1: promptad is faster (images/s promptad / torch; CPU s/img torch / promptad)")
 PY

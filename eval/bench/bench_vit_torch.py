@@ -6,7 +6,8 @@ ln_1 of the original stream, the taps copied after blocks 3 and 8's attention, t
 (as the official code does).
 
   /usr/bin/python3 eval/bench/bench_vit_torch.py --threads 2 --batches 1,8 --iters 3
-Prints one line per batch size: "torch threads=2 batch=8 iters=3 images_per_s=... best_images_per_s=..."."""
+Prints one line per batch size: "torch threads=2 batch=8 iters=3 images_per_s=<median iteration>
+best_images_per_s=<best iteration> cpu_s_per_image=<process CPU seconds per image, median iteration>"."""
 import argparse
 import time
 
@@ -81,14 +82,17 @@ def main():
     with torch.no_grad():
         for B in batches:
             model(x[:B])  # warm-up
-            times = []
+            times, cpu = [], []
             for _ in range(a.iters):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model(x[:B])
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
             times.sort()
+            cpu.sort()
             print(f"{a.tag} threads={torch.get_num_threads()} batch={B} iters={a.iters} "
-                  f"images_per_s={B / times[len(times) // 2]:.3f} best_images_per_s={B / times[0]:.3f}", flush=True)
+                  f"images_per_s={B / times[len(times) // 2]:.3f} best_images_per_s={B / times[0]:.3f} "
+                  f"cpu_s_per_image={cpu[len(cpu) // 2] / B:.3f}", flush=True)
 
 
 if __name__ == "__main__":
