@@ -25,6 +25,12 @@ pad_status cuda_patch_embed(pad_backend *be, float *x, const float *pixels, cons
 pad_status cuda_sgd_step(pad_backend *be, float *p, const float *grad, float *buf, size_t n, float lr, float momentum,
                          float weight_decay, bool first);
 
+// attention.cu
+pad_status cuda_attention(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,
+                          bool causal);
+pad_status cuda_attention_dual(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T, int NH,
+                               int HS);
+
 // grad.cu
 pad_status cuda_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
                                    const float *mean, const float *rstd, int M, int C);

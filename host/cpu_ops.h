@@ -29,6 +29,8 @@ pad_status cpu_sgd_step(pad_backend *be, float *p, const float *grad, float *buf
 // cpu_attention.c
 pad_status cpu_attention(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,
                          bool causal);
+pad_status cpu_attention_dual(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T, int NH,
+                              int HS);
 
 // cpu_grad.c
 pad_status cpu_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,

@@ -1,0 +1,174 @@
+/* test_metrics_cuda.c - the GPU pixel and image metrics (cuda/metrics.cu) against the CPU reference (eval/metrics.c)
+ * on the reference fixtures and on larger tie-heavy random inputs: AUROC and PRO must be bit-identical (exact
+ * integer sums, one shared finishing function), AUPR equal to the last bit or within 1e-15. Skips without a GPU. */
+#include "check.h"
+#include "metrics.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef PAD_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+#ifdef PAD_HAVE_CUDA
+static int g_warn;
+static void count_warn(pad_log_level level, const char *msg, void *user) {
+    (void)msg;
+    (void)user;
+    if (level == PAD_LOG_LEVEL_WARN) g_warn++;
+}
+#endif
+
+static void assert_same(const char *what, const pad_pixel_metrics *gpu, const pad_pixel_metrics *cpu) {
+    cr_assert(gpu->auroc == cpu->auroc || (isnan(gpu->auroc) && isnan(cpu->auroc)), "%s: AUROC gpu %.17g cpu %.17g",
+              what, gpu->auroc, cpu->auroc);
+    cr_assert(gpu->pro == cpu->pro || (isnan(gpu->pro) && isnan(cpu->pro)), "%s: PRO gpu %.17g cpu %.17g", what,
+              gpu->pro, cpu->pro);
+    cr_assert(fabs(gpu->aupr - cpu->aupr) <= 1e-15 || (isnan(gpu->aupr) && isnan(cpu->aupr)),
+              "%s: AUPR gpu %.17g cpu %.17g", what, gpu->aupr, cpu->aupr);
+    cr_assert(isnan(gpu->pro_200), "%s: the GPU filled PRO-200", what);
+}
+
+static void compare(const char *what, const uint8_t *masks, const float *maps, int n, int H, int W) {
+    pad_metrics_gt *gt;
+    cr_assert(pad_metrics_gt_init(&gt, masks, n, H, W) == PAD_OK);
+    pad_metrics_gpu *g;
+    cr_assert(pad_metrics_gpu_init(&g, gt, 0, NULL) == PAD_OK, "%s: GPU init failed", what);
+    const double limits[] = {0.3, 0.05, 1.0, 0.01};
+    for (int l = 0; l < 4; l++) {
+        pad_pixel_metrics c, d;
+        char w[160];
+        snprintf(w, sizeof w, "%s @%g", what, limits[l]);
+        cr_assert(pad_metrics_pixel(gt, maps, limits[l], PAD_METRICS_PRO, &c) == PAD_OK);
+        cr_assert(pad_metrics_gpu_pixel_host(g, maps, limits[l], PAD_METRICS_PRO, &d) == PAD_OK, "%s", w);
+        assert_same(w, &d, &c);
+        cr_assert(pad_metrics_gpu_pixel_host(g, maps, limits[l], 0, &d) == PAD_OK); // AUROC/AUPR only
+        cr_assert(isnan(d.pro) && d.auroc == c.auroc, "%s: PRO computed although not requested", w);
+    }
+    pad_metrics_gpu_free(g);
+    pad_metrics_gt_free(gt);
+}
+
+Test(metrics_cuda, fixtures_match_cpu) {
+    PAD_REQUIRE_CUDA();
+    const char *sets[] = {"hand", "blobs"};
+    const char *kinds[] = {"uniform", "signal", "quant", "fp16", "thr", "narrow"};
+    for (int s = 0; s < 2; s++) {
+        char file[128];
+        snprintf(file, sizeof file, "metrics_pixel_%s.safetensors", sets[s]);
+        pad_st_file *f = pad_fixture_open(file);
+        const pad_st_tensor *tm = pad_st_find(f, "masks");
+        cr_assert(tm && tm->ndim == 3);
+        uint8_t *masks = malloc(tm->nbytes);
+        memcpy(masks, tm->data, tm->nbytes);
+        for (int k = 0; k < 6; k++) {
+            char name[64], what[96];
+            snprintf(name, sizeof name, "maps_%s", kinds[k]);
+            float *maps = pad_fixture_f32(f, name, 3, tm->shape);
+            snprintf(what, sizeof what, "%s/%s", sets[s], kinds[k]);
+            compare(what, masks, maps, (int)tm->shape[0], (int)tm->shape[1], (int)tm->shape[2]);
+            free(maps);
+        }
+        free(masks);
+        pad_st_close(f);
+    }
+}
+
+// Random blobs, quantised scores (heavy ties) and continuous ones, 2.4 M pixels.
+Test(metrics_cuda, large_random_match_cpu) {
+    PAD_REQUIRE_CUDA();
+    const int n = 60, H = 200, W = 200;
+    const int64_t N = (int64_t)n * H * W;
+    uint8_t *mask = calloc((size_t)N, 1);
+    float *map = malloc((size_t)N * sizeof *map);
+    pad_rng rng = {1234};
+    for (int i = 0; i < n; i++) {
+        int nb = i % 5; // some anomaly-free images
+        for (int b = 0; b < nb; b++) {
+            int cy = (int)pad_rng_uniform(&rng, 0, H), cx = (int)pad_rng_uniform(&rng, 0, W);
+            int r = 2 + (int)pad_rng_uniform(&rng, 0, 25);
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
+                    if ((y - cy) * (y - cy) + (x - cx) * (x - cx) <= r * r) mask[(int64_t)i * H * W + y * W + x] = 1;
+        }
+    }
+    for (int64_t i = 0; i < N; i++)
+        map[i] = floorf((pad_rng_uniform(&rng, 0, 1) + (mask[i] ? 0.4f : 0.0f)) * 300.0f) / 300.0f;
+    compare("quantised", mask, map, n, H, W);
+    for (int64_t i = 0; i < N; i++)
+        map[i] = pad_rng_uniform(&rng, -1, 1) + (mask[i] ? 0.7f : 0.0f);
+    map[5] = -0.0f;
+    map[6] = 0.0f;
+    compare("continuous", mask, map, n, H, W);
+    free(mask);
+    free(map);
+}
+
+Test(metrics_cuda, device_maps_image_scores_and_errors) {
+    PAD_REQUIRE_CUDA();
+#ifdef PAD_HAVE_CUDA
+    const int n = 7, H = 33, W = 29;
+    const int64_t N = (int64_t)n * H * W;
+    uint8_t *mask = calloc((size_t)N, 1);
+    float *map = malloc((size_t)N * sizeof *map);
+    pad_rng rng = {77};
+    for (int64_t i = 0; i < N; i++) {
+        mask[i] = (i % 97) < 9;
+        map[i] = floorf(pad_rng_uniform(&rng, 0, 1) * 20.0f + (mask[i] ? 6.0f : 0.0f));
+    }
+    pad_metrics_gt *gt;
+    cr_assert(pad_metrics_gt_init(&gt, mask, n, H, W) == PAD_OK);
+    pad_metrics_gpu *g;
+    cr_assert(pad_metrics_gpu_init(&g, gt, 0, NULL) == PAD_OK);
+    float *dmap = NULL;
+    cr_assert(cudaMalloc((void **)&dmap, (size_t)N * sizeof *dmap) == cudaSuccess);
+    cr_assert(cudaMemcpy(dmap, map, (size_t)N * sizeof *dmap, cudaMemcpyHostToDevice) == cudaSuccess);
+    pad_pixel_metrics c, d;
+    cr_assert(pad_metrics_pixel(gt, map, 0.3, PAD_METRICS_PRO, &c) == PAD_OK);
+    for (int rep = 0; rep < 3; rep++) { // the context is reused
+        cr_assert(pad_metrics_gpu_pixel(g, dmap, 0.3, PAD_METRICS_PRO, &d) == PAD_OK);
+        assert_same("device maps", &d, &c);
+    }
+    // image scores on the device
+    float sc[40];
+    uint8_t lab[40];
+    for (int i = 0; i < 40; i++) {
+        lab[i] = (uint8_t)(i % 3 == 0);
+        sc[i] = floorf(pad_rng_uniform(&rng, 0, 1) * 8.0f) + lab[i];
+    }
+    float *dsc = NULL;
+    cr_assert(cudaMalloc((void **)&dsc, sizeof sc) == cudaSuccess);
+    cr_assert(cudaMemcpy(dsc, sc, sizeof sc, cudaMemcpyHostToDevice) == cudaSuccess);
+    pad_image_metrics ic, id;
+    cr_assert(pad_metrics_image(sc, lab, 40, &ic) == PAD_OK);
+    cr_assert(pad_metrics_gpu_image(g, dsc, lab, 40, &id) == PAD_OK);
+    cr_assert(id.auroc == ic.auroc && id.aupr == ic.aupr);
+    // errors: a non-finite score, PRO-200, a bad limit; the context stays usable
+    float nan = NAN;
+    cr_assert(cudaMemcpy(dmap + 2 * H * W + 5 * W + 3, &nan, sizeof nan, cudaMemcpyHostToDevice) == cudaSuccess);
+    cr_assert(pad_metrics_gpu_pixel(g, dmap, 0.3, PAD_METRICS_PRO, &d) == PAD_ERR_INVALID_ARG);
+    cr_assert(pad_metrics_gpu_pixel(g, dmap, 0.3, PAD_METRICS_PRO_200, &d) == PAD_ERR_UNSUPPORTED);
+    cr_assert(pad_metrics_gpu_pixel(g, dmap, 0.0, PAD_METRICS_PRO, &d) == PAD_ERR_INVALID_ARG);
+    cr_assert(pad_metrics_gpu_pixel_host(g, map, 0.3, PAD_METRICS_PRO, &d) == PAD_OK);
+    assert_same("after errors", &d, &c);
+    cudaFree(dmap);
+    cudaFree(dsc);
+    pad_metrics_gpu_free(g);
+    pad_metrics_gt_free(gt);
+
+    // no anomalous pixel: NaN and the same warnings as the CPU
+    memset(mask, 0, (size_t)N);
+    cr_assert(pad_metrics_gt_init(&gt, mask, n, H, W) == PAD_OK);
+    cr_assert(pad_metrics_gpu_init(&g, gt, 0, NULL) == PAD_OK);
+    pad_metrics_gt_free(gt); // the GPU context does not need it any more
+    pad_log_set(count_warn, NULL);
+    cr_assert(pad_metrics_gpu_pixel_host(g, map, 0.3, PAD_METRICS_PRO, &d) == PAD_OK);
+    pad_log_set(NULL, NULL);
+    cr_assert(isnan(d.auroc) && isnan(d.aupr) && isnan(d.pro) && g_warn == 3, "warnings %d", g_warn);
+    pad_metrics_gpu_free(g);
+    free(mask);
+    free(map);
+#endif
+}
