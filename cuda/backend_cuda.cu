@@ -112,12 +112,12 @@ static const pad_backend_ops k_cuda_ops = {
     /* gelu */ cuda_gelu,
     /* gather_rows */ cuda_gather_rows,
     /* scatter_add_rows */ cuda_scatter_add_rows,
-    /* attention */ NULL,
-    /* attention_dual */ NULL,
+    /* attention */ cuda_attention,
+    /* attention_dual */ cuda_attention_dual,
     /* patch_embed */ cuda_patch_embed,
     /* layernorm_backward */ cuda_layernorm_backward,
     /* gelu_backward */ cuda_gelu_backward,
-    /* attention_backward */ NULL,
+    /* attention_backward */ cuda_attention_backward,
     /* sgd_step */ cuda_sgd_step,
     /* knn_min */ cuda_knn_min,
     /* l2_normalize */ cuda_l2_normalize,
@@ -127,6 +127,11 @@ static const pad_backend_ops k_cuda_ops = {
     /* upsample_bilinear */ cuda_upsample_bilinear,
     /* gaussian_filter */ cuda_gaussian_filter,
     /* row_max */ cuda_row_max,
+    /* l2norm_rows */ cuda_l2norm_rows,
+    /* l2norm_rows_backward */ cuda_l2norm_rows_backward,
+    /* xent0 */ cuda_xent0,
+    /* eam_loss */ cuda_eam_loss,
+    /* dot */ cuda_dot,
 };
 
 extern "C" pad_status pad_backend_cuda_init(pad_backend **out, int device) {

@@ -1,6 +1,6 @@
 /* cuda_ops.h - internal: the CUDA backend's op launchers, one file per group (nn.cu, attention.cu, grad.cu,
- * knn.cu, score.cu). Semantics are those of pad_backend_ops in backend.h; every launcher checks the launch and poisons
- * the backend on failure. */
+ * knn.cu, score.cu, loss.cu). Semantics are those of pad_backend_ops in backend.h; every launcher checks the launch
+ * and poisons the backend on failure. */
 #ifndef PAD_CUDA_OPS_H
 #define PAD_CUDA_OPS_H
 
@@ -25,10 +25,27 @@ pad_status cuda_patch_embed(pad_backend *be, float *x, const float *pixels, cons
 pad_status cuda_sgd_step(pad_backend *be, float *p, const float *grad, float *buf, size_t n, float lr, float momentum,
                          float weight_decay, bool first);
 
+// attention.cu
+pad_status cuda_attention(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,
+                          bool causal);
+pad_status cuda_attention_dual(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T, int NH,
+                               int HS);
+
 // grad.cu
 pad_status cuda_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
                                    const float *mean, const float *rstd, int M, int C);
 pad_status cuda_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
+pad_status cuda_attention_backward(pad_backend *be, float *dqkv, const float *dout, const float *qkv, const float *att,
+                                   int B, int T, int NH, int HS, bool causal);
+
+// loss.cu
+pad_status cuda_l2norm_rows(pad_backend *be, float *out, float *norm, const float *inp, int M, int C);
+pad_status cuda_l2norm_rows_backward(pad_backend *be, float *dinp, const float *dout, const float *out,
+                                     const float *norm, int M, int C);
+pad_status cuda_xent0(pad_backend *be, float *loss, float *dz, const float *z, int N, int K);
+pad_status cuda_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa, const float *f, const float *wn,
+                         const float *wa, int B, int T, int D, bool token_axis, float margin);
+pad_status cuda_dot(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha);
 
 // knn.cu
 pad_status cuda_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,

@@ -384,6 +384,43 @@ pad_status pad_op_row_max(pad_backend *be, float *out, const float *inp, int B, 
     return debug_check(be, be->ops->row_max(be, out, inp, B, n), "row_max", out, (size_t)B);
 }
 
+pad_status pad_op_l2norm_rows(pad_backend *be, float *out, float *norm, const float *inp, int M, int C) {
+    CHECK_OP(be, l2norm_rows);
+    CHECK_ARG(out && inp && M >= 0 && C > 0);
+    return debug_check(be, be->ops->l2norm_rows(be, out, norm, inp, M, C), "l2norm_rows", out, (size_t)M * (size_t)C);
+}
+
+pad_status pad_op_l2norm_rows_backward(pad_backend *be, float *dinp, const float *dout, const float *out,
+                                       const float *norm, int M, int C) {
+    CHECK_OP(be, l2norm_rows_backward);
+    CHECK_ARG(dinp && dout && out && norm && M >= 0 && C > 0 && dinp != dout && dinp != out);
+    return debug_check(be, be->ops->l2norm_rows_backward(be, dinp, dout, out, norm, M, C), "l2norm_rows_backward", dinp,
+                       (size_t)M * (size_t)C);
+}
+
+pad_status pad_op_xent0(pad_backend *be, float *loss, float *dz, const float *z, int N, int K) {
+    CHECK_OP(be, xent0);
+    CHECK_ARG(loss && dz && z && N > 0 && K > 0 && dz != z);
+    pad_status st = debug_check(be, be->ops->xent0(be, loss, dz, z, N, K), "xent0", dz, (size_t)N * (size_t)K);
+    return debug_check(be, st, "xent0(loss)", loss, 1);
+}
+
+pad_status pad_op_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa, const float *f, const float *wn,
+                           const float *wa, int B, int T, int D, bool token_axis, float margin) {
+    CHECK_OP(be, eam_loss);
+    CHECK_ARG(loss && dwn && dwa && f && wn && wa && B > 0 && T > 0 && D > 0 && dwn != dwa);
+    pad_status st = be->ops->eam_loss(be, loss, dwn, dwa, f, wn, wa, B, T, D, token_axis, margin);
+    st = debug_check(be, st, "eam_loss(dwn)", dwn, (size_t)D);
+    st = debug_check(be, st, "eam_loss(dwa)", dwa, (size_t)D);
+    return debug_check(be, st, "eam_loss(loss)", loss, 1);
+}
+
+pad_status pad_op_dot(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha) {
+    CHECK_OP(be, dot);
+    CHECK_ARG(out && a && b && n > 0);
+    return debug_check(be, be->ops->dot(be, out, a, b, n, alpha), "dot", out, 1);
+}
+
 #ifndef PAD_HAVE_CUDA
 // CPU-only build: the CUDA entry points exist and say why they cannot work.
 pad_status pad_backend_cuda_init(pad_backend **out, int device) {

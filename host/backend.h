@@ -157,6 +157,29 @@ struct pad_backend_ops {
                                   const double *w, int r);
     // out(B)[b] = max of inp(B,n)[b,:] (NaN if the row holds a NaN).
     pad_status (*row_max)(pad_backend *be, float *out, const float *inp, int B, long long n);
+
+    // ---- prompt-learning losses (cpu_loss.c / cuda/loss.cu), promptad_spec.md §4.2 ------------------------------
+    // out(M,C)[m,:] = inp[m,:] / max(||inp[m,:]||_2, 1e-12) (torch F.normalize); norm(M), when not NULL, receives
+    // the divisor. out may alias inp.
+    pad_status (*l2norm_rows)(pad_backend *be, float *out, float *norm, const float *inp, int M, int C);
+    // dinp(M,C)[m,:] += (dout[m,:] - out[m,:] * (out[m,:] . dout[m,:])) / norm[m]: the input gradient of l2norm_rows
+    // given its output `out` and saved `norm` (accumulating; dinp must not alias dout or out).
+    pad_status (*l2norm_rows_backward)(pad_backend *be, float *dinp, const float *dout, const float *out,
+                                       const float *norm, int M, int C);
+    // Cross-entropy with target class 0 on every row of z(N,K), averaged over the rows:
+    // loss[0] = (1/N) sum_n (logsumexp(z[n,:]) - z[n,0]);  dz(N,K) = (softmax(z[n,:]) - onehot(0)) / N.
+    // loss is one device float; the row sum runs in a fixed order (deterministic).
+    pad_status (*xent0)(pad_backend *be, float *loss, float *dz, const float *z, int N, int K);
+    // PromptAD's EAM ("triplet", margin m) loss on image features f(B,T,D) with anchors wn(D), wa(D):
+    //  token_axis false: one sample per row of f (B*T samples): h = sum_d (f-wn)^2 - sum_d (f-wa)^2 + m,
+    //                    loss[0] = mean over samples of relu(h);
+    //  token_axis true:  the official SEG code's sum over dim 1 (the tokens): h[b,d] = sum_t (f[b,t,d]-wn[d])^2 -
+    //                    sum_t (f[b,t,d]-wa[d])^2 + m, loss[0] = mean over the B*D entries of relu(h).
+    // dwn(D) += d loss / d wn and dwa(D) += d loss / d wa (relu'(0) = 0 as in torch). Deterministic.
+    pad_status (*eam_loss)(pad_backend *be, float *loss, float *dwn, float *dwa, const float *f, const float *wn,
+                           const float *wa, int B, int T, int D, bool token_axis, float margin);
+    // out[0] = alpha * sum_i a[i] * b[i], summed in a fixed order (deterministic); b may alias a.
+    pad_status (*dot)(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha);
 };
 
 // Largest radius accepted by gaussian_filter (sigma 4 with truncate 4 gives 16).
@@ -233,6 +256,13 @@ pad_status pad_op_upsample_bilinear(pad_backend *be, float *out, const float *in
 pad_status pad_op_gaussian_filter(pad_backend *be, float *out, float *tmp, const float *inp, int B, int H, int W,
                                   const double *w, int r);
 pad_status pad_op_row_max(pad_backend *be, float *out, const float *inp, int B, long long n);
+pad_status pad_op_l2norm_rows(pad_backend *be, float *out, float *norm, const float *inp, int M, int C);
+pad_status pad_op_l2norm_rows_backward(pad_backend *be, float *dinp, const float *dout, const float *out,
+                                       const float *norm, int M, int C);
+pad_status pad_op_xent0(pad_backend *be, float *loss, float *dz, const float *z, int N, int K);
+pad_status pad_op_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa, const float *f, const float *wn,
+                           const float *wa, int B, int T, int D, bool token_axis, float margin);
+pad_status pad_op_dot(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha);
 
 #ifdef __cplusplus
 }

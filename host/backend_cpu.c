@@ -8,12 +8,34 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-// OpenBLAS extension (declared in its cblas.h on Debian, repeated here for other BLAS headers)
+// OpenBLAS extensions (declared in its cblas.h on Debian, repeated here for other BLAS headers)
 void openblas_set_num_threads(int num_threads);
+char *openblas_get_corename(void);
+
+// OpenBLAS picks its kernels from the CPU model at load time. A version older than the CPU (Debian 12's 0.3.21 on
+// Sapphire/Emerald Rapids or Zen 4, for instance) falls back to its generic SSE3 "Prescott" kernels, 3-4x slower
+// than its AVX2/AVX-512 ones. OPENBLAS_CORETYPE, read when the library loads, overrides the choice; say so once
+// (the promptad binary sets it and re-executes itself, host/main.c; this is for other programs using the library).
+static void warn_generic_openblas(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    static bool warned = false; // only silences repeats of the message
+    const char *core = openblas_get_corename();
+    if (warned || getenv("OPENBLAS_CORETYPE") || !core ||
+        (strcasecmp(core, "Prescott") != 0 && strcasecmp(core, "Core2") != 0 && strcasecmp(core, "generic") != 0))
+        return;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2")) return;
+    warned = true;
+    PAD_LOG_WARN("OpenBLAS does not recognise this CPU and uses its generic '%s' kernels: matrix products run 3-4x "
+                 "slower than they could; set OPENBLAS_CORETYPE=%s in the environment",
+                 core, __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell");
+#endif
+}
 
 static void *cpu_alloc(pad_backend *be, size_t nbytes) {
     (void)be;
@@ -47,11 +69,25 @@ static void cpu_destroy(pad_backend *be) {
     free(be);
 }
 
-// Rows of C per task. The decomposition of a GEMM into tasks depends only on the problem size, never on the
-// thread count, and OpenBLAS itself runs single-threaded inside each task, so results are bitwise independent
-// of the number of threads (OpenBLAS's own threading is not: it changes the blocking with the thread count).
-#define CPU_GEMM_ROWS         96
+// A GEMM is cut into tasks of at most CPU_GEMM_MB rows x CPU_GEMM_NB columns of C, per batch entry, with equal-sized
+// chunks rounded to 16. The decomposition depends only on the problem size, never on the thread count, and
+// OpenBLAS runs single-threaded inside each task, so results are bitwise independent of the number of threads
+// (OpenBLAS's own threading is not: it changes the blocking with the thread count), and a batch entry is computed
+// the same way whatever the batch size. Column chunks keep the parallelism of small-M GEMMs (one image of a ViT:
+// M = 226) without repacking the whole weight matrix in every task, which row chunks would do.
+#define CPU_GEMM_MB           512
+#define CPU_GEMM_NB           512
 #define CPU_GEMM_SERIAL_FLOPS (1 << 20)
+
+// Chunk size for cutting n into pieces of at most max_chunk: an even number of pieces (so that 2, 4, 8... threads
+// get equal shares), ceil(n / pieces) rounded up to 16.
+static int gemm_chunk(int n, int max_chunk) {
+    if (n <= max_chunk) return n > 0 ? n : 1;
+    int pieces = (n + max_chunk - 1) / max_chunk;
+    pieces += pieces % 2;
+    const int c = (n + pieces - 1) / pieces;
+    return (c + 15) / 16 * 16;
+}
 
 static void gemm_one(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
@@ -61,9 +97,8 @@ static void gemm_one(bool transA, bool transB, int M, int N, int K, float alpha,
                 C[(size_t)m * ldc + n] = beta == 0.0f ? 0.0f : beta * C[(size_t)m * ldc + n];
         return;
     }
-    if (beta == 0.0f) // BLAS may read C when beta == 0 (0 * NaN); clear it first
-        for (int m = 0; m < M; m++)
-            memset(C + (size_t)m * ldc, 0, (size_t)N * sizeof(float));
+    // beta == 0: BLAS sets C without reading it ("when BETA is zero, C need not be set on input"; OpenBLAS clears
+    // C first), so NaNs in the old contents do not leak (test_backend_cpu.c checks it).
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha,
                 A, lda, B, ldb, beta, C, ldc);
 }
@@ -73,16 +108,19 @@ static pad_status cpu_gemm(pad_backend *be, bool transA, bool transB, int M, int
                            int ldc, long long strideC, int batch) {
     (void)be;
     const double flops = 2.0 * M * N * (double)K * batch;
-    const int row_tasks = (M + CPU_GEMM_ROWS - 1) / CPU_GEMM_ROWS;
-    const long long n_tasks = (long long)batch * row_tasks;
-#pragma omp parallel for schedule(dynamic, 1) if (flops > CPU_GEMM_SERIAL_FLOPS && n_tasks > 1)
-    for (long long task = 0; task < n_tasks; task++) {
-        const int b = (int)(task / row_tasks), r = (int)(task % row_tasks);
-        const int m0 = r * CPU_GEMM_ROWS, mc = M - m0 < CPU_GEMM_ROWS ? M - m0 : CPU_GEMM_ROWS;
-        const float *Ab = A + (long long)b * strideA;
+    const int mb = gemm_chunk(M, CPU_GEMM_MB), nb = gemm_chunk(N, CPU_GEMM_NB);
+    const int m_tasks = (M + mb - 1) / mb, n_tasks = (N + nb - 1) / nb, per_entry = m_tasks * n_tasks;
+    const long long tasks = (long long)batch * per_entry;
+#pragma omp parallel for schedule(dynamic, 1) if (flops > CPU_GEMM_SERIAL_FLOPS && tasks > 1)
+    for (long long task = 0; task < tasks; task++) {
+        const int b = (int)(task / per_entry), r = (int)(task % per_entry);
+        const int m0 = (r / n_tasks) * mb, n0 = (r % n_tasks) * nb;
+        const int mc = M - m0 < mb ? M - m0 : mb, nc = N - n0 < nb ? N - n0 : nb;
+        const float *Ab = A + (long long)b * strideA, *Bb = B + (long long)b * strideB;
         const float *Am = transA ? Ab + m0 : Ab + (size_t)m0 * lda; // rows m0.. of op(A)
-        gemm_one(transA, transB, mc, N, K, alpha, Am, lda, B + (long long)b * strideB, ldb, beta,
-                 C + (long long)b * strideC + (size_t)m0 * ldc, ldc);
+        const float *Bn = transB ? Bb + (size_t)n0 * ldb : Bb + n0; // columns n0.. of op(B)
+        gemm_one(transA, transB, mc, nc, K, alpha, Am, lda, Bn, ldb, beta,
+                 C + (long long)b * strideC + (size_t)m0 * ldc + n0, ldc);
     }
     return PAD_OK;
 }
@@ -106,11 +144,11 @@ static const pad_backend_ops k_cpu_ops = {
     .gather_rows = cpu_gather_rows,
     .scatter_add_rows = cpu_scatter_add_rows,
     .attention = cpu_attention,
-    .attention_dual = NULL, // cpu_attention.c
+    .attention_dual = cpu_attention_dual,
     .patch_embed = cpu_patch_embed,
     .layernorm_backward = cpu_layernorm_backward,
     .gelu_backward = cpu_gelu_backward,
-    .attention_backward = NULL, // cpu_grad.c
+    .attention_backward = cpu_attention_backward,
     .sgd_step = cpu_sgd_step,
     .knn_min = cpu_knn_min,
     .l2_normalize = cpu_l2_normalize,
@@ -120,6 +158,11 @@ static const pad_backend_ops k_cpu_ops = {
     .upsample_bilinear = cpu_upsample_bilinear,
     .gaussian_filter = cpu_gaussian_filter,
     .row_max = cpu_row_max,
+    .l2norm_rows = cpu_l2norm_rows,
+    .l2norm_rows_backward = cpu_l2norm_rows_backward,
+    .xent0 = cpu_xent0,
+    .eam_loss = cpu_eam_loss,
+    .dot = cpu_dot,
 };
 
 pad_status pad_backend_cpu_init(pad_backend **out, int n_threads) {
@@ -130,6 +173,7 @@ pad_status pad_backend_cpu_init(pad_backend **out, int n_threads) {
     be->ops = &k_cpu_ops;
     be->device = -1;
     openblas_set_num_threads(1); // we parallelise GEMMs ourselves (see cpu_gemm)
+    warn_generic_openblas();
 #ifdef _OPENMP
     if (n_threads > 0) omp_set_num_threads(n_threads);
 #endif

@@ -9,8 +9,8 @@ extern "C" {
 #endif
 
 int pad_cli_tokenize(int argc, char **argv);      // host/cli_tokenize.c
-int pad_cli_encode_image(int argc, char **argv);  // host/cli_encode.c
-int pad_cli_encode_text(int argc, char **argv);   // host/cli_encode.c
+int pad_cli_encode_image(int argc, char **argv);  // host/cli_encode_image.c
+int pad_cli_encode_text(int argc, char **argv);   // host/cli_encode_text.c
 int pad_cli_train_prompts(int argc, char **argv); // host/cli_train.c
 int pad_cli_score(int argc, char **argv);         // host/cli_score.c
 int pad_cli_make_model(int argc, char **argv);    // host/cli_model.c

@@ -1,10 +1,303 @@
-/* cli_train.c - placeholder until the subcommand is implemented. */
+/* cli_train.c - `promptad train-prompts` (cli_contract.md): learns PromptAD's prompts for one class from its normal
+ * shots. The shots are preprocessed (--preprocess), encoded once by the vision tower (cls: the CLS features, seg:
+ * the V-V patch tokens), then N epochs of one SGD step each run on all shots (promptad_spec.md §4), starting from
+ * the context vectors of --init. Writes normal_ctx [n_pro,n_ctx,W], abnormal_ctx [n_pro_ab,n_ctx_ab,W] after the N
+ * epochs and loss [N] (each epoch's total loss, computed before its step); extensions: loss_terms [N,4] (total, ce,
+ * eam, align) and text_features [2,E] (the inference vectors t_n, t_a after training). */
+#include "args.h"
+#include "backend.h"
 #include "cli.h"
+#include "image.h"
+#include "log.h"
+#include "prompt.h"
+#include "prompt_set.h"
+#include "st_file.h"
+#include "tokenizer.h"
+#include "vit.h"
+#include "weights.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SHOTS 64
+
+// Splits a comma-separated list in place into at most max items. Returns the count, or -1 on an empty item.
+static int split_list(char *s, char **items, int max) {
+    int n = 0;
+    for (char *p = s;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        if (!*p || n == max) return -1;
+        items[n++] = p;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return n;
+}
+
+// Reads init tensor `name` with the expected shape; a mismatch names the tensor, the expected and actual shapes.
+static pad_status read_init(const pad_st_file *f, const char *name, const int64_t shape[3], const char *hint,
+                            float *dst) {
+    const pad_st_tensor *t = pad_st_find(f, name);
+    if (!t) {
+        PAD_LOG_ERROR("%s: missing tensor '%s' (the initial context vectors)", f->path, name);
+        return PAD_ERR_FORMAT;
+    }
+    bool ok = t->ndim == 3;
+    for (int i = 0; ok && i < 3; i++)
+        ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char want[96], got[96];
+        pad_st_shape_str(want, sizeof want, 3, shape);
+        pad_st_shape_str(got, sizeof got, t->ndim, t->shape);
+        PAD_LOG_ERROR("%s: %s: expected shape %s, got %s (%s)", f->path, name, want, got, hint);
+        return PAD_ERR_FORMAT;
+    }
+    return pad_st_read_f32_into(f, name, 3, shape, dst, shape[0] * shape[1] * shape[2]);
+}
+
+static bool parse_choice(const char *cmd, const char *opt, const char *v, const char *a, const char *b, int *out) {
+    if (strcmp(v, a) == 0)
+        *out = 0;
+    else if (strcmp(v, b) == 0)
+        *out = 1;
+    else {
+        pad_args_error(cmd, "--%s: expected %s or %s, got '%s'", opt, a, b, v);
+        return false;
+    }
+    return true;
+}
 
 int pad_cli_train_prompts(int argc, char **argv) {
-    (void)argc;
-    fprintf(stderr, "promptad %s: not implemented yet\n", argv[0]);
-    return 1;
+    const char *weights = NULL, *cls_key = NULL, *task_s = NULL, *shots_s = NULL, *epochs_s = NULL, *init = NULL;
+    const char *out = NULL, *prep_s = "squash", *device = "auto", *vocab = NULL, *prompts = "official";
+    const char *n_pro_s = NULL, *lr_s = NULL, *lr_min_s = NULL, *mom_s = NULL, *wd_s = NULL, *lam_s = NULL;
+    const char *margin_s = NULL, *scale_s = "raw", *eam_s = "token-axis", *lap_s = "before";
+    const pad_opt opts[] = {
+        {"weights", "W", "OpenCLIP checkpoint (.safetensors)", &weights, NULL, NULL, NULL},
+        {"class", "C", "class key in the prompt set (e.g. bottle, metal_nut, pcb1)", &cls_key, NULL, NULL, NULL},
+        {"task", "T", "cls (CLS-token loss) or seg (patch-token loss)", &task_s, NULL, NULL, NULL},
+        {"shots", "A,B,...", "the normal training images, comma-separated", &shots_s, NULL, NULL, NULL},
+        {"epochs", "N", "epochs (one SGD step each, on all shots)", &epochs_s, NULL, NULL, NULL},
+        {"init", "I", ".safetensors with the initial normal_ctx and abnormal_ctx", &init, NULL, NULL, NULL},
+        {"out", "O", "output .safetensors", &out, NULL, NULL, NULL},
+        {"preprocess", "P", "squash (default), openclip or official", &prep_s, NULL, NULL, NULL},
+        {"device", "D", "auto (default), cpu or cuda", &device, NULL, NULL, NULL},
+        {"vocab", "V",
+         "CLIP BPE vocabulary; default: $PROMPTAD_VOCAB, ./weights/, then <binary>/../weights/ "
+         "(weights/README.md)",
+         &vocab, NULL, NULL, NULL},
+        {"prompts", "SET", "prompt set: official (default), paper, mpdd, loco, or a .yaml file", &prompts, NULL, NULL,
+         NULL},
+        {"n-pro", "K", "normal prompts (default 3 for cls, 1 for seg)", &n_pro_s, NULL, NULL, NULL},
+        {"lr", "X", "initial learning rate (default 0.002)", &lr_s, NULL, NULL, NULL},
+        {"lr-min", "X", "final learning rate of the cosine schedule (default 1e-5)", &lr_min_s, NULL, NULL, NULL},
+        {"momentum", "X", "SGD momentum (default 0.9)", &mom_s, NULL, NULL, NULL},
+        {"weight-decay", "X", "SGD weight decay (default 5e-4)", &wd_s, NULL, NULL, NULL},
+        {"lambda", "X", "weight of the MAP/LAP alignment loss (default 0.001)", &lam_s, NULL, NULL, NULL},
+        {"margin", "X", "EAM margin (default 0)", &margin_s, NULL, NULL, NULL},
+        {"logit-scale", "raw|exp", "multiply cosines by the stored logit_scale (raw, official) or its exp", &scale_s,
+         NULL, NULL, NULL},
+        {"eam", "token-axis|per-token", "seg EAM: the official sum over tokens (default) or one hinge per token",
+         &eam_s, NULL, NULL, NULL},
+        {"lap-position", "before|after", "learned anomaly vector before (official) or after the class name", &lap_s,
+         NULL, NULL, NULL},
+    };
+    const int n_opts = (int)(sizeof opts / sizeof opts[0]);
+    const char *pos[1];
+    int n_pos = 0;
+    pad_args_result r =
+        pad_args_parse(argc, argv, opts, n_opts, pos, 0, &n_pos,
+                       "promptad train-prompts --weights W --class C --task cls|seg --shots a.png,b.png "
+                       "--epochs N --init I.safetensors [--preprocess P] --out O.safetensors",
+                       "Learns PromptAD prompts (normal_ctx, abnormal_ctx) from normal shots: N epochs "
+                       "of one SGD step on all shots, lr cosine-annealed from 0.002 to 1e-5.");
+    if (r != PAD_ARGS_OK) return r == PAD_ARGS_HELP ? 0 : 2;
+    const char *cmd = argv[0];
+    if (!weights || !cls_key || !task_s || !shots_s || !epochs_s || !init || !out) {
+        pad_args_error(cmd, "--weights, --class, --task, --shots, --epochs, --init and --out are required");
+        return 2;
+    }
+    int task_i, scale_i, eam_i, lap_i;
+    long epochs, n_pro = -1;
+    if (!parse_choice(cmd, "task", task_s, "cls", "seg", &task_i) ||
+        !parse_choice(cmd, "logit-scale", scale_s, "raw", "exp", &scale_i) ||
+        !parse_choice(cmd, "eam", eam_s, "token-axis", "per-token", &eam_i) ||
+        !parse_choice(cmd, "lap-position", lap_s, "before", "after", &lap_i) ||
+        !pad_args_int(cmd, "epochs", epochs_s, 1, 1000000, &epochs) ||
+        (n_pro_s && !pad_args_int(cmd, "n-pro", n_pro_s, 1, 64, &n_pro)))
+        return 2;
+    pad_prompt_opts po = pad_prompt_opts_default(task_i ? PAD_TASK_SEG : PAD_TASK_CLS);
+    if (n_pro > 0) po.n_pro = (int)n_pro;
+    po.exp_logit_scale = scale_i == 1;
+    po.eam = eam_i ? PAD_EAM_PER_TOKEN : PAD_EAM_TOKEN_AXIS;
+    po.lap = lap_i ? PAD_LAP_AFTER_NAME : PAD_LAP_BEFORE_NAME;
+    struct {
+        const char *name, *s;
+        float *dst;
+    } floats[] = {{"lr", lr_s, &po.lr},
+                  {"lr-min", lr_min_s, &po.lr_min},
+                  {"momentum", mom_s, &po.momentum},
+                  {"weight-decay", wd_s, &po.weight_decay},
+                  {"lambda", lam_s, &po.lambda_align},
+                  {"margin", margin_s, &po.margin}};
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
+        double v;
+        if (!floats[i].s) continue;
+        if (!pad_args_float(cmd, floats[i].name, floats[i].s, &v)) return 2;
+        *floats[i].dst = (float)v;
+    }
+    pad_preprocess_mode prep;
+    pad_backend_kind kind;
+    if (pad_preprocess_mode_parse(prep_s, &prep) != PAD_OK || pad_backend_kind_parse(device, &kind) != PAD_OK) return 2;
+    char *shots_buf = strdup(shots_s), *shots[MAX_SHOTS];
+    if (!shots_buf) return 1;
+    const int k = split_list(shots_buf, shots, MAX_SHOTS);
+    if (k < 1) {
+        pad_args_error(cmd, "--shots: expected 1 to %d comma-separated image paths without empty entries", MAX_SHOTS);
+        free(shots_buf);
+        return 2;
+    }
+
+    int rc = 1;
+    const int N = (int)epochs;
+    pad_prompt_set *set = NULL;
+    pad_tokenizer *tok = NULL;
+    pad_clip_weights *hw = NULL, *w = NULL;
+    pad_backend *be = NULL;
+    pad_vit *vit = NULL;
+    pad_prompt_learner *pl = NULL;
+    pad_st_file *fi = NULL;
+    pad_st_writer *wr = NULL;
+    float *pixels = NULL, *pixels_dev = NULL, *feats_dev = NULL, *nctx = NULL, *actx = NULL, *tvec_dev = NULL;
+    float *tvec = NULL, *losses = NULL, *terms = NULL;
+    pad_prompt_class cls;
+    char found[4096];
+    // prompt set and class first: the cheapest checks
+    if (pad_prompt_set_open(&set, prompts) != PAD_OK || pad_prompt_set_class(set, cls_key, &cls) != PAD_OK) goto done;
+    if (!vocab) {
+        if (pad_tokenizer_find_vocab(found, sizeof found, NULL) != PAD_OK) goto done;
+        vocab = found;
+    }
+    if (pad_tokenizer_load(&tok, vocab) != PAD_OK) goto done;
+    if (pad_weights_load(&hw, weights, PAD_WEIGHTS_ALL) != PAD_OK) goto done;
+    const int W = hw->cfg.text.width, E = hw->cfg.embed_dim, S = hw->cfg.vision.image_size;
+    const int GG = hw->cfg.vision.grid * hw->cfg.vision.grid, T = po.task == PAD_TASK_SEG ? GG : 1;
+    if (pad_tokenizer_vocab_size(tok) != hw->cfg.text.vocab) {
+        PAD_LOG_ERROR("%s: the vocabulary has %d tokens but the text tower of %s has %d (use the model's vocabulary "
+                      "with --vocab)",
+                      vocab, pad_tokenizer_vocab_size(tok), weights, hw->cfg.text.vocab);
+        goto done;
+    }
+    // initial context vectors: shapes from the options
+    const int64_t shn[3] = {po.n_pro, po.n_ctx, W}, sha[3] = {po.n_pro_ab, po.n_ctx_ab, W};
+    nctx = (float *)malloc((size_t)(shn[0] * shn[1] * shn[2]) * sizeof(float));
+    actx = (float *)malloc((size_t)(sha[0] * sha[1] * sha[2]) * sizeof(float));
+    if (!nctx || !actx) goto done;
+    if (pad_st_open(&fi, init) != PAD_OK) goto done;
+    if (read_init(fi, "normal_ctx", shn, "n_pro x n_ctx x text width; --n-pro sets n_pro", nctx) != PAD_OK ||
+        read_init(fi, "abnormal_ctx", sha, "n_pro_ab x n_ctx_ab x text width", actx) != PAD_OK)
+        goto done;
+    // shots: load and preprocess (RGB, as the official code feeds training images)
+    pixels = (float *)malloc((size_t)k * 3 * S * S * sizeof(float));
+    if (!pixels) goto done;
+    for (int i = 0; i < k; i++) {
+        pad_image img = {0, 0, NULL};
+        if (pad_image_load(&img, shots[i]) != PAD_OK) goto done;
+        pad_status st = pad_preprocess(&img, prep, S, false, pixels + (size_t)i * 3 * S * S);
+        pad_image_free(&img);
+        if (st != PAD_OK) {
+            PAD_LOG_ERROR("%s: cannot preprocess the shot", shots[i]);
+            goto done;
+        }
+    }
+    if (pad_backend_init(&be, kind, 0) != PAD_OK) goto done;
+    if (pad_weights_to_backend(hw, be, &w) != PAD_OK) goto done;
+    // image features of the shots, once (the official code re-encodes them each epoch with the same result)
+    {
+        pad_vit_params vp = pad_vit_default_params();
+        vp.max_batch = k < vp.max_batch ? k : vp.max_batch;
+        if (pad_vit_create(&vit, be, w, &vp) != PAD_OK) goto done;
+        if (pad_buf_from_host(be, &pixels_dev, pixels, (size_t)k * 3 * S * S) != PAD_OK) goto done;
+        if (!(feats_dev = (float *)pad_buf_alloc(be, (size_t)k * T * E * sizeof(float)))) goto done;
+        pad_vit_out vo = {NULL, NULL, NULL, NULL};
+        if (po.task == PAD_TASK_SEG)
+            vo.tokens = feats_dev;
+        else
+            vo.cls = feats_dev;
+        if (pad_vit_forward_chunked(vit, pixels_dev, k, &vo) != PAD_OK) goto done;
+        pad_vit_free(vit);
+        vit = NULL;
+    }
+    if (pad_prompt_learner_create(&pl, w, tok, &cls, &po) != PAD_OK) goto done;
+    if (pad_prompt_learner_set_ctx(pl, nctx, actx) != PAD_OK) goto done;
+    if (pad_prompt_learner_set_images(pl, feats_dev, k, T) != PAD_OK) goto done;
+    {
+        int n_np, n_map, n_lap;
+        int P = pad_prompt_learner_counts(pl, &n_np, &n_map, &n_lap);
+        PAD_LOG_INFO(
+            "train-prompts: class '%s' (\"%s\", set %s), task %s, %d shots, %d prompts (%d NP, %d MAP, %d LAP) "
+            "of %d tokens, %d epochs on %s",
+            cls.key, cls.name, pad_prompt_set_name(set), task_s, k, P, n_np, n_map, n_lap,
+            pad_prompt_learner_seq_len(pl), N, be->ops->name);
+    }
+    losses = (float *)malloc((size_t)N * sizeof(float));
+    terms = (float *)malloc((size_t)N * 4 * sizeof(float));
+    tvec = (float *)malloc((size_t)2 * E * sizeof(float));
+    if (!losses || !terms || !tvec) goto done;
+    for (int e = 0; e < N; e++) {
+        pad_prompt_loss L;
+        if (pad_prompt_learner_train_epoch(pl, e, N, &L) != PAD_OK) goto done;
+        if (!isfinite(L.total)) {
+            PAD_LOG_ERROR("train-prompts: the loss of epoch %d is not finite (%g)", e + 1, L.total);
+            goto done;
+        }
+        losses[e] = L.total;
+        terms[4 * e] = L.total;
+        terms[4 * e + 1] = L.ce;
+        terms[4 * e + 2] = L.eam;
+        terms[4 * e + 3] = L.align;
+        PAD_LOG_DEBUG("epoch %d/%d: loss %.6f (ce %.6f, eam %.6f, align %.6f), lr %.6g", e + 1, N, L.total, L.ce, L.eam,
+                      L.align, pad_prompt_lr(&po, e, N));
+    }
+    if (pad_prompt_learner_get_ctx(pl, nctx, actx) != PAD_OK) goto done;
+    if (!(tvec_dev = (float *)pad_buf_alloc(be, (size_t)2 * E * sizeof(float)))) goto done;
+    if (pad_prompt_learner_text_vectors(pl, tvec_dev) != PAD_OK ||
+        pad_buf_download(be, tvec, tvec_dev, (size_t)2 * E * sizeof(float)) != PAD_OK)
+        goto done;
+    if (pad_st_writer_init(&wr) != PAD_OK || pad_st_writer_add_f32(wr, "normal_ctx", 3, shn, nctx) != PAD_OK ||
+        pad_st_writer_add_f32(wr, "abnormal_ctx", 3, sha, actx) != PAD_OK ||
+        pad_st_writer_add_f32(wr, "loss", 1, (int64_t[]){N}, losses) != PAD_OK ||
+        pad_st_writer_add_f32(wr, "loss_terms", 2, (int64_t[]){N, 4}, terms) != PAD_OK ||
+        pad_st_writer_add_f32(wr, "text_features", 2, (int64_t[]){2, E}, tvec) != PAD_OK ||
+        pad_st_writer_meta(wr, "class", cls.key) != PAD_OK || pad_st_writer_meta(wr, "task", task_s) != PAD_OK ||
+        pad_st_writer_meta(wr, "prompts", pad_prompt_set_name(set)) != PAD_OK || pad_st_writer_save(wr, out) != PAD_OK)
+        goto done;
+    PAD_LOG_INFO("wrote %s: loss %.6f -> %.6f", out, losses[0], losses[N - 1]);
+    rc = 0;
+done:
+    pad_st_writer_free(wr);
+    pad_st_close(fi);
+    pad_prompt_learner_free(pl);
+    pad_vit_free(vit);
+    if (be) {
+        pad_buf_free(be, pixels_dev);
+        pad_buf_free(be, feats_dev);
+        pad_buf_free(be, tvec_dev);
+    }
+    pad_weights_free(w);
+    pad_weights_free(hw);
+    pad_backend_free(be);
+    pad_tokenizer_free(tok);
+    pad_prompt_set_free(set);
+    free(pixels);
+    free(nctx);
+    free(actx);
+    free(tvec);
+    free(losses);
+    free(terms);
+    free(shots_buf);
+    return rc;
 }

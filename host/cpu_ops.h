@@ -1,6 +1,7 @@
 /* cpu_ops.h - internal: the CPU backend's op implementations, one file per group (cpu_nn.c, cpu_attention.c,
- * cpu_grad.c, cpu_knn.c, cpu_score.c). Semantics are those of pad_backend_ops in backend.h. Loops are parallelised with
- * OpenMP over rows/heads/batches only, never over a reduction axis, so results do not depend on the thread count. */
+ * cpu_grad.c, cpu_knn.c, cpu_loss.c, cpu_score.c). Semantics are those of pad_backend_ops in backend.h. Loops are
+ * parallelised with OpenMP over rows/heads/batches only, never over a reduction axis, so results do not depend on
+ * the thread count. */
 #ifndef PAD_HOST_CPU_OPS_H
 #define PAD_HOST_CPU_OPS_H
 
@@ -28,11 +29,24 @@ pad_status cpu_sgd_step(pad_backend *be, float *p, const float *grad, float *buf
 // cpu_attention.c
 pad_status cpu_attention(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,
                          bool causal);
+pad_status cpu_attention_dual(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T, int NH,
+                              int HS);
 
 // cpu_grad.c
 pad_status cpu_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
                                   const float *mean, const float *rstd, int M, int C);
 pad_status cpu_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
+pad_status cpu_attention_backward(pad_backend *be, float *dqkv, const float *dout, const float *qkv, const float *att,
+                                  int B, int T, int NH, int HS, bool causal);
+
+// cpu_loss.c
+pad_status cpu_l2norm_rows(pad_backend *be, float *out, float *norm, const float *inp, int M, int C);
+pad_status cpu_l2norm_rows_backward(pad_backend *be, float *dinp, const float *dout, const float *out,
+                                    const float *norm, int M, int C);
+pad_status cpu_xent0(pad_backend *be, float *loss, float *dz, const float *z, int N, int K);
+pad_status cpu_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa, const float *f, const float *wn,
+                        const float *wa, int B, int T, int D, bool token_axis, float margin);
+pad_status cpu_dot(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha);
 
 // cpu_knn.c
 pad_status cpu_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,

@@ -1,0 +1,206 @@
+/* loss.cu - CUDA kernels for the small ops of PromptAD's prompt-learning loss (twins of host/cpu_loss.c): row L2
+ * normalisation and its backward (one block per row), cross-entropy with target 0 (one warp per row, then one block
+ * sums the row losses), the EAM loss (one warp per sample or one thread per channel, then one thread per channel
+ * walks the samples in order for the anchor gradients) and a dot product (one block). No atomics: every sum has a
+ * fixed order, so results are deterministic run to run. */
+#include "cuda_common.cuh"
+#include "cuda_ops.h"
+
+#define LOSS_THREADS 256
+
+// out[0] = alpha * sum_i x[i] * (y ? y[i] : 1) * (relu ? (x[i] > 0) : 1) over n values; one block of LOSS_THREADS.
+__global__ void block_reduce_kernel(float *out, const float *x, const float *y, long long n, float alpha, int relu) {
+    __shared__ float shared[32];
+    float part = 0.0f;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x) {
+        float v = x[i];
+        if (relu) v = v > 0.0f ? v : 0.0f;
+        if (y) v *= y[i];
+        part += v;
+    }
+    const float total = block_sum(part, shared);
+    if (threadIdx.x == 0) out[0] = alpha * total;
+}
+
+// ----------------------------------------------------------------------------
+// row L2 normalisation
+
+__global__ void l2norm_rows_kernel(float *out, float *norm, const float *inp, int C) {
+    __shared__ float shared[32];
+    const long long row = blockIdx.x;
+    const float *x = inp + row * C;
+    float *y = out + row * C;
+    float part = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        part += x[c] * x[c];
+    float n = sqrtf(block_sum(part, shared)); // every read of x happens before the syncs inside block_sum
+    n = fmaxf(n, 1e-12f);
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        y[c] = x[c] / n; // out may alias inp: each thread rewrites only the elements it read
+    if (norm && threadIdx.x == 0) norm[row] = n;
+}
+
+extern "C" pad_status cuda_l2norm_rows(pad_backend *be, float *out, float *norm, const float *inp, int M, int C) {
+    if (M == 0) return PAD_OK;
+    l2norm_rows_kernel<<<(unsigned)M, 128, 0, cuda_stream_of(be)>>>(out, norm, inp, C);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+__global__ void l2norm_rows_backward_kernel(float *dinp, const float *dout, const float *out, const float *norm,
+                                            int C) {
+    __shared__ float shared[32];
+    const long long row = blockIdx.x;
+    const float *dy = dout + row * C;
+    const float *y = out + row * C;
+    float *dx = dinp + row * C;
+    float part = 0.0f;
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        part += y[c] * dy[c];
+    const float yd = block_sum(part, shared);
+    const float inv = 1.0f / norm[row];
+    for (int c = threadIdx.x; c < C; c += blockDim.x)
+        dx[c] += (dy[c] - y[c] * yd) * inv;
+}
+
+extern "C" pad_status cuda_l2norm_rows_backward(pad_backend *be, float *dinp, const float *dout, const float *out,
+                                                const float *norm, int M, int C) {
+    if (M == 0) return PAD_OK;
+    l2norm_rows_backward_kernel<<<(unsigned)M, 128, 0, cuda_stream_of(be)>>>(dinp, dout, out, norm, C);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+// ----------------------------------------------------------------------------
+// cross-entropy with target 0
+
+// One warp per row: rowloss[n] = logsumexp(z[n]) - z[n,0]; dz[n,k] = (softmax(z[n])_k - [k == 0]) / N.
+__global__ void xent0_rows_kernel(float *rowloss, float *dz, const float *z, int N, int K) {
+    const int lane = threadIdx.x % 32;
+    const long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (n >= N) return; // whole warps exit together
+    const float *zr = z + n * K;
+    float *g = dz + n * K;
+    float mx = -INFINITY;
+    for (int k = lane; k < K; k += 32)
+        mx = fmaxf(mx, zr[k]);
+    mx = warp_max(mx);
+    float s = 0.0f;
+    for (int k = lane; k < K; k += 32)
+        s += expf(zr[k] - mx);
+    s = warp_sum(s);
+    const float invN = 1.0f / (float)N;
+    for (int k = lane; k < K; k += 32)
+        g[k] = (expf(zr[k] - mx) / s - (k == 0 ? 1.0f : 0.0f)) * invN;
+    if (lane == 0) rowloss[n] = logf(s) + mx - zr[0];
+}
+
+extern "C" pad_status cuda_xent0(pad_backend *be, float *loss, float *dz, const float *z, int N, int K) {
+    float *rowloss = (float *)pad_backend_scratch(be, (size_t)N * sizeof(float));
+    if (!rowloss) return PAD_ERR_OOM;
+    cudaStream_t st = cuda_stream_of(be);
+    const int rows_per_block = 4; // 128 threads
+    xent0_rows_kernel<<<(unsigned)CEIL_DIV(N, rows_per_block), 32 * rows_per_block, 0, st>>>(rowloss, dz, z, N, K);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    block_reduce_kernel<<<1, LOSS_THREADS, 0, st>>>(loss, rowloss, NULL, N, 1.0f / (float)N, 0);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+// ----------------------------------------------------------------------------
+// EAM ("triplet") loss
+
+// Per-sample hinge arguments: one warp per row n of f(NS, D): h[n] = sum_d (f-wn)^2 - sum_d (f-wa)^2 + margin.
+__global__ void eam_rows_kernel(float *h, const float *f, const float *wn, const float *wa, int NS, int D,
+                                float margin) {
+    const int lane = threadIdx.x % 32;
+    const long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (n >= NS) return;
+    const float *x = f + n * D;
+    float pos = 0.0f, neg = 0.0f;
+    for (int d = lane; d < D; d += 32) {
+        const float a = x[d] - wn[d], c = x[d] - wa[d];
+        pos += a * a;
+        neg += c * c;
+    }
+    pos = warp_sum(pos);
+    neg = warp_sum(neg);
+    if (lane == 0) h[n] = pos - neg + margin;
+}
+
+// One thread per channel d, walking the samples in order: dwn[d] += inv * sum_{h[n]>0} -2 (f[n,d] - wn[d]),
+// dwa[d] += inv * sum_{h[n]>0} 2 (f[n,d] - wa[d]).
+__global__ void eam_rows_grad_kernel(float *dwn, float *dwa, const float *h, const float *f, const float *wn,
+                                     const float *wa, int NS, int D, float inv) {
+    const int d = blockIdx.x * blockDim.x + threadIdx.x;
+    if (d >= D) return;
+    float gn = 0.0f, ga = 0.0f;
+    for (long long n = 0; n < NS; n++)
+        if (h[n] > 0.0f) {
+            const float x = f[n * D + d];
+            gn += -2.0f * (x - wn[d]);
+            ga += 2.0f * (x - wa[d]);
+        }
+    dwn[d] += gn * inv;
+    dwa[d] += ga * inv;
+}
+
+// Token-axis variant: one thread per channel d loops over b and t: h[b*D+d] and the anchor gradients.
+__global__ void eam_token_axis_kernel(float *h, float *dwn, float *dwa, const float *f, const float *wn,
+                                      const float *wa, int B, int T, int D, float margin, float inv) {
+    const int d = blockIdx.x * blockDim.x + threadIdx.x;
+    if (d >= D) return;
+    float gn = 0.0f, ga = 0.0f;
+    for (int b = 0; b < B; b++) {
+        float pos = 0.0f, neg = 0.0f, sn = 0.0f, sa = 0.0f;
+        for (int t = 0; t < T; t++) {
+            const float x = f[((long long)b * T + t) * D + d];
+            const float a = x - wn[d], c = x - wa[d];
+            pos += a * a;
+            neg += c * c;
+            sn += a;
+            sa += c;
+        }
+        const float hv = pos - neg + margin;
+        h[(long long)b * D + d] = hv;
+        if (hv > 0.0f) {
+            gn += -2.0f * sn;
+            ga += 2.0f * sa;
+        }
+    }
+    dwn[d] += gn * inv;
+    dwa[d] += ga * inv;
+}
+
+extern "C" pad_status cuda_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa, const float *f,
+                                    const float *wn, const float *wa, int B, int T, int D, bool token_axis,
+                                    float margin) {
+    const long long n_h = token_axis ? (long long)B * D : (long long)B * T;
+    float *h = (float *)pad_backend_scratch(be, (size_t)n_h * sizeof(float));
+    if (!h) return PAD_ERR_OOM;
+    const float inv = 1.0f / (float)n_h;
+    cudaStream_t st = cuda_stream_of(be);
+    if (token_axis) {
+        eam_token_axis_kernel<<<(unsigned)CEIL_DIV(D, 64), 64, 0, st>>>(h, dwn, dwa, f, wn, wa, B, T, D, margin, inv);
+        PAD_CUDA_CHECK_LAUNCH(be);
+    } else {
+        const int NS = B * T, rows_per_block = 4;
+        eam_rows_kernel<<<(unsigned)CEIL_DIV(NS, rows_per_block), 32 * rows_per_block, 0, st>>>(h, f, wn, wa, NS, D,
+                                                                                                margin);
+        PAD_CUDA_CHECK_LAUNCH(be);
+        eam_rows_grad_kernel<<<(unsigned)CEIL_DIV(D, 64), 64, 0, st>>>(dwn, dwa, h, f, wn, wa, NS, D, inv);
+        PAD_CUDA_CHECK_LAUNCH(be);
+    }
+    block_reduce_kernel<<<1, LOSS_THREADS, 0, st>>>(loss, h, NULL, n_h, inv, 1);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+// ----------------------------------------------------------------------------
+// dot product
+
+extern "C" pad_status cuda_dot(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha) {
+    block_reduce_kernel<<<1, LOSS_THREADS, 0, cuda_stream_of(be)>>>(out, a, b, (long long)n, alpha, 0);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
