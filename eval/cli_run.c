@@ -22,6 +22,7 @@
 
 typedef struct progress {
     bool tty, quiet;
+    bool started;     // the run announced its units (PAD_RUN_EV_BEGIN)
     bool drawn;       // a bar line is on the terminal
     double t_compute; // when the first unit started (wall clock), 0 before
     int computed;     // units finished in this run
@@ -67,7 +68,7 @@ static void clear_bar(progress *p) {
 }
 
 static void draw_bar(progress *p, bool force) {
-    if (!p->tty || p->quiet) return;
+    if (!p->tty || p->quiet || !p->started) return;
     double now = pad_now();
     if (!force && now - p->last_draw < 0.1) return;
     p->last_draw = now;
@@ -105,6 +106,7 @@ static void on_event(const pad_run_event *ev, void *ud) {
     p->n_done = ev->n_done;
     switch (ev->kind) {
     case PAD_RUN_EV_BEGIN:
+        p->started = true;
         if (ev->n_skipped)
             fprintf(stderr, "promptad run: %d of %d units already finished (skipped)\n", ev->n_skipped, ev->n_units);
         break;
@@ -117,6 +119,7 @@ static void on_event(const pad_run_event *ev, void *ud) {
     case PAD_RUN_EV_UNIT_BEGIN:
         if (p->t_compute <= 0) p->t_compute = pad_now();
         snprintf(p->unit, sizeof p->unit, "%s k%d seed%d %s", ev->cls, ev->k, ev->seed, ev->task);
+        p->stage[0] = 0;
         p->epoch = 0;
         p->n_epochs = ev->n_epochs;
         draw_bar(p, true);
@@ -146,6 +149,7 @@ static void on_event(const pad_run_event *ev, void *ud) {
     }
     case PAD_RUN_EV_END:
         clear_bar(p);
+        p->started = false;
         break;
     }
 }

@@ -220,12 +220,9 @@ static void remove_stale_tmp(const char *dir) {
 // Renames the finished temporary folder tmp onto final (replacing an older one).
 static pad_status commit_dir(const char *tmp, const char *final) {
     if (pad_path_is_dir(final)) {
-        char old[PATH_CAP + 32];
-        snprintf(old, sizeof old, "%s.old-%ld", final, (long)getpid());
-        // hide it first (".<name>.old-pid" next to it)
-        const char *slash = strrchr(final, '/');
-        if (slash)
-            snprintf(old, sizeof old, "%.*s/.%s.old-%ld", (int)(slash - final), final, slash + 1, (long)getpid());
+        // moved aside under a hidden temporary name (".<name>.tmp-<pid>.old"), removed once the new one is in place
+        char old[PATH_CAP + 160];
+        snprintf(old, sizeof old, "%s.old", tmp);
         if (rename(final, old) != 0) {
             PAD_LOG_ERROR("%s: cannot move the previous results aside: %s", final, strerror(errno));
             return PAD_ERR_IO;
@@ -1449,7 +1446,6 @@ static pad_status run_class(run_ctx *rc, const char *name) {
     if (!todo_units && !todo_models) return PAD_OK;
     pad_status st = PAD_OK;
     char name_buf[PAD_CFG_NAME_MAX];
-    emit_stage(rc, "class %s: listing", name);
     st = pad_dataset_class_load(rc->ds, name, &cc.data);
     if (st != PAD_OK) {
         PAD_LOG_ERROR("class %s: cannot list the dataset (data.root %s)", name, cfg->data.root);
