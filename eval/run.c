@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
@@ -1360,6 +1361,9 @@ static pad_status write_model(run_ctx *rc, class_ctx *cc, int k, int seed, const
         pad_st_close(f);
         if (st == PAD_OK) st = read_unit_json(dir, &uj[t]);
     }
+    // the absolute path, so that predict finds the weights from any working directory
+    char abs_weights[PATH_MAX] = "";
+    if (!realpath(rc->weights_path, abs_weights)) abs_weights[0] = 0;
     if (st == PAD_OK) {
         // the threshold and the score range come from the unit that gives the image score (cls, else seg)
         const cJSON *img = uj[0] ? uj[0] : uj[1];
@@ -1377,7 +1381,7 @@ static pad_status write_model(run_ctx *rc, class_ctx *cc, int k, int seed, const
             .config_hash = rc->hash,
             .k = k,
             .seed = seed,
-            .weights_path = rc->weights_path,
+            .weights_path = abs_weights[0] ? abs_weights : rc->weights_path,
             .weights_size = rc->weights_size,
             .weights_fp = rc->weights_fp,
             .image_size = rc->S,
