@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# fetch_device_deps.sh - download, here, the Debian packages promptad builds against, into .devdeps/ (git-ignored),
+# so that a GPU machine without package registries (the `device` tool's H200) can build from a clean tree:
+# eval/device_check.sh unpacks them into a private sysroot when the system lacks them. Run once before the device
+# call, and name .devdeps in the call's `carry`. About 17 MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .devdeps
+cd .devdeps
+pkgs=(
+    libopenblas-dev libopenblas-pthread-dev libopenblas0-pthread libopenblas0 libgfortran5
+    libcjson-dev libcjson1 libstb-dev libstb0 libjpeg-dev libjpeg62-turbo-dev libjpeg62-turbo
+    libcyaml-dev libcyaml1 libyaml-dev libyaml-0-2 libutf8proc-dev libutf8proc2 zlib1g-dev
+    libcriterion-dev libcriterion3 libgit2-1.5 libnanomsg5 libffi8 libhttp-parser2.9 libssh2-1
+    libmbedtls14 libmbedx509-1 libmbedcrypto7 pkgconf pkgconf-bin libpkgconf3
+)
+apt-get download "${pkgs[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
+ls ./*.deb | wc -l | xargs echo "debs in .devdeps:"
