@@ -11,7 +11,11 @@
  * pass), a second sweep recomputes the scores and writes exp(s - m) / l with the final m and l.
  *
  * Deterministic: every sum runs in a fixed order (keys in chunk order, warp reductions by xor shuffles), no
- * atomics. Results match the CPU reference within float rounding (the CPU normalises with the final max directly). */
+ * atomics. Results match the CPU reference within float rounding (the CPU normalises with the final max directly).
+ *
+ * With be->fast_kernels, attention_dual instead runs through cuBLAS (attg_* below): per chunk of images the scores
+ * of every (image, head) pair as batched GEMMs (pointer arrays built on the device), a warp-per-row softmax, and
+ * the outputs as batched GEMMs; these GEMMs use the tensor cores in the fast math modes (be->math). */
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
 
@@ -178,6 +182,112 @@ static pad_status launch(pad_backend *be, float *out_qk, float *out_vv, float *a
     return PAD_OK;
 }
 
+// ----------------------------------------------------------------------------
+// attention_dual through batched cuBLAS GEMMs (be->fast_kernels)
+
+#define ATTG_BUDGET (512ull << 20) // bytes of scores per chunk of images
+#define ATTG_NPTR   12             // pointer arrays: 4 GEMMs x (A, B, C)
+
+// Row stride of the (T, T) score matrices: a multiple of 4 floats, so that every row starts 16-byte aligned.
+static inline int attg_ld(int T) {
+    return (T + 3) & ~3;
+}
+
+// Pointer arrays for images [b0, b0 + n_img), entry i = b * NH + h of each array (n = n_img * NH entries):
+// arrays 0-2: S_qk = Q K^T, 3-5: S_vv = V V^T, 6-8: O_qk = P_qk V, 9-11: O_vv = P_vv V (A, B, C of the row-major
+// product); an output that is NULL gets NULL pointers (that path is not launched).
+__global__ void attg_ptrs_kernel(void **p, int n, const float *qkv, float *s_qk, float *s_vv, float *o_qk, float *o_vv,
+                                 int b0, int T, int NH, int HS, int ld) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const int b = i / NH, h = i - b * NH, C = NH * HS;
+    const float *q = qkv + (long long)(b0 + b) * T * 3 * C + (long long)h * HS;
+    const float *k = q + C, *v = q + 2 * C;
+    const long long so = (long long)i * T * ld;                           // this pair's score matrix
+    const long long oo = (long long)(b0 + b) * T * C + (long long)h * HS; // this pair's output columns
+    p[0 * n + i] = (void *)q;
+    p[1 * n + i] = (void *)k;
+    p[2 * n + i] = (void *)(s_qk + so);
+    p[3 * n + i] = (void *)v;
+    p[4 * n + i] = (void *)v;
+    p[5 * n + i] = (void *)(s_vv + so);
+    p[6 * n + i] = (void *)(s_qk + so);
+    p[7 * n + i] = (void *)v;
+    p[8 * n + i] = o_qk ? (void *)(o_qk + oo) : NULL;
+    p[9 * n + i] = (void *)(s_vv + so);
+    p[10 * n + i] = (void *)v;
+    p[11 * n + i] = o_vv ? (void *)(o_vv + oo) : NULL;
+}
+
+// In-place softmax of `rows` rows of length T (row stride ld), one warp per row.
+__global__ void __launch_bounds__(256) attg_softmax_kernel(float *S, long long rows, int T, int ld) {
+    const long long r = (long long)blockIdx.x * 8 + threadIdx.x / 32;
+    if (r >= rows) return; // warp-uniform
+    const int lane = threadIdx.x % 32;
+    float *x = S + r * ld;
+    float m = -INFINITY;
+    for (int j = lane; j < T; j += 32)
+        m = fmaxf(m, x[j]);
+    m = warp_max(m);
+    float s = 0.0f;
+    for (int j = lane; j < T; j += 32) {
+        const float e = expf(x[j] - m);
+        x[j] = e;
+        s += e;
+    }
+    const float inv = 1.0f / warp_sum(s);
+    for (int j = lane; j < T; j += 32)
+        x[j] *= inv;
+}
+
+// Row-major C_i(M,N) = alpha op(A_i) op(B_i) for the n pointer triples (A, B, C) = p[0..n), p[n..2n), p[2n..3n),
+// through column-major cuBLAS with the operands swapped (backend_cuda.cu's rule).
+static pad_status attg_gemm(pad_backend *be, void **p, int n, bool transB, int M, int N, int K, float alpha, int lda,
+                            int ldb, int ldc) {
+    const float beta = 0.0f;
+    PAD_CUBLAS_TRY(be, cublasGemmBatchedEx(cuda_impl_of(be)->cublas, transB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, N,
+                                           M, K, &alpha, (const void *const *)(p + n), CUDA_R_32F, ldb,
+                                           (const void *const *)p, CUDA_R_32F, lda, &beta, p + 2 * n, CUDA_R_32F, ldc,
+                                           n, cuda_compute_type(be), CUBLAS_GEMM_DEFAULT));
+    return PAD_OK;
+}
+
+static pad_status attention_dual_gemm(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T,
+                                      int NH, int HS) {
+    if (B == 0) return PAD_OK;
+    const int C = NH * HS, ld = attg_ld(T);
+    const size_t per_img = 2 * (size_t)NH * T * ld * sizeof(float) + ATTG_NPTR * (size_t)NH * sizeof(void *);
+    int chunk = (int)(ATTG_BUDGET / per_img);
+    if (chunk < 1) chunk = 1;
+    if (chunk > B) chunk = B;
+    const size_t ptr_bytes = ((size_t)ATTG_NPTR * chunk * NH * sizeof(void *) + 255) & ~(size_t)255;
+    const size_t s_floats = (size_t)chunk * NH * T * ld;
+    char *scr = (char *)pad_backend_scratch(be, ptr_bytes + 2 * s_floats * sizeof(float));
+    if (!scr) return PAD_ERR_OOM;
+    void **p = (void **)scr;
+    float *s_qk = (float *)(scr + ptr_bytes), *s_vv = s_qk + s_floats;
+    const float scale = 1.0f / sqrtf((float)HS);
+    cudaStream_t st = cuda_stream_of(be);
+    for (int b0 = 0; b0 < B; b0 += chunk) {
+        const int nb = B - b0 < chunk ? B - b0 : chunk, n = nb * NH;
+        attg_ptrs_kernel<<<(unsigned)CEIL_DIV(n, 128), 128, 0, st>>>(p, n, qkv, s_qk, s_vv, out_qk, out_vv, b0, T, NH,
+                                                                     HS, ld);
+        PAD_CUDA_CHECK_LAUNCH(be);
+        // scores: S = scale Q K^T and scale V V^T, (T, T) each with row stride ld
+        if (out_qk) PAD_TRY(attg_gemm(be, p, n, true, T, T, HS, scale, 3 * C, 3 * C, ld));
+        if (out_vv) PAD_TRY(attg_gemm(be, p + 3 * n, n, true, T, T, HS, scale, 3 * C, 3 * C, ld));
+        // softmax of the rows in use (s_vv follows s_qk, so both paths are one launch)
+        float *s0 = out_qk ? s_qk : s_vv;
+        const long long rows = (long long)(out_qk && out_vv ? 2 : 1) * n * T;
+        attg_softmax_kernel<<<(unsigned)CEIL_DIV(rows, 8), 256, 0, st>>>(s0, rows, T, ld);
+        PAD_CUDA_CHECK_LAUNCH(be);
+        // outputs: O = P V, written into the head's columns of (B, T, C)
+        if (out_qk) PAD_TRY(attg_gemm(be, p + 6 * n, n, false, T, HS, T, 1.0f, ld, 3 * C, C));
+        if (out_vv) PAD_TRY(attg_gemm(be, p + 9 * n, n, false, T, HS, T, 1.0f, ld, 3 * C, C));
+    }
+    return PAD_OK;
+}
+
 extern "C" pad_status cuda_attention(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH,
                                      int HS, bool causal) {
     return launch<true, false>(be, out, NULL, att, qkv, B, T, NH, HS, causal);
@@ -185,6 +295,7 @@ extern "C" pad_status cuda_attention(pad_backend *be, float *out, float *att, co
 
 extern "C" pad_status cuda_attention_dual(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T,
                                           int NH, int HS) {
+    if (be->fast_kernels) return attention_dual_gemm(be, out_qk, out_vv, qkv, B, T, NH, HS);
     if (out_qk && out_vv) return launch<true, true>(be, out_qk, out_vv, NULL, qkv, B, T, NH, HS, false);
     if (out_qk) return launch<true, false>(be, out_qk, NULL, NULL, qkv, B, T, NH, HS, false);
     return launch<false, true>(be, NULL, out_vv, NULL, qkv, B, T, NH, HS, false);

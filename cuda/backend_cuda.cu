@@ -4,12 +4,18 @@
  * Row-major GEMM through column-major cuBLAS (the cuda-samples matrixMulCUBLAS rule, written once here): a
  * row-major (M,N) matrix is the column-major (N,M) matrix of its transpose, so C = op(A) op(B) in row-major is
  * C^T = op(B)^T op(A)^T in column-major: call cuBLAS with the operands swapped, (N, M, K), B first, A second.
- * Math mode is CUBLAS_DEFAULT_MATH (pure fp32, no TF32) unless fast_math is set; each backend has its own
- * workspace so results are reproducible run to run (cuBLAS "Results reproducibility"). */
+ * Math mode is CUBLAS_DEFAULT_MATH (pure fp32, no TF32) unless be->math asks for a tensor-core mode (TF32 or BF16
+ * compute types with fp32 inputs, outputs and accumulation); each backend has its own workspace so results are
+ * reproducible run to run (cuBLAS "Results reproducibility"), and the workspace is set explicitly so that cuBLAS
+ * allocates nothing during a CUDA graph capture.
+ *
+ * CUDA graphs (pad_graph_run in host/backend.c): graph_begin/end capture the backend's stream in thread-local mode,
+ * so an accidental sync or allocation in the captured code fails the capture instead of corrupting it. */
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 extern "C" int pad_cuda_device_count(void) {
     int n = 0;
@@ -81,10 +87,10 @@ static pad_status cu_gemm(pad_backend *be, bool transA, bool transB, int M, int 
     cublasHandle_t h = cuda_impl_of(be)->cublas;
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (be->fast_math) {
+    if (be->math != PAD_MATH_FP32) {
         PAD_CUBLAS_TRY(be, cublasGemmStridedBatchedEx(h, opB, opA, N, M, K, &alpha, B, CUDA_R_32F, ldb, strideB, A,
                                                       CUDA_R_32F, lda, strideA, &beta, C, CUDA_R_32F, ldc, strideC,
-                                                      batch, CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+                                                      batch, cuda_compute_type(be), CUBLAS_GEMM_DEFAULT));
     } else if (batch == 1) {
         PAD_CUBLAS_TRY(be, cublasSgemm(h, opB, opA, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
     } else {
@@ -92,6 +98,43 @@ static pad_status cu_gemm(pad_backend *be, bool transA, bool transB, int M, int 
                                                      &beta, C, ldc, strideC, batch));
     }
     return PAD_OK;
+}
+
+static pad_status cu_graph_begin(pad_backend *be) {
+    PAD_CUDA_TRY(be, cudaStreamBeginCapture(cuda_stream_of(be), cudaStreamCaptureModeThreadLocal));
+    return PAD_OK;
+}
+
+static pad_status cu_graph_end(pad_backend *be, void **exec) {
+    *exec = NULL;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(cuda_stream_of(be), &graph);
+    if (e != cudaSuccess || !graph) {
+        PAD_LOG_WARN("device cuda: graph capture failed: %s", cudaGetErrorString(e));
+        cudaGetLastError(); // a failed capture is not sticky: clear it, the stream is usable again
+        if (graph) cudaGraphDestroy(graph);
+        return PAD_ERR_UNSUPPORTED;
+    }
+    cudaGraphExec_t ge = NULL;
+    e = cudaGraphInstantiate(&ge, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+        PAD_LOG_WARN("device cuda: graph instantiation failed: %s", cudaGetErrorString(e));
+        cudaGetLastError();
+        return PAD_ERR_UNSUPPORTED;
+    }
+    *exec = (void *)ge;
+    return PAD_OK;
+}
+
+static pad_status cu_graph_launch(pad_backend *be, void *exec) {
+    PAD_CUDA_TRY(be, cudaGraphLaunch((cudaGraphExec_t)exec, cuda_stream_of(be)));
+    return PAD_OK;
+}
+
+static void cu_graph_destroy(pad_backend *be, void *exec) {
+    (void)be;
+    if (exec) cudaGraphExecDestroy((cudaGraphExec_t)exec);
 }
 
 static const pad_backend_ops k_cuda_ops = {
@@ -132,6 +175,11 @@ static const pad_backend_ops k_cuda_ops = {
     /* xent0 */ cuda_xent0,
     /* eam_loss */ cuda_eam_loss,
     /* dot */ cuda_dot,
+    /* bias_gelu */ cuda_bias_gelu,
+    /* graph_begin */ cu_graph_begin,
+    /* graph_end */ cu_graph_end,
+    /* graph_launch */ cu_graph_launch,
+    /* graph_destroy */ cu_graph_destroy,
 };
 
 extern "C" pad_status pad_backend_cuda_init(pad_backend **out, int device) {
@@ -156,6 +204,10 @@ extern "C" pad_status pad_backend_cuda_init(pad_backend **out, int device) {
     be->ops = &k_cuda_ops;
     be->impl = im;
     be->device = device;
+    {
+        const char *k = getenv("PROMPTAD_CUDA_KERNELS");
+        be->fast_kernels = k && strcmp(k, "fast") == 0;
+    }
     pad_status st = PAD_ERR_CUDA;
     cudaError_t ce;
     cublasStatus_t cs;
@@ -179,8 +231,9 @@ extern "C" pad_status pad_backend_cuda_init(pad_backend **out, int device) {
     {
         cudaDeviceProp prop;
         if (cudaGetDeviceProperties(&prop, device) == cudaSuccess)
-            PAD_LOG_INFO("device cuda:%d: %s (sm_%d%d, %.1f GiB)", device, prop.name, prop.major, prop.minor,
-                         (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+            PAD_LOG_INFO("device cuda:%d: %s (sm_%d%d, %.1f GiB)%s", device, prop.name, prop.major, prop.minor,
+                         (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0),
+                         be->fast_kernels ? ", fast kernels (PROMPTAD_CUDA_KERNELS=fast)" : "");
     }
     *out = be;
     return PAD_OK;

@@ -28,6 +28,19 @@ static inline cudaStream_t cuda_stream_of(pad_backend *be) {
     return ((cuda_impl *)be->impl)->stream;
 }
 
+// The cuBLAS compute type of be->math: CUBLAS_COMPUTE_32F (exact float32) for PAD_MATH_FP32, the tensor-core
+// types with fp32 accumulation for the fast modes.
+static inline cublasComputeType_t cuda_compute_type(const pad_backend *be) {
+    switch (be->math) {
+    case PAD_MATH_TF32:
+        return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case PAD_MATH_BF16:
+        return CUBLAS_COMPUTE_32F_FAST_16BF;
+    default:
+        return CUBLAS_COMPUTE_32F;
+    }
+}
+
 #define PAD_CUDA_TRY(be, expr)                                                                                         \
     do {                                                                                                               \
         cudaError_t err_ = (expr);                                                                                     \

@@ -17,6 +17,7 @@ pad_status cuda_scale(pad_backend *be, float *out, const float *inp, float alpha
 pad_status cuda_layernorm(pad_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int M, int C, float eps);
 pad_status cuda_gelu(pad_backend *be, float *out, const float *inp, size_t n);
+pad_status cuda_bias_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
 pad_status cuda_gather_rows(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
 pad_status cuda_scatter_add_rows(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
                                  int R);

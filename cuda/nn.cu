@@ -1,5 +1,6 @@
 /* nn.cu - CUDA kernels for the elementwise, row and embedding ops (twins of host/cpu_nn.c): add_rows, axpy, scale,
- * layernorm (one block per row, two-pass mean/variance), exact erf GELU, gather/scatter of rows (scatter is
+ * layernorm (one block per row, two-pass mean/variance; with be->fast_kernels one warp per row holding the row in
+ * registers), exact erf GELU (alone, and fused after the bias add: bias_gelu), gather/scatter of rows (scatter is
  * deterministic: one thread per (table row, column) walks the index list in order), the patch embedding
  * (im2col kernel + one cuBLAS GEMM per launch) and the SGD step. */
 #include "cuda_common.cuh"
@@ -70,10 +71,70 @@ __global__ void layernorm_kernel(float *out, float *mean, float *rstd, const flo
     }
 }
 
+// One warp per row, the row read once into registers (C <= 32 * NPL): the same two-pass mean / centred variance as
+// layernorm_kernel, summed in another order (equal within float rounding). A warp reads its whole row before it
+// writes, and each lane writes only the elements it read, so out may alias inp.
+#define LN_WARPS 8 // rows per block
+template <int NPL>
+__global__ void __launch_bounds__(LN_WARPS * 32)
+    layernorm_warp_kernel(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int M,
+                          int C, float eps) {
+    const int lane = threadIdx.x % 32;
+    const long long row = (long long)blockIdx.x * LN_WARPS + threadIdx.x / 32;
+    if (row >= M) return; // warp-uniform: the whole warp leaves
+    const float *x = inp + row * C;
+    float v[NPL];
+    float s = 0.0f;
+#pragma unroll
+    for (int k = 0; k < NPL; k++) {
+        const int c = lane + 32 * k;
+        v[k] = c < C ? x[c] : 0.0f;
+        s += v[k];
+    }
+    const float mu = warp_sum(s) / (float)C;
+    float q = 0.0f;
+#pragma unroll
+    for (int k = 0; k < NPL; k++) {
+        const int c = lane + 32 * k;
+        const float d = c < C ? v[k] - mu : 0.0f;
+        q += d * d;
+    }
+    const float rs = rsqrtf(warp_sum(q) / (float)C + eps);
+    float *y = out + row * C;
+#pragma unroll
+    for (int k = 0; k < NPL; k++) {
+        const int c = lane + 32 * k;
+        if (c < C) y[c] = (v[k] - mu) * rs * w[c] + b[c];
+    }
+    if (lane == 0) {
+        if (mean) mean[row] = mu;
+        if (rstd) rstd[row] = rs;
+    }
+}
+
+template <int NPL>
+static void launch_layernorm_warp(cudaStream_t s, float *out, float *mean, float *rstd, const float *inp,
+                                  const float *w, const float *b, int M, int C, float eps) {
+    layernorm_warp_kernel<NPL>
+        <<<(unsigned)CEIL_DIV(M, LN_WARPS), LN_WARPS * 32, 0, s>>>(out, mean, rstd, inp, w, b, M, C, eps);
+}
+
 extern "C" pad_status cuda_layernorm(pad_backend *be, float *out, float *mean, float *rstd, const float *inp,
                                      const float *w, const float *b, int M, int C, float eps) {
     if (M == 0) return PAD_OK;
-    layernorm_kernel<<<(unsigned)M, 256, 0, cuda_stream_of(be)>>>(out, mean, rstd, inp, w, b, C, eps);
+    cudaStream_t s = cuda_stream_of(be);
+    if (be->fast_kernels && C <= 32 * 32) {
+        if (C <= 32 * 4)
+            launch_layernorm_warp<4>(s, out, mean, rstd, inp, w, b, M, C, eps);
+        else if (C <= 32 * 8)
+            launch_layernorm_warp<8>(s, out, mean, rstd, inp, w, b, M, C, eps);
+        else if (C <= 32 * 16)
+            launch_layernorm_warp<16>(s, out, mean, rstd, inp, w, b, M, C, eps);
+        else
+            launch_layernorm_warp<32>(s, out, mean, rstd, inp, w, b, M, C, eps);
+    } else {
+        layernorm_kernel<<<(unsigned)M, 256, 0, s>>>(out, mean, rstd, inp, w, b, C, eps);
+    }
     PAD_CUDA_CHECK_LAUNCH(be);
     return PAD_OK;
 }
@@ -89,6 +150,23 @@ __global__ void gelu_kernel(float *out, const float *inp, long long n) {
 extern "C" pad_status cuda_gelu(pad_backend *be, float *out, const float *inp, size_t n) {
     if (n == 0) return PAD_OK;
     gelu_kernel<<<(unsigned)CEIL_DIV((long long)n, 256), 256, 0, cuda_stream_of(be)>>>(out, inp, (long long)n);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+// The same arithmetic as add_rows_kernel then gelu_kernel (the sum is rounded to float first), in one pass.
+__global__ void bias_gelu_kernel(float *out, const float *inp, const float *bias, long long MN, int N) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < MN) {
+        float x = inp[i] + bias[i % N];
+        out[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    }
+}
+
+extern "C" pad_status cuda_bias_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N) {
+    long long MN = (long long)M * N;
+    if (MN == 0) return PAD_OK;
+    bias_gelu_kernel<<<(unsigned)CEIL_DIV(MN, 256), 256, 0, cuda_stream_of(be)>>>(out, inp, bias, MN, N);
     PAD_CUDA_CHECK_LAUNCH(be);
     return PAD_OK;
 }

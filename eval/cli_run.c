@@ -1,6 +1,9 @@
 /* cli_run.c - `promptad run` (the main job), `promptad predict` and `promptad report` (cli_contract.md): argument
  * parsing, the progress bar with ETA on stderr (one line per finished unit when stderr is not a terminal), Ctrl-C
- * handling (the unit in progress is discarded cleanly; a second Ctrl-C kills), and the summary on stdout. */
+ * handling (the unit in progress is discarded cleanly; a second Ctrl-C kills), and the summary on stdout.
+ * `run --shard I/N` computes one deterministic slice of the units (run.h); `run --gpus LIST` starts one worker
+ * process per entry (each `run --shard i/N` with CUDA_VISIBLE_DEVICES set to the entry), waits for all of them and
+ * writes the merged summary, the same tables `promptad report` writes. */
 #include "args.h"
 #include "cli.h"
 #include "config.h"
@@ -10,12 +13,18 @@
 #include "report.h"
 #include "run.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 // ----------------------------------------------------------------------------
 // Progress display
@@ -31,6 +40,7 @@ typedef struct progress {
     int epoch, n_epochs;
     char stage[256];
     double last_draw;
+    char tag[48]; // "[shard 2/4] " in the per-unit lines of a shard, else ""
 } progress;
 
 static progress g_progress;
@@ -113,7 +123,7 @@ static void on_event(const pad_run_event *ev, void *ud) {
     case PAD_RUN_EV_STAGE:
         snprintf(p->stage, sizeof p->stage, "%s", ev->message);
         p->unit[0] = 0;
-        if (!p->tty && !p->quiet) fprintf(stderr, "promptad run: %s\n", ev->message);
+        if (!p->tty && !p->quiet) fprintf(stderr, "promptad run: %s%s\n", p->tag, ev->message);
         draw_bar(p, true);
         break;
     case PAD_RUN_EV_UNIT_BEGIN:
@@ -143,7 +153,7 @@ static void on_event(const pad_run_event *ev, void *ud) {
         if (!isnan(ev->pixel_pro)) n += snprintf(line + n, sizeof line - (size_t)n, " PRO %.1f", 100 * ev->pixel_pro);
         snprintf(line + n, sizeof line - (size_t)n, " (epoch %d, %.1f s; ETA %s)", ev->epoch, ev->unit_seconds, e);
         clear_bar(p);
-        if (!p->quiet) fprintf(stderr, "promptad run: %s\n", line);
+        if (!p->quiet) fprintf(stderr, "promptad run: %s%s\n", p->tag, line);
         draw_bar(p, true);
         break;
     }
@@ -180,8 +190,172 @@ static void print_keys(void) {
         printf("  %-22s %s%s\n", k[i].key, k[i].help, k[i].list ? " [list]" : "");
 }
 
+// "I/N" with 0 <= I < N.
+static bool parse_shard(const char *s, int *index, int *count) {
+    char *end = NULL;
+    errno = 0;
+    long i = strtol(s, &end, 10);
+    if (errno || end == s || *end != '/') return false;
+    const char *t = end + 1;
+    long n = strtol(t, &end, 10);
+    if (errno || end == t || *end || n < 1 || n > 100000 || i < 0 || i >= n) return false;
+    *index = (int)i;
+    *count = (int)n;
+    return true;
+}
+
+// Splits "0,1,2,3" into at most cap entries of at most 31 characters (digits, or a UUID / MIG name).
+static int split_gpus(const char *s, char (*out)[32], int cap) {
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == 0 || len > 31 || n >= cap) return -1;
+        for (size_t k = 0; k < len; k++)
+            if (!(p[k] == '-' || p[k] == '_' || p[k] == ':' || (p[k] >= '0' && p[k] <= '9') ||
+                  (p[k] >= 'a' && p[k] <= 'z') || (p[k] >= 'A' && p[k] <= 'Z')))
+                return -1;
+        memcpy(out[n], p, len);
+        out[n][len] = 0;
+        n++;
+        p = e ? e + 1 : p + len;
+        if (e && !*p) return -1; // trailing comma
+    }
+    return n;
+}
+
+// The environment of a worker: ours with CUDA_VISIBLE_DEVICES and PROMPTAD_NO_BAR replaced. Built before fork, so
+// the child only calls execve. Returns a malloc'd array (strings malloc'd too; leaked on purpose, the parent
+// exits soon after).
+static char **worker_env(const char *gpu) {
+    int n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc((size_t)n + 3, sizeof *env);
+    if (!env) return NULL;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21) != 0 && strncmp(environ[i], "PROMPTAD_NO_BAR=", 16) != 0)
+            env[k++] = environ[i];
+    char *cvd = malloc(strlen(gpu) + 32);
+    if (!cvd) return NULL;
+    snprintf(cvd, strlen(gpu) + 32, "CUDA_VISIBLE_DEVICES=%s", gpu);
+    env[k++] = cvd;
+    env[k++] = (char *)"PROMPTAD_NO_BAR=1";
+    env[k] = NULL;
+    return env;
+}
+
+static volatile sig_atomic_t g_parent_stop = 0;
+static void on_parent_signal(int sig) {
+    (void)sig;
+    g_parent_stop = 1; // the workers got the same Ctrl-C (same process group) and stop by themselves
+}
+
+// `promptad run --gpus LIST`: one worker per entry, then the merged summary. Returns the exit code.
+static int run_workers(const char *config, const char *const *sets, int n_sets, bool quiet, const char *gpus,
+                       const pad_run_config *cfg) {
+    char devs[256][32];
+    const int n = split_gpus(gpus, devs, 256);
+    if (n < 1) {
+        pad_args_error("run", "--gpus: expected a comma-separated list of device numbers, e.g. 0,1,2,3 or 0,0");
+        return 2;
+    }
+    // generate the demo model / synthetic data once, and check the finished units, before any worker starts
+    pad_run_opts dro = {.dry_run = true};
+    pad_run_result dres;
+    if (pad_run(cfg, &dro, &dres) != PAD_OK) return 1;
+    free(dres.summary_md);
+    if (!quiet)
+        fprintf(stderr, "promptad run: %d units in %d shards, one worker per entry of --gpus %s\n", dres.n_units, n,
+                gpus);
+    pid_t pids[256];
+    int n_started = 0, rc = 0;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_parent_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    g_parent_stop = 0;
+    for (int i = 0; i < n; i++) {
+        char shard[64];
+        snprintf(shard, sizeof shard, "%d/%d", i, n);
+        const char *wargv[2 * PAD_ARGS_MAX_MULTI + 10];
+        int k = 0;
+        wargv[k++] = "promptad";
+        wargv[k++] = "run";
+        wargv[k++] = "--config";
+        wargv[k++] = config;
+        for (int j = 0; j < n_sets; j++) {
+            wargv[k++] = "--set";
+            wargv[k++] = sets[j];
+        }
+        if (quiet) wargv[k++] = "--quiet";
+        wargv[k++] = "--shard";
+        wargv[k++] = shard;
+        wargv[k] = NULL;
+        char **env = worker_env(devs[i]);
+        if (!env) {
+            rc = 1;
+            break;
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            // the parent prints the merged summary: the workers' own summaries go nowhere
+            int devnull = open("/dev/null", O_WRONLY);
+            if (devnull >= 0) dup2(devnull, STDOUT_FILENO);
+            execve("/proc/self/exe", (char *const *)wargv, env);
+            _exit(127);
+        }
+        if (pid < 0) {
+            fprintf(stderr, "promptad run: cannot start worker %d: %s\n", i, strerror(errno));
+            rc = 1;
+            break;
+        }
+        pids[n_started++] = pid;
+        if (!quiet)
+            fprintf(stderr, "promptad run: worker %d (pid %ld): --shard %s on GPU %s\n", i, (long)pid, shard, devs[i]);
+    }
+    bool interrupted = false;
+    for (int i = 0; i < n_started; i++) {
+        int status = 0;
+        pid_t r;
+        while ((r = waitpid(pids[i], &status, 0)) < 0 && errno == EINTR) {
+        }
+        int code = r < 0               ? 1
+                   : WIFEXITED(status) ? WEXITSTATUS(status)
+                                       : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        if (code == 130) interrupted = true;
+        if (code != 0) {
+            fprintf(stderr, "promptad run: worker %d (--shard %d/%d, GPU %s) exited with status %d\n", i, i, n, devs[i],
+                    code);
+            if (rc == 0) rc = code == 130 ? 130 : 1;
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    // the merged summary of everything finished, as promptad report writes it
+    char paper[4096];
+    pad_resolve_data_path("configs/paper_results.csv", paper, sizeof paper);
+    const char *dirs[1] = {cfg->output.dir};
+    char *md = NULL;
+    int n_read = 0;
+    pad_status st = pad_report_write(dirs, 1, cfg->output.dir, paper, &md, &n_read);
+    if (md) fputs(md, stdout);
+    free(md);
+    if (st != PAD_OK && rc == 0) rc = 1;
+    if (!quiet)
+        fprintf(stderr, "promptad run: %d workers done%s; %d units in %s/%s (summary.md, summary.csv)\n", n_started,
+                rc ? " (with errors)" : "", n_read, cfg->output.dir, pad_run_config_dataset(cfg));
+    if (interrupted || g_parent_stop) fprintf(stderr, "promptad run: interrupted; rerun the same command to resume\n");
+    return rc;
+}
+
 int pad_cli_run(int argc, char **argv) {
-    const char *config = NULL;
+    const char *config = NULL, *shard_s = NULL, *gpus = NULL;
     const char *sets[PAD_ARGS_MAX_MULTI];
     int n_sets = 0;
     bool dry = false, keys = false, quiet = false;
@@ -193,15 +367,22 @@ int pad_cli_run(int argc, char **argv) {
          &dry, NULL, NULL},
         {"keys", NULL, "list every configuration key", NULL, &keys, NULL, NULL},
         {"quiet", NULL, "no progress output (warnings and errors only)", NULL, &quiet, NULL, NULL},
+        {"shard", "I/N", "compute only slice I (0-based) of N of the units (Slurm arrays, several machines)", &shard_s,
+         NULL, NULL, NULL},
+        {"gpus", "LIST", "one worker process per entry, e.g. 0,1,2,3 (or 0,0: two on GPU 0), then the summary", &gpus,
+         NULL, NULL, NULL},
     };
     const char *pos[1];
     int n_pos = 0;
     pad_args_result r = pad_args_parse(
         argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), pos, 0, &n_pos,
-        "promptad run --config CFG [--set key=value ...] [--dry-run] [--keys] [--quiet]",
+        "promptad run --config CFG [--set key=value ...] [--dry-run] [--keys] [--quiet] [--shard I/N | --gpus LIST]",
         "Runs a whole benchmark: every class x shot x seed x task (cls, seg) of a dataset, with results in\n"
         "<output.dir>/<dataset>/<class>/k<k>/seed<s>/<task>/ (scores.csv, metrics.json, maps, heatmaps) and summary\n"
         "tables in <output.dir>/<dataset>/summary.{md,csv}. A rerun skips the finished units.\n"
+        "--shard I/N computes a deterministic slice of the (class, shot, seed) groups (contiguous blocks in config\n"
+        "order); N shards together give exactly the units and results of one run; `promptad report DIR...` merges\n"
+        "the result folders. --gpus LIST runs the N shards as worker processes, worker i on GPU LIST[i].\n"
         "Start with the demo: promptad run --config configs/demo.yaml");
     if (r != PAD_ARGS_OK) return r == PAD_ARGS_HELP ? 0 : 2;
     if (keys) {
@@ -210,6 +391,19 @@ int pad_cli_run(int argc, char **argv) {
     }
     if (!config) {
         pad_args_error(argv[0], "--config is required (e.g. --config configs/demo.yaml)");
+        return 2;
+    }
+    int shard_index = 0, shard_count = 1;
+    if (shard_s && !parse_shard(shard_s, &shard_index, &shard_count)) {
+        pad_args_error(argv[0], "--shard: expected I/N with 0 <= I < N, e.g. --shard 0/4 (got '%s')", shard_s);
+        return 2;
+    }
+    if (shard_s && gpus) {
+        pad_args_error(argv[0], "--shard and --gpus cannot be combined (--gpus makes the shards itself)");
+        return 2;
+    }
+    if (gpus && dry) {
+        pad_args_error(argv[0], "--dry-run and --gpus cannot be combined");
         return 2;
     }
     pad_run_config *cfg = malloc(sizeof *cfg);
@@ -228,10 +422,16 @@ int pad_cli_run(int argc, char **argv) {
         free(cfg);
         return 1;
     }
+    if (gpus) {
+        int code = run_workers(config, sets, n_sets, quiet, gpus, cfg);
+        free(cfg);
+        return code;
+    }
     progress *p = &g_progress;
     memset(p, 0, sizeof *p);
     p->tty = isatty(STDERR_FILENO) && !getenv("PROMPTAD_NO_BAR");
     p->quiet = quiet;
+    if (shard_count > 1) snprintf(p->tag, sizeof p->tag, "[shard %d/%d] ", shard_index, shard_count);
     pad_log_set(log_sink, p);
     if (!quiet) {
         int n_tasks = __builtin_popcount((unsigned)cfg->run.tasks);
@@ -239,8 +439,10 @@ int pad_cli_run(int argc, char **argv) {
                 cfg->data.format, cfg->data.root, cfg->run.protocol == PAD_PROTOCOL_OFFICIAL ? "official" : "clean");
         for (int i = 0; i < cfg->run.n_shots; i++)
             fprintf(stderr, "%s%d", i ? "," : " ", cfg->run.shots[i]);
-        fprintf(stderr, ", %d seed%s, %d task%s, %d epochs; results in %s\n", cfg->run.n_seeds,
+        fprintf(stderr, ", %d seed%s, %d task%s, %d epochs; results in %s", cfg->run.n_seeds,
                 cfg->run.n_seeds == 1 ? "" : "s", n_tasks, n_tasks == 1 ? "" : "s", cfg->run.epochs, cfg->output.dir);
+        if (shard_count > 1) fprintf(stderr, "; shard %d of %d (0-based)", shard_index, shard_count);
+        fputc('\n', stderr);
     }
     if (dry) {
         size_t n = pad_run_config_to_yaml(cfg, NULL, 0);
@@ -258,7 +460,12 @@ int pad_cli_run(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    pad_run_opts ro = {.progress = on_event, .user_data = p, .stop = &g_stop, .dry_run = dry};
+    pad_run_opts ro = {.progress = on_event,
+                       .user_data = p,
+                       .stop = &g_stop,
+                       .dry_run = dry,
+                       .shard_index = shard_index,
+                       .shard_count = shard_count};
     pad_run_result res;
     pad_status st = pad_run(cfg, &ro, &res);
     signal(SIGINT, SIG_DFL);

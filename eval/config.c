@@ -52,6 +52,9 @@ static const pad_config_key k_keys[] = {
     {"run.select", "auto | last | best (best = evaluate every epoch, keep the best test epoch)", false},
     {"run.fpr_limit", "FPR limit of the PRO metrics (0.3)", false},
     {"run.threads", "CPU threads (0 = all cores)", false},
+    {"run.cuda_graphs", "auto | on | off: replay each epoch's ops as CUDA graphs (same results; auto = off for now)",
+     false},
+    {"run.fast_math", "fp32 | tf32 | bf16: tensor-core GEMMs in the CUDA vision tower (changes the numbers)", false},
     {"train.lr", "initial learning rate (0.002)", false},
     {"train.lr_min", "final learning rate of the cosine schedule (1e-5)", false},
     {"train.momentum", "SGD momentum (0.9)", false},
@@ -127,6 +130,8 @@ void pad_run_config_default(pad_run_config *cfg) {
     cfg->run.test_bgr = -1;
     cfg->run.select = PAD_SELECT_AUTO;
     cfg->run.fpr_limit = 0.3;
+    cfg->run.cuda_graphs = -1;
+    cfg->run.fast_math = 0;
     cfg->train.lr = 0.002f;
     cfg->train.lr_min = 1e-5f;
     cfg->train.momentum = 0.9f;
@@ -183,6 +188,7 @@ typedef struct y_run {
     char *tau, *fp16_scores, *test_bgr, *select;
     double *fpr_limit;
     int *threads;
+    char *cuda_graphs, *fast_math;
 } y_run;
 
 typedef struct y_train {
@@ -244,12 +250,26 @@ static const cyaml_schema_field_t k_data_fields[] = {
 };
 
 static const cyaml_schema_field_t k_run_fields[] = {
-    STR("protocol", y_run, protocol),       INTS("shots", y_run, shots, 1),       INTS("seeds", y_run, seeds, 1),
-    STRS("tasks", y_run, tasks, 1),         INT("epochs", y_run, epochs),         STR("device", y_run, device),
-    STR("shot_select", y_run, shot_select), STR("shot_lists", y_run, shot_lists), STR("prompts", y_run, prompts),
-    INT("resolution", y_run, resolution),   INT("batch", y_run, batch),           STR("tau", y_run, tau),
-    STR("fp16_scores", y_run, fp16_scores), STR("test_bgr", y_run, test_bgr),     STR("select", y_run, select),
-    FLT("fpr_limit", y_run, fpr_limit),     INT("threads", y_run, threads),       CYAML_FIELD_END,
+    STR("protocol", y_run, protocol),
+    INTS("shots", y_run, shots, 1),
+    INTS("seeds", y_run, seeds, 1),
+    STRS("tasks", y_run, tasks, 1),
+    INT("epochs", y_run, epochs),
+    STR("device", y_run, device),
+    STR("shot_select", y_run, shot_select),
+    STR("shot_lists", y_run, shot_lists),
+    STR("prompts", y_run, prompts),
+    INT("resolution", y_run, resolution),
+    INT("batch", y_run, batch),
+    STR("tau", y_run, tau),
+    STR("fp16_scores", y_run, fp16_scores),
+    STR("test_bgr", y_run, test_bgr),
+    STR("select", y_run, select),
+    FLT("fpr_limit", y_run, fpr_limit),
+    INT("threads", y_run, threads),
+    STR("cuda_graphs", y_run, cuda_graphs),
+    STR("fast_math", y_run, fast_math),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t k_train_fields[] = {
@@ -621,6 +641,16 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
         if (r->threads) {
             if (!check_int(c, "run.threads", *r->threads, 0, 4096)) return false;
             cfg->run.threads = *r->threads;
+        }
+        if (r->cuda_graphs) {
+            static const char *const s[] = {"off", "on", "auto"};
+            if (!parse_choice(c, "run.cuda_graphs", r->cuda_graphs, s, 3, &iv)) return false;
+            cfg->run.cuda_graphs = iv == 2 ? -1 : iv;
+        }
+        if (r->fast_math) {
+            static const char *const s[] = {"fp32", "tf32", "bf16"};
+            if (!parse_choice(c, "run.fast_math", r->fast_math, s, 3, &iv)) return false;
+            cfg->run.fast_math = iv; // pad_math_mode order
         }
     }
     if (t->train) {
@@ -1155,6 +1185,12 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
     sb_printf(b, "  select: %s\n", select_name(cfg->run.select));
     sb_printf(b, "  fpr_limit: %.17g\n", cfg->run.fpr_limit);
     if (!for_hash) sb_printf(b, "  threads: %d\n", cfg->run.threads);
+    if (!for_hash)
+        sb_printf(b, "  cuda_graphs: %s\n", cfg->run.cuda_graphs < 0 ? "auto" : cfg->run.cuda_graphs ? "on" : "off");
+    // the GEMM precision changes the numbers: part of the hash, but only when not the default (so that the hashes
+    // of earlier fp32 results stay valid)
+    if (!for_hash || cfg->run.fast_math != 0)
+        sb_printf(b, "  fast_math: %s\n", pad_math_mode_str((pad_math_mode)cfg->run.fast_math));
     sb_printf(b,
               "train:\n  lr: %.9g\n  lr_min: %.9g\n  momentum: %.9g\n  weight_decay: %.9g\n  lambda_align: %.9g\n"
               "  margin: %.9g\n  n_ctx: %d\n  n_ctx_ab: %d\n  n_pro_cls: %d\n  n_pro_seg: %d\n  n_pro_ab: %d\n"

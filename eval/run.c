@@ -71,7 +71,12 @@ typedef struct run_ctx {
     char **classes;  // the classes of this run
     int n_classes;
     int n_units, n_done, n_skipped, n_computed;
+    bool graphs; // CUDA graphs for the per-epoch work (run.cuda_graphs resolved)
 } run_ctx;
+
+// run.cuda_graphs auto: whether CUDA graphs are used by default. Off until eval/device_check.sh has shown on a GPU
+// that graph replays give the eager results (parity_main's graph checks) and are faster.
+#define PAD_RUN_CUDA_GRAPHS_DEFAULT false
 
 // Encoded features of one train image (host), cached per class.
 typedef struct shot_feat {
@@ -132,6 +137,21 @@ static void emit_stage(const run_ctx *rc, const char *fmt, ...) {
     va_end(ap);
     pad_run_event ev = {.kind = PAD_RUN_EV_STAGE, .message = msg};
     emit(rc, &ev);
+}
+
+// Sharding (pad_run_opts.shard_*): the (class, shot, seed) groups of the run, numbered j = (c * n_shots + a) *
+// n_seeds + b in the order of data.classes / run.shots / run.seeds, are cut into shard_count contiguous blocks of
+// (almost) equal size, block i = [floor(i M / N), floor((i+1) M / N)) of the M groups. Both tasks of a group stay
+// together (they share the memory bank and V, and the group's predict model needs both), and contiguous blocks
+// keep the classes whose test set a shard must encode few (a class's groups are consecutive).
+static bool owns_group(const run_ctx *rc, int c, int a, int b) {
+    const pad_run_opts *o = rc->opts;
+    if (!o || o->shard_count <= 1) return true;
+    const pad_run_config *cfg = rc->cfg;
+    const long long M = (long long)rc->n_classes * cfg->run.n_shots * cfg->run.n_seeds;
+    const long long j = ((long long)c * cfg->run.n_shots + a) * cfg->run.n_seeds + b;
+    const long long i = o->shard_index, N = o->shard_count;
+    return j >= M * i / N && j < M * (i + 1) / N;
 }
 
 // <ds_dir>/<class>/k<k>/seed<s>[/<leaf>]
@@ -321,7 +341,7 @@ static pad_status ensure_synth(const pad_run_config *cfg) {
     return PAD_OK;
 }
 
-static pad_status init_backend(run_ctx *rc) {
+static pad_status init_backend_kind(run_ctx *rc) {
     const pad_run_config *cfg = rc->cfg;
     pad_backend_kind kind = (pad_backend_kind)cfg->run.device;
     if (kind == PAD_BACKEND_AUTO) kind = pad_cuda_device_count() > 0 ? PAD_BACKEND_CUDA : PAD_BACKEND_CPU;
@@ -332,6 +352,19 @@ static pad_status init_backend(run_ctx *rc) {
         return pad_backend_cpu_init(&rc->be, cfg->run.threads);
     }
     return st;
+}
+
+static pad_status init_backend(run_ctx *rc) {
+    const pad_run_config *cfg = rc->cfg;
+    PAD_TRY(init_backend_kind(rc));
+    const bool cuda = pad_backend_get_kind(rc->be) == PAD_BACKEND_CUDA;
+    rc->graphs = cuda && (cfg->run.cuda_graphs == 1 || (cfg->run.cuda_graphs < 0 && PAD_RUN_CUDA_GRAPHS_DEFAULT));
+    if (!cuda && cfg->run.cuda_graphs == 1) PAD_LOG_INFO("run.cuda_graphs on: no effect on the CPU backend");
+    if (!cuda && cfg->run.fast_math != PAD_MATH_FP32)
+        PAD_LOG_INFO("run.fast_math %s: no effect on the CPU backend (float32 everywhere)",
+                     pad_math_mode_str((pad_math_mode)cfg->run.fast_math));
+    if (rc->graphs) PAD_LOG_INFO("CUDA graphs on: each epoch's ops are replayed as graphs");
+    return PAD_OK;
 }
 
 static pad_status init_model(run_ctx *rc) {
@@ -437,8 +470,20 @@ static pad_status load_batch(run_ctx *rc, const char *cls, char *const *paths, i
 }
 
 // Encodes n images (in chunks of the batch) into backend outputs (rows [0, n) of each; any may be NULL).
+// The vision tower runs in the GEMM precision of run.fast_math; everything else in float32.
+static pad_status encode_images_in(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
+                                   float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep);
+
 static pad_status encode_images(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
                                 float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep) {
+    pad_backend_set_math(rc->be, (pad_math_mode)rc->cfg->run.fast_math);
+    pad_status st = encode_images_in(rc, cls, paths, n, bgr, cls_out, tok_out, mid1_out, mid2_out, keep);
+    pad_backend_set_math(rc->be, PAD_MATH_FP32);
+    return st;
+}
+
+static pad_status encode_images_in(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
+                                   float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep) {
     size_t per = 3 * (size_t)rc->S * (size_t)rc->S;
     for (int c0 = 0; c0 < n; c0 += rc->batch) {
         int b = n - c0 < rc->batch ? n - c0 : rc->batch;
@@ -645,6 +690,7 @@ static pad_status prepare_class_test(run_ctx *rc, class_ctx *cc) {
     }
     pad_score_cfg scfg = pad_score_cfg_default(n, rc->G, rc->R);
     scfg.fp16 = cfg->run.fp16_scores != 0;
+    scfg.graphs = rc->graphs;
     PAD_TRY(pad_scorer_init(&cc->sc, rc->be, &scfg));
     size_t RR = (size_t)rc->R * (size_t)rc->R;
     cc->maps_host = malloc((size_t)n * RR * sizeof(float));
@@ -1123,6 +1169,8 @@ static pad_status write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, c
     cJSON_AddNumberToObject(j, "fpr_limit", cfg->run.fpr_limit);
     cJSON_AddStringToObject(j, "weights", rc->weights_path);
     cJSON_AddStringToObject(j, "device", pad_backend_kind_str(pad_backend_get_kind(rc->be)));
+    if (cfg->run.fast_math != PAD_MATH_FP32 && pad_backend_get_kind(rc->be) == PAD_BACKEND_CUDA)
+        cJSON_AddStringToObject(j, "fast_math", pad_math_mode_str((pad_math_mode)cfg->run.fast_math));
     cJSON *th = cJSON_AddObjectToObject(j, "threshold");
     json_num(th, "value", u->thr);
     cJSON_AddStringToObject(th, "rule", "max F1 of the image scores on this test set (score >= value: anomalous)");
@@ -1182,6 +1230,7 @@ static pad_status run_unit(run_ctx *rc, class_ctx *cc, int task, int k, int seed
                           pad_prompt_set_path(rc->pset));
             return st;
         }
+        pad_prompt_learner_set_graphs(cc->pl[task], rc->graphs);
     }
     pad_prompt_learner *pl = cc->pl[task];
     const int n_pro = task == 0 ? cfg->train.n_pro_cls : cfg->train.n_pro_seg;
@@ -1427,15 +1476,17 @@ static pad_status write_model(run_ctx *rc, class_ctx *cc, int k, int seed, const
 // ----------------------------------------------------------------------------
 // One class
 
-static pad_status run_class(run_ctx *rc, const char *name) {
+static pad_status run_class(run_ctx *rc, int ci) {
     const pad_run_config *cfg = rc->cfg;
+    const char *name = rc->classes[ci];
     class_ctx cc;
     memset(&cc, 0, sizeof cc);
     cc.name = name;
-    // what is left to do
+    // what is left to do (in this shard)
     int todo_units = 0, todo_models = 0;
     for (int a = 0; a < cfg->run.n_shots; a++)
         for (int b = 0; b < cfg->run.n_seeds; b++) {
+            if (!owns_group(rc, ci, a, b)) continue;
             bool all_done = true;
             for (int t = 0; t < 2; t++) {
                 if (!(cfg->run.tasks & (1 << t))) continue;
@@ -1461,6 +1512,7 @@ static pad_status run_class(run_ctx *rc, const char *name) {
     for (int a = 0; a < cfg->run.n_shots && st == PAD_OK; a++) {
         int k = cfg->run.shots[a];
         for (int b = 0; b < cfg->run.n_seeds && st == PAD_OK; b++) {
+            if (!owns_group(rc, ci, a, b)) continue;
             int seed = cfg->run.seeds[b];
             bool todo[2] = {false, false};
             for (int t = 0; t < 2; t++)
@@ -1535,15 +1587,15 @@ static pad_status pick_classes(run_ctx *rc) {
 // Counts units and checks the finished ones before any work.
 static pad_status survey(run_ctx *rc) {
     const pad_run_config *cfg = rc->cfg;
-    int n_tasks = __builtin_popcount((unsigned)cfg->run.tasks);
-    rc->n_units = rc->n_classes * cfg->run.n_shots * cfg->run.n_seeds * n_tasks;
+    rc->n_units = 0;
     int mismatched = 0;
     char first[PATH_CAP] = "", fhash[64] = "";
     for (int c = 0; c < rc->n_classes; c++)
         for (int a = 0; a < cfg->run.n_shots; a++)
             for (int b = 0; b < cfg->run.n_seeds; b++)
                 for (int t = 0; t < 2; t++) {
-                    if (!(cfg->run.tasks & (1 << t))) continue;
+                    if (!(cfg->run.tasks & (1 << t)) || !owns_group(rc, c, a, b)) continue;
+                    rc->n_units++;
                     unit_state s = get_unit_state(rc, rc->classes[c], cfg->run.shots[a], cfg->run.seeds[b], t);
                     if (s == UNIT_DONE) rc->n_skipped++;
                     if (s == UNIT_MISMATCH && mismatched++ == 0) {
@@ -1617,7 +1669,7 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
                 st = PAD_ERR_ABORTED;
                 break;
             }
-            st = run_class(&rc, rc.classes[c]);
+            st = run_class(&rc, c);
         }
     }
 done:

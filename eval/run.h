@@ -73,6 +73,12 @@ typedef struct pad_run_opts {
     // PAD_ERR_ABORTED. May be NULL.
     volatile sig_atomic_t *stop;
     bool dry_run; // resolve everything, count the units, compute nothing
+    // Sharding: with shard_count > 1 only shard shard_index (0-based) of the run's units is computed, counted and
+    // checked: the (class, shot, seed) groups in config order are cut into shard_count contiguous blocks of equal
+    // size (+-1), both tasks of a group in the same shard; the assignment depends only on the configuration, so
+    // N shards (processes, GPUs, machines, a Slurm array) together compute exactly the units of the unsharded run,
+    // with the same results. shard_count 0 or 1: everything.
+    int shard_index, shard_count;
 } pad_run_opts;
 
 typedef struct pad_run_result {

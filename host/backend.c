@@ -73,12 +73,50 @@ pad_backend_kind pad_backend_get_kind(const pad_backend *be) {
     return be->kind;
 }
 
+pad_status pad_math_mode_parse(const char *s, pad_math_mode *out) {
+    if (s && (strcasecmp(s, "fp32") == 0 || strcasecmp(s, "off") == 0 || strcasecmp(s, "false") == 0))
+        *out = PAD_MATH_FP32;
+    else if (s && (strcasecmp(s, "tf32") == 0 || strcasecmp(s, "on") == 0 || strcasecmp(s, "true") == 0))
+        *out = PAD_MATH_TF32;
+    else if (s && strcasecmp(s, "bf16") == 0)
+        *out = PAD_MATH_BF16;
+    else {
+        PAD_LOG_ERROR("unknown math mode '%s' (expected fp32, tf32 or bf16)", s ? s : "(null)");
+        return PAD_ERR_INVALID_ARG;
+    }
+    return PAD_OK;
+}
+
+const char *pad_math_mode_str(pad_math_mode m) {
+    switch (m) {
+    case PAD_MATH_FP32:
+        return "fp32";
+    case PAD_MATH_TF32:
+        return "tf32";
+    case PAD_MATH_BF16:
+        return "bf16";
+    }
+    return "?";
+}
+
+void pad_backend_set_math(pad_backend *be, pad_math_mode m) {
+    if (be) be->math = be->kind == PAD_BACKEND_CUDA ? (int)m : (int)PAD_MATH_FP32;
+}
+
 void pad_backend_set_fast_math(pad_backend *be, bool on) {
-    if (be) be->fast_math = on && be->kind == PAD_BACKEND_CUDA;
+    pad_backend_set_math(be, on ? PAD_MATH_TF32 : PAD_MATH_FP32);
+}
+
+void pad_backend_set_fast_kernels(pad_backend *be, bool on) {
+    if (be) be->fast_kernels = on && be->kind == PAD_BACKEND_CUDA;
 }
 
 void *pad_backend_scratch(pad_backend *be, size_t nbytes) {
     if (nbytes <= be->scratch_bytes && be->scratch) return be->scratch;
+    if (be->capturing) {
+        PAD_LOG_WARN("%s backend: scratch memory would grow during a graph capture", be->ops->name);
+        return NULL;
+    }
     if (be->scratch) {
         be->ops->sync(be);
         be->ops->free(be, be->scratch);
@@ -86,8 +124,95 @@ void *pad_backend_scratch(pad_backend *be, size_t nbytes) {
     size_t want = nbytes + nbytes / 4 + 256;
     be->scratch = be->ops->alloc(be, want);
     be->scratch_bytes = be->scratch ? want : 0;
+    be->scratch_gen++;
     if (!be->scratch) PAD_LOG_ERROR("%s backend: out of memory for %zu bytes of scratch", be->ops->name, want);
     return be->scratch;
+}
+
+// ----------------------------------------------------------------------------
+// CUDA graphs
+
+struct pad_graph {
+    void *exec;           // instantiated graph (NULL before the capture)
+    unsigned scratch_gen; // be->scratch_gen when captured
+    unsigned char *key;   // the key of the calls (copied)
+    size_t key_bytes;
+    long calls;   // calls with this key
+    long replays; // launches of the graph
+    bool broken;  // a capture failed: always eager
+};
+
+static void graph_reset(pad_backend *be, pad_graph *g) {
+    if (g->exec) be->ops->graph_destroy(be, g->exec);
+    g->exec = NULL;
+    g->calls = 0;
+}
+
+static bool graph_key_is(const pad_graph *g, const void *key, size_t key_bytes) {
+    return g->key_bytes == key_bytes && (key_bytes == 0 || memcmp(g->key, key, key_bytes) == 0);
+}
+
+pad_status pad_graph_run(pad_backend *be, pad_graph **gp, const void *key, size_t key_bytes, pad_graph_fn fn,
+                         void *ctx) {
+    if (be->poisoned) {
+        PAD_LOG_ERROR("%s backend is unusable after an earlier CUDA error", be->ops->name);
+        return PAD_ERR_CUDA;
+    }
+    if (!be->ops->graph_begin || be->debug_ops || be->capturing) return fn(ctx);
+    pad_graph *g = *gp;
+    if (!g) {
+        if (!(g = (pad_graph *)calloc(1, sizeof *g))) return fn(ctx);
+        *gp = g;
+    }
+    if (g->broken) return fn(ctx);
+    if (!graph_key_is(g, key, key_bytes)) {
+        graph_reset(be, g);
+        free(g->key);
+        g->key = NULL;
+        g->key_bytes = 0;
+        if (key_bytes) {
+            if (!(g->key = (unsigned char *)malloc(key_bytes))) return fn(ctx);
+            memcpy(g->key, key, key_bytes);
+        }
+        g->key_bytes = key_bytes;
+    }
+    if (g->exec && g->scratch_gen != be->scratch_gen) graph_reset(be, g); // scratch moved: capture again
+    if (!g->exec) {
+        if (g->calls++ == 0) return fn(ctx); // warm-up, eager
+        pad_status st = be->ops->graph_begin(be);
+        if (st != PAD_OK) return st; // a CUDA error: the backend is poisoned
+        be->capturing = true;
+        pad_status fst = fn(ctx);
+        be->capturing = false;
+        void *exec = NULL;
+        pad_status est = be->ops->graph_end(be, &exec);
+        if (be->poisoned) return fst != PAD_OK ? fst : PAD_ERR_CUDA;
+        if (fst != PAD_OK || est != PAD_OK || !exec) {
+            if (exec) be->ops->graph_destroy(be, exec);
+            g->broken = true;
+            PAD_LOG_WARN("%s backend: CUDA graph capture failed (%s); running these ops eagerly from now on",
+                         be->ops->name, pad_status_str(fst != PAD_OK ? fst : est));
+            return fn(ctx);
+        }
+        g->exec = exec;
+        g->scratch_gen = be->scratch_gen;
+    }
+    PAD_TRY(be->ops->graph_launch(be, g->exec));
+    g->replays++;
+    return PAD_OK;
+}
+
+void pad_graph_free(pad_backend *be, pad_graph **gp) {
+    if (!gp || !*gp) return;
+    pad_graph *g = *gp;
+    if (g->exec && be && be->ops->graph_destroy) be->ops->graph_destroy(be, g->exec);
+    free(g->key);
+    free(g);
+    *gp = NULL;
+}
+
+long pad_graph_replays(const pad_graph *g) {
+    return g ? g->replays : 0;
 }
 
 // ----------------------------------------------------------------------------
@@ -95,6 +220,10 @@ void *pad_backend_scratch(pad_backend *be, size_t nbytes) {
 
 void *pad_buf_alloc(pad_backend *be, size_t nbytes) {
     if (be->poisoned) return NULL;
+    if (be->capturing) {
+        PAD_LOG_WARN("%s backend: allocation of %zu bytes during a graph capture", be->ops->name, nbytes);
+        return NULL;
+    }
     void *p = be->ops->alloc(be, nbytes ? nbytes : 4);
     if (!p) PAD_LOG_ERROR("%s backend: out of memory allocating %zu bytes", be->ops->name, nbytes);
     return p;
@@ -103,6 +232,15 @@ void *pad_buf_alloc(pad_backend *be, size_t nbytes) {
 void pad_buf_free(pad_backend *be, void *p) {
     if (be && p) be->ops->free(be, p);
 }
+
+// Transfers and syncs wait for the stream: not allowed while it is being captured into a graph.
+#define CHECK_NOT_CAPTURING(be, what)                                                                                  \
+    do {                                                                                                               \
+        if ((be)->capturing) {                                                                                         \
+            PAD_LOG_WARN("%s backend: %s during a graph capture", (be)->ops->name, what);                              \
+            return PAD_ERR_UNSUPPORTED;                                                                                \
+        }                                                                                                              \
+    } while (0)
 
 #define CHECK_BE(be)                                                                                                   \
     do {                                                                                                               \
@@ -131,12 +269,14 @@ void pad_buf_free(pad_backend *be, void *p) {
 
 pad_status pad_buf_upload(pad_backend *be, void *dst, const void *host_src, size_t nbytes) {
     CHECK_BE(be);
+    CHECK_NOT_CAPTURING(be, "upload");
     CHECK_ARG(nbytes == 0 || (dst && host_src));
     return nbytes ? be->ops->upload(be, dst, host_src, nbytes) : PAD_OK;
 }
 
 pad_status pad_buf_download(pad_backend *be, void *host_dst, const void *src, size_t nbytes) {
     CHECK_BE(be);
+    CHECK_NOT_CAPTURING(be, "download");
     CHECK_ARG(nbytes == 0 || (host_dst && src));
     return nbytes ? be->ops->download(be, host_dst, src, nbytes) : PAD_OK;
 }
@@ -155,6 +295,7 @@ pad_status pad_buf_zero(pad_backend *be, void *dst, size_t nbytes) {
 
 pad_status pad_backend_sync(pad_backend *be) {
     CHECK_BE(be);
+    CHECK_NOT_CAPTURING(be, "synchronisation");
     return be->ops->sync(be);
 }
 
@@ -171,7 +312,7 @@ pad_status pad_buf_from_host(pad_backend *be, float **out, const float *host, si
 
 // With PROMPTAD_DEBUG_OPS=1: synchronise and scan an op's output for NaN/Inf.
 static pad_status debug_check(pad_backend *be, pad_status st, const char *op, const float *out, size_t n) {
-    if (st != PAD_OK || !be->debug_ops || !out || n == 0) return st;
+    if (st != PAD_OK || !be->debug_ops || be->capturing || !out || n == 0) return st;
     PAD_TRY(be->ops->sync(be));
     float *h = (float *)malloc(n * sizeof(float));
     if (!h) return PAD_ERR_OOM;
@@ -419,6 +560,12 @@ pad_status pad_op_dot(pad_backend *be, float *out, const float *a, const float *
     CHECK_OP(be, dot);
     CHECK_ARG(out && a && b && n > 0);
     return debug_check(be, be->ops->dot(be, out, a, b, n, alpha), "dot", out, 1);
+}
+
+pad_status pad_op_bias_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N) {
+    CHECK_OP(be, bias_gelu);
+    CHECK_ARG(out && inp && bias && M >= 0 && N > 0);
+    return debug_check(be, be->ops->bias_gelu(be, out, inp, bias, M, N), "bias_gelu", out, (size_t)M * (size_t)N);
 }
 
 #ifndef PAD_HAVE_CUDA

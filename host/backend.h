@@ -30,13 +30,17 @@ typedef struct pad_backend_ops pad_backend_ops;
 struct pad_backend {
     pad_backend_kind kind;
     const pad_backend_ops *ops;
-    void *impl;     // backend-private state (cuBLAS handle, stream, scratch, ...)
-    bool poisoned;  // set after a CUDA error: every later call returns PAD_ERR_CUDA
-    bool fast_math; // CUDA only: TF32 GEMMs (never in parity tests)
-    bool debug_ops; // PROMPTAD_DEBUG_OPS=1: sync after each op and scan outputs for NaN/Inf
-    int device;     // CUDA device ordinal
-    void *scratch;  // grow-only scratch buffer for ops that need temporary memory (im2col, GEMM chunks)
+    void *impl;        // backend-private state (cuBLAS handle, stream, scratch, ...)
+    bool poisoned;     // set after a CUDA error: every later call returns PAD_ERR_CUDA
+    int math;          // pad_math_mode of the GEMMs: PAD_MATH_FP32 unless set (CUDA only; never in parity tests)
+    bool fast_kernels; // CUDA only: the fast-path kernels (warp-per-row LayerNorm, attention_dual through
+                       // batched cuBLAS GEMMs); off by default until verified on a GPU (PROMPTAD_CUDA_KERNELS)
+    bool debug_ops;    // PROMPTAD_DEBUG_OPS=1: sync after each op and scan outputs for NaN/Inf
+    bool capturing;    // a CUDA graph capture is in progress: no sync, transfer or allocation is allowed
+    int device;        // CUDA device ordinal
+    void *scratch;     // grow-only scratch buffer for ops that need temporary memory (im2col, GEMM chunks)
     size_t scratch_bytes;
+    unsigned scratch_gen; // incremented whenever the scratch buffer moves (a captured graph that used it is stale)
 };
 
 struct pad_backend_ops {
@@ -180,6 +184,21 @@ struct pad_backend_ops {
                            const float *wa, int B, int T, int D, bool token_axis, float margin);
     // out[0] = alpha * sum_i a[i] * b[i], summed in a fixed order (deterministic); b may alias a.
     pad_status (*dot)(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha);
+
+    // ---- fused elementwise (cpu_nn.c / cuda/nn.cu) -------------------------------------------------------------
+    // out(M,N)[m,n] = GELU(inp[m,n] + bias[n]) with the exact erf GELU of `gelu`: bit for bit the result of
+    // add_rows(inp, bias, M, N, 1) followed by gelu, in one pass. out may alias inp.
+    pad_status (*bias_gelu)(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
+
+    // ---- CUDA graphs (cuda/backend_cuda.cu; NULL on the CPU backend) --------------------------------------------
+    // Not ops: the machinery of pad_graph_run (below). graph_begin starts capturing the backend's stream;
+    // graph_end stops it and instantiates what was captured into *exec (NULL with PAD_ERR_UNSUPPORTED when the
+    // capture or the instantiation failed: the capture is discarded and the backend stays usable); graph_launch
+    // queues an instantiated graph on the stream; graph_destroy frees it (NULL ok).
+    pad_status (*graph_begin)(pad_backend *be);
+    pad_status (*graph_end)(pad_backend *be, void **exec);
+    pad_status (*graph_launch)(pad_backend *be, void *exec);
+    void (*graph_destroy)(pad_backend *be, void *exec);
 };
 
 // Largest radius accepted by gaussian_filter (sigma 4 with truncate 4 gives 16).
@@ -194,8 +213,30 @@ pad_status pad_backend_cpu_init(pad_backend **out, int n_threads);
 pad_status pad_backend_cuda_init(pad_backend **out, int device);
 
 // Returns a scratch buffer of at least nbytes owned by the backend (grow-only; valid until the next call that
-// grows it, so an op may use one scratch region at a time). NULL on OOM.
+// grows it, so an op may use one scratch region at a time). NULL on OOM, and NULL (logged) when it would have to
+// grow during a graph capture.
 void *pad_backend_scratch(pad_backend *be, size_t nbytes);
+
+// ----------------------------------------------------------------------------
+// CUDA graphs: a fixed sequence of ops, captured once and replayed as one launch (no per-op launch cost).
+//
+// pad_graph_run(be, &g, key, key_bytes, fn, ctx) runs the work that fn(ctx) queues:
+//  - eagerly (fn called) on backends without graphs, with PROMPTAD_DEBUG_OPS, the first time a key is seen (the
+//    warm-up: scratch memory grows outside any capture), and for good after a capture failed (one warning);
+//  - otherwise by capturing fn(ctx) into a graph on the second call with that key, and replaying the graph
+//    (fn NOT called) on every later call with the same key, as long as the backend's scratch buffer has not moved.
+// A different key (e.g. other buffers or sizes) discards the graph and starts over. key may be NULL (key_bytes 0).
+// Contract for fn: it only queues ops (no sync, transfer, allocation or host-side state change: the state updates
+// belong to the caller, after pad_graph_run returned PAD_OK), and the same key always queues the same ops on the
+// same buffers with the same scalar arguments; the buffers must stay allocated while the graph lives.
+// Replays compute exactly what the eager calls compute (the same kernels with the same arguments).
+typedef struct pad_graph pad_graph;
+typedef pad_status (*pad_graph_fn)(void *ctx);
+pad_status pad_graph_run(pad_backend *be, pad_graph **g, const void *key, size_t key_bytes, pad_graph_fn fn, void *ctx);
+// Frees the graph and sets *g to NULL (NULL ok).
+void pad_graph_free(pad_backend *be, pad_graph **g);
+// Replays so far (for tests and benchmarks).
+long pad_graph_replays(const pad_graph *g);
 
 // ----------------------------------------------------------------------------
 // Checked wrappers: validate arguments, refuse a poisoned backend, and with PROMPTAD_DEBUG_OPS=1 synchronise and
@@ -263,6 +304,7 @@ pad_status pad_op_xent0(pad_backend *be, float *loss, float *dz, const float *z,
 pad_status pad_op_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa, const float *f, const float *wn,
                            const float *wa, int B, int T, int D, bool token_axis, float margin);
 pad_status pad_op_dot(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha);
+pad_status pad_op_bias_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
 
 #ifdef __cplusplus
 }

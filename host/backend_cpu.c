@@ -163,6 +163,7 @@ static const pad_backend_ops k_cpu_ops = {
     .xent0 = cpu_xent0,
     .eam_loss = cpu_eam_loss,
     .dot = cpu_dot,
+    .bias_gelu = cpu_bias_gelu,
 };
 
 pad_status pad_backend_cpu_init(pad_backend **out, int n_threads) {

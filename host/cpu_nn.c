@@ -1,5 +1,6 @@
 /* cpu_nn.c - CPU reference for the elementwise, row and embedding ops of backend.h: add_rows, axpy, scale,
- * layernorm (openclip_spec.md §2, eps from the caller, biased variance), exact erf GELU, gather/scatter of rows,
+ * layernorm (openclip_spec.md §2, eps from the caller, biased variance), exact erf GELU (alone and after a bias
+ * add, bias_gelu), gather/scatter of rows,
  * the patch embedding (im2col + one GEMM) and the SGD step (torch.optim.SGD semantics). Row loops are OpenMP
  * parallel; every reduction runs serially inside one row, so the result does not depend on the thread count. */
 #include "cpu_ops.h"
@@ -67,6 +68,20 @@ pad_status cpu_gelu(pad_backend *be, float *out, const float *inp, size_t n) {
     for (long long i = 0; i < (long long)n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+    }
+    return PAD_OK;
+}
+
+pad_status cpu_bias_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N) {
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        const float *xr = inp + (size_t)m * N;
+        float *yr = out + (size_t)m * N;
+        for (int n = 0; n < N; n++) {
+            float x = xr[n] + bias[n]; // rounded to float, as add_rows stores it
+            yr[n] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+        }
     }
     return PAD_OK;
 }

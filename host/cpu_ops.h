@@ -18,6 +18,7 @@ pad_status cpu_scale(pad_backend *be, float *out, const float *inp, float alpha,
 pad_status cpu_layernorm(pad_backend *be, float *out, float *mean, float *rstd, const float *inp, const float *w,
                          const float *b, int M, int C, float eps);
 pad_status cpu_gelu(pad_backend *be, float *out, const float *inp, size_t n);
+pad_status cpu_bias_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
 pad_status cpu_gather_rows(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
 pad_status cpu_scatter_add_rows(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
                                 int R);

@@ -2,7 +2,7 @@
  * PromptLearner), the training loss (train_cls.py / train_seg.py, promptad_spec.md §4.2) with its gradient written
  * out by hand down to the text features, the text tower backward (text.c) down to the context vectors, SGD, and the
  * inference vectors (build_text_feature_gallery). Every step is a sequence of backend ops on buffers allocated at
- * creation (or at set_images). */
+ * creation (or at set_images), so loss_grad and text_vectors can be replayed as CUDA graphs (pad_graph_run). */
 #include "prompt.h"
 
 #include "log.h"
@@ -50,6 +50,12 @@ struct pad_prompt_learner {
     int B, T, N;             // shots, features per shot, samples N = B*T
     float *img;              // (B, T, E) L2-normalised
     float *logits, *dlogits; // (N, 1+Pa)
+    // Reuse of the text forward: after text_vectors at parameters p, the next loss_grad at the same p skips its own
+    // forward (the same ops on the same inputs, so the same bits); cleared whenever the parameters change.
+    bool fwd_valid;
+    // CUDA graphs (pad_prompt_learner_set_graphs): loss_grad without / with its text forward, and text_vectors
+    bool use_graphs;
+    pad_graph *g_loss[2], *g_tvec;
 };
 
 pad_prompt_opts pad_prompt_opts_default(pad_prompt_task task) {
@@ -93,6 +99,9 @@ void pad_prompt_learner_free(pad_prompt_learner *pl) {
         pad_buf_free(be, bufs[i]);
     pad_buf_free(be, pl->idx_n);
     pad_buf_free(be, pl->idx_a);
+    pad_graph_free(be, &pl->g_loss[0]);
+    pad_graph_free(be, &pl->g_loss[1]);
+    pad_graph_free(be, &pl->g_tvec);
     pad_text_encoder_free(pl->te);
     free(pl);
 }
@@ -397,7 +406,12 @@ pad_status pad_prompt_learner_set_ctx(pad_prompt_learner *pl, const float *norma
     PAD_TRY(pad_buf_upload(pl->be, pl->normal_ctx, normal_ctx, n_normal(pl) * sizeof(float)));
     PAD_TRY(pad_buf_upload(pl->be, pl->abnormal_ctx, abnormal_ctx, n_abnormal(pl) * sizeof(float)));
     pl->n_steps = 0;
+    pl->fwd_valid = false;
     return PAD_OK;
+}
+
+void pad_prompt_learner_set_graphs(pad_prompt_learner *pl, bool on) {
+    pl->use_graphs = on;
 }
 
 static uint64_t splitmix64(uint64_t *s) {
@@ -496,19 +510,26 @@ static pad_status anchors(pad_prompt_learner *pl) {
     return pad_op_l2norm_rows(be, pl->wa, pl->wa_norm, pl->means + E, 1, E);                       // w_a
 }
 
-pad_status pad_prompt_learner_loss_grad(pad_prompt_learner *pl) {
-    if (!pl->img) {
-        PAD_LOG_ERROR("prompt learner: no image features (call pad_prompt_learner_set_images first)");
-        return PAD_ERR_INVALID_ARG;
-    }
+// The ops of one loss_grad (with the text forward and the anchors first when `forward`): only queues ops, so that
+// it can be captured into a CUDA graph (pad_graph_run).
+typedef struct loss_job {
+    pad_prompt_learner *pl;
+    bool forward;
+} loss_job;
+
+static pad_status loss_grad_ops(void *ctx) {
+    const loss_job *job = (const loss_job *)ctx;
+    pad_prompt_learner *pl = job->pl;
     pad_backend *be = pl->be;
     const pad_prompt_opts *o = &pl->o;
     const int E = pl->E, N = pl->N, K = 1 + pl->Pa, n_np = pl->n_np, Pa = pl->Pa;
     const int Ph = pl->n_map, Pl = pl->n_lap;
     const float lam = o->lambda_align;
     float *loss_total = pl->loss, *loss_ce = pl->loss + 1, *loss_eam = pl->loss + 2, *loss_align = pl->loss + 3;
-    PAD_TRY(text_forward(pl));
-    PAD_TRY(anchors(pl));
+    if (job->forward) {
+        PAD_TRY(text_forward(pl));
+        PAD_TRY(anchors(pl));
+    }
     // (a) contrastive CE: logits(N, K) = tau f @ Z^T, target 0
     PAD_TRY(pad_op_gemm(be, false, true, N, K, E, pl->tau, pl->img, E, 0, pl->Z, E, 0, 0.0f, pl->logits, K, 0, 1));
     PAD_TRY(pad_op_xent0(be, loss_ce, pl->dlogits, pl->logits, N, K));
@@ -553,6 +574,24 @@ pad_status pad_prompt_learner_loss_grad(pad_prompt_learner *pl) {
     return pad_op_scatter_add_rows(be, pl->dabnormal, pl->demb, pl->idx_a, PL, pl->W, o->n_pro_ab * o->n_ctx_ab);
 }
 
+pad_status pad_prompt_learner_loss_grad(pad_prompt_learner *pl) {
+    if (!pl->img) {
+        PAD_LOG_ERROR("prompt learner: no image features (call pad_prompt_learner_set_images first)");
+        return PAD_ERR_INVALID_ARG;
+    }
+    loss_job job = {pl, !pl->fwd_valid};
+    if (pl->use_graphs) {
+        // everything the captured ops depend on that can change between calls
+        const uintptr_t key[6] = {(uintptr_t)pl->img, (uintptr_t)pl->logits, (uintptr_t)pl->dlogits,
+                                  (uintptr_t)pl->B,   (uintptr_t)pl->T,      (uintptr_t)job.forward};
+        PAD_TRY(pad_graph_run(pl->be, &pl->g_loss[job.forward], &key, sizeof key, loss_grad_ops, &job));
+    } else {
+        PAD_TRY(loss_grad_ops(&job));
+    }
+    pl->fwd_valid = true;
+    return PAD_OK;
+}
+
 pad_status pad_prompt_learner_loss(pad_prompt_learner *pl, pad_prompt_loss *out) {
     float h[4];
     PAD_TRY(pad_buf_download(pl->be, h, pl->loss, sizeof h));
@@ -571,6 +610,7 @@ pad_status pad_prompt_learner_step(pad_prompt_learner *pl, float lr) {
     PAD_TRY(pad_op_sgd_step(pl->be, pl->abnormal_ctx, pl->dabnormal, pl->mom_abnormal, n_abnormal(pl), lr, o->momentum,
                             o->weight_decay, first));
     pl->n_steps++;
+    pl->fwd_valid = false;
     return PAD_OK;
 }
 
@@ -584,10 +624,31 @@ pad_status pad_prompt_learner_train_epoch(pad_prompt_learner *pl, int epoch, int
     return pad_prompt_learner_step(pl, pad_prompt_lr(&pl->o, epoch, n_epochs));
 }
 
-pad_status pad_prompt_learner_text_vectors(pad_prompt_learner *pl, float *out) {
+typedef struct tvec_job {
+    pad_prompt_learner *pl;
+    float *out;
+} tvec_job;
+
+static pad_status text_vectors_ops(void *ctx) {
+    const tvec_job *job = (const tvec_job *)ctx;
+    pad_prompt_learner *pl = job->pl;
     PAD_TRY(text_forward(pl));
     PAD_TRY(anchors(pl));
     const size_t row = (size_t)pl->E * sizeof(float);
-    PAD_TRY(pad_buf_copy(pl->be, out, pl->Z, row));
-    return pad_buf_copy(pl->be, out + pl->E, pl->wa, row);
+    PAD_TRY(pad_buf_copy(pl->be, job->out, pl->Z, row));
+    return pad_buf_copy(pl->be, job->out + pl->E, pl->wa, row);
+}
+
+pad_status pad_prompt_learner_text_vectors(pad_prompt_learner *pl, float *out) {
+    tvec_job job = {pl, out};
+    if (pl->use_graphs)
+        PAD_TRY(pad_graph_run(pl->be, &pl->g_tvec, &out, sizeof out, text_vectors_ops, &job));
+    else
+        PAD_TRY(text_vectors_ops(&job));
+    pl->fwd_valid = true; // the next loss_grad at these parameters reuses this forward
+    return PAD_OK;
+}
+
+long pad_prompt_learner_graph_replays(const pad_prompt_learner *pl) {
+    return pad_graph_replays(pl->g_loss[0]) + pad_graph_replays(pl->g_loss[1]) + pad_graph_replays(pl->g_tvec);
 }

@@ -114,6 +114,8 @@ pad_status pad_prompt_learner_get_ctx(pad_prompt_learner *pl, float *normal_ctx,
 pad_status pad_prompt_learner_set_images(pad_prompt_learner *pl, const float *feats, int B, int T);
 
 // One evaluation of the loss at the current parameters and its gradients w.r.t. both parameters (kept inside).
+// When pad_prompt_learner_text_vectors ran at the same parameters (no set_ctx or step since), its text forward is
+// reused instead of being recomputed: the same ops on the same inputs, so the results are the same bits.
 pad_status pad_prompt_learner_loss_grad(pad_prompt_learner *pl);
 // Downloads the loss terms of the last pad_prompt_learner_loss_grad.
 pad_status pad_prompt_learner_loss(pad_prompt_learner *pl, pad_prompt_loss *out);
@@ -128,8 +130,15 @@ pad_status pad_prompt_learner_train_epoch(pad_prompt_learner *pl, int epoch, int
 
 // The two inference text vectors at the current parameters (promptad_spec.md §5.1): out(2, E) backend memory,
 // row 0 t_n = normalize(mean of the NP features), row 1 t_a = normalize(mean of the MAP and LAP features).
-// Runs one text forward; does not disturb the gradients of the last loss_grad.
+// Runs one text forward (reused by the next loss_grad); does not disturb the gradients of the last loss_grad.
 pad_status pad_prompt_learner_text_vectors(pad_prompt_learner *pl, float *out);
+
+// On: loss_grad and text_vectors queue their ops through CUDA graphs (pad_graph_run: eager the first time, captured
+// the second, replayed after; any capture failure falls back to eager with one warning). Same results as eager.
+// No effect on backends without graphs (CPU). Off by default.
+void pad_prompt_learner_set_graphs(pad_prompt_learner *pl, bool on);
+// Graph replays so far (0 when graphs are off or unavailable).
+long pad_prompt_learner_graph_replays(const pad_prompt_learner *pl);
 
 #ifdef __cplusplus
 }

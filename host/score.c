@@ -116,6 +116,7 @@ pad_score_cfg pad_score_cfg_default(int n_max, int grid, int res) {
     c.truncate = 4.0;
     c.fp16 = false;
     c.chunk = 16;
+    c.graphs = false;
     return c;
 }
 
@@ -175,6 +176,8 @@ void pad_scorer_free(pad_scorer *sc) {
     pad_buf_free(be, sc->fused);
     pad_buf_free(be, sc->maps);
     pad_buf_free(be, sc->tmp);
+    pad_graph_free(be, &sc->g_text);
+    pad_graph_free(be, &sc->g_maps);
     free(sc);
 }
 
@@ -222,11 +225,20 @@ pad_status pad_scorer_visual_from(pad_scorer *sc, const float *V, int n) {
     return pad_op_row_max(be, sc->vmax, sc->maps, n, (long long)R * R);
 }
 
-pad_status pad_scorer_text(pad_scorer *sc, const float *cls, const float *tokens, const float *t_n, const float *t_a,
-                           float tau, int n, int E) {
-    PAD_TRY(check_n(sc, n, "text score"));
-    if (n == 0) return PAD_OK;
+typedef struct text_job {
+    pad_scorer *sc;
+    const float *cls, *tokens, *t_n, *t_a;
+    float tau;
+    int n, E;
+} text_job;
+
+static pad_status scorer_text_ops(void *ctx) {
+    const text_job *j = (const text_job *)ctx;
+    pad_scorer *sc = j->sc;
     pad_backend *be = sc->be;
+    const float *cls = j->cls, *tokens = j->tokens, *t_n = j->t_n, *t_a = j->t_a;
+    const float tau = j->tau;
+    const int n = j->n, E = j->E;
     if (cls) {
         PAD_TRY(pad_op_text_score(be, sc->sT, cls, t_n, t_a, tau, n, E));
         if (sc->cfg.fp16) PAD_TRY(pad_op_round_half(be, sc->sT, sc->sT, (size_t)n));
@@ -237,6 +249,19 @@ pad_status pad_scorer_text(pad_scorer *sc, const float *cls, const float *tokens
         if (sc->cfg.fp16) PAD_TRY(pad_op_round_half(be, sc->T, sc->T, m));
     }
     return PAD_OK;
+}
+
+pad_status pad_scorer_text(pad_scorer *sc, const float *cls, const float *tokens, const float *t_n, const float *t_a,
+                           float tau, int n, int E) {
+    PAD_TRY(check_n(sc, n, "text score"));
+    if (n == 0) return PAD_OK;
+    text_job job = {sc, cls, tokens, t_n, t_a, tau, n, E};
+    if (!sc->cfg.graphs) return scorer_text_ops(&job);
+    uint32_t tau_bits;
+    memcpy(&tau_bits, &tau, sizeof tau_bits);
+    const uintptr_t key[7] = {(uintptr_t)cls,      (uintptr_t)tokens, (uintptr_t)t_n, (uintptr_t)t_a,
+                              (uintptr_t)tau_bits, (uintptr_t)n,      (uintptr_t)E};
+    return pad_graph_run(sc->be, &sc->g_text, key, sizeof key, scorer_text_ops, &job);
 }
 
 // maps[0..n) = Gaussian(maps[0..n)) in chunks of cfg.chunk images
@@ -251,13 +276,27 @@ static pad_status smooth_maps(pad_scorer *sc, int n) {
     return PAD_OK;
 }
 
-pad_status pad_scorer_pixel_maps(pad_scorer *sc, int n) {
-    PAD_TRY(check_n(sc, n, "pixel maps"));
-    if (n == 0) return PAD_OK;
-    const int G = sc->cfg.grid, R = sc->cfg.res;
+typedef struct maps_job {
+    pad_scorer *sc;
+    int n;
+} maps_job;
+
+static pad_status pixel_maps_ops(void *ctx) {
+    const maps_job *j = (const maps_job *)ctx;
+    pad_scorer *sc = j->sc;
+    const int G = sc->cfg.grid, R = sc->cfg.res, n = j->n;
     PAD_TRY(pad_op_harmonic_fuse(sc->be, sc->fused, sc->T, sc->V, (size_t)n * sc->P));
     PAD_TRY(pad_op_upsample_bilinear(sc->be, sc->maps, sc->fused, n, G, G, R, R));
     return smooth_maps(sc, n);
+}
+
+pad_status pad_scorer_pixel_maps(pad_scorer *sc, int n) {
+    PAD_TRY(check_n(sc, n, "pixel maps"));
+    if (n == 0) return PAD_OK;
+    maps_job job = {sc, n};
+    if (!sc->cfg.graphs) return pixel_maps_ops(&job);
+    const uintptr_t key = (uintptr_t)n;
+    return pad_graph_run(sc->be, &sc->g_maps, &key, sizeof key, pixel_maps_ops, &job);
 }
 
 pad_status pad_scorer_visual_maps(pad_scorer *sc, int n) {

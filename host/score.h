@@ -80,9 +80,10 @@ typedef struct pad_score_cfg {
     double truncate; // Gaussian truncation in sigmas (4)
     bool fp16;       // official protocol: round V, T and s_T to half before fusing (promptad_spec.md §7.1.6)
     int chunk;       // images per Gaussian launch, bounds the scratch (chunk*R*R floats); <= 0: 16
+    bool graphs;     // replay pad_scorer_text and pad_scorer_pixel_maps as CUDA graphs (pad_graph_run; same results)
 } pad_score_cfg;
 
-// Defaults: sigma 4, truncate 4, fp16 off, chunk 16.
+// Defaults: sigma 4, truncate 4, fp16 off, chunk 16, graphs off.
 pad_score_cfg pad_score_cfg_default(int n_max, int grid, int res);
 
 // All pointers are backend memory owned by the scorer; each is valid until pad_scorer_free and is overwritten by
@@ -90,18 +91,19 @@ pad_score_cfg pad_score_cfg_default(int n_max, int grid, int res);
 typedef struct pad_scorer {
     pad_backend *be;
     pad_score_cfg cfg;
-    int P;          // G*G
-    int radius;     // Gaussian radius
-    double *kernel; // (2*radius+1) host: the Gaussian weights
-    float *dist;    // (2, n_max*P) k-NN distances of both taps (pad_scorer_visual)
-    float *V;       // (n_max, P) visual patch score (pad_scorer_visual)
-    float *vmax;    // (n_max) max over R x R of the unsmoothed bilinear upsample of V (pad_scorer_visual)
-    float *T;       // (n_max, P) patch text score (pad_scorer_text with tokens)
-    float *sT;      // (n_max) image text score (pad_scorer_text with cls)
-    float *fused;   // (n_max, P) 1/(1/T + 1/V) (pad_scorer_pixel_maps)
-    float *maps;    // (n_max, R, R) pixel maps (pad_scorer_pixel_maps / pad_scorer_visual_maps / visual)
-    float *tmp;     // (chunk, R, R) Gaussian scratch
-    float *host;    // (2*n_max) host staging for the image scores
+    int P;                      // G*G
+    int radius;                 // Gaussian radius
+    double *kernel;             // (2*radius+1) host: the Gaussian weights
+    float *dist;                // (2, n_max*P) k-NN distances of both taps (pad_scorer_visual)
+    float *V;                   // (n_max, P) visual patch score (pad_scorer_visual)
+    float *vmax;                // (n_max) max over R x R of the unsmoothed bilinear upsample of V (pad_scorer_visual)
+    float *T;                   // (n_max, P) patch text score (pad_scorer_text with tokens)
+    float *sT;                  // (n_max) image text score (pad_scorer_text with cls)
+    float *fused;               // (n_max, P) 1/(1/T + 1/V) (pad_scorer_pixel_maps)
+    float *maps;                // (n_max, R, R) pixel maps (pad_scorer_pixel_maps / pad_scorer_visual_maps / visual)
+    float *tmp;                 // (chunk, R, R) Gaussian scratch
+    float *host;                // (2*n_max) host staging for the image scores
+    pad_graph *g_text, *g_maps; // CUDA graphs of pad_scorer_text and pad_scorer_pixel_maps (cfg.graphs)
 } pad_scorer;
 
 // Allocates every buffer once: about 4 * n_max * (R*R + 6*P) + 4 * chunk * R*R bytes on the backend (133 MB for

@@ -12,7 +12,13 @@
  * Work skipped because no output can see it (exact, not an approximation): the final block's MLP runs on the CLS
  * rows only (the original stream's patch rows after the last block feed nothing: tokens come from x_vv and the taps
  * are taken before their block's MLP, promptad_spec.md §8.2); the v-v path is skipped when `tokens` is not wanted;
- * blocks after the last tap are skipped when only taps are wanted. */
+ * blocks after the last tap are skipped when only taps are wanted.
+ *
+ * Launch economy (GPU): the c_fc bias and the GELU are one fused op (bias_gelu, bit for bit the two ops it
+ * replaces); the patch rows of the taps and the CLS rows of the last block are gathered by one op each (row
+ * index tables built at creation) instead of one copy per image. With the backend's fast kernels the linear
+ * layers run as one GEMM over all B*T rows instead of one per image (no padding of each image's 226 rows to the
+ * GEMM tiles; results then depend on the batch size within float rounding). */
 #include "vit.h"
 
 #include "log.h"
@@ -44,6 +50,9 @@ struct pad_vit {
     float *o_tok;  // (Bm,G*G,E)
     float *o_mid1; // (Bm,G*G,D)
     float *o_mid2; // (Bm,G*G,D)
+    // Row index tables for gather_rows (backend int32)
+    int32_t *idx_patch; // (Bm*G*G) b*T + 1 + p: the patch rows of each image
+    int32_t *idx_cls;   // (Bm) b*T: the CLS row of each image
 };
 
 pad_vit_params pad_vit_default_params(void) {
@@ -69,6 +78,8 @@ void pad_vit_free(pad_vit *vit) {
                       &vit->hid,   &vit->pix,  &vit->o_cls, &vit->o_tok, &vit->o_mid1, &vit->o_mid2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         pad_buf_free(vit->be, *bufs[i]);
+    pad_buf_free(vit->be, vit->idx_patch);
+    pad_buf_free(vit->be, vit->idx_cls);
     free(vit);
 }
 
@@ -122,6 +133,26 @@ pad_status pad_vit_create(pad_vit **out, pad_backend *be, const pad_clip_weights
             pad_vit_free(vit);
             return be->poisoned ? PAD_ERR_CUDA : PAD_ERR_OOM;
         }
+    int32_t *h = (int32_t *)malloc(Bm * GG * sizeof(int32_t));
+    vit->idx_patch = (int32_t *)pad_buf_alloc(be, Bm * GG * sizeof(int32_t));
+    vit->idx_cls = (int32_t *)pad_buf_alloc(be, Bm * sizeof(int32_t));
+    pad_status st = h && vit->idx_patch && vit->idx_cls ? PAD_OK : be->poisoned ? PAD_ERR_CUDA : PAD_ERR_OOM;
+    if (st == PAD_OK) {
+        for (size_t b = 0; b < Bm; b++)
+            for (size_t j = 0; j < GG; j++)
+                h[b * GG + j] = (int32_t)(b * T + 1 + j);
+        st = pad_buf_upload(be, vit->idx_patch, h, Bm * GG * sizeof(int32_t));
+    }
+    if (st == PAD_OK) {
+        for (size_t b = 0; b < Bm; b++)
+            h[b] = (int32_t)(b * T);
+        st = pad_buf_upload(be, vit->idx_cls, h, Bm * sizeof(int32_t));
+    }
+    free(h);
+    if (st != PAD_OK) {
+        pad_vit_free(vit);
+        return st;
+    }
     *out = vit;
     return PAD_OK;
 }
@@ -129,8 +160,13 @@ pad_status pad_vit_create(pad_vit **out, pad_backend *be, const pad_clip_weights
 // out(B,R,N) (+)= inp(B,R,K) @ w(N,K)^T + bias(N), as one GEMM per image (a strided batch): every image is
 // computed with the same sizes whatever B is, so its results do not depend on the batch (a BLAS may round a row
 // differently depending on where it falls in its register tiles).
+// (With the backend's fast kernels: one GEMM over the B*R rows.)
 static pad_status linear_imgs(pad_vit *vit, float *out, const float *inp, const float *w, const float *bias, int B,
                               int R, int K, int N, bool accumulate) {
+    if (vit->be->fast_kernels) {
+        R *= B;
+        B = 1;
+    }
     PAD_TRY(pad_op_gemm(vit->be, false, true, R, N, K, 1.0f, inp, K, (long long)R * K, w, K, 0,
                         accumulate ? 1.0f : 0.0f, out, N, (long long)R * N, B));
     return bias ? pad_op_add_rows(vit->be, out, bias, B * R, N, 1) : PAD_OK;
@@ -138,10 +174,7 @@ static pad_status linear_imgs(pad_vit *vit, float *out, const float *inp, const 
 
 // dst(B,G*G,D)[b] = x(B,T,D)[b, 1:, :] (the patch rows of each image).
 static pad_status copy_patch_rows(pad_vit *vit, float *dst, const float *x, int B) {
-    const size_t T = (size_t)vit->cfg.tokens, D = (size_t)vit->cfg.width, GG = T - 1;
-    for (int b = 0; b < B; b++)
-        PAD_TRY(pad_buf_copy(vit->be, dst + (size_t)b * GG * D, x + ((size_t)b * T + 1) * D, GG * D * sizeof(float)));
-    return PAD_OK;
+    return pad_op_gather_rows(vit->be, dst, x, vit->idx_patch, B * (vit->cfg.tokens - 1), vit->cfg.width);
 }
 
 pad_status pad_vit_forward(pad_vit *vit, const float *pixels, int B, const pad_vit_out *out) {
@@ -187,16 +220,14 @@ pad_status pad_vit_forward(pad_vit *vit, const float *pixels, int B, const pad_v
         // MLP sub-layer on the original path
         if (l < n_blocks - 1) {
             PAD_TRY(pad_op_layernorm(be, vit->ln, NULL, NULL, vit->x_ori, k->ln2_w, k->ln2_b, M, D, LN_EPS));
-            PAD_TRY(linear_imgs(vit, vit->hid, vit->ln, k->fc_w, k->fc_b, B, T, D, H, false));
-            PAD_TRY(pad_op_gelu(be, vit->hid, vit->hid, (size_t)M * H));
+            PAD_TRY(linear_imgs(vit, vit->hid, vit->ln, k->fc_w, NULL, B, T, D, H, false));
+            PAD_TRY(pad_op_bias_gelu(be, vit->hid, vit->hid, k->fc_b, M, H));
             PAD_TRY(linear_imgs(vit, vit->x_ori, vit->hid, k->proj_w, k->proj_b, B, T, H, D, true));
         } else if (want_final) { // last block: only the CLS rows of x_ori are used afterwards
-            for (int b = 0; b < B; b++)
-                PAD_TRY(
-                    pad_buf_copy(be, xc + (size_t)b * D, vit->x_ori + (size_t)b * T * D, (size_t)D * sizeof(float)));
+            PAD_TRY(pad_op_gather_rows(be, xc, vit->x_ori, vit->idx_cls, B, D));
             PAD_TRY(pad_op_layernorm(be, vit->ln, NULL, NULL, xc, k->ln2_w, k->ln2_b, B, D, LN_EPS));
-            PAD_TRY(linear_imgs(vit, vit->hid, vit->ln, k->fc_w, k->fc_b, B, 1, D, H, false));
-            PAD_TRY(pad_op_gelu(be, vit->hid, vit->hid, (size_t)B * H));
+            PAD_TRY(linear_imgs(vit, vit->hid, vit->ln, k->fc_w, NULL, B, 1, D, H, false));
+            PAD_TRY(pad_op_bias_gelu(be, vit->hid, vit->hid, k->fc_b, B, H));
             PAD_TRY(linear_imgs(vit, xc, vit->hid, k->proj_w, k->proj_b, B, 1, H, D, true));
         }
     }

@@ -83,8 +83,26 @@ pad_status pad_backend_init(pad_backend **out, pad_backend_kind kind, int device
 void pad_backend_free(pad_backend *be); // NULL is a no-op
 pad_backend_kind pad_backend_get_kind(const pad_backend *be);
 
-// Opt-in fast GEMMs on CUDA (TF32 tensor cores, fp32 accumulation). Never used by parity tests. No-op on CPU.
+// Precision of the GEMMs on CUDA. Opt-in fast modes use the tensor cores with fp32 accumulation and change the
+// numbers (never used by parity tests); the CPU backend always computes in float32.
+typedef enum pad_math_mode {
+    PAD_MATH_FP32 = 0, // exact float32 GEMMs (the default)
+    PAD_MATH_TF32 = 1, // TF32 tensor cores (10-bit mantissa inputs): relative error ~1e-3
+    PAD_MATH_BF16 = 2, // bf16 tensor cores (8-bit mantissa inputs): relative error ~1e-2
+} pad_math_mode;
+
+// Parses "fp32" (or "off", "false"), "tf32" (or "on", "true") and "bf16". PAD_ERR_INVALID_ARG (logged) otherwise.
+pad_status pad_math_mode_parse(const char *s, pad_math_mode *out);
+const char *pad_math_mode_str(pad_math_mode m); // "fp32", "tf32", "bf16"
+
+// Sets the GEMM precision of a CUDA backend (no-op on CPU).
+void pad_backend_set_math(pad_backend *be, pad_math_mode m);
+// Same as pad_backend_set_math(be, on ? PAD_MATH_TF32 : PAD_MATH_FP32).
 void pad_backend_set_fast_math(pad_backend *be, bool on);
+// CUDA only: use the fast-path kernels (a warp-per-row LayerNorm, the dual attention through batched cuBLAS GEMMs).
+// Same function within float rounding; off by default until verified on a GPU. PROMPTAD_CUDA_KERNELS=fast in the
+// environment turns them on for every CUDA backend. No-op on CPU.
+void pad_backend_set_fast_kernels(pad_backend *be, bool on);
 
 // Number of usable CUDA devices (0 in CPU-only builds or without a driver).
 int pad_cuda_device_count(void);
