@@ -1,14 +1,19 @@
 #!/usr/bin/python3
 """bench_vit_torch.py - the PyTorch twin of eval/bench/bench_vit.c: images/s of the same dual-path (q-k / v-v)
-vision tower of ViT-B-16-plus-240 (random weights, fp32, torch.no_grad) on the CPU, with the same thread count.
-Our own module (Debian has no open_clip): pre-LN blocks, nn.Linear layers, erf GELU, both attention paths from
-ln_1 of the original stream, the taps copied after blocks 3 and 8's attention, the final MLP run on all tokens
-(as the official code does).
+vision tower of ViT-B-16-plus-240 (random weights, torch.no_grad) on the CPU with the same thread count, or on a
+CUDA GPU. Our own module (Debian has no open_clip): pre-LN blocks, nn.Linear layers, erf GELU, both attention
+paths from ln_1 of the original stream, the taps copied after blocks 3 and 8's attention, the final MLP run on all
+tokens (as the official code does).
 
   /usr/bin/python3 eval/bench/bench_vit_torch.py --threads 2 --batches 1,8 --iters 3
+  python3 eval/bench/bench_vit_torch.py --device cuda --precision fp32|tf32|bf16 [--sdpa] --batches 1,64,256
+On CUDA: fp32 = full float32 (TF32 off), tf32 = TF32 matmuls (torch.backends.cuda.matmul.allow_tf32), bf16 =
+torch.autocast(bfloat16); --sdpa computes both attention paths with F.scaled_dot_product_attention (fused
+kernels) instead of explicit softmax(q k^T) v. Times are wall clock around synchronised forwards.
 Prints one line per batch size: "torch threads=2 batch=8 iters=3 images_per_s=<median iteration>
 best_images_per_s=<best iteration> cpu_s_per_image=<process CPU seconds per image, median iteration>"."""
 import argparse
+import contextlib
 import time
 
 import torch
@@ -17,6 +22,8 @@ import torch.nn.functional as F
 
 
 class Block(nn.Module):
+    sdpa = False
+
     def __init__(self, D, NH, H):
         super().__init__()
         self.NH = NH
@@ -30,9 +37,13 @@ class Block(nn.Module):
         HS = D // self.NH
         qkv = self.in_proj(self.ln_1(x_ori)).reshape(B, T, 3, self.NH, HS).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        s = HS ** -0.5
-        o_ori = torch.softmax((q @ k.transpose(-1, -2)) * s, dim=-1) @ v
-        o_vv = torch.softmax((v @ v.transpose(-1, -2)) * s, dim=-1) @ v
+        if Block.sdpa:
+            o_ori = F.scaled_dot_product_attention(q, k, v)
+            o_vv = F.scaled_dot_product_attention(v, v, v)
+        else:
+            s = HS ** -0.5
+            o_ori = torch.softmax((q @ k.transpose(-1, -2)) * s, dim=-1) @ v
+            o_vv = torch.softmax((v @ v.transpose(-1, -2)) * s, dim=-1) @ v
         o_ori = self.out_proj(o_ori.transpose(1, 2).reshape(B, T, D))
         o_vv = self.out_proj(o_vv.transpose(1, 2).reshape(B, T, D))
         x_ori = x_ori + o_ori
@@ -71,26 +82,46 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--min-time", type=float, default=0.0, help="run each batch size at least this many seconds")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
+    ap.add_argument("--sdpa", action="store_true", help="fused scaled_dot_product_attention for both paths")
     ap.add_argument("--tag", default="torch", help="first word of the output lines")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    cuda = a.device == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
+    Block.sdpa = a.sdpa
     torch.manual_seed(0)
-    model = Tower().eval()
+    dev = torch.device(a.device)
+    model = Tower().eval().to(dev)
     batches = [int(b) for b in a.batches.split(",")]
-    x = torch.randn(max(batches), 3, 240, 240)
-    with torch.no_grad():
+    x = torch.randn(max(batches), 3, 240, 240, device=dev)
+    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and a.precision == "bf16" else contextlib.nullcontext()
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    with torch.no_grad(), ctx:
         for B in batches:
             model(x[:B])  # warm-up
+            sync()
             times, cpu = [], []
-            for _ in range(a.iters):
+            start = time.perf_counter()
+            while len(times) < a.iters or time.perf_counter() - start < a.min_time:
                 t0, c0 = time.perf_counter(), time.process_time()
                 model(x[:B])
+                sync()
                 times.append(time.perf_counter() - t0)
                 cpu.append(time.process_time() - c0)
             times.sort()
             cpu.sort()
-            print(f"{a.tag} threads={torch.get_num_threads()} batch={B} iters={a.iters} "
+            extra = f" device={a.device} precision={a.precision} sdpa={int(a.sdpa)}" if cuda else ""
+            print(f"{a.tag} threads={torch.get_num_threads()}{extra} batch={B} iters={len(times)} "
                   f"images_per_s={B / times[len(times) // 2]:.3f} best_images_per_s={B / times[0]:.3f} "
                   f"cpu_s_per_image={cpu[len(cpu) // 2] / B:.3f}", flush=True)
 
