@@ -2,7 +2,8 @@
 # fetch_device_deps.sh - download, here, the Debian packages promptad builds against, into .devdeps/ (git-ignored),
 # so that a GPU machine without package registries (the `device` tool's H200) can build from a clean tree:
 # eval/device_check.sh unpacks them into a private sysroot when the system lacks them. Run once before the device
-# call, and name .devdeps in the call's `carry`. About 17 MB.
+# call, and name .devdeps in the call's `carry`. About 19 MB (with the CLIP vocabulary, when found beside the
+# checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .devdeps
@@ -16,3 +17,12 @@ pkgs=(
 )
 apt-get download "${pkgs[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
 ls ./*.deb | wc -l | xargs echo "debs in .devdeps:"
+# The CLIP BPE vocabulary, when this machine has it beside the checkout (never committed: .devdeps is ignored): the
+# device check's tokenizer tests and the benchmark's prompt lengths need the real one.
+for d in ../../shared/data /work/shared/data; do
+    if [ -f "$d/bpe_simple_vocab_16e6.txt.gz" ]; then
+        cp "$d/bpe_simple_vocab_16e6.txt.gz" .
+        echo "CLIP vocabulary copied from $d"
+        break
+    fi
+done

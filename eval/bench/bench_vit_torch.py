@@ -84,46 +84,53 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--min-time", type=float, default=0.0, help="run each batch size at least this many seconds")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
+    ap.add_argument("--precision", default="fp32", help="fp32, tf32 or bf16; a comma-separated list runs each")
     ap.add_argument("--sdpa", action="store_true", help="fused scaled_dot_product_attention for both paths")
     ap.add_argument("--tag", default="torch", help="first word of the output lines")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     cuda = a.device == "cuda"
-    if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = a.precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
+    if a.sdpa and not hasattr(F, "scaled_dot_product_attention"):
+        print(f"# torch {torch.__version__} has no scaled_dot_product_attention: --sdpa ignored", flush=True)
+        a.sdpa = False
     Block.sdpa = a.sdpa
     torch.manual_seed(0)
     dev = torch.device(a.device)
     model = Tower().eval().to(dev)
     batches = [int(b) for b in a.batches.split(",")]
     x = torch.randn(max(batches), 3, 240, 240, device=dev)
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and a.precision == "bf16" else contextlib.nullcontext()
 
     def sync():
         if cuda:
             torch.cuda.synchronize()
 
-    with torch.no_grad(), ctx:
-        for B in batches:
-            model(x[:B])  # warm-up
-            sync()
-            times, cpu = [], []
-            start = time.perf_counter()
-            while len(times) < a.iters or time.perf_counter() - start < a.min_time:
-                t0, c0 = time.perf_counter(), time.process_time()
-                model(x[:B])
+    for precision in a.precision.split(","):
+        if precision not in ("fp32", "tf32", "bf16"):
+            raise SystemExit(f"unknown precision {precision}")
+        if cuda:
+            torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+            torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        bf16 = cuda and precision == "bf16"
+        ctx = torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.no_grad(), ctx:
+            for B in batches:
+                model(x[:B])  # warm-up
                 sync()
-                times.append(time.perf_counter() - t0)
-                cpu.append(time.process_time() - c0)
-            times.sort()
-            cpu.sort()
-            extra = f" device={a.device} precision={a.precision} sdpa={int(a.sdpa)}" if cuda else ""
-            print(f"{a.tag} threads={torch.get_num_threads()}{extra} batch={B} iters={len(times)} "
-                  f"images_per_s={B / times[len(times) // 2]:.3f} best_images_per_s={B / times[0]:.3f} "
-                  f"cpu_s_per_image={cpu[len(cpu) // 2] / B:.3f}", flush=True)
+                times, cpu = [], []
+                start = time.perf_counter()
+                while len(times) < a.iters or time.perf_counter() - start < a.min_time:
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    model(x[:B])
+                    sync()
+                    times.append(time.perf_counter() - t0)
+                    cpu.append(time.process_time() - c0)
+                times.sort()
+                cpu.sort()
+                extra = f" device={a.device} precision={precision} sdpa={int(a.sdpa)}" if cuda else ""
+                print(f"{a.tag} threads={torch.get_num_threads()}{extra} batch={B} iters={len(times)} "
+                      f"images_per_s={B / times[len(times) // 2]:.3f} best_images_per_s={B / times[0]:.3f} "
+                      f"cpu_s_per_image={cpu[len(cpu) // 2] / B:.3f}", flush=True)
 
 
 if __name__ == "__main__":
