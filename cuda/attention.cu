@@ -20,6 +20,7 @@
 #include "cuda_ops.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #define ATT_QT      16 // query rows per block, one warp each
 #define ATT_KC      32 // keys per chunk, one per lane
@@ -258,6 +259,8 @@ static pad_status attention_dual_gemm(pad_backend *be, float *out_qk, float *out
     const int C = NH * HS, ld = attg_ld(T);
     const size_t per_img = 2 * (size_t)NH * T * ld * sizeof(float) + ATTG_NPTR * (size_t)NH * sizeof(void *);
     int chunk = (int)(ATTG_BUDGET / per_img);
+    const char *cap = getenv("PROMPTAD_ATTG_CHUNK"); // images per chunk, for tests of the chunking
+    if (cap && atoi(cap) > 0 && atoi(cap) < chunk) chunk = atoi(cap);
     if (chunk < 1) chunk = 1;
     if (chunk > B) chunk = B;
     const size_t ptr_bytes = ((size_t)ATTG_NPTR * chunk * NH * sizeof(void *) + 255) & ~(size_t)255;
@@ -265,18 +268,20 @@ static pad_status attention_dual_gemm(pad_backend *be, float *out_qk, float *out
     char *scr = (char *)pad_backend_scratch(be, ptr_bytes + 2 * s_floats * sizeof(float));
     if (!scr) return PAD_ERR_OOM;
     void **p = (void **)scr;
-    float *s_qk = (float *)(scr + ptr_bytes), *s_vv = s_qk + s_floats;
+    float *s_qk = (float *)(scr + ptr_bytes);
     const float scale = 1.0f / sqrtf((float)HS);
     cudaStream_t st = cuda_stream_of(be);
     for (int b0 = 0; b0 < B; b0 += chunk) {
         const int nb = B - b0 < chunk ? B - b0 : chunk, n = nb * NH;
+        // this chunk's v-v scores right after its q-k scores (so one softmax launch covers both)
+        float *s_vv = s_qk + (size_t)n * T * ld;
         attg_ptrs_kernel<<<(unsigned)CEIL_DIV(n, 128), 128, 0, st>>>(p, n, qkv, s_qk, s_vv, out_qk, out_vv, b0, T, NH,
                                                                      HS, ld);
         PAD_CUDA_CHECK_LAUNCH(be);
         // scores: S = scale Q K^T and scale V V^T, (T, T) each with row stride ld
         if (out_qk) PAD_TRY(attg_gemm(be, p, n, true, T, T, HS, scale, 3 * C, 3 * C, ld));
         if (out_vv) PAD_TRY(attg_gemm(be, p + 3 * n, n, true, T, T, HS, scale, 3 * C, 3 * C, ld));
-        // softmax of the rows in use (s_vv follows s_qk, so both paths are one launch)
+        // softmax of the rows in use (s_vv follows the chunk's s_qk, so both paths are one launch)
         float *s0 = out_qk ? s_qk : s_vv;
         const long long rows = (long long)(out_qk && out_vv ? 2 : 1) * n * T;
         attg_softmax_kernel<<<(unsigned)CEIL_DIV(rows, 8), 256, 0, st>>>(s0, rows, T, ld);
