@@ -11,12 +11,14 @@
 #  (c) the projected full sweep, MVTec AD (15 classes, 1725 test images) + VisA (12 classes, 2162) x shots
 #      {1, 2, 4} x 5 seeds x {cls, seg} = 810 units, from the measured per-class and per-unit costs.
 #
-#   eval/bench_gpu.sh [--build DIR] [--quick] [--json FILE]
+#   eval/bench_gpu.sh [--build DIR] [--quick] [--json FILE] [--budget SECONDS]
 #
 # Needs a CUDA build (cmake -DPROMPTAD_CUDA=ON) and a GPU; prints "no CUDA device" and exits 0 otherwise.
 # PYTHON (default python3) must have torch with CUDA for the PyTorch side; without it that side is skipped.
 # PROMPTAD_VOCAB: the CLIP BPE vocabulary for realistic prompt lengths (else bytes, marked vocab=bytes).
-# Every step runs under `timeout`, so one hang costs its own time only. --quick: fewer sizes, 20 epochs.
+# Every step runs under `timeout`, so one hang costs its own time only; with --budget no step starts when less than
+# its minimum is left, and each is cut to what is left, so the summary is always printed. --quick: fewer sizes,
+# 20 epochs.
 # Self-test on a machine without a GPU (tiny sizes, the CPU backend, no PyTorch side):
 #   BENCH_GPU_DEVICE=cpu BENCH_GPU_PRESET=tiny BENCH_GPU_BATCHES=1,4 \
 #   BENCH_GPU_CLASSRUN="--n-test 6 --res 64 --shots 2 --batch 4" eval/bench_gpu.sh --quick
@@ -25,14 +27,18 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=build
 quick=0
 json=
+budget=100000
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) build=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --json) json=$2; shift 2 ;;
-    *) echo "usage: $0 [--build DIR] [--quick] [--json FILE]" >&2; exit 2 ;;
+    --budget) budget=$2; shift 2 ;;
+    *) echo "usage: $0 [--build DIR] [--quick] [--json FILE] [--budget SECONDS]" >&2; exit 2 ;;
     esac
 done
+t_begin=$(date +%s)
+left() { echo $((budget - ($(date +%s) - t_begin) - 8)); } # 8 s kept for the summary
 case "$build" in /*) ;; *) build="$here/$build" ;; esac
 py=${PYTHON:-python3}
 log=$(mktemp)
@@ -55,9 +61,15 @@ else
     echo "# no PyTorch with CUDA in $py: the PyTorch side is skipped"
 fi
 
-step() { # seconds, command...: runs with a time limit, output into the log and on stdout
-    local t=$1
+step() { # seconds, command...: runs with a time limit (cut to the budget left), output into the log and stdout
+    local t=$1 l
     shift
+    l=$(left)
+    [ "$l" -lt "$t" ] && t=$l
+    if [ "$t" -lt 10 ]; then
+        echo "# step skipped (budget spent): $*" | tee -a "$log"
+        return 0
+    fi
     timeout -k 5 "$t" "$@" 2>&1 | tee -a "$log"
     local rc=${PIPESTATUS[0]}
     [ "$rc" -eq 0 ] || echo "# step failed or timed out (status $rc): $*" | tee -a "$log"
@@ -85,11 +97,16 @@ cr=("$build/bench_classrun" --device "$dev" --epochs "$epochs" ${BENCH_GPU_CLASS
 step 150 "${cr[@]}" --tag classrun-default
 step 150 "${cr[@]}" --graphs --kernels fast --math tf32 --tag classrun-fast
 # two processes sharing the GPU (promptad run --gpus 0,0): aggregate throughput
+tp=$(left)
+[ "$tp" -gt 150 ] && tp=150
 t0=$(date +%s.%N)
-{ timeout -k 5 150 "${cr[@]}" --graphs --kernels fast --math tf32 --tag classrun-pairA > "$log.a" 2>&1 & 
-  timeout -k 5 150 "${cr[@]}" --graphs --kernels fast --math tf32 --tag classrun-pairB > "$log.b" 2>&1 & wait; }
+if [ "$tp" -ge 20 ]; then
+    { timeout -k 5 "$tp" "${cr[@]}" --graphs --kernels fast --math tf32 --tag classrun-pairA > "$log.a" 2>&1 &
+      timeout -k 5 "$tp" "${cr[@]}" --graphs --kernels fast --math tf32 --tag classrun-pairB > "$log.b" 2>&1 &
+      wait; }
+fi
 t1=$(date +%s.%N)
-grep -h '^classrun-pair' "$log.a" "$log.b" | tee -a "$log"
+grep -h '^classrun-pair' "$log.a" "$log.b" 2>/dev/null | tee -a "$log"
 echo "classrun-pair-wall seconds=$(echo "$t1 - $t0" | bc -l 2>/dev/null || "$py" -c "print($t1 - $t0)")" | tee -a "$log"
 rm -f "$log.a" "$log.b"
 if [ "$torch_ok" = 1 ]; then
@@ -97,10 +114,10 @@ if [ "$torch_ok" = 1 ]; then
     P_seg=$(sed -n 's/^classrun-default .* seg_prompts=\([0-9]*\) seg_len=\([0-9]*\).*/\1 \2/p' "$log" | head -1)
     set -- ${P_cls:-48 12}
     step 150 "$py" "$here/eval/bench/bench_classrun_torch.py" --task cls --prompts "$1" --len "$2" --epochs "$epochs" \
-        --measure 2
+        --measure 2 --measure-official 1
     set -- ${P_seg:-16 12}
     step 150 "$py" "$here/eval/bench/bench_classrun_torch.py" --task seg --prompts "$1" --len "$2" --epochs "$epochs" \
-        --measure 2
+        --measure 2 --measure-official 1
 fi
 
 echo "## (c) summary, projection of the full sweep, targets"
@@ -111,7 +128,7 @@ def kv(line):
     return {k: v for k, v in re.findall(r"(\w+)=([^\s]+)", line)}
 vit = {}  # (tag, batch) -> images/s
 for ln in lines:
-    m = re.match(r"([\w-]+) .*batch=(\d+) .*images_per_s=([\d.]+)", ln)
+    m = re.match(r"([\w-]+) .*batch=(\d+) .* images_per_s=([\d.]+)", ln)
     if m and (m.group(1).startswith("ours") or m.group(1).startswith("torch")):
         d = kv(ln)
         tag = m.group(1) + ("-" + d["precision"] if "precision" in d else "")

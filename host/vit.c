@@ -15,7 +15,8 @@
  * blocks after the last tap are skipped when only taps are wanted.
  *
  * Launch economy (GPU): the c_fc bias and the GELU are one fused op (bias_gelu, bit for bit the two ops it
- * replaces); the patch rows of the taps and the CLS rows of the last block are gathered by one op each (row
+ * replaces; cuBLASLt's GELU epilogue is not used: it is the tanh approximation, and this model uses the exact erf
+ * GELU); the patch rows of the taps and the CLS rows of the last block are gathered by one op each (row
  * index tables built at creation) instead of one copy per image. With the backend's fast kernels the linear
  * layers run as one GEMM over all B*T rows instead of one per image (no padding of each image's 226 rows to the
  * GEMM tiles; results then depend on the batch size within float rounding). */
