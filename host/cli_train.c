@@ -91,7 +91,8 @@ int pad_cli_train_prompts(int argc, char **argv) {
          &vocab, NULL, NULL, NULL},
         {"prompts", "SET", "prompt set: official (default), paper, mpdd, loco, or a .yaml file", &prompts, NULL, NULL,
          NULL},
-        {"n-pro", "K", "normal prompts (default 3 for cls, 1 for seg)", &n_pro_s, NULL, NULL, NULL},
+        {"n-pro", "K", "normal prompts (default: the first dimension of normal_ctx in --init)", &n_pro_s, NULL, NULL,
+         NULL},
         {"lr", "X", "initial learning rate (default 0.002)", &lr_s, NULL, NULL, NULL},
         {"lr-min", "X", "final learning rate of the cosine schedule (default 1e-5)", &lr_min_s, NULL, NULL, NULL},
         {"momentum", "X", "SGD momentum (default 0.9)", &mom_s, NULL, NULL, NULL},
@@ -191,12 +192,15 @@ int pad_cli_train_prompts(int argc, char **argv) {
                       vocab, pad_tokenizer_vocab_size(tok), weights, hw->cfg.text.vocab);
         goto done;
     }
-    // initial context vectors: shapes from the options
+    // initial context vectors. Without --n-pro, n_pro is read from the shape of normal_ctx (as `score` reads it
+    // from CTX), so an init file for either task works; every other size is checked against the options.
+    if (pad_st_open(&fi, init) != PAD_OK) goto done;
+    const pad_st_tensor *tn = pad_st_find(fi, "normal_ctx");
+    if (n_pro <= 0 && tn && tn->ndim == 3 && tn->shape[0] >= 1 && tn->shape[0] <= 64) po.n_pro = (int)tn->shape[0];
     const int64_t shn[3] = {po.n_pro, po.n_ctx, W}, sha[3] = {po.n_pro_ab, po.n_ctx_ab, W};
     nctx = (float *)malloc((size_t)(shn[0] * shn[1] * shn[2]) * sizeof(float));
     actx = (float *)malloc((size_t)(sha[0] * sha[1] * sha[2]) * sizeof(float));
     if (!nctx || !actx) goto done;
-    if (pad_st_open(&fi, init) != PAD_OK) goto done;
     if (read_init(fi, "normal_ctx", shn, "n_pro x n_ctx x text width; --n-pro sets n_pro", nctx) != PAD_OK ||
         read_init(fi, "abnormal_ctx", sha, "n_pro_ab x n_ctx_ab x text width", actx) != PAD_OK)
         goto done;

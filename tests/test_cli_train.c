@@ -182,6 +182,31 @@ Test(cli_train, seg_contract_and_library_equality, .timeout = 300) {
     contract_case("pcb1", "seg", PAD_TASK_SEG, 1);
 }
 
+// Without --n-pro, n_pro follows the init file (as `score` reads it from CTX): a seg run from a 3-prompt init and a
+// cls run from a 1-prompt init both work and keep the prompt count.
+Test(cli_train, n_pro_follows_the_init_file, .timeout = 300) {
+    env e = make_env();
+    const struct {
+        const char *task, *init;
+        int n_pro;
+    } cases[] = {{"seg", e.init_cls, 3}, {"cls", e.init_seg, 1}};
+    for (int i = 0; i < 2; i++) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/np_%d.safetensors", e.dir, i);
+        pad_cmd_result r = train(&e, "bottle", cases[i].task, cases[i].init, e.shots, 1, out, "");
+        cr_assert(r.exit_code == 0, "case %d failed (%d): %s", i, r.exit_code, r.err);
+        pad_cmd_free(&r);
+        pad_st_file *f = NULL;
+        cr_assert(pad_st_open(&f, out) == PAD_OK);
+        float *nctx = pad_fixture_f32(f, "normal_ctx", 3, (int64_t[]){cases[i].n_pro, 4, 128});
+        float *loss = pad_fixture_f32(f, "loss", 1, (int64_t[]){1});
+        cr_assert(isfinite(loss[0]) && loss[0] > 0, "case %d: loss %g", i, loss[0]);
+        free(nctx);
+        free(loss);
+        pad_st_close(f);
+    }
+}
+
 Test(cli_train, bad_input_is_a_clear_error, .timeout = 300) {
     env e = make_env();
     char out[600], bad_init[600], missing_init[600], notimg[600], shots_bad[1300];
@@ -209,8 +234,8 @@ Test(cli_train, bad_input_is_a_clear_error, .timeout = 300) {
         {"bottle", "cls", e.init_cls, e.shots, "--prompts nosuchset", 1, 1, {"nosuchset", "official", NULL}},
         {"bottle", "cls", e.init_cls, shots_bad, "", 1, 1, {"not_an_image.png", NULL, NULL}},
         {"bottle", "cls", e.init_cls, "/nonexistent/shot.png", "", 1, 1, {"/nonexistent/shot.png", NULL, NULL}},
-        {"bottle", "cls", bad_init, e.shots, "", 1, 1, {"normal_ctx", "(3, 4, 128)", "(2, 4, 128)"}},
-        {"bottle", "seg", e.init_cls, e.shots, "", 1, 1, {"normal_ctx", "(1, 4, 128)", "(3, 4, 128)"}},
+        {"bottle", "cls", bad_init, e.shots, "--n-pro 3", 1, 1, {"normal_ctx", "(3, 4, 128)", "(2, 4, 128)"}},
+        {"bottle", "seg", e.init_cls, e.shots, "--n-pro 1", 1, 1, {"normal_ctx", "(1, 4, 128)", "(3, 4, 128)"}},
         {"bottle", "cls", missing_init, e.shots, "", 1, 1, {"normal_ctx", "missing", NULL}},
         {"bottle",
          "cls",
