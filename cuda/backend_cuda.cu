@@ -163,7 +163,6 @@ static const pad_backend_ops k_cuda_ops = {
     /* attention_backward */ cuda_attention_backward,
     /* sgd_step */ cuda_sgd_step,
     /* knn_min */ cuda_knn_min,
-    /* l2_normalize */ cuda_l2_normalize,
     /* text_score */ cuda_text_score,
     /* harmonic_fuse */ cuda_harmonic_fuse,
     /* round_half */ cuda_round_half,

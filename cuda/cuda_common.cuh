@@ -71,6 +71,12 @@ __device__ __forceinline__ float warp_sum(float v) {
         v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
 }
+// Same in double (the one-warp-per-row kernels that accumulate dot products in double, as the CPU twins do).
+__device__ __forceinline__ double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1)
         v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));

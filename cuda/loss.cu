@@ -1,8 +1,8 @@
 /* loss.cu - CUDA kernels for the small ops of PromptAD's prompt-learning loss (twins of host/cpu_loss.c): row L2
- * normalisation and its backward (one block per row), cross-entropy with target 0 (one warp per row, then one block
- * sums the row losses), the EAM loss (one warp per sample or one thread per channel, then one thread per channel
- * walks the samples in order for the anchor gradients) and a dot product (one block). No atomics: every sum has a
- * fixed order, so results are deterministic run to run. */
+ * normalisation (one warp per row, double accumulation) and its backward (one block per row), cross-entropy with
+ * target 0 (one warp per row, then one block sums the row losses), the EAM loss (one warp per sample or one thread per
+ * channel, then one thread per channel walks the samples in order for the anchor gradients) and a dot product (one
+ * block). No atomics: every sum has a fixed order, so results are deterministic run to run. */
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
 
@@ -25,24 +25,30 @@ __global__ void block_reduce_kernel(float *out, const float *x, const float *y, 
 // ----------------------------------------------------------------------------
 // row L2 normalisation
 
-__global__ void l2norm_rows_kernel(float *out, float *norm, const float *inp, int C) {
-    __shared__ float shared[32];
-    const long long row = blockIdx.x;
-    const float *x = inp + row * C;
-    float *y = out + row * C;
-    float part = 0.0f;
-    for (int c = threadIdx.x; c < C; c += blockDim.x)
-        part += x[c] * x[c];
-    float n = sqrtf(block_sum(part, shared)); // every read of x happens before the syncs inside block_sum
-    n = fmaxf(n, 1e-12f);
-    for (int c = threadIdx.x; c < C; c += blockDim.x)
-        y[c] = x[c] / n; // out may alias inp: each thread rewrites only the elements it read
-    if (norm && threadIdx.x == 0) norm[row] = n;
+#define L2N_ROWS_PER_BLOCK 8 // warps per block: one warp per row
+
+// One warp per row, the squared norm accumulated in double as on the CPU (cpu_loss.c), so the two backends differ
+// only by the summation order of that norm.
+__global__ void l2norm_rows_kernel(float *out, float *norm, const float *inp, int M, int C) {
+    const int row = blockIdx.x * L2N_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= M) return; // whole warps exit together
+    const float *x = inp + (size_t)row * C;
+    float *y = out + (size_t)row * C;
+    double ss = 0.0;
+    for (int c = lane; c < C; c += 32)
+        ss += (double)x[c] * (double)x[c];
+    ss = warp_sum_d(ss); // every read of x happens before the shuffles
+    float n = __double2float_rn(sqrt(ss));
+    if (n < 1e-12f) n = 1e-12f; // clamp_min(1e-12); a NaN norm stays NaN
+    for (int c = lane; c < C; c += 32)
+        y[c] = __fdiv_rn(x[c], n); // out may alias inp: each lane rewrites only the elements it read
+    if (norm && lane == 0) norm[row] = n;
 }
 
 extern "C" pad_status cuda_l2norm_rows(pad_backend *be, float *out, float *norm, const float *inp, int M, int C) {
     if (M == 0) return PAD_OK;
-    l2norm_rows_kernel<<<(unsigned)M, 128, 0, cuda_stream_of(be)>>>(out, norm, inp, C);
+    l2norm_rows_kernel<<<(unsigned)CEIL_DIV(M, L2N_ROWS_PER_BLOCK), 32 * L2N_ROWS_PER_BLOCK, 0, cuda_stream_of(be)>>>(
+        out, norm, inp, M, C);
     PAD_CUDA_CHECK_LAUNCH(be);
     return PAD_OK;
 }

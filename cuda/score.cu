@@ -1,9 +1,9 @@
-/* score.cu - CUDA twins of host/cpu_score.c, the anomaly-scoring ops: F.normalize rows and the text score (one
- * warp per row, double accumulation), the harmonic fusion, fp16 rounding, torch's bilinear upsampling, scipy's
- * reflect-mode Gaussian (one kernel per axis, weights passed by value) and per-row maxima.
- * Elementwise results use the _rn intrinsics in the CPU's operation order (no FMA contraction), so fusion,
- * rounding, upsampling, Gaussian and row max agree with the CPU bit for bit; the two dot-product ops differ from
- * the CPU only by their summation order. Nothing uses atomics: every result is deterministic. */
+/* score.cu - CUDA twins of host/cpu_score.c, the anomaly-scoring ops: the text score (one warp per row, double
+ * accumulation), the harmonic fusion, fp16 rounding, torch's bilinear upsampling, scipy's reflect-mode Gaussian (one
+ * kernel per axis, weights passed by value) and per-row maxima. Elementwise results use the _rn intrinsics in the
+ * CPU's operation order (no FMA contraction), so fusion, rounding, upsampling, Gaussian and row max agree with the CPU
+ * bit for bit; the text score differs from the CPU only by its summation order. Nothing uses atomics: every result is
+ * deterministic. */
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
 
@@ -11,37 +11,8 @@
 
 #define ROWS_PER_BLOCK 8 // warps per block in the one-warp-per-row kernels
 
-__device__ __forceinline__ double warp_sum_d(double v) {
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 // ----------------------------------------------------------------------------
-// l2_normalize, text_score
-
-static __global__ void l2_normalize_kernel(float *out, const float *inp, int M, int C, float eps) {
-    const int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (row >= M) return; // whole warps exit together
-    const float *x = inp + (size_t)row * C;
-    float *y = out + (size_t)row * C;
-    double ss = 0.0;
-    for (int c = lane; c < C; c += 32)
-        ss += (double)x[c] * (double)x[c];
-    ss = warp_sum_d(ss);
-    float nrm = __double2float_rn(sqrt(ss));
-    if (!(nrm >= eps)) nrm = nrm != nrm ? nrm : eps; // clamp_min(eps), NaN kept
-    for (int c = lane; c < C; c += 32)
-        y[c] = __fdiv_rn(x[c], nrm);
-}
-
-extern "C" pad_status cuda_l2_normalize(pad_backend *be, float *out, const float *inp, int M, int C, float eps) {
-    if (M == 0) return PAD_OK;
-    l2_normalize_kernel<<<(unsigned)CEIL_DIV(M, ROWS_PER_BLOCK), 32 * ROWS_PER_BLOCK, 0, cuda_stream_of(be)>>>(
-        out, inp, M, C, eps);
-    PAD_CUDA_CHECK_LAUNCH(be);
-    return PAD_OK;
-}
+// text_score
 
 static __global__ void text_score_kernel(float *out, const float *feat, const float *t_n, const float *t_a, float tau,
                                          int M, int E) {

@@ -128,3 +128,28 @@ bool pad_args_float(const char *cmd, const char *name, const char *s, double *ou
     *out = v;
     return true;
 }
+
+bool pad_args_choice(const char *cmd, const char *name, const char *s, const char *a, const char *b, int *out) {
+    if (strcmp(s, a) == 0)
+        *out = 0;
+    else if (strcmp(s, b) == 0)
+        *out = 1;
+    else {
+        pad_args_error(cmd, "--%s: expected %s or %s, got '%s'", name, a, b, s);
+        return false;
+    }
+    return true;
+}
+
+int pad_args_split_list(char *s, const char **items, int max) {
+    int n = 0;
+    for (char *p = s;;) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = '\0';
+        if (!*p || n == max) return -1;
+        items[n++] = p;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return n;
+}

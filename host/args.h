@@ -45,6 +45,14 @@ void pad_args_error(const char *cmd, const char *fmt, ...)
 bool pad_args_int(const char *cmd, const char *name, const char *s, long lo, long hi, long *out);
 bool pad_args_float(const char *cmd, const char *name, const char *s, double *out);
 
+// One of two words: *out = 0 for `a`, 1 for `b`; anything else prints "promptad <cmd>: --name: expected a or b, got
+// 's'" and returns false.
+bool pad_args_choice(const char *cmd, const char *name, const char *s, const char *a, const char *b, int *out);
+
+// Splits a comma-separated list in place (commas become NULs) into at most max items pointing into s. Returns the
+// number of items, or -1 on an empty item (",,", a leading or trailing comma, an empty string) or more than max.
+int pad_args_split_list(char *s, const char **items, int max);
+
 #ifdef __cplusplus
 }
 #endif

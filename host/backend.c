@@ -475,12 +475,6 @@ pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const floa
                        (size_t)nb * (size_t)Nq);
 }
 
-pad_status pad_op_l2_normalize(pad_backend *be, float *out, const float *inp, int M, int C, float eps) {
-    CHECK_OP(be, l2_normalize);
-    CHECK_ARG(out && inp && M >= 0 && C > 0 && eps >= 0);
-    return debug_check(be, be->ops->l2_normalize(be, out, inp, M, C, eps), "l2_normalize", out, (size_t)M * (size_t)C);
-}
-
 pad_status pad_op_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
                              float tau, int M, int E) {
     CHECK_OP(be, text_score);

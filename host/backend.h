@@ -129,9 +129,6 @@ struct pad_backend_ops {
     // ---- ops added by later modules go below, each with its contract comment ---------------------------------
 
     // ---- anomaly scoring (cpu_score.c / cuda/score.cu; promptad_spec.md §5) ------------------------------------
-    // out(M,C)[m,:] = inp[m,:] / max(||inp[m,:]||_2, eps), torch F.normalize semantics; the squared norm is
-    // accumulated in double, the quotient is a float division. out may alias inp.
-    pad_status (*l2_normalize)(pad_backend *be, float *out, const float *inp, int M, int C, float eps);
     // Text anomaly score of each row of feat(M,E): with f = feat[m] / max(||feat[m]||, 1e-12) (dots in double),
     // out(M)[m] = softmax(tau * [f·t_n, f·t_a])[1] = sigmoid(tau * (f·t_a - f·t_n)), evaluated in double in the
     // overflow-free form (1/(1+e^-z) for z >= 0, e^z/(1+e^z) otherwise) and rounded once to float.
@@ -163,8 +160,10 @@ struct pad_backend_ops {
     pad_status (*row_max)(pad_backend *be, float *out, const float *inp, int B, long long n);
 
     // ---- prompt-learning losses (cpu_loss.c / cuda/loss.cu), promptad_spec.md §4.2 ------------------------------
-    // out(M,C)[m,:] = inp[m,:] / max(||inp[m,:]||_2, 1e-12) (torch F.normalize); norm(M), when not NULL, receives
-    // the divisor. out may alias inp.
+    // out(M,C)[m,:] = inp[m,:] / max(||inp[m,:]||_2, 1e-12) (torch F.normalize, eps 1e-12): the squared norm is
+    // accumulated in double and rounded once to float, the clamp keeps a NaN norm (a row with a NaN stays NaN),
+    // the quotient is a float division. norm(M), when not NULL, receives the divisor. out may alias inp.
+    // Used by the prompt learner (with norms, for l2norm_rows_backward) and by the scorer (without).
     pad_status (*l2norm_rows)(pad_backend *be, float *out, float *norm, const float *inp, int M, int C);
     // dinp(M,C)[m,:] += (dout[m,:] - out[m,:] * (out[m,:] . dout[m,:])) / norm[m]: the input gradient of l2norm_rows
     // given its output `out` and saved `norm` (accumulating; dinp must not alias dout or out).
@@ -287,7 +286,6 @@ pad_status pad_op_sgd_step(pad_backend *be, float *p, const float *grad, float *
                            float weight_decay, bool first);
 pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
                           int Nb, int D, int nb);
-pad_status pad_op_l2_normalize(pad_backend *be, float *out, const float *inp, int M, int C, float eps);
 pad_status pad_op_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
                              float tau, int M, int E);
 pad_status pad_op_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n);

@@ -151,7 +151,6 @@ static const pad_backend_ops k_cpu_ops = {
     .attention_backward = cpu_attention_backward,
     .sgd_step = cpu_sgd_step,
     .knn_min = cpu_knn_min,
-    .l2_normalize = cpu_l2_normalize,
     .text_score = cpu_text_score,
     .harmonic_fuse = cpu_harmonic_fuse,
     .round_half = cpu_round_half,

@@ -7,6 +7,7 @@
 #include "args.h"
 #include "backend.h"
 #include "cli.h"
+#include "cli_common.h"
 #include "image.h"
 #include "log.h"
 #include "prompt.h"
@@ -22,53 +23,6 @@
 #include <string.h>
 
 #define MAX_SHOTS 64
-
-// Splits a comma-separated list in place into at most max items. Returns the count, or -1 on an empty item.
-static int split_list(char *s, char **items, int max) {
-    int n = 0;
-    for (char *p = s;;) {
-        char *comma = strchr(p, ',');
-        if (comma) *comma = '\0';
-        if (!*p || n == max) return -1;
-        items[n++] = p;
-        if (!comma) break;
-        p = comma + 1;
-    }
-    return n;
-}
-
-// Reads init tensor `name` with the expected shape; a mismatch names the tensor, the expected and actual shapes.
-static pad_status read_init(const pad_st_file *f, const char *name, const int64_t shape[3], const char *hint,
-                            float *dst) {
-    const pad_st_tensor *t = pad_st_find(f, name);
-    if (!t) {
-        PAD_LOG_ERROR("%s: missing tensor '%s' (the initial context vectors)", f->path, name);
-        return PAD_ERR_FORMAT;
-    }
-    bool ok = t->ndim == 3;
-    for (int i = 0; ok && i < 3; i++)
-        ok = t->shape[i] == shape[i];
-    if (!ok) {
-        char want[96], got[96];
-        pad_st_shape_str(want, sizeof want, 3, shape);
-        pad_st_shape_str(got, sizeof got, t->ndim, t->shape);
-        PAD_LOG_ERROR("%s: %s: expected shape %s, got %s (%s)", f->path, name, want, got, hint);
-        return PAD_ERR_FORMAT;
-    }
-    return pad_st_read_f32_into(f, name, 3, shape, dst, shape[0] * shape[1] * shape[2]);
-}
-
-static bool parse_choice(const char *cmd, const char *opt, const char *v, const char *a, const char *b, int *out) {
-    if (strcmp(v, a) == 0)
-        *out = 0;
-    else if (strcmp(v, b) == 0)
-        *out = 1;
-    else {
-        pad_args_error(cmd, "--%s: expected %s or %s, got '%s'", opt, a, b, v);
-        return false;
-    }
-    return true;
-}
 
 int pad_cli_train_prompts(int argc, char **argv) {
     const char *weights = NULL, *cls_key = NULL, *task_s = NULL, *shots_s = NULL, *epochs_s = NULL, *init = NULL;
@@ -91,7 +45,8 @@ int pad_cli_train_prompts(int argc, char **argv) {
          &vocab, NULL, NULL, NULL},
         {"prompts", "SET", "prompt set: official (default), paper, mpdd, loco, or a .yaml file", &prompts, NULL, NULL,
          NULL},
-        {"n-pro", "K", "normal prompts (default 3 for cls, 1 for seg)", &n_pro_s, NULL, NULL, NULL},
+        {"n-pro", "K", "normal prompts (default: the first dimension of normal_ctx in --init)", &n_pro_s, NULL, NULL,
+         NULL},
         {"lr", "X", "initial learning rate (default 0.002)", &lr_s, NULL, NULL, NULL},
         {"lr-min", "X", "final learning rate of the cosine schedule (default 1e-5)", &lr_min_s, NULL, NULL, NULL},
         {"momentum", "X", "SGD momentum (default 0.9)", &mom_s, NULL, NULL, NULL},
@@ -122,10 +77,10 @@ int pad_cli_train_prompts(int argc, char **argv) {
     }
     int task_i, scale_i, eam_i, lap_i;
     long epochs, n_pro = -1;
-    if (!parse_choice(cmd, "task", task_s, "cls", "seg", &task_i) ||
-        !parse_choice(cmd, "logit-scale", scale_s, "raw", "exp", &scale_i) ||
-        !parse_choice(cmd, "eam", eam_s, "token-axis", "per-token", &eam_i) ||
-        !parse_choice(cmd, "lap-position", lap_s, "before", "after", &lap_i) ||
+    if (!pad_args_choice(cmd, "task", task_s, "cls", "seg", &task_i) ||
+        !pad_args_choice(cmd, "logit-scale", scale_s, "raw", "exp", &scale_i) ||
+        !pad_args_choice(cmd, "eam", eam_s, "token-axis", "per-token", &eam_i) ||
+        !pad_args_choice(cmd, "lap-position", lap_s, "before", "after", &lap_i) ||
         !pad_args_int(cmd, "epochs", epochs_s, 1, 1000000, &epochs) ||
         (n_pro_s && !pad_args_int(cmd, "n-pro", n_pro_s, 1, 64, &n_pro)))
         return 2;
@@ -152,9 +107,10 @@ int pad_cli_train_prompts(int argc, char **argv) {
     pad_preprocess_mode prep;
     pad_backend_kind kind;
     if (pad_preprocess_mode_parse(prep_s, &prep) != PAD_OK || pad_backend_kind_parse(device, &kind) != PAD_OK) return 2;
-    char *shots_buf = strdup(shots_s), *shots[MAX_SHOTS];
+    char *shots_buf = strdup(shots_s);
+    const char *shots[MAX_SHOTS];
     if (!shots_buf) return 1;
-    const int k = split_list(shots_buf, shots, MAX_SHOTS);
+    const int k = pad_args_split_list(shots_buf, shots, MAX_SHOTS);
     if (k < 1) {
         pad_args_error(cmd, "--shots: expected 1 to %d comma-separated image paths without empty entries", MAX_SHOTS);
         free(shots_buf);
@@ -173,46 +129,29 @@ int pad_cli_train_prompts(int argc, char **argv) {
     pad_st_writer *wr = NULL;
     float *pixels = NULL, *pixels_dev = NULL, *feats_dev = NULL, *nctx = NULL, *actx = NULL, *tvec_dev = NULL;
     float *tvec = NULL, *losses = NULL, *terms = NULL;
+    uint8_t *shot_u8 = NULL;
     pad_prompt_class cls;
-    char found[4096];
     // prompt set and class first: the cheapest checks
     if (pad_prompt_set_open(&set, prompts) != PAD_OK || pad_prompt_set_class(set, cls_key, &cls) != PAD_OK) goto done;
-    if (!vocab) {
-        if (pad_tokenizer_find_vocab(found, sizeof found, NULL) != PAD_OK) goto done;
-        vocab = found;
-    }
-    if (pad_tokenizer_load(&tok, vocab) != PAD_OK) goto done;
     if (pad_weights_load(&hw, weights, PAD_WEIGHTS_ALL) != PAD_OK) goto done;
+    if (pad_cli_open_tokenizer(&tok, vocab, hw, weights) != PAD_OK) goto done;
     const int W = hw->cfg.text.width, E = hw->cfg.embed_dim, S = hw->cfg.vision.image_size;
     const int GG = hw->cfg.vision.grid * hw->cfg.vision.grid, T = po.task == PAD_TASK_SEG ? GG : 1;
-    if (pad_tokenizer_vocab_size(tok) != hw->cfg.text.vocab) {
-        PAD_LOG_ERROR("%s: the vocabulary has %d tokens but the text tower of %s has %d (use the model's vocabulary "
-                      "with --vocab)",
-                      vocab, pad_tokenizer_vocab_size(tok), weights, hw->cfg.text.vocab);
-        goto done;
-    }
-    // initial context vectors: shapes from the options
-    const int64_t shn[3] = {po.n_pro, po.n_ctx, W}, sha[3] = {po.n_pro_ab, po.n_ctx_ab, W};
-    nctx = (float *)malloc((size_t)(shn[0] * shn[1] * shn[2]) * sizeof(float));
-    actx = (float *)malloc((size_t)(sha[0] * sha[1] * sha[2]) * sizeof(float));
-    if (!nctx || !actx) goto done;
+    // initial context vectors. Without --n-pro, n_pro is read from the shape of normal_ctx (as `score` reads it
+    // from CTX), so an init file for either task works; every other size is checked against the options.
+    int64_t shn[3] = {n_pro > 0 ? po.n_pro : 0, po.n_ctx, W}, sha[3] = {po.n_pro_ab, po.n_ctx_ab, W};
     if (pad_st_open(&fi, init) != PAD_OK) goto done;
-    if (read_init(fi, "normal_ctx", shn, "n_pro x n_ctx x text width; --n-pro sets n_pro", nctx) != PAD_OK ||
-        read_init(fi, "abnormal_ctx", sha, "n_pro_ab x n_ctx_ab x text width", actx) != PAD_OK)
+    if (pad_cli_read_ctx(fi, "normal_ctx", shn, "n_pro", "n_pro x n_ctx x text width; --n-pro sets n_pro", &nctx) !=
+            PAD_OK ||
+        pad_cli_read_ctx(fi, "abnormal_ctx", sha, NULL, "n_pro_ab x n_ctx_ab x text width", &actx) != PAD_OK)
         goto done;
+    po.n_pro = (int)shn[0];
     // shots: load and preprocess (RGB, as the official code feeds training images)
     pixels = (float *)malloc((size_t)k * 3 * S * S * sizeof(float));
-    if (!pixels) goto done;
-    for (int i = 0; i < k; i++) {
-        pad_image img = {0, 0, NULL};
-        if (pad_image_load(&img, shots[i]) != PAD_OK) goto done;
-        pad_status st = pad_preprocess(&img, prep, S, false, pixels + (size_t)i * 3 * S * S);
-        pad_image_free(&img);
-        if (st != PAD_OK) {
-            PAD_LOG_ERROR("%s: cannot preprocess the shot", shots[i]);
-            goto done;
-        }
-    }
+    shot_u8 = (uint8_t *)malloc((size_t)k * S * S * 3);
+    if (!pixels || !shot_u8) goto done;
+    if (pad_cli_load_images(shots, k, prep, S, "shot", shot_u8) != PAD_OK) goto done;
+    pad_cli_images_to_pixels(shot_u8, k, S, pixels);
     if (pad_backend_init(&be, kind, 0) != PAD_OK) goto done;
     if (pad_weights_to_backend(hw, be, &w) != PAD_OK) goto done;
     // image features of the shots, once (the official code re-encodes them each epoch with the same result)
@@ -293,6 +232,7 @@ done:
     pad_tokenizer_free(tok);
     pad_prompt_set_free(set);
     free(pixels);
+    free(shot_u8);
     free(nctx);
     free(actx);
     free(tvec);

@@ -54,7 +54,6 @@ pad_status cpu_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *
                        int Nb, int D, int nb);
 
 // cpu_score.c
-pad_status cpu_l2_normalize(pad_backend *be, float *out, const float *inp, int M, int C, float eps);
 pad_status cpu_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a, float tau,
                           int M, int E);
 pad_status cpu_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n);

@@ -1,10 +1,10 @@
-/* cpu_score.c - CPU reference for the anomaly-scoring ops of backend.h (promptad_spec.md §5): F.normalize rows,
- * the text score sigmoid(tau (f·t_a - f·t_n)), the harmonic fusion 1/(1/T + 1/V), fp16 rounding, torch's
- * bilinear upsampling (align_corners=False), scipy's reflect-mode Gaussian filter and per-row maxima.
- * Every output element is computed by one fixed sequence of operations (loops are OpenMP-parallel over rows or
- * images only), so results do not depend on the thread count; cuda/score.cu performs the same operations in the
- * same order with the rounding intrinsics, so the two backends agree bit for bit on everything but the dot
- * products of l2_normalize and text_score (summation order). */
+/* cpu_score.c - CPU reference for the anomaly-scoring ops of backend.h (promptad_spec.md §5): the text score
+ * sigmoid(tau (f·t_a - f·t_n)), the harmonic fusion 1/(1/T + 1/V), fp16 rounding, torch's bilinear upsampling
+ * (align_corners=False), scipy's reflect-mode Gaussian filter and per-row maxima. Every output element is computed by
+ * one fixed sequence of operations (loops are OpenMP-parallel over rows or images only), so results do not depend on
+ * the thread count; cuda/score.cu performs the same operations in the same order with the rounding intrinsics, so the
+ * two backends agree bit for bit on everything but the dot products of text_score (summation order). Row L2
+ * normalisation is l2norm_rows (cpu_loss.c), shared with the prompt learner. */
 #include "cpu_ops.h"
 #include "log.h"
 #include "st_file.h"
@@ -12,23 +12,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-pad_status cpu_l2_normalize(pad_backend *be, float *out, const float *inp, int M, int C, float eps) {
-    (void)be;
-#pragma omp parallel for schedule(static)
-    for (int m = 0; m < M; m++) {
-        const float *x = inp + (size_t)m * C;
-        float *y = out + (size_t)m * C;
-        double ss = 0.0;
-        for (int c = 0; c < C; c++)
-            ss += (double)x[c] * x[c];
-        float nrm = (float)sqrt(ss);
-        if (!(nrm >= eps)) nrm = nrm != nrm ? nrm : eps; // clamp_min(eps), NaN kept
-        for (int c = 0; c < C; c++)
-            y[c] = x[c] / nrm;
-    }
-    return PAD_OK;
-}
 
 // sigmoid(z) without overflow, in double
 static inline double stable_sigmoid(double z) {

@@ -55,7 +55,7 @@ void pad_gaussian_kernel1d(double *w, double sigma, int r) {
 }
 
 pad_status pad_score_normalize(pad_backend *be, float *x, int M, int C) {
-    return pad_op_l2_normalize(be, x, x, M, C, PAD_SCORE_NORM_EPS);
+    return pad_op_l2norm_rows(be, x, NULL, x, M, C);
 }
 
 static float round_half(float x) {
@@ -87,8 +87,8 @@ pad_status pad_bank_init(pad_bank **out, pad_backend *be, const float *mid1, con
     const size_t rows = (size_t)n_shots * P, n = rows * D;
     bank->g = (float *)pad_buf_alloc(be, 2 * n * sizeof(float));
     pad_status st = bank->g ? PAD_OK : PAD_ERR_OOM;
-    if (st == PAD_OK) st = pad_op_l2_normalize(be, bank->g, mid1, (int)rows, D, PAD_SCORE_NORM_EPS);
-    if (st == PAD_OK) st = pad_op_l2_normalize(be, bank->g + n, mid2, (int)rows, D, PAD_SCORE_NORM_EPS);
+    if (st == PAD_OK) st = pad_op_l2norm_rows(be, bank->g, NULL, mid1, (int)rows, D);
+    if (st == PAD_OK) st = pad_op_l2norm_rows(be, bank->g + n, NULL, mid2, (int)rows, D);
     if (st != PAD_OK) {
         pad_bank_free(bank);
         return st;
@@ -331,8 +331,8 @@ pad_status pad_score_all(pad_scorer *sc, const pad_bank *bank, const pad_score_f
     float *q = (float *)pad_buf_alloc(be, 2 * nPD * sizeof(float)); // normalised copies of both taps, contiguous
     if (!q) return be->poisoned ? PAD_ERR_CUDA : PAD_ERR_OOM;
     pad_status st = PAD_OK;
-    PAD_TRY_GOTO(st, pad_op_l2_normalize(be, q, test->mid1, n * P, D, PAD_SCORE_NORM_EPS), done);
-    PAD_TRY_GOTO(st, pad_op_l2_normalize(be, q + nPD, test->mid2, n * P, D, PAD_SCORE_NORM_EPS), done);
+    PAD_TRY_GOTO(st, pad_op_l2norm_rows(be, q, NULL, test->mid1, n * P, D), done);
+    PAD_TRY_GOTO(st, pad_op_l2norm_rows(be, q + nPD, NULL, test->mid2, n * P, D), done);
     PAD_TRY_GOTO(st, pad_scorer_visual(sc, bank, q, q + nPD, n), done);
     PAD_TRY_GOTO(st, pad_scorer_text(sc, test->cls, test->tokens, t_n, t_a, tau, n, E), done);
     if (out->image_score) PAD_TRY_GOTO(st, pad_scorer_image_scores(sc, n, out->image_score), done);

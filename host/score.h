@@ -28,9 +28,6 @@
 extern "C" {
 #endif
 
-// L2-normalisation epsilon of torch F.normalize.
-#define PAD_SCORE_NORM_EPS 1e-12f
-
 // ----------------------------------------------------------------------------
 // Helpers
 
@@ -46,7 +43,7 @@ int pad_gaussian_radius(double sigma, double truncate);
 // numpy's AVX512F exp differs by an ulp on some taps. w holds 2r+1 doubles.
 void pad_gaussian_kernel1d(double *w, double sigma, int r);
 
-// In-place F.normalize of the rows of x(M, C) (backend memory).
+// In-place F.normalize (eps 1e-12) of the rows of x(M, C) (backend memory): pad_op_l2norm_rows without norms.
 pad_status pad_score_normalize(pad_backend *be, float *x, int M, int C);
 
 // The image score of the official protocol (utils/metrics.py): 1 / (1/vmax + 1/s_T) in float32. With fp16, s_T

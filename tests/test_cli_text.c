@@ -24,13 +24,7 @@ typedef struct cli_env {
 static cli_env make_env(void) {
     cli_env e;
     e.dir = pad_test_tmpdir("cli_text");
-    snprintf(e.model, sizeof e.model, "%s/tiny514.safetensors", e.dir);
-    snprintf(e.vocab, sizeof e.vocab, "%s/bytes.txt.gz", e.dir);
-    pad_cmd_result r =
-        pad_cmd_run("%s make-model --preset tiny --vocab-size 514 --seed 0 --out %s", pad_test_binary(), e.model);
-    cr_assert(r.exit_code == 0, "make-model failed: %s", r.err);
-    pad_cmd_free(&r);
-    cr_assert(pad_tokenizer_write_byte_vocab(e.vocab) == PAD_OK);
+    pad_tiny514_cli_files(e.dir, e.model, e.vocab, sizeof e.model);
     return e;
 }
 

@@ -8,6 +8,7 @@
 #include "prompt.h"
 #include "prompt_set.h"
 #include "st_file.h"
+#include "tiny_model.h"
 #include "tokenizer.h"
 #include "vit.h"
 #include "weights.h"
@@ -22,53 +23,20 @@ typedef struct env {
     char model[512], vocab[512], shots[1100], shot[2][512], init_cls[512], init_seg[512];
 } env;
 
-static void write_init(const char *path, int n_pro, int W, uint64_t seed) {
-    pad_rng rng = {seed};
-    float *n = malloc(sizeof(float) * n_pro * 4 * W), *a = malloc(sizeof(float) * 4 * W);
-    pad_rng_fill(&rng, n, (size_t)n_pro * 4 * W, -0.03f, 0.03f);
-    pad_rng_fill(&rng, a, (size_t)4 * W, -0.03f, 0.03f);
-    pad_st_writer *w = NULL;
-    cr_assert(pad_st_writer_init(&w) == PAD_OK);
-    cr_assert(pad_st_writer_add_f32(w, "normal_ctx", 3, (int64_t[]){n_pro, 4, W}, n) == PAD_OK);
-    cr_assert(pad_st_writer_add_f32(w, "abnormal_ctx", 3, (int64_t[]){4, 1, W}, a) == PAD_OK);
-    cr_assert(pad_st_writer_save(w, path) == PAD_OK);
-    pad_st_writer_free(w);
-    free(n);
-    free(a);
-}
-
-// Two 80x70 RGB shots with smooth patterns (different sizes from the model's 64x64 input: the resize matters).
-static void write_shot(const char *path, int variant) {
-    pad_image img;
-    cr_assert(pad_image_alloc(&img, 80, 70) == PAD_OK);
-    for (int y = 0; y < 70; y++)
-        for (int x = 0; x < 80; x++)
-            for (int c = 0; c < 3; c++)
-                img.rgb[(y * 80 + x) * 3 + c] =
-                    (uint8_t)((x * (3 + c) + y * (2 + variant) + 40 * c + 17 * variant) % 256);
-    cr_assert(pad_image_save_png(path, &img) == PAD_OK);
-    pad_image_free(&img);
-}
-
 static env make_env(void) {
     env e;
     e.dir = pad_test_tmpdir("cli_train");
-    snprintf(e.model, sizeof e.model, "%s/tiny514.safetensors", e.dir);
-    snprintf(e.vocab, sizeof e.vocab, "%s/bytes.txt.gz", e.dir);
-    pad_cmd_result r =
-        pad_cmd_run("%s make-model --preset tiny --vocab-size 514 --seed 0 --out %s", pad_test_binary(), e.model);
-    cr_assert(r.exit_code == 0, "make-model failed: %s", r.err);
-    pad_cmd_free(&r);
-    cr_assert(pad_tokenizer_write_byte_vocab(e.vocab) == PAD_OK);
+    pad_tiny514_cli_files(e.dir, e.model, e.vocab, sizeof e.model);
+    // two 80x70 shots (not the model's 64x64 input: the resize matters)
     for (int i = 0; i < 2; i++) {
         snprintf(e.shot[i], sizeof e.shot[i], "%s/shot%d.png", e.dir, i);
-        write_shot(e.shot[i], i);
+        pad_test_write_pattern_png(e.shot[i], 80, 70, i);
     }
     snprintf(e.shots, sizeof e.shots, "%s,%s", e.shot[0], e.shot[1]);
     snprintf(e.init_cls, sizeof e.init_cls, "%s/init_cls.safetensors", e.dir);
     snprintf(e.init_seg, sizeof e.init_seg, "%s/init_seg.safetensors", e.dir);
-    write_init(e.init_cls, 3, 128, 1);
-    write_init(e.init_seg, 1, 128, 2);
+    pad_test_write_ctx(e.init_cls, 3, 4, 128, 4, 1, 128, 1);
+    pad_test_write_ctx(e.init_seg, 1, 4, 128, 4, 1, 128, 2);
     return e;
 }
 
@@ -182,12 +150,37 @@ Test(cli_train, seg_contract_and_library_equality, .timeout = 300) {
     contract_case("pcb1", "seg", PAD_TASK_SEG, 1);
 }
 
+// Without --n-pro, n_pro follows the init file (as `score` reads it from CTX): a seg run from a 3-prompt init and a
+// cls run from a 1-prompt init both work and keep the prompt count.
+Test(cli_train, n_pro_follows_the_init_file, .timeout = 300) {
+    env e = make_env();
+    const struct {
+        const char *task, *init;
+        int n_pro;
+    } cases[] = {{"seg", e.init_cls, 3}, {"cls", e.init_seg, 1}};
+    for (int i = 0; i < 2; i++) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/np_%d.safetensors", e.dir, i);
+        pad_cmd_result r = train(&e, "bottle", cases[i].task, cases[i].init, e.shots, 1, out, "");
+        cr_assert(r.exit_code == 0, "case %d failed (%d): %s", i, r.exit_code, r.err);
+        pad_cmd_free(&r);
+        pad_st_file *f = NULL;
+        cr_assert(pad_st_open(&f, out) == PAD_OK);
+        float *nctx = pad_fixture_f32(f, "normal_ctx", 3, (int64_t[]){cases[i].n_pro, 4, 128});
+        float *loss = pad_fixture_f32(f, "loss", 1, (int64_t[]){1});
+        cr_assert(isfinite(loss[0]) && loss[0] > 0, "case %d: loss %g", i, loss[0]);
+        free(nctx);
+        free(loss);
+        pad_st_close(f);
+    }
+}
+
 Test(cli_train, bad_input_is_a_clear_error, .timeout = 300) {
     env e = make_env();
     char out[600], bad_init[600], missing_init[600], notimg[600], shots_bad[1300];
     snprintf(out, sizeof out, "%s/x.safetensors", e.dir);
     snprintf(bad_init, sizeof bad_init, "%s/bad_init.safetensors", e.dir);
-    write_init(bad_init, 2, 128, 3); // n_pro 2 where cls expects 3
+    pad_test_write_ctx(bad_init, 2, 4, 128, 4, 1, 128, 3); // n_pro 2 where cls expects 3
     snprintf(missing_init, sizeof missing_init, "%s/missing_init.safetensors", e.dir);
     {
         pad_st_writer *w = NULL;
@@ -209,8 +202,8 @@ Test(cli_train, bad_input_is_a_clear_error, .timeout = 300) {
         {"bottle", "cls", e.init_cls, e.shots, "--prompts nosuchset", 1, 1, {"nosuchset", "official", NULL}},
         {"bottle", "cls", e.init_cls, shots_bad, "", 1, 1, {"not_an_image.png", NULL, NULL}},
         {"bottle", "cls", e.init_cls, "/nonexistent/shot.png", "", 1, 1, {"/nonexistent/shot.png", NULL, NULL}},
-        {"bottle", "cls", bad_init, e.shots, "", 1, 1, {"normal_ctx", "(3, 4, 128)", "(2, 4, 128)"}},
-        {"bottle", "seg", e.init_cls, e.shots, "", 1, 1, {"normal_ctx", "(1, 4, 128)", "(3, 4, 128)"}},
+        {"bottle", "cls", bad_init, e.shots, "--n-pro 3", 1, 1, {"normal_ctx", "(3, 4, 128)", "(2, 4, 128)"}},
+        {"bottle", "seg", e.init_cls, e.shots, "--n-pro 1", 1, 1, {"normal_ctx", "(1, 4, 128)", "(3, 4, 128)"}},
         {"bottle", "cls", missing_init, e.shots, "", 1, 1, {"normal_ctx", "missing", NULL}},
         {"bottle",
          "cls",

@@ -136,8 +136,8 @@ Test(score, knn_min_independent_of_thread_count) {
     float *d1 = malloc(sizeof(float) * nb * Nq), *d2 = malloc(sizeof(float) * nb * Nq);
     int32_t *i1 = malloc(sizeof(int32_t) * nb * Nq), *i2 = malloc(sizeof(int32_t) * nb * Nq);
     pad_backend *be = cpu(1);
-    cr_assert(pad_op_l2_normalize(be, q, q, nb * Nq, D, 1e-12f) == PAD_OK);
-    cr_assert(pad_op_l2_normalize(be, g, g, nb * Nb, D, 1e-12f) == PAD_OK);
+    cr_assert(pad_op_l2norm_rows(be, q, NULL, q, nb * Nq, D) == PAD_OK);
+    cr_assert(pad_op_l2norm_rows(be, g, NULL, g, nb * Nb, D) == PAD_OK);
     cr_assert(pad_op_knn_min(be, d1, i1, q, Nq, g, Nb, D, nb) == PAD_OK);
     pad_backend_free(be);
     be = cpu(2);
@@ -156,12 +156,31 @@ Test(score, knn_min_independent_of_thread_count) {
 // ----------------------------------------------------------------------------
 // elementwise ops
 
-Test(score, l2_normalize_rows) {
+// torch F.normalize(x, dim=1) (eps 1e-12, the scorer's and the prompt learner's normalisation): rows of any norm,
+// a zero row (stays 0), a row below eps (divided by eps, not by its norm), a NaN row (all NaN, as torch's
+// clamp_min keeps NaN), an infinite entry; norms when asked, none with NULL, in place or not.
+Test(score, l2norm_rows_is_f_normalize) {
     pad_backend *be = cpu(0);
-    float x[3 * 4] = {3, 4, 0, 0, 0, 0, 0, 0, 1e-20f, 0, 0, 0};
-    float want[12] = {0.6f, 0.8f, 0, 0, 0, 0, 0, 0, 1e-20f / 1e-12f, 0, 0, 0};
-    cr_assert(pad_op_l2_normalize(be, x, x, 3, 4, 1e-12f) == PAD_OK);
-    PAD_ASSERT_CLOSE("l2_normalize", x, want, 12, 0, 1e-7);
+    const float nan = NAN, inf = INFINITY;
+    float x[6 * 4] = {3, 4, 0, 0, 0, 0, 0, 0, 1e-20f, 0, 0, 0, -1, 2, -2, 4, 1, nan, 2, 3, 0, inf, 1, 0};
+    const float want[6 * 4] = {0.6f, 0.8f, 0,   0,   0, 0,   0, 0, 1e-20f / 1e-12f, 0, 0, 0, -0.2f, 0.4f, -0.4f, 0.8f,
+                               nan,  nan,  nan, nan, 0, nan, 0, 0};
+    const float want_norm[6] = {5, 1e-12f, 1e-12f, 5, nan, inf};
+    float y[24], nrm[6];
+    cr_assert(pad_op_l2norm_rows(be, y, nrm, x, 6, 4) == PAD_OK);
+    for (int i = 0; i < 24; i++) {
+        if (isnan(want[i]))
+            cr_assert(isnan(y[i]), "element %d: %g, want NaN", i, y[i]);
+        else
+            cr_assert(y[i] == want[i] || fabsf(y[i] - want[i]) <= 1e-7f * fabsf(want[i]), "element %d: %.9g want %.9g",
+                      i, y[i], want[i]);
+    }
+    for (int m = 0; m < 6; m++)
+        cr_assert(isnan(want_norm[m]) ? isnan(nrm[m]) : nrm[m] == want_norm[m], "norm %d: %g want %g", m, nrm[m],
+                  want_norm[m]);
+    cr_assert(pad_op_l2norm_rows(be, x, NULL, x, 6, 4) == PAD_OK); // in place, no norms: the same values
+    for (int i = 0; i < 24; i++)
+        cr_assert(isnan(y[i]) ? isnan(x[i]) : x[i] == y[i], "in place: element %d", i);
     pad_backend_free(be);
 }
 

@@ -1,6 +1,6 @@
 /* test_score_cuda.c - CUDA vs CPU parity of the anomaly-scoring ops and the scorer (host/score.h). Skips without
  * a CUDA device. Fusion, fp16 rounding, upsampling, Gaussian and row max must agree bit for bit (same operations
- * in the same order); k-NN, l2_normalize and text scores within float tolerance (summation order), with k-NN
+ * in the same order); k-NN, l2norm_rows and text scores within float tolerance (summation order), with k-NN
  * ties and near-ties checked for index consistency; every CUDA op is deterministic run to run. */
 #include "backend.h"
 #include "check.h"
@@ -64,8 +64,8 @@ Test(score_cuda, knn_min_parity_real_sizes) {
     const int nb = 2, Nq = 3 * 225, Nb = 4 * 225, D = 896;
     pad_rng rng = {17};
     float *q = rand_f(&rng, (size_t)nb * Nq * D, -1, 1), *g = rand_f(&rng, (size_t)nb * Nb * D, -1, 1);
-    cr_assert(pad_op_l2_normalize(d.cpu, q, q, nb * Nq, D, 1e-12f) == PAD_OK);
-    cr_assert(pad_op_l2_normalize(d.cpu, g, g, nb * Nb, D, 1e-12f) == PAD_OK);
+    cr_assert(pad_op_l2norm_rows(d.cpu, q, NULL, q, nb * Nq, D) == PAD_OK);
+    cr_assert(pad_op_l2norm_rows(d.cpu, g, NULL, g, nb * Nb, D) == PAD_OK);
     float *cd = malloc(sizeof(float) * nb * Nq);
     int32_t *ci = malloc(sizeof(int32_t) * nb * Nq);
     cr_assert(pad_op_knn_min(d.cpu, cd, ci, q, Nq, g, Nb, D, nb) == PAD_OK);
@@ -163,8 +163,8 @@ Test(score_cuda, normalize_and_text_score_parity) {
     const int M = 1000, E = 640;
     pad_rng rng = {23};
     float *x = rand_f(&rng, (size_t)M * E, -2, 2), *tn = rand_f(&rng, E, -1, 1), *ta = rand_f(&rng, E, -1, 1);
-    cr_assert(pad_op_l2_normalize(d.cpu, tn, tn, 1, E, 1e-12f) == PAD_OK);
-    cr_assert(pad_op_l2_normalize(d.cpu, ta, ta, 1, E, 1e-12f) == PAD_OK);
+    cr_assert(pad_op_l2norm_rows(d.cpu, tn, NULL, tn, 1, E) == PAD_OK);
+    cr_assert(pad_op_l2norm_rows(d.cpu, ta, NULL, ta, 1, E) == PAD_OK);
     float *gx = dev_from(d.gpu, x, sizeof(float) * M * E), *gtn = dev_from(d.gpu, tn, sizeof(float) * E),
           *gta = dev_from(d.gpu, ta, sizeof(float) * E);
     float *cs = malloc(sizeof(float) * M), *gs = pad_buf_alloc(d.gpu, sizeof(float) * M);
@@ -176,16 +176,43 @@ Test(score_cuda, normalize_and_text_score_parity) {
         PAD_ASSERT_CLOSE("text_score", hs, cs, (size_t)M, 1e-7, 1e-6);
         free(hs);
     }
-    float *gy = pad_buf_alloc(d.gpu, sizeof(float) * M * E);
-    cr_assert(pad_op_l2_normalize(d.gpu, gy, gx, M, E, 1e-12f) == PAD_OK);
-    cr_assert(pad_op_l2_normalize(d.cpu, x, x, M, E, 1e-12f) == PAD_OK);
-    float *hy = host_from(d.gpu, gy, sizeof(float) * M * E);
-    PAD_ASSERT_CLOSE("l2_normalize", hy, x, (size_t)M * E, 1e-8, 1e-6);
+    // l2norm_rows (the scorer's F.normalize): out of place with norms, and in place without, as score.c calls it
+    float *gy = pad_buf_alloc(d.gpu, sizeof(float) * M * E), *gn = pad_buf_alloc(d.gpu, sizeof(float) * M);
+    float *cn = malloc(sizeof(float) * M);
+    cr_assert(pad_op_l2norm_rows(d.gpu, gy, gn, gx, M, E) == PAD_OK);
+    cr_assert(pad_op_l2norm_rows(d.cpu, x, cn, x, M, E) == PAD_OK);
+    float *hy = host_from(d.gpu, gy, sizeof(float) * M * E), *hn = host_from(d.gpu, gn, sizeof(float) * M);
+    PAD_ASSERT_CLOSE("l2norm_rows", hy, x, (size_t)M * E, 1e-8, 1e-6);
+    PAD_ASSERT_CLOSE("l2norm_rows norms", hn, cn, (size_t)M, 0, 1e-6);
+    cr_assert(pad_op_l2norm_rows(d.gpu, gx, NULL, gx, M, E) == PAD_OK);
+    float *hx = host_from(d.gpu, gx, sizeof(float) * M * E);
+    cr_assert(memcmp(hx, hy, sizeof(float) * M * E) == 0, "l2norm_rows in place differs from out of place");
+    // F.normalize's edge rows on the device: zero, below eps, NaN, infinite entry (CPU semantics: test_score.c)
+    {
+        const float nan = NAN, inf = INFINITY;
+        float ex[4 * 3] = {0, 0, 0, 1e-20f, 0, 0, 1, nan, 2, 0, inf, 1}, ey[12], en[4];
+        float *gex = dev_from(d.gpu, ex, sizeof ex), *gen = pad_buf_alloc(d.gpu, sizeof en);
+        cr_assert(pad_op_l2norm_rows(d.gpu, gex, gen, gex, 4, 3) == PAD_OK);
+        cr_assert(pad_buf_download(d.gpu, ey, gex, sizeof ey) == PAD_OK);
+        cr_assert(pad_buf_download(d.gpu, en, gen, sizeof en) == PAD_OK);
+        cr_assert(ey[0] == 0 && ey[1] == 0 && ey[2] == 0 && en[0] == 1e-12f, "zero row: %g %g", ey[0], en[0]);
+        cr_assert(ey[3] == 1e-20f / 1e-12f && en[1] == 1e-12f, "row below eps: %g", ey[3]);
+        cr_assert(isnan(ey[6]) && isnan(ey[7]) && isnan(ey[8]) && isnan(en[2]), "NaN row: %g %g %g", ey[6], ey[7],
+                  ey[8]);
+        cr_assert(ey[9] == 0 && isnan(ey[10]) && ey[11] == 0 && isinf(en[3]), "inf row: %g %g %g", ey[9], ey[10],
+                  ey[11]);
+        pad_buf_free(d.gpu, gex);
+        pad_buf_free(d.gpu, gen);
+    }
     pad_buf_free(d.gpu, gx);
     pad_buf_free(d.gpu, gtn);
     pad_buf_free(d.gpu, gta);
     pad_buf_free(d.gpu, gs);
     pad_buf_free(d.gpu, gy);
+    pad_buf_free(d.gpu, gn);
+    free(cn);
+    free(hn);
+    free(hx);
     free(x);
     free(tn);
     free(ta);

@@ -1,7 +1,12 @@
 /* tiny_model.c - the helpers of tiny_model.h. */
 #include "tiny_model.h"
 
+#include "image.h"
+#include "tokenizer.h"
+
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 // The tensors whose float64 sums tests/ref/ref_text.py records, in its order (CHECKSUM_TENSORS).
@@ -54,4 +59,43 @@ double pad_rel_err(const float *got, const float *want, size_t n) {
         mw = fabs(want[i]) > mw ? fabs(want[i]) : mw;
     }
     return mw > 0 ? md / mw : md;
+}
+
+void pad_tiny514_cli_files(const char *dir, char *model, char *vocab, size_t cap) {
+    snprintf(model, cap, "%s/tiny514.safetensors", dir);
+    snprintf(vocab, cap, "%s/bytes.txt.gz", dir);
+    pad_cmd_result r =
+        pad_cmd_run("%s make-model --preset tiny --vocab-size 514 --seed 0 --out %s", pad_test_binary(), model);
+    cr_assert(r.exit_code == 0, "make-model failed: %s", r.err);
+    pad_cmd_free(&r);
+    cr_assert(pad_tokenizer_write_byte_vocab(vocab) == PAD_OK);
+}
+
+void pad_test_write_pattern_png(const char *path, int w, int h, int variant) {
+    pad_image img;
+    cr_assert(pad_image_alloc(&img, w, h) == PAD_OK);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++)
+                img.rgb[(y * w + x) * 3 + c] =
+                    (uint8_t)((x * (3 + c) + y * (2 + variant) + 40 * c + 17 * variant + (x * y * variant) / 7) % 256);
+    cr_assert(pad_image_save_png(path, &img) == PAD_OK);
+    pad_image_free(&img);
+}
+
+void pad_test_write_ctx(const char *path, int n_pro, int n_ctx, int w, int n_ab, int n_ctx_ab, int w_ab,
+                        uint64_t seed) {
+    pad_rng rng = {seed};
+    const size_t nn = (size_t)n_pro * n_ctx * w, na = (size_t)n_ab * n_ctx_ab * w_ab;
+    float *n = malloc(sizeof(float) * (nn + 1)), *a = malloc(sizeof(float) * (na + 1));
+    pad_rng_fill(&rng, n, nn, -0.03f, 0.03f);
+    pad_rng_fill(&rng, a, na, -0.03f, 0.03f);
+    pad_st_writer *wr = NULL;
+    cr_assert(pad_st_writer_init(&wr) == PAD_OK);
+    if (n_pro) cr_assert(pad_st_writer_add_f32(wr, "normal_ctx", 3, (int64_t[]){n_pro, n_ctx, w}, n) == PAD_OK);
+    if (n_ab) cr_assert(pad_st_writer_add_f32(wr, "abnormal_ctx", 3, (int64_t[]){n_ab, n_ctx_ab, w_ab}, a) == PAD_OK);
+    cr_assert(pad_st_writer_save(wr, path) == PAD_OK);
+    pad_st_writer_free(wr);
+    free(n);
+    free(a);
 }

@@ -11,6 +11,19 @@
 // change of the random generator fails with a clear message instead of a numerical mismatch.
 pad_clip_weights *pad_tiny514_weights(pad_st_file *fixture);
 
+// The same model for the CLI tests: writes <dir>/tiny514.safetensors with `promptad make-model --preset tiny
+// --vocab-size 514 --seed 0` and the byte-level vocabulary <dir>/bytes.txt.gz, and stores their paths in model and
+// vocab (cap bytes each). Asserts on failure.
+void pad_tiny514_cli_files(const char *dir, char *model, char *vocab, size_t cap);
+
+// Writes prompt context vectors as train-prompts reads and writes them: normal_ctx (n_pro, n_ctx, w) and
+// abnormal_ctx (n_ab, n_ctx_ab, w_ab), uniform in +-0.03 from pad_rng seeded with `seed` (normal first); a tensor
+// whose count (n_pro or n_ab) is 0 is left out. Asserts on failure.
+void pad_test_write_ctx(const char *path, int n_pro, int n_ctx, int w, int n_ab, int n_ctx_ab, int w_ab, uint64_t seed);
+
+// Writes a w x h RGB PNG with a smooth pattern chosen by `variant` (test images of any size; asserts).
+void pad_test_write_pattern_png(const char *path, int w, int h, int variant);
+
 // Relative error max|got - want| / max|want| over n values.
 double pad_rel_err(const float *got, const float *want, size_t n);
 
