@@ -639,8 +639,8 @@ static void ops_score(void) {
         snprintf(name, sizeof name, "op/knn_min Nq%d Nb%d D%d nb%d", Nq, Nb, D, nb);
         if (!selected(name)) continue;
         twin q = tw_rand((size_t)nb * Nq * D, -1, 1), bank = tw_rand((size_t)nb * Nb * D, -1, 1);
-        pad_op_l2_normalize(g.cpu, q.c, q.c, nb * Nq, D, 1e-12f);
-        pad_op_l2_normalize(g.cpu, bank.c, bank.c, nb * Nb, D, 1e-12f);
+        pad_op_l2norm_rows(g.cpu, q.c, NULL, q.c, nb * Nq, D);
+        pad_op_l2norm_rows(g.cpu, bank.c, NULL, bank.c, nb * Nb, D);
         pad_buf_upload(g.gpu, q.d, q.c, q.n * sizeof(float));
         pad_buf_upload(g.gpu, bank.d, bank.c, bank.n * sizeof(float));
         twin dist = tw_nan((size_t)nb * Nq);
@@ -667,21 +667,21 @@ static void ops_score(void) {
         tw_free(&bank);
         tw_free(&dist);
     }
-    snprintf(name, sizeof name, "op/l2_normalize+text_score M%d E%d", 1800, 640);
+    snprintf(name, sizeof name, "op/l2norm_rows+text_score M%d E%d", 1800, 640);
     if (selected(name)) {
         const int m = 1800, E = 640;
         twin x = tw_rand((size_t)m * E, -1, 1), tv = tw_rand((size_t)2 * E, -1, 1), s = tw_nan((size_t)m);
         twin y = tw_nan((size_t)m * E);
-        pad_op_l2_normalize(g.cpu, tv.c, tv.c, 2, E, 1e-12f);
+        pad_op_l2norm_rows(g.cpu, tv.c, NULL, tv.c, 2, E);
         pad_buf_upload(g.gpu, tv.d, tv.c, tv.n * sizeof(float));
         pad_op_text_score(g.cpu, s.c, x.c, tv.c, tv.c + E, 4.6051702f, m, E);
-        pad_op_l2_normalize(g.cpu, y.c, x.c, m, E, 1e-12f);
+        pad_op_l2norm_rows(g.cpu, y.c, NULL, x.c, m, E);
         double t0 = t_begin();
         pad_op_text_score(g.gpu, s.d, x.d, tv.d, tv.d + E, 4.6051702f, m, E);
-        pad_op_l2_normalize(g.gpu, y.d, x.d, m, E, 1e-12f);
+        pad_op_l2norm_rows(g.gpu, y.d, NULL, x.d, m, E);
         double ms = t_end(t0);
         tw_check("op/text_score", &s, 1e-7, 1e-6, -1, ms);
-        tw_check("op/l2_normalize", &y, 1e-8, 1e-6, -1, ms);
+        tw_check("op/l2norm_rows (scorer)", &y, 1e-8, 1e-6, -1, ms);
         tw_free(&x);
         tw_free(&tv);
         tw_free(&s);
