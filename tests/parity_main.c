@@ -6,13 +6,17 @@
  * against the CPU, and the tensor-core math modes (TF32, BF16) with loose bounds. Tolerances are those of the
  * Criterion CUDA tests (tests/test_*_cuda.c).
  *
- *   build/tests/parity_main [--filter SUBSTR] [--quick] [--list] [--cpu-twin]
+ *   build/tests/parity_main [--filter SUBSTR] [--paths all|safe|fast] [--quick] [--list] [--cpu-twin]
  *
  * One line per check: "PASS|FAIL|SKIP  <name>  n=... nmse=... max_abs=... max_rel=... tol=(atol, rtol)  <ms> ms"
  * (the milliseconds are the GPU side's, synchronised), then "N passed, M failed, K skipped"; exit status 1 when a
  * check failed. Without a CUDA device it prints "no CUDA device" and exits 0. --cpu-twin compares the CPU backend
  * with a second CPU backend instead (every check must pass bit for bit): a self-test of this runner on machines
- * without a GPU. --quick skips the full-size model checks. NMSE is ggml's: sum (got-want)^2 / sum want^2. */
+ * without a GPU. --quick skips the full-size model checks. --paths safe runs only the checks of what promptad uses
+ * by default (float32 GEMMs, the default kernels, no graphs), --paths fast only those of the opt-in speed paths
+ * (fast kernels, TF32/BF16, CUDA graphs): eval/device_check.sh runs them as two processes, so that a fault in an
+ * unverified fast path (a sticky CUDA error) cannot hide the results of the default paths.
+ * NMSE is ggml's: sum (got-want)^2 / sum want^2. */
 #include "backend.h"
 #include "log.h"
 #include "metrics.h"
@@ -45,8 +49,14 @@ static struct {
     int passed, failed, skipped;
     const char *filter;
     bool quick, twin, list;
+    int paths;         // 0 all, 1 safe (default paths) only, 2 fast (opt-in speed paths) only
     const char *group; // current check group
 } g;
+
+// Whether the checks of a default path (fast = false) or of an opt-in speed path (fast = true) run.
+static bool path_on(bool fast) {
+    return fast ? g.paths != 1 : g.paths != 2;
+}
 
 static double now_s(void) {
     struct timespec t;
@@ -266,7 +276,7 @@ static void ops_gemm(void) {
             char name[128];
             snprintf(name, sizeof name, "op/gemm%s%s M%d N%d K%d b%d beta%g %s", tA ? " tA" : "", tB ? " tB" : "", M, N,
                      K, batch, beta, pad_math_mode_str((pad_math_mode)mode));
-            if (!selected(name)) continue;
+            if (!selected(name) || !path_on(mode > 0)) continue;
             if (mode > 0 && g.twin) continue;
             const size_t sa = (size_t)M * K, sb = (size_t)K * N, sc = (size_t)M * N;
             twin A = tw_rand(sa * batch, -1, 1), B = tw_rand(sb * batch, -1, 1), C = tw_rand(sc * batch, -1, 1);
@@ -300,7 +310,7 @@ static void ops_elementwise(void) {
     for (int k = 0; k < 2; k++) {
         const int R = k ? 226 : 1;
         snprintf(name, sizeof name, "op/add_rows M%d N%d R%d", M, N, R);
-        if (!selected(name)) continue;
+        if (!selected(name) || !path_on(false)) continue;
         twin x = tw_rand(n, -3, 3), v = tw_rand((size_t)R * N, -1, 1);
         pad_op_add_rows(g.cpu, x.c, v.c, M, N, R);
         double t0 = t_begin();
@@ -310,7 +320,7 @@ static void ops_elementwise(void) {
         tw_free(&v);
     }
     snprintf(name, sizeof name, "op/axpy+scale n%zu", n + 3);
-    if (selected(name)) {
+    if (selected(name) && path_on(false)) {
         twin a = tw_rand(n + 3, -3, 3), b = tw_rand(n + 3, -3, 3), o = tw_nan(n + 3);
         pad_op_axpy(g.cpu, o.c, a.c, -0.37f, b.c, n + 3);
         pad_op_scale(g.cpu, o.c, o.c, 1.7f, n + 3);
@@ -330,7 +340,7 @@ static void ops_elementwise(void) {
             for (int inplace = 0; inplace < 2; inplace++) {
                 snprintf(name, sizeof name, "op/layernorm M%d C%d%s%s", m, C, inplace ? " in-place" : "",
                          fast ? " fast" : "");
-                if (!selected(name) || (fast && g.twin)) continue;
+                if (!selected(name) || !path_on(fast) || (fast && g.twin)) continue;
                 const size_t nn = (size_t)m * C;
                 twin x = tw_rand(nn, -3, 3), w = tw_rand((size_t)C, 0.5f, 1.5f), b = tw_rand((size_t)C, -0.5f, 0.5f);
                 twin y = inplace ? x : tw_nan(nn), mu = tw_nan((size_t)m), rs = tw_nan((size_t)m);
@@ -356,7 +366,7 @@ static void ops_elementwise(void) {
         }
     // gelu, bias_gelu (against the CPU and bit for bit against the GPU's add_rows + gelu)
     snprintf(name, sizeof name, "op/gelu n%zu", n);
-    if (selected(name)) {
+    if (selected(name) && path_on(false)) {
         twin x = tw_rand(n, -6, 6), y = tw_nan(n);
         pad_op_gelu(g.cpu, y.c, x.c, n);
         double t0 = t_begin();
@@ -366,7 +376,7 @@ static void ops_elementwise(void) {
         tw_free(&y);
     }
     snprintf(name, sizeof name, "op/bias_gelu M%d N%d", 226, 3584);
-    if (selected(name)) {
+    if (selected(name) && path_on(false)) {
         const int m = 226, H = 3584;
         const size_t nn = (size_t)m * H;
         twin x = tw_rand(nn, -6, 6), b = tw_rand((size_t)H, -1, 1), y = tw_nan(nn), y2 = tw_nan(nn);
@@ -404,7 +414,7 @@ static int32_t *idx_twin(const int32_t *h, size_t n, int32_t **dev) {
 
 static void ops_rows(void) {
     const char *name = "op/gather_rows+scatter_add_rows";
-    if (!selected(name)) return;
+    if (!selected(name) || !path_on(false)) return;
     const int R = 300, n = 777, C = 640;
     int32_t *h = malloc(n * sizeof(int32_t));
     for (int i = 0; i < n; i++)
@@ -441,7 +451,7 @@ static void ops_attention(void) {
         const size_t nq = (size_t)B * T * 3 * NH * HS, n = (size_t)B * T * NH * HS, na = (size_t)B * NH * T * T;
         for (int causal = 0; causal < 2; causal++) {
             snprintf(name, sizeof name, "op/attention B%d T%d NH%d HS%d%s", B, T, NH, HS, causal ? " causal" : "");
-            if (!selected(name)) continue;
+            if (!selected(name) || !path_on(false)) continue;
             twin qkv = tw_rand(nq, -2, 2), out = tw_nan(n), att = tw_nan(na);
             pad_op_attention(g.cpu, out.c, att.c, qkv.c, B, T, NH, HS, causal);
             double t0 = t_begin();
@@ -468,7 +478,7 @@ static void ops_attention(void) {
         for (int mode = 0; mode < 4; mode++) {
             static const char *const tag[] = {"", " fast", " fast tf32", " fast bf16"};
             snprintf(name, sizeof name, "op/attention_dual B%d T%d NH%d HS%d%s", B, T, NH, HS, tag[mode]);
-            if (!selected(name) || (mode > 0 && g.twin)) continue;
+            if (!selected(name) || !path_on(mode > 0) || (mode > 0 && g.twin)) continue;
             twin qkv = tw_rand(nq, -2, 2), qk = tw_nan(n), vv = tw_nan(n);
             pad_op_attention_dual(g.cpu, qk.c, vv.c, qkv.c, B, T, NH, HS);
             pad_backend_set_fast_kernels(g.gpu, mode > 0);
@@ -504,6 +514,7 @@ static void ops_attention(void) {
 }
 
 static void ops_misc(void) {
+    if (!path_on(false)) return;
     char name[160];
     // patch embedding: tiny geometry with B = 3, ViT-B-16-plus-240 with B = 2
     static const int pe[2][4] = {{3, 64, 16, 128}, {2, 240, 16, 896}}; // B, S, P, D
@@ -631,6 +642,7 @@ static void ops_misc(void) {
 }
 
 static void ops_score(void) {
+    if (!path_on(false)) return;
     char name[160];
     // k-NN of both taps of 4 test images against a 2-shot bank (real sizes), and an awkward case
     static const int kc[2][4] = {{900, 450, 896, 2}, {37, 5, 13, 1}}; // Nq, Nb, D, nb
@@ -793,6 +805,7 @@ static void check_feats(const char *tag, const tower_out *got, const tower_out *
 }
 
 static void vision_tiny(void) {
+    if (!path_on(false)) return;
     // tiny: CPU, GPU in chunks of 2, and the float64 fixture
     if (selected("tower/vision tiny")) {
         pad_clip_cfg cfg = pad_model_preset_cfg(PAD_MODEL_TINY);
@@ -835,7 +848,7 @@ static void vision_full(void) {
     for (int m = 0; m < 5; m++) {
         char nm[96];
         snprintf(nm, sizeof nm, "%s%s", base, tags[m]);
-        any = any || selected(nm);
+        any = any || (selected(nm) && path_on(m > 0));
     }
     if (!any) return;
     pad_clip_cfg cfg = pad_model_preset_cfg(PAD_MODEL_B16_PLUS_240);
@@ -849,7 +862,7 @@ static void vision_full(void) {
     for (int m = 0; m < 5; m++) {
         char nm[96];
         snprintf(nm, sizeof nm, "%s%s", base, tags[m]);
-        if (!selected(nm) || (m > 0 && g.twin)) continue;
+        if (!selected(nm) || !path_on(m > 0) || (m > 0 && g.twin)) continue;
         const bool fast = m >= 1 && m <= 3;
         const pad_math_mode mm = m == 2 || m == 4 ? PAD_MATH_TF32 : m == 3 ? PAD_MATH_BF16 : PAD_MATH_FP32;
         pad_backend_set_fast_kernels(g.gpu, fast);
@@ -920,6 +933,7 @@ done:
 }
 
 static void towers_text(void) {
+    if (!path_on(false)) return;
     if (selected("tower/text tiny")) {
         pad_clip_weights *hw = NULL;
         if (tiny514(&hw) == PAD_OK) {
@@ -1131,7 +1145,7 @@ static void prompt_checks(void) {
         snprintf(name, sizeof name, "prompt/tiny %s", t ? "seg" : "cls");
         char gname[96];
         snprintf(gname, sizeof gname, "graphs/prompt tiny %s", t ? "seg" : "cls");
-        if (!selected(name) && !selected(gname)) continue;
+        if (!(selected(name) && path_on(false)) && !(selected(gname) && path_on(true))) continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", PAD_FIXTURE_DIR, files[t]);
         pad_st_file *fx = NULL;
@@ -1152,9 +1166,9 @@ static void prompt_checks(void) {
         TRY_OR_FAIL(name, pad_st_read_f32(fx, "abnormal_ctx_init", -1, NULL, &a0, NULL));
         TRY_OR_FAIL(name, pad_st_read_f32(fx, "normal_ctx_trained", -1, NULL, &nw, NULL));
         TRY_OR_FAIL(name, pad_st_read_f32(fx, "abnormal_ctx_trained", -1, NULL, &aw, NULL));
-        if (selected(name))
+        if (selected(name) && path_on(false))
             learner_parity(name, hw, tok, &cls, t ? PAD_TASK_SEG : PAD_TASK_CLS, img_feats, B, T, n0, a0, 3, nw, aw);
-        if (selected(gname))
+        if (selected(gname) && path_on(true))
             learner_graphs(gname, hw, tok, &cls, t ? PAD_TASK_SEG : PAD_TASK_CLS, img_feats, B, T, n0, a0, 6);
     done:
         free(img_feats);
@@ -1177,7 +1191,7 @@ static void prompt_checks(void) {
                 char name[96], gname[96];
                 snprintf(name, sizeof name, "prompt/B16+ %s", t ? "seg k2" : "cls k4");
                 snprintf(gname, sizeof gname, "graphs/prompt B16+ %s", t ? "seg k2" : "cls k4");
-                if (!selected(name) && !selected(gname)) continue;
+                if (!(selected(name) && path_on(false)) && !(selected(gname) && path_on(true))) continue;
                 const pad_prompt_opts o = pad_prompt_opts_default(t ? PAD_TASK_SEG : PAD_TASK_CLS);
                 const int B = t ? 2 : 4, T = t ? 225 : 1;
                 float *img_feats = rand_host((size_t)B * T * E, -1, 1);
@@ -1261,7 +1275,7 @@ static void scorer_checks(void) {
     for (int fp16 = 0; fp16 < 2; fp16++) {
         char name[96];
         snprintf(name, sizeof name, "score/pipeline n%d R%d%s", n, R, fp16 ? " fp16" : "");
-        if (selected(name)) {
+        if (selected(name) && path_on(false)) {
             score_run c = {0}, d = {0};
             double ms = 0;
             if (score_side(g.cpu, fp16, false, 1, shots, mid, cls, tok, tv, k, n, E, D, R, &c, NULL, NULL) != PAD_OK ||
@@ -1285,7 +1299,7 @@ static void scorer_checks(void) {
             free(d.maps);
         }
         snprintf(name, sizeof name, "graphs/score n%d R%d%s", n, R, fp16 ? " fp16" : "");
-        if (selected(name)) {
+        if (selected(name) && path_on(true)) {
             score_run e = {0}, gr = {0};
             double ms[2] = {0, 0};
             long replays = 0;
@@ -1347,6 +1361,7 @@ static void make_pixels(uint8_t *masks, float *maps, int n, int H, int W, int le
 }
 
 static void metrics_checks(void) {
+    if (!path_on(false)) return;
     if (g.twin) {
         line("SKIP", "metrics/pixel gpu vs cpu", "CPU twin: the GPU metrics need a device");
         return;
@@ -1447,8 +1462,16 @@ int main(int argc, char **argv) {
             g.list = true;
         else if (!strcmp(argv[i], "--cpu-twin"))
             g.twin = true;
-        else {
-            fprintf(stderr, "usage: parity_main [--filter SUBSTR] [--quick] [--list] [--cpu-twin]\n");
+        else if (!strcmp(argv[i], "--paths") && i + 1 < argc) {
+            const char *v = argv[++i];
+            g.paths = !strcmp(v, "safe") ? 1 : !strcmp(v, "fast") ? 2 : !strcmp(v, "all") ? 0 : -1;
+            if (g.paths < 0) {
+                fprintf(stderr, "parity_main: --paths all|safe|fast\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "usage: parity_main [--filter SUBSTR] [--paths all|safe|fast] [--quick] [--list] "
+                            "[--cpu-twin]\n");
             return 2;
         }
     }
@@ -1478,8 +1501,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     pad_backend_set_fast_kernels(g.gpu, false); // every check sets what it tests
-    printf("parity_main: %s vs cpu%s%s\n", g.twin ? "cpu (twin)" : "cuda", g.quick ? ", quick" : "",
-           g.filter ? ", filtered" : "");
+    static const char *const pn[3] = {"", ", default paths only", ", fast paths only"};
+    printf("parity_main: %s vs cpu%s%s%s\n", g.twin ? "cpu (twin)" : "cuda", g.quick ? ", quick" : "",
+           g.filter ? ", filtered" : "", pn[g.paths]);
     const double t0 = now_s();
     for (size_t i = 0; i < sizeof k_groups / sizeof k_groups[0]; i++) {
         const double tg = now_s();
