@@ -373,19 +373,6 @@ static pad_status list_inputs(const pad_predict_opts *o, str_list *out) {
 // ----------------------------------------------------------------------------
 // Predict
 
-static void csv_field(FILE *fp, const char *s) {
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, fp);
-        return;
-    }
-    fputc('"', fp);
-    for (const char *p = s; *p; p++) {
-        if (*p == '"') fputc('"', fp);
-        fputc(*p, fp);
-    }
-    fputc('"', fp);
-}
-
 pad_status pad_predict(const pad_predict_opts *o, int *n_scored) {
     if (n_scored) *n_scored = 0;
     model m;
@@ -553,7 +540,7 @@ pad_status pad_predict(const pad_predict_opts *o, int *n_scored) {
                 scores[i] = mx;
             }
             const char *path = in.v[idx[i]];
-            csv_field(csv, path);
+            pad_csv_field(csv, path);
             bool anomalous = !isnan(m.threshold) && (double)scores[i] >= m.threshold;
             fprintf(csv, ",%.9g,%.9g,%s\n", (double)scores[i], m.threshold, anomalous ? "anomalous" : "normal");
             scored++;

@@ -928,20 +928,6 @@ static pad_status write_json(const char *path, cJSON *j) {
     return st;
 }
 
-// CSV field: quoted when it holds a comma, quote or newline.
-static void csv_field(FILE *fp, const char *s) {
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, fp);
-        return;
-    }
-    fputc('"', fp);
-    for (const char *p = s; *p; p++) {
-        if (*p == '"') fputc('"', fp);
-        fputc(*p, fp);
-    }
-    fputc('"', fp);
-}
-
 typedef struct epoch_log {
     float lr;
     pad_prompt_loss loss;
@@ -1049,7 +1035,7 @@ static pad_status write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, c
     }
     fprintf(fp, "path,label,score\n");
     for (int i = 0; i < n; i++) {
-        csv_field(fp, cc->data.test[cc->items[i]].path);
+        pad_csv_field(fp, cc->data.test[cc->items[i]].path);
         fprintf(fp, ",%d,%.9g\n", cc->labels[i], (double)u->ev.scores[i]);
     }
     if (fclose(fp) != 0) {
