@@ -21,23 +21,6 @@
 // ----------------------------------------------------------------------------
 // Helpers: log capture, tree building
 
-static char g_log[16384];
-static void capture(pad_log_level level, const char *msg, void *ud) {
-    (void)ud;
-    if (level < PAD_LOG_LEVEL_WARN) return;
-    strncat(g_log, msg, sizeof g_log - strlen(g_log) - 2);
-    strcat(g_log, "\n");
-}
-static void log_start(void) {
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
-}
-static void log_stop(void) {
-    pad_log_set(NULL, NULL);
-}
-
-#define ASSERT_LOG_HAS(s) cr_assert(strstr(g_log, (s)) != NULL, "log does not mention '%s':\n%s", (s), g_log)
-
 static char *fmt(const char *f, ...) {
     static char bufs[8][4096];
     static int next = 0;
@@ -126,11 +109,11 @@ Test(dataset, format_names) {
         cr_assert(f == (pad_dataset_format)i);
         cr_assert_str_eq(pad_dataset_format_str(f), names[i]);
     }
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_format_parse("MVTec-AD", &f) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS("unknown dataset format 'MVTec-AD'");
-    ASSERT_LOG_HAS("mvtec, visa, mpdd, loco or folder");
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS("unknown dataset format 'MVTec-AD'");
+    PAD_ASSERT_LOG_HAS("mvtec, visa, mpdd, loco or folder");
     int n;
     const char *const *c = pad_dataset_official_classes(PAD_DATASET_FORMAT_MVTEC, &n);
     cr_assert(n == 15);
@@ -231,52 +214,52 @@ Test(dataset, mvtec_errors) {
     pad_class_data c;
 
     // missing root
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_MVTEC, fmt("%s/nope", root)) == PAD_ERR_IO);
     cr_assert(ds == NULL);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/nope: dataset root not found", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/nope: dataset root not found", root));
 
     // root is a file
     touch_text(fmt("%s/file", root), "x");
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_MVTEC, fmt("%s/file", root)) == PAD_ERR_IO);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/file: dataset root is not a folder", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/file: dataset root is not a folder", root));
 
     // no class at all
     mkdirs(fmt("%s/empty", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_MVTEC, fmt("%s/empty", root)) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/empty: no mvtec class folder found (expected some of: carpet, grid", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/empty: no mvtec class folder found (expected some of: carpet, grid", root));
 
     make_mvtec_bottle(root);
     ds = open_ok(PAD_DATASET_FORMAT_MVTEC, root);
 
     // unknown class: lists the classes present
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottel", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: unknown mvtec class 'bottel' (classes present: bottle)", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s: unknown mvtec class 'bottel' (classes present: bottle)", root));
     cr_assert(c.train == NULL && c.test == NULL);
 
     // anomalous image without its mask
     unlink(fmt("%s/bottle/ground_truth/crack/001_mask.png", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/test/crack/001.png: anomalous test image without its ground-truth mask "
-                       "(expected %s/bottle/ground_truth/crack/001_mask.png)",
-                       root, root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/bottle/test/crack/001.png: anomalous test image without its ground-truth mask "
+                           "(expected %s/bottle/ground_truth/crack/001_mask.png)",
+                           root, root));
     touch_png(fmt("%s/bottle/ground_truth/crack/001_mask.png", root));
 
     // the whole ground_truth/<type> folder missing
     touch_png(fmt("%s/bottle/test/hole/000.png", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/test/hole/000.png: anomalous test image without its ground-truth mask", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/bottle/test/hole/000.png: anomalous test image without its ground-truth mask", root));
     unlink(fmt("%s/bottle/test/hole/000.png", root));
     rmdir(fmt("%s/bottle/test/hole", root));
 
@@ -284,42 +267,42 @@ Test(dataset, mvtec_errors) {
     const char *train[] = {"002.png", "000.png", "010.png", "001.PNG", "003.jpg"};
     for (int i = 0; i < 5; i++)
         unlink(fmt("%s/bottle/train/good/%s", root, train[i]));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/train/good: no train images", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/bottle/train/good: no train images", root));
 
     // missing train/good
     touch_png(fmt("%s/bottle/train/good/000.png", root));
     rename(fmt("%s/bottle/train/good", root), fmt("%s/bottle/train/ok", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/train/good: missing train/good folder", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/bottle/train/good: missing train/good folder", root));
     rename(fmt("%s/bottle/train/ok", root), fmt("%s/bottle/train/good", root));
 
     // no test images (sub-folders empty)
     rename(fmt("%s/bottle/test", root), fmt("%s/bottle/test_old", root));
     mkdirs(fmt("%s/bottle/test/good", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/test: no test images", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/bottle/test: no test images", root));
 
     // missing test folder
     rmdir(fmt("%s/bottle/test/good", root));
     rmdir(fmt("%s/bottle/test", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/test: missing test folder", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/bottle/test: missing test folder", root));
 
     // class folder removed after opening
     rename(fmt("%s/bottle", root), fmt("%s/bottle_moved", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle: class folder missing", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/bottle: class folder missing", root));
     pad_dataset_free(ds);
 }
 
@@ -395,12 +378,12 @@ Test(dataset, loco_multi_masks) {
 
     // a test image whose mask folder is empty
     unlink(fmt("%s/pushpins/ground_truth/logical_anomalies/001/000.png", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "pushpins", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/pushpins/test/logical_anomalies/001.png: anomalous test image without its ground-truth "
-                       "mask (expected a folder %s/pushpins/ground_truth/logical_anomalies/001/",
-                       root, root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/pushpins/test/logical_anomalies/001.png: anomalous test image without its ground-truth "
+                           "mask (expected a folder %s/pushpins/ground_truth/logical_anomalies/001/",
+                           root, root));
     pad_dataset_free(ds);
 }
 
@@ -438,12 +421,12 @@ Test(dataset, visa_reorganised) {
     touch_png(fmt("%s/candle/ground_truth/bad/000_mask.png", base));
     pad_dataset *ds = open_ok(PAD_DATASET_FORMAT_VISA, root);
     pad_class_data c;
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "candle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/candle/test/bad/000.JPG: anomalous test image without its ground-truth mask (expected "
-                       "%s/candle/ground_truth/bad/000.png)",
-                       base, base));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/candle/test/bad/000.JPG: anomalous test image without its ground-truth mask (expected "
+                           "%s/candle/ground_truth/bad/000.png)",
+                           base, base));
     pad_dataset_free(ds);
 }
 
@@ -508,18 +491,18 @@ Test(dataset, visa_csv) {
 
     // a listed mask that does not exist
     unlink(fmt("%s/candle/Data/Masks/Anomaly/000.png", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "candle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/candle/Data/Images/Anomaly/000.JPG: anomalous test image without its ground-truth mask "
-                       "(expected %s/candle/Data/Masks/Anomaly/000.png, from %s/split_csv/1cls.csv:7)",
-                       root, root, root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/candle/Data/Images/Anomaly/000.JPG: anomalous test image without its ground-truth mask "
+                           "(expected %s/candle/Data/Masks/Anomaly/000.png, from %s/split_csv/1cls.csv:7)",
+                           root, root, root));
     // a listed image that does not exist
     unlink(fmt("%s/candle/Data/Images/Normal/0100.JPG", root));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "candle", &c) == PAD_ERR_IO);
-    log_stop();
-    ASSERT_LOG_HAS(
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(
         fmt("%s/candle/Data/Images/Normal/0100.JPG: image listed in %s/split_csv/1cls.csv:5 not found", root, root));
     pad_dataset_free(ds);
 }
@@ -539,30 +522,30 @@ Test(dataset, visa_csv_errors) {
         char *root = pad_test_tmpdir("visa_bad");
         touch_text(fmt("%s/split_csv/1cls.csv", root), cases[i].csv);
         pad_dataset *ds = NULL;
-        log_start();
+        pad_test_log_start();
         cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_VISA, root) == PAD_ERR_FORMAT, "case %d", i);
-        log_stop();
+        pad_test_log_stop();
         cr_assert(ds == NULL);
-        ASSERT_LOG_HAS(fmt("%s/split_csv/%s", root, cases[i].msg));
+        PAD_ASSERT_LOG_HAS(fmt("%s/split_csv/%s", root, cases[i].msg));
     }
     // header only: no classes
     char *root = pad_test_tmpdir("visa_hdr");
     touch_text(fmt("%s/split_csv/1cls.csv", root), "object,split,label,image,mask\n");
     pad_dataset *ds = NULL;
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_VISA, root) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/split_csv/1cls.csv: no data rows", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/split_csv/1cls.csv: no data rows", root));
     // a class without train rows
     root = pad_test_tmpdir("visa_notrain");
     touch_text(fmt("%s/split_csv/1cls.csv", root), "object,split,label,image,mask\ncandle,test,normal,a.JPG,\n");
     touch_png(fmt("%s/a.JPG", root));
     ds = open_ok(PAD_DATASET_FORMAT_VISA, root);
     pad_class_data c;
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "candle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/split_csv/1cls.csv: no train images for class 'candle'", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/split_csv/1cls.csv: no train images for class 'candle'", root));
     pad_dataset_free(ds);
 }
 
@@ -608,22 +591,22 @@ Test(dataset, folder_layouts) {
     cr_assert_str_eq(c.test[1].mask_paths[0], fmt("%s/ground_truth/dent/z.png", cdir));
     pad_class_data_free(&c);
     unlink(fmt("%s/ground_truth/dent/z.png", cdir));
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "widgets", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/test/dent/z.png: anomalous test image without its ground-truth mask (expected "
-                       "%s/ground_truth/dent/z_mask.png or z.png)",
-                       cdir, cdir));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/test/dent/z.png: anomalous test image without its ground-truth mask (expected "
+                           "%s/ground_truth/dent/z_mask.png or z.png)",
+                           cdir, cdir));
     pad_dataset_free(ds);
 
     // nothing class-like
     char *empty = pad_test_tmpdir("folder_empty");
     mkdirs(fmt("%s/a/b", empty));
     ds = NULL;
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_FOLDER, empty) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: no class found", empty));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s: no class found", empty));
 }
 
 // ----------------------------------------------------------------------------
@@ -671,11 +654,11 @@ Test(shots, random_draw_golden) {
     cr_assert(memcmp(a4, b4, sizeof a4) != 0);
     cr_assert(memcmp(a4, c4, sizeof a4) != 0);
     // distinct seeds 0..4 give 5 different draws (checked above for bottle: all different first shots)
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shots_draw("bottle", 3, 4, 0, a4) == PAD_ERR_INVALID_ARG);
     cr_assert(pad_shots_draw("bottle", 3, 0, 0, a4) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS("class 'bottle': cannot draw 4 shots from 3 train images");
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS("class 'bottle': cannot draw 4 shots from 3 train images");
 }
 
 Test(shots, select_modes_parse) {
@@ -686,10 +669,10 @@ Test(shots, select_modes_parse) {
         cr_assert(m == (pad_shot_select)i);
         cr_assert_str_eq(pad_shot_select_str(m), names[i]);
     }
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shot_select_parse("sorted", &m) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS("unknown shot selection 'sorted' (expected random, sorted-index, basename or glob)");
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS("unknown shot selection 'sorted' (expected random, sorted-index, basename or glob)");
 }
 
 static const char *official_path(const char *ds) {
@@ -726,12 +709,12 @@ Test(shots, official_lists_files) {
         for (int j = 0; j < mv[i].k; j++)
             cr_assert_str_eq(e[j], mv[i].want[j], "%s k=%d entry %d", mv[i].cls, mv[i].k, j);
     }
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shot_lists_get(l, "bottle", 3, &e) == PAD_ERR_INVALID_ARG);
     cr_assert(pad_shot_lists_get(l, "candle", 1, &e) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: class 'bottle' has no list for k=3", official_path("mvtec")));
-    ASSERT_LOG_HAS(fmt("%s: no shot list for class 'candle'", official_path("mvtec")));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s: class 'bottle' has no list for k=3", official_path("mvtec")));
+    PAD_ASSERT_LOG_HAS(fmt("%s: no shot list for class 'candle'", official_path("mvtec")));
     pad_shot_lists_free(l);
 
     cr_assert(pad_shot_lists_load(&l, official_path("visa")) == PAD_OK);
@@ -857,26 +840,26 @@ Test(shots, official_visa_interpretations) {
     pad_shots_free(&s);
 
     // errors, each naming the list file, the class and the entry
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shots_select(&c, 4, PAD_SHOT_SELECT_SORTED_INDEX, 0, l, &s) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(
         fmt("%s: class 'candle' k=4: entry 'x1' is not a non-negative integer (needed by 'sorted-index')", lpath));
     cr_assert(s.paths == NULL && s.index == NULL);
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shots_select(&c, 4, PAD_SHOT_SELECT_BASENAME, 0, l, &s) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: class 'candle' k=4: no train image named 'x1.<ext>' in %s", lpath, tpath));
-    log_start();
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s: class 'candle' k=4: no train image named 'x1.<ext>' in %s", lpath, tpath));
+    pad_test_log_start();
     cr_assert(pad_shots_select(&c, 2, PAD_SHOT_SELECT_GLOB, 0, l, &s) == PAD_OK); // 5 and 1 are in range
     pad_shots_free(&s);
     cr_assert(pad_shots_select(&c, 3, PAD_SHOT_SELECT_BASENAME, 0, l, &s) == PAD_ERR_INVALID_ARG);
     cr_assert(pad_shots_select(&c, 7, PAD_SHOT_SELECT_RANDOM, 0, NULL, &s) == PAD_ERR_INVALID_ARG);
     cr_assert(pad_shots_select(&c, 1, PAD_SHOT_SELECT_BASENAME, 0, NULL, &s) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: class 'candle' has no list for k=3", lpath));
-    ASSERT_LOG_HAS("class 'candle': cannot select 7 shots from 6 train images");
-    ASSERT_LOG_HAS("class 'candle': shot selection 'basename' needs an official shot list file");
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s: class 'candle' has no list for k=3", lpath));
+    PAD_ASSERT_LOG_HAS("class 'candle': cannot select 7 shots from 6 train images");
+    PAD_ASSERT_LOG_HAS("class 'candle': shot selection 'basename' needs an official shot list file");
     pad_class_data_free(&c);
     pad_dataset_free(ds);
 
@@ -886,10 +869,10 @@ Test(shots, official_visa_interpretations) {
     touch_png(fmt("%s/pcb1/test/good/0001.JPG", root2));
     ds = open_ok(PAD_DATASET_FORMAT_VISA, root2);
     load_ok(ds, "pcb1", &c);
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shots_select(&c, 1, PAD_SHOT_SELECT_GLOB, 0, l, &s) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(
         fmt("%s: class 'pcb1' k=1: entry '9' is out of range: %s/pcb1/train/good holds 1 train images", lpath, root2));
     pad_class_data_free(&c);
     pad_dataset_free(ds);
@@ -912,17 +895,18 @@ Test(shots, list_file_errors) {
         char *p = fmt("%s/%zu_lists.yaml", dir, i);
         touch_text(p, cases[i].yaml);
         pad_shot_lists *l = NULL;
-        log_start();
+        pad_test_log_start();
         cr_assert(pad_shot_lists_load(&l, p) == PAD_ERR_FORMAT, "case %zu", i);
-        log_stop();
+        pad_test_log_stop();
         cr_assert(l == NULL);
-        ASSERT_LOG_HAS(p);
-        ASSERT_LOG_HAS(cases[i].msg);
-        cr_assert(strchr(g_log, '\n') == g_log + strlen(g_log) - 1, "case %zu: more than one line:\n%s", i, g_log);
+        PAD_ASSERT_LOG_HAS(p);
+        PAD_ASSERT_LOG_HAS(cases[i].msg);
+        cr_assert(strchr(pad_test_log_text(), '\n') == pad_test_log_text() + strlen(pad_test_log_text()) - 1,
+                  "case %zu: more than one line:\n%s", i, pad_test_log_text());
     }
     pad_shot_lists *l = NULL;
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shot_lists_load(&l, fmt("%s/missing.yaml", dir)) == PAD_ERR_IO);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/missing.yaml: cannot open shot list", dir));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(fmt("%s/missing.yaml: cannot open shot list", dir));
 }

@@ -25,18 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static char g_log[65536];
-static void capture(pad_log_level level, const char *msg, void *ud) {
-    (void)ud;
-    if (level < PAD_LOG_LEVEL_WARN) return;
-    strncat(g_log, msg, sizeof g_log - strlen(g_log) - 2);
-    strcat(g_log, "\n");
-}
-static void log_start(void) {
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
-}
-
 static char *fmt(const char *f, ...) {
     static char bufs[16][4096];
     static int next = 0;
@@ -77,12 +65,12 @@ static pad_run_config *make_cfg(const char *dir) {
                           "output.maps=full",
                           "output.heatmaps=2"};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        cr_assert_eq(pad_run_config_set(c, sets[i]), PAD_OK, "%s: %s", sets[i], g_log);
+        cr_assert_eq(pad_run_config_set(c, sets[i]), PAD_OK, "%s: %s", sets[i], pad_test_log_text());
     return c;
 }
 
 static pad_status run_cfg(pad_run_config *c, pad_run_opts *o, pad_run_result *res) {
-    cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s", pad_test_log_text());
     pad_run_opts dflt = {0};
     pad_status st = pad_run(c, o ? o : &dflt, res);
     free(res->summary_md);
@@ -158,7 +146,7 @@ static time_t mtime_of(const char *p) {
     return sb.st_mtime * 1000000000L + sb.st_mtim.tv_nsec;
 }
 
-TestSuite(run, .init = log_start, .timeout = 600);
+TestSuite(run, .init = pad_test_log_start, .timeout = 600);
 
 // ----------------------------------------------------------------------------
 
@@ -166,7 +154,7 @@ Test(run, layout_contents_and_independent_scores) {
     char *dir = pad_test_tmpdir("run_layout");
     pad_run_config *c = make_cfg(dir);
     pad_run_result res;
-    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(res.n_units, 4);
     cr_assert_eq(res.n_computed, 4);
     char ds[512];
@@ -340,7 +328,7 @@ Test(run, resume_recomputes_only_missing_units) {
     char *dir = pad_test_tmpdir("run_resume");
     pad_run_config *c = make_cfg(dir);
     pad_run_result res;
-    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     char ds[512];
     snprintf(ds, sizeof ds, "%s/results/synth/weave", dir);
     char *before = NULL;
@@ -350,7 +338,7 @@ Test(run, resume_recomputes_only_missing_units) {
     // a partial folder of a killed process (pid 999999999 does not exist) is cleaned up
     cr_assert_eq(pad_mkdir_p(fmt("%s/k2/seed0/.seg.tmp-999999999", ds)), PAD_OK);
     pad_run_config *c2 = make_cfg(dir);
-    cr_assert_eq(run_cfg(c2, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c2, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(res.n_skipped, 3);
     cr_assert_eq(res.n_computed, 1);
     cr_assert_eq(mtime_of(fmt("%s/k1/seed0/cls/metrics.json", ds)), t_kept, "a finished unit was rewritten");
@@ -364,7 +352,7 @@ Test(run, resume_recomputes_only_missing_units) {
     cr_assert_eq(count_tmp(dir), 0);
     // a third run has nothing to do
     pad_run_config *c3 = make_cfg(dir);
-    cr_assert_eq(run_cfg(c3, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c3, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(res.n_computed, 0);
     cr_assert_eq(res.n_skipped, 4);
     cJSON_Delete(a);
@@ -388,7 +376,7 @@ Test(run, interrupted_unit_leaves_nothing) {
     g_stop = 0;
     pad_run_opts o = {.progress = stop_in_second_unit, .stop = &g_stop};
     pad_run_result res;
-    cr_assert_eq(run_cfg(c, &o, &res), PAD_ERR_ABORTED, "%s", g_log);
+    cr_assert_eq(run_cfg(c, &o, &res), PAD_ERR_ABORTED, "%s", pad_test_log_text());
     cr_assert_eq(res.n_computed, 1);
     const char *ds = fmt("%s/results/synth/weave", dir);
     cr_assert(file_exists(fmt("%s/k1/seed0/cls/metrics.json", ds)));
@@ -398,7 +386,7 @@ Test(run, interrupted_unit_leaves_nothing) {
     cr_assert(file_exists(fmt("%s/results/synth/summary.md", dir)));
     // restarting completes the rest
     pad_run_config *c2 = make_cfg(dir);
-    cr_assert_eq(run_cfg(c2, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c2, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(res.n_skipped, 1);
     cr_assert_eq(res.n_computed, 3);
     free(c);
@@ -410,20 +398,20 @@ Test(run, other_settings_are_refused_or_redone) {
     pad_run_config *c = make_cfg(dir);
     pad_run_result res;
     cr_assert_eq(pad_run_config_set(c, "run.shots=1"), PAD_OK);
-    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     pad_run_config *c2 = make_cfg(dir);
     cr_assert_eq(pad_run_config_set(c2, "run.shots=1"), PAD_OK);
     cr_assert_eq(pad_run_config_set(c2, "run.epochs=3"), PAD_OK);
-    log_start();
+    pad_test_log_start();
     cr_assert_eq(run_cfg(c2, NULL, &res), PAD_ERR_INVALID_ARG);
-    cr_assert(strstr(g_log, "was computed with other settings") != NULL, "%s", g_log);
-    cr_assert(strstr(g_log, "output.on_mismatch=redo") != NULL, "%s", g_log);
+    cr_assert(strstr(pad_test_log_text(), "was computed with other settings") != NULL, "%s", pad_test_log_text());
+    cr_assert(strstr(pad_test_log_text(), "output.on_mismatch=redo") != NULL, "%s", pad_test_log_text());
     cr_assert_eq(res.n_computed, 0);
     pad_run_config *c3 = make_cfg(dir);
     cr_assert_eq(pad_run_config_set(c3, "run.shots=1"), PAD_OK);
     cr_assert_eq(pad_run_config_set(c3, "run.epochs=3"), PAD_OK);
     cr_assert_eq(pad_run_config_set(c3, "output.on_mismatch=redo"), PAD_OK);
-    cr_assert_eq(run_cfg(c3, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c3, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(res.n_computed, 2);
     cJSON *j = read_json(fmt("%s/results/synth/weave/k1/seed0/cls/metrics.json", dir));
     cr_assert_eq((int)jnum(j, "epochs"), 3);
@@ -441,7 +429,7 @@ Test(run, official_protocol) {
     cr_assert_eq(pad_run_config_set(c, "run.shots=2"), PAD_OK);
     cr_assert_eq(pad_run_config_set(c, "run.epochs=4"), PAD_OK);
     pad_run_result res;
-    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     // the same with RGB test images
     pad_run_config *c2 = make_cfg(dir);
     cr_assert_eq(pad_run_config_set(c2, "run.protocol=official"), PAD_OK);
@@ -449,7 +437,7 @@ Test(run, official_protocol) {
     cr_assert_eq(pad_run_config_set(c2, "run.epochs=4"), PAD_OK);
     cr_assert_eq(pad_run_config_set(c2, "run.test_bgr=false"), PAD_OK);
     cr_assert_eq(pad_run_config_set(c2, fmt("output.dir=%s/rgb", dir)), PAD_OK);
-    cr_assert_eq(run_cfg(c2, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c2, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     for (int t = 0; t < 2; t++) {
         const char *task = t ? "seg" : "cls";
         char u[1024];
@@ -521,7 +509,7 @@ Test(run, report_merges_shards) {
         cr_assert_eq(pad_run_config_set(c, fmt("output.dir=%s/shard%d", dir, s)), PAD_OK);
         cr_assert_eq(pad_run_config_set(c, "output.models=false"), PAD_OK);
         pad_run_result res;
-        cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", g_log);
+        cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
         free(c);
     }
     pad_cmd_result r = pad_cmd_run("%s report %s/shard0 %s/shard1 --out %s/merged", pad_test_binary(), dir, dir, dir);
@@ -537,7 +525,7 @@ Test(run, predict_end_to_end) {
     pad_run_config *c = make_cfg(dir);
     cr_assert_eq(pad_run_config_set(c, "run.shots=2"), PAD_OK);
     pad_run_result res;
-    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", g_log);
+    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     char model[1024];
     snprintf(model, sizeof model, "%s/results/synth/weave/k2/seed0/model", dir);
     pad_cmd_result r = pad_cmd_run("%s predict --model %s --input %s/data/weave/test --input %s/data/weave/test/good "
