@@ -426,6 +426,35 @@ static bool check_flt(const src_ctx *c, const char *key, double v, double lo, do
     return false;
 }
 
+// dst = v when v is in [lo, hi]; else false (one error naming key) and dst untouched.
+static bool set_int(const src_ctx *c, const char *key, int v, int lo, int hi, int *dst) {
+    if (!check_int(c, key, v, lo, hi)) return false;
+    *dst = v;
+    return true;
+}
+
+// A list of n distinct integers in [lo, hi], at most PAD_CFG_MAX_LIST of them: copied to dst, *n_dst = n. False
+// (one error naming key, dst untouched) for a list too long, a value out of range or a value listed twice.
+static bool set_int_list(const src_ctx *c, const char *key, const int *v, unsigned n, int lo, int hi, int *dst,
+                         int *n_dst) {
+    if (n > PAD_CFG_MAX_LIST) {
+        src_error(c, key, "at most %d entries", PAD_CFG_MAX_LIST);
+        return false;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (!check_int(c, key, v[i], lo, hi)) return false;
+        for (unsigned j = 0; j < i; j++)
+            if (v[i] == v[j]) {
+                src_error(c, key, "%d listed twice", v[i]);
+                return false;
+            }
+    }
+    for (unsigned i = 0; i < n; i++)
+        dst[i] = v[i];
+    *n_dst = (int)n;
+    return true;
+}
+
 static bool set_path(const src_ctx *c, const char *key, const char *v, char *dst, size_t cap, bool allow_empty) {
     if (!allow_empty && !v[0]) {
         src_error(c, key, "must not be empty");
@@ -510,36 +539,19 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
                 COPY(cfg->data.classes[i], d->classes[i]);
             cfg->data.n_classes = (int)d->classes_count;
         }
-        if (d->max_test) {
-            if (!check_int(c, "data.max_test", *d->max_test, 0, 1000000)) return false;
-            cfg->data.max_test = *d->max_test;
-        }
+        if (d->max_test && !set_int(c, "data.max_test", *d->max_test, 0, 1000000, &cfg->data.max_test)) return false;
         if (d->synth) {
             const y_synth *s = d->synth;
-            if (s->classes) {
-                if (!check_int(c, "data.synth.classes", *s->classes, 1, 16)) return false;
-                cfg->data.synth.classes = *s->classes;
-            }
-            if (s->seed) {
-                if (!check_int(c, "data.synth.seed", *s->seed, 0, 2147483647)) return false;
-                cfg->data.synth.seed = *s->seed;
-            }
-            if (s->size) {
-                if (!check_int(c, "data.synth.size", *s->size, 64, 2048)) return false;
-                cfg->data.synth.size = *s->size;
-            }
-            if (s->train) {
-                if (!check_int(c, "data.synth.train", *s->train, 1, 10000)) return false;
-                cfg->data.synth.train = *s->train;
-            }
-            if (s->test_good) {
-                if (!check_int(c, "data.synth.test_good", *s->test_good, 0, 10000)) return false;
-                cfg->data.synth.test_good = *s->test_good;
-            }
-            if (s->test_bad) {
-                if (!check_int(c, "data.synth.test_bad", *s->test_bad, 0, 10000)) return false;
-                cfg->data.synth.test_bad = *s->test_bad;
-            }
+            if (s->classes && !set_int(c, "data.synth.classes", *s->classes, 1, 16, &cfg->data.synth.classes))
+                return false;
+            if (s->seed && !set_int(c, "data.synth.seed", *s->seed, 0, 2147483647, &cfg->data.synth.seed)) return false;
+            if (s->size && !set_int(c, "data.synth.size", *s->size, 64, 2048, &cfg->data.synth.size)) return false;
+            if (s->train && !set_int(c, "data.synth.train", *s->train, 1, 10000, &cfg->data.synth.train)) return false;
+            if (s->test_good &&
+                !set_int(c, "data.synth.test_good", *s->test_good, 0, 10000, &cfg->data.synth.test_good))
+                return false;
+            if (s->test_bad && !set_int(c, "data.synth.test_bad", *s->test_bad, 0, 10000, &cfg->data.synth.test_bad))
+                return false;
         }
     }
     if (t->run) {
@@ -549,40 +561,12 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             if (!parse_choice(c, "run.protocol", r->protocol, p, 2, &iv)) return false;
             cfg->run.protocol = (pad_protocol)iv;
         }
-        if (r->shots) {
-            if (r->shots_count > PAD_CFG_MAX_LIST) {
-                src_error(c, "run.shots", "at most %d entries", PAD_CFG_MAX_LIST);
-                return false;
-            }
-            for (unsigned i = 0; i < r->shots_count; i++) {
-                if (!check_int(c, "run.shots", r->shots[i], 1, 1024)) return false;
-                for (unsigned j = 0; j < i; j++)
-                    if (r->shots[i] == r->shots[j]) {
-                        src_error(c, "run.shots", "%d listed twice", r->shots[i]);
-                        return false;
-                    }
-            }
-            for (unsigned i = 0; i < r->shots_count; i++)
-                cfg->run.shots[i] = r->shots[i];
-            cfg->run.n_shots = (int)r->shots_count;
-        }
-        if (r->seeds) {
-            if (r->seeds_count > PAD_CFG_MAX_LIST) {
-                src_error(c, "run.seeds", "at most %d entries", PAD_CFG_MAX_LIST);
-                return false;
-            }
-            for (unsigned i = 0; i < r->seeds_count; i++) {
-                if (!check_int(c, "run.seeds", r->seeds[i], 0, 2147483647)) return false;
-                for (unsigned j = 0; j < i; j++)
-                    if (r->seeds[i] == r->seeds[j]) {
-                        src_error(c, "run.seeds", "%d listed twice", r->seeds[i]);
-                        return false;
-                    }
-            }
-            for (unsigned i = 0; i < r->seeds_count; i++)
-                cfg->run.seeds[i] = r->seeds[i];
-            cfg->run.n_seeds = (int)r->seeds_count;
-        }
+        if (r->shots &&
+            !set_int_list(c, "run.shots", r->shots, r->shots_count, 1, 1024, cfg->run.shots, &cfg->run.n_shots))
+            return false;
+        if (r->seeds &&
+            !set_int_list(c, "run.seeds", r->seeds, r->seeds_count, 0, 2147483647, cfg->run.seeds, &cfg->run.n_seeds))
+            return false;
         if (r->tasks) {
             int mask = 0;
             for (unsigned i = 0; i < r->tasks_count; i++) {
@@ -596,10 +580,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             }
             cfg->run.tasks = mask;
         }
-        if (r->epochs) {
-            if (!check_int(c, "run.epochs", *r->epochs, 1, 100000)) return false;
-            cfg->run.epochs = *r->epochs;
-        }
+        if (r->epochs && !set_int(c, "run.epochs", *r->epochs, 1, 100000, &cfg->run.epochs)) return false;
         if (r->device) {
             static const char *const d[] = {"auto", "cpu", "cuda"};
             if (!parse_choice(c, "run.device", r->device, d, 3, &iv)) return false;
@@ -614,14 +595,8 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             return false;
         if (r->prompts && !set_path(c, "run.prompts", r->prompts, cfg->run.prompts, PAD_CFG_PATH_MAX, false))
             return false;
-        if (r->resolution) {
-            if (!check_int(c, "run.resolution", *r->resolution, 8, 4096)) return false;
-            cfg->run.resolution = *r->resolution;
-        }
-        if (r->batch) {
-            if (!check_int(c, "run.batch", *r->batch, 1, 4096)) return false;
-            cfg->run.batch = *r->batch;
-        }
+        if (r->resolution && !set_int(c, "run.resolution", *r->resolution, 8, 4096, &cfg->run.resolution)) return false;
+        if (r->batch && !set_int(c, "run.batch", *r->batch, 1, 4096, &cfg->run.batch)) return false;
         if (r->tau) {
             static const char *const s[] = {"raw", "exp"};
             if (!parse_choice(c, "run.tau", r->tau, s, 2, &iv)) return false;
@@ -638,10 +613,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             if (!check_flt(c, "run.fpr_limit", *r->fpr_limit, 1e-6, 1.0)) return false;
             cfg->run.fpr_limit = *r->fpr_limit;
         }
-        if (r->threads) {
-            if (!check_int(c, "run.threads", *r->threads, 0, 4096)) return false;
-            cfg->run.threads = *r->threads;
-        }
+        if (r->threads && !set_int(c, "run.threads", *r->threads, 0, 4096, &cfg->run.threads)) return false;
         if (r->cuda_graphs) {
             static const char *const s[] = {"off", "on", "auto"};
             if (!parse_choice(c, "run.cuda_graphs", r->cuda_graphs, s, 3, &iv)) return false;
@@ -685,10 +657,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             {"train.n_pro_ab", tr->n_pro_ab, &cfg->train.n_pro_ab},
         };
         for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
-            if (in[i].v) {
-                if (!check_int(c, in[i].key, *in[i].v, 1, 64)) return false;
-                *in[i].dst = *in[i].v;
-            }
+            if (in[i].v && !set_int(c, in[i].key, *in[i].v, 1, 64, in[i].dst)) return false;
         if (tr->eam) {
             static const char *const s[] = {"token-axis", "per-token"};
             if (!parse_choice(c, "train.eam", tr->eam, s, 2, &cfg->train.eam)) return false;
@@ -705,10 +674,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             static const char *const s[] = {"none", "grid", "full"};
             if (!parse_choice(c, "output.maps", o->maps, s, 3, &cfg->output.maps)) return false;
         }
-        if (o->heatmaps) {
-            if (!check_int(c, "output.heatmaps", *o->heatmaps, 0, 100000)) return false;
-            cfg->output.heatmaps = *o->heatmaps;
-        }
+        if (o->heatmaps && !set_int(c, "output.heatmaps", *o->heatmaps, 0, 100000, &cfg->output.heatmaps)) return false;
         if (o->models) cfg->output.models = *o->models;
         if (o->on_mismatch) {
             static const char *const s[] = {"error", "redo"};
