@@ -6,6 +6,7 @@
 #include "image.h"
 #include "log.h"
 #include "shots.h"
+#include "yaml_log.h"
 
 #include <cyaml/cyaml.h>
 #include <errno.h>
@@ -688,34 +689,6 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
 // ----------------------------------------------------------------------------
 // Parsing a document
 
-typedef struct yaml_log {
-    char msg[512];
-    int line, col;
-    char field[128]; // innermost "mapping field 'x'" of the backtrace
-} yaml_log;
-
-static void yaml_log_fn(cyaml_log_t level, void *ctx, const char *fmt, va_list args) {
-    yaml_log *lg = ctx;
-    if (level < CYAML_LOG_ERROR) return;
-    char buf[512];
-    vsnprintf(buf, sizeof buf, fmt, args);
-    const char *at = strstr(buf, "(line: ");
-    if (at) {
-        if (lg->line == 0) sscanf(at, "(line: %d, column: %d)", &lg->line, &lg->col);
-        const char *f = strstr(buf, "mapping field '");
-        if (f && !lg->field[0]) sscanf(f, "mapping field '%127[^']'", lg->field);
-        return;
-    }
-    if (lg->msg[0] || strstr(buf, "Backtrace")) return;
-    const char *m = buf;
-    if (strncmp(m, "Load: ", 6) == 0) m += 6;
-    if (strncmp(m, "libyaml: ", 9) == 0) m += 9;
-    snprintf(lg->msg, sizeof lg->msg, "%s", m);
-    size_t n = strlen(lg->msg);
-    while (n && (lg->msg[n - 1] == '\n' || lg->msg[n - 1] == ' '))
-        lg->msg[--n] = 0;
-}
-
 // Levenshtein distance (short strings) for "did you mean".
 static int edit_distance(const char *a, const char *b) {
     int la = (int)strlen(a), lb = (int)strlen(b);
@@ -792,10 +765,10 @@ static const char *suggest_key(const char *path) {
 }
 
 static pad_status parse_doc(pad_run_config *cfg, const char *text, size_t n, const src_ctx *c) {
-    yaml_log lg;
+    pad_yaml_log lg;
     memset(&lg, 0, sizeof lg);
     cyaml_config_t ycfg = {
-        .log_fn = yaml_log_fn,
+        .log_fn = pad_yaml_log_fn,
         .log_ctx = &lg,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,
@@ -816,6 +789,7 @@ static pad_status parse_doc(pad_run_config *cfg, const char *text, size_t n, con
     cyaml_err_t e = cyaml_load_data((const uint8_t *)text, n, &ycfg, &k_top_schema, (cyaml_data_t **)&t, NULL);
     if (e != CYAML_OK) {
         const char *m = lg.msg[0] ? lg.msg : cyaml_strerror(e);
+        if (strncmp(m, "libyaml: ", 9) == 0) m += 9; // a syntax error of libyaml itself: its message alone
         const char *pfx = "Unexpected key: ";
         if (strncmp(m, pfx, strlen(pfx)) == 0) {
             const char *key = m + strlen(pfx);
