@@ -171,6 +171,13 @@ void pad_rng_fill(pad_rng *r, float *x, size_t n, float lo, float hi) {
         x[i] = pad_rng_uniform(r, lo, hi);
 }
 
+float *pad_test_rand(pad_rng *r, size_t n, float lo, float hi) {
+    float *x = malloc(n * sizeof(float));
+    cr_assert(x || !n);
+    pad_rng_fill(r, x, n, lo, hi);
+    return x;
+}
+
 static char g_test_log[65536];
 static pad_log_level g_test_log_min;
 

@@ -82,6 +82,8 @@ typedef struct pad_rng {
 uint64_t pad_rng_next(pad_rng *r);
 float pad_rng_uniform(pad_rng *r, float lo, float hi);
 void pad_rng_fill(pad_rng *r, float *x, size_t n, float lo, float hi);
+// A malloc'd array of n floats filled by pad_rng_fill (asserts); caller frees.
+float *pad_test_rand(pad_rng *r, size_t n, float lo, float hi);
 
 // Log capture for tests that assert on what the library logs. pad_test_log_start() empties the captured text and
 // installs a sink (pad_log_set) that appends every message of level WARN or above as one line; pad_test_log_start_all()
