@@ -322,12 +322,23 @@ typedef struct src_ctx {
     char set_key[256]; // the key of a --set override
 } src_ctx;
 
-// The line (1-based) of dotted key `key` in a block-style YAML text, or 0. Tracks the chain of mapping keys by
-// indentation; list items ("- ") count as indentation.
-static int key_line(const char *text, const char *key) {
+// The chain of mapping keys down to a line of a block-style YAML text (keys[0] outermost).
+typedef struct yaml_chain {
+    char keys[8][128];
+    int depth;
+} yaml_chain;
+
+// Walks a block-style YAML text line by line, keeping the chain of mapping keys by indentation. A key is the text
+// before a ':' at the start of a line, after its indentation: 1 to 127 letters, digits, '_' and '-' when `strict`,
+// else characters other than ':', ' ' and '#'. On each key line the keys indented as deep or deeper are dropped, the
+// key is appended (up to 8 levels) and visit(line, chain, ctx) is called with the 1-based line. Returns the line of
+// the first visit that returns true, or 0.
+static int walk_keys(const char *text, bool strict, bool (*visit)(int line, const yaml_chain *ch, void *ctx),
+                     void *ctx) {
     if (!text) return 0;
-    char stack[8][128];
-    int ind[8], depth = 0, line = 0;
+    yaml_chain ch;
+    int ind[8], line = 0;
+    ch.depth = 0;
     const char *p = text;
     while (*p) {
         line++;
@@ -337,33 +348,48 @@ static int key_line(const char *text, const char *key) {
         while ((size_t)col < len && (p[col] == ' ' || p[col] == '\t'))
             col++;
         const char *s = p + col;
-        size_t rest = len - (size_t)col;
-        if (rest && *s != '#') {
-            size_t kl = 0;
-            while (kl < rest && (s[kl] == '_' || s[kl] == '-' || (s[kl] >= 'a' && s[kl] <= 'z') ||
-                                 (s[kl] >= 'A' && s[kl] <= 'Z') || (s[kl] >= '0' && s[kl] <= '9')))
-                kl++;
-            if (kl && kl < rest && s[kl] == ':' && kl < 128) {
-                while (depth > 0 && ind[depth - 1] >= col)
-                    depth--;
-                if (depth < 8) {
-                    memcpy(stack[depth], s, kl);
-                    stack[depth][kl] = 0;
-                    ind[depth] = col;
-                    depth++;
-                    char joined[1024] = "";
-                    for (int i = 0; i < depth; i++) {
-                        size_t jl = strlen(joined);
-                        snprintf(joined + jl, sizeof joined - jl, "%s%s", i ? "." : "", stack[i]);
-                    }
-                    if (strcmp(joined, key) == 0) return line;
-                }
+        size_t rest = len - (size_t)col, kl = 0;
+        while (kl < rest && kl < 127 &&
+               (strict ? s[kl] == '_' || s[kl] == '-' || (s[kl] >= 'a' && s[kl] <= 'z') ||
+                             (s[kl] >= 'A' && s[kl] <= 'Z') || (s[kl] >= '0' && s[kl] <= '9')
+                       : s[kl] != ':' && s[kl] != ' ' && s[kl] != '#'))
+            kl++;
+        if (kl && kl < rest && s[kl] == ':') {
+            while (ch.depth > 0 && ind[ch.depth - 1] >= col)
+                ch.depth--;
+            if (ch.depth < 8) {
+                memcpy(ch.keys[ch.depth], s, kl);
+                ch.keys[ch.depth][kl] = 0;
+                ind[ch.depth] = col;
+                ch.depth++;
+                if (visit(line, &ch, ctx)) return line;
             }
         }
         if (!eol) break;
         p = eol + 1;
     }
     return 0;
+}
+
+// The chain joined with dots ("run.shots") into out (cap bytes).
+static void chain_path(const yaml_chain *ch, char *out, size_t cap) {
+    out[0] = 0;
+    for (int i = 0; i < ch->depth; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, "%s%s", i ? "." : "", ch->keys[i]);
+    }
+}
+
+static bool is_dotted_key(int line, const yaml_chain *ch, void *key) {
+    (void)line;
+    char joined[1024];
+    chain_path(ch, joined, sizeof joined);
+    return strcmp(joined, (const char *)key) == 0;
+}
+
+// The line (1-based) of dotted key `key` in a block-style YAML text, or 0.
+static int key_line(const char *text, const char *key) {
+    return walk_keys(text, true, is_dotted_key, (void *)key);
 }
 
 static void src_error(const src_ctx *c, const char *key, const char *fmt, ...) PAD_PRINTF_LIKE(3, 4);
@@ -708,46 +734,24 @@ static int edit_distance(const char *a, const char *b) {
     return d[la][lb];
 }
 
+typedef struct unknown_key {
+    const char *key;
+    int from;
+    char *path;
+    size_t cap;
+} unknown_key;
+
+static bool is_unknown_key(int line, const yaml_chain *ch, void *ctx) {
+    unknown_key *u = ctx;
+    if (line < u->from || strcmp(ch->keys[ch->depth - 1], u->key) != 0) return false;
+    chain_path(ch, u->path, u->cap);
+    return true;
+}
+
 // For an unknown key `key` found at or after line `from`: its line and dotted path (by indentation).
 static int find_unknown_key(const char *text, const char *key, int from, char *path, size_t cap) {
-    if (!text) return 0;
-    char stack[8][128];
-    int ind[8], depth = 0, line = 0;
-    const char *p = text;
-    while (*p) {
-        line++;
-        const char *eol = strchr(p, '\n');
-        size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        int col = 0;
-        while ((size_t)col < len && (p[col] == ' ' || p[col] == '\t'))
-            col++;
-        const char *s = p + col;
-        size_t rest = len - (size_t)col;
-        size_t kl = 0;
-        while (kl < rest && s[kl] != ':' && s[kl] != ' ' && s[kl] != '#' && kl < 127)
-            kl++;
-        if (rest && *s != '#' && kl && kl < rest && s[kl] == ':') {
-            while (depth > 0 && ind[depth - 1] >= col)
-                depth--;
-            if (depth < 8) {
-                memcpy(stack[depth], s, kl);
-                stack[depth][kl] = 0;
-                ind[depth] = col;
-                depth++;
-                if (line >= from && strcmp(stack[depth - 1], key) == 0) {
-                    path[0] = 0;
-                    for (int i = 0; i < depth; i++) {
-                        size_t pl = strlen(path);
-                        snprintf(path + pl, cap - pl, "%s%s", i ? "." : "", stack[i]);
-                    }
-                    return line;
-                }
-            }
-        }
-        if (!eol) break;
-        p = eol + 1;
-    }
-    return 0;
+    unknown_key u = {key, from, path, cap};
+    return walk_keys(text, false, is_unknown_key, &u);
 }
 
 // The closest known key with the same section prefix as `path` ("run.epoch" -> "run.epochs"), or NULL.
