@@ -4,6 +4,7 @@
 
 #include "dataset.h"
 #include "fsutil.h"
+#include "jsonutil.h"
 #include "log.h"
 
 #include <cjson/cJSON.h>
@@ -62,13 +63,6 @@ static const char *json_str(const cJSON *o, const char *key, const char *dflt) {
     return cJSON_IsString(it) && it->valuestring ? it->valuestring : dflt;
 }
 
-static bool json_int(const cJSON *o, const char *key, int *out) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(it)) return false;
-    *out = (int)it->valuedouble;
-    return true;
-}
-
 static pad_status read_unit(const char *path, const char *ds, const char *cls, int k, int seed, const char *task,
                             unit_rec *u) {
     char *text = NULL;
@@ -93,8 +87,8 @@ static pad_status read_unit(const char *path, const char *ds, const char *cls, i
     u->src[pl] = 0;
     u->k = k;
     u->seed = seed;
-    json_int(j, "k", &u->k);
-    json_int(j, "seed", &u->seed);
+    pad_json_get_int(j, "k", &u->k);
+    pad_json_get_int(j, "seed", &u->seed);
     bool any = false;
     for (int m = 0; m < N_METRICS; m++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k_metric_keys[m]);
