@@ -137,6 +137,17 @@ void pad_cmd_free(pad_cmd_result *r) {
     r->out = r->err = NULL;
 }
 
+char *pad_test_fmt(const char *fmt, ...) {
+    static char bufs[16][4096];
+    static int next = 0;
+    char *b = bufs[next++ & 15];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof bufs[0], fmt, ap);
+    va_end(ap);
+    return b;
+}
+
 char *pad_test_tmpdir(const char *tag) {
     char tmpl[256];
     snprintf(tmpl, sizeof tmpl, "/tmp/promptad_test_%s_XXXXXX", tag);

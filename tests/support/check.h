@@ -70,6 +70,14 @@ pad_cmd_result pad_cmd_run(const char *fmt, ...)
     ;
 void pad_cmd_free(pad_cmd_result *r);
 
+// printf into one of 16 static buffers used in turn: the result stays valid for the next 15 calls (paths and
+// messages built inline in a test). Longer results are cut at 4095 bytes.
+char *pad_test_fmt(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
 // Creates a fresh temporary directory (asserts); returns a static-lifetime string (leaked on purpose).
 char *pad_test_tmpdir(const char *tag);
 // Writes bytes to a file (asserts).
