@@ -6,6 +6,7 @@
 #include "image.h"
 #include "log.h"
 #include "shots.h"
+#include "yaml_log.h"
 
 #include <cyaml/cyaml.h>
 #include <errno.h>
@@ -321,12 +322,23 @@ typedef struct src_ctx {
     char set_key[256]; // the key of a --set override
 } src_ctx;
 
-// The line (1-based) of dotted key `key` in a block-style YAML text, or 0. Tracks the chain of mapping keys by
-// indentation; list items ("- ") count as indentation.
-static int key_line(const char *text, const char *key) {
+// The chain of mapping keys down to a line of a block-style YAML text (keys[0] outermost).
+typedef struct yaml_chain {
+    char keys[8][128];
+    int depth;
+} yaml_chain;
+
+// Walks a block-style YAML text line by line, keeping the chain of mapping keys by indentation. A key is the text
+// before a ':' at the start of a line, after its indentation: 1 to 127 letters, digits, '_' and '-' when `strict`,
+// else characters other than ':', ' ' and '#'. On each key line the keys indented as deep or deeper are dropped, the
+// key is appended (up to 8 levels) and visit(line, chain, ctx) is called with the 1-based line. Returns the line of
+// the first visit that returns true, or 0.
+static int walk_keys(const char *text, bool strict, bool (*visit)(int line, const yaml_chain *ch, void *ctx),
+                     void *ctx) {
     if (!text) return 0;
-    char stack[8][128];
-    int ind[8], depth = 0, line = 0;
+    yaml_chain ch;
+    int ind[8], line = 0;
+    ch.depth = 0;
     const char *p = text;
     while (*p) {
         line++;
@@ -336,33 +348,48 @@ static int key_line(const char *text, const char *key) {
         while ((size_t)col < len && (p[col] == ' ' || p[col] == '\t'))
             col++;
         const char *s = p + col;
-        size_t rest = len - (size_t)col;
-        if (rest && *s != '#') {
-            size_t kl = 0;
-            while (kl < rest && (s[kl] == '_' || s[kl] == '-' || (s[kl] >= 'a' && s[kl] <= 'z') ||
-                                 (s[kl] >= 'A' && s[kl] <= 'Z') || (s[kl] >= '0' && s[kl] <= '9')))
-                kl++;
-            if (kl && kl < rest && s[kl] == ':' && kl < 128) {
-                while (depth > 0 && ind[depth - 1] >= col)
-                    depth--;
-                if (depth < 8) {
-                    memcpy(stack[depth], s, kl);
-                    stack[depth][kl] = 0;
-                    ind[depth] = col;
-                    depth++;
-                    char joined[1024] = "";
-                    for (int i = 0; i < depth; i++) {
-                        size_t jl = strlen(joined);
-                        snprintf(joined + jl, sizeof joined - jl, "%s%s", i ? "." : "", stack[i]);
-                    }
-                    if (strcmp(joined, key) == 0) return line;
-                }
+        size_t rest = len - (size_t)col, kl = 0;
+        while (kl < rest && kl < 127 &&
+               (strict ? s[kl] == '_' || s[kl] == '-' || (s[kl] >= 'a' && s[kl] <= 'z') ||
+                             (s[kl] >= 'A' && s[kl] <= 'Z') || (s[kl] >= '0' && s[kl] <= '9')
+                       : s[kl] != ':' && s[kl] != ' ' && s[kl] != '#'))
+            kl++;
+        if (kl && kl < rest && s[kl] == ':') {
+            while (ch.depth > 0 && ind[ch.depth - 1] >= col)
+                ch.depth--;
+            if (ch.depth < 8) {
+                memcpy(ch.keys[ch.depth], s, kl);
+                ch.keys[ch.depth][kl] = 0;
+                ind[ch.depth] = col;
+                ch.depth++;
+                if (visit(line, &ch, ctx)) return line;
             }
         }
         if (!eol) break;
         p = eol + 1;
     }
     return 0;
+}
+
+// The chain joined with dots ("run.shots") into out (cap bytes).
+static void chain_path(const yaml_chain *ch, char *out, size_t cap) {
+    out[0] = 0;
+    for (int i = 0; i < ch->depth; i++) {
+        size_t l = strlen(out);
+        snprintf(out + l, cap - l, "%s%s", i ? "." : "", ch->keys[i]);
+    }
+}
+
+static bool is_dotted_key(int line, const yaml_chain *ch, void *key) {
+    (void)line;
+    char joined[1024];
+    chain_path(ch, joined, sizeof joined);
+    return strcmp(joined, (const char *)key) == 0;
+}
+
+// The line (1-based) of dotted key `key` in a block-style YAML text, or 0.
+static int key_line(const char *text, const char *key) {
+    return walk_keys(text, true, is_dotted_key, (void *)key);
 }
 
 static void src_error(const src_ctx *c, const char *key, const char *fmt, ...) PAD_PRINTF_LIKE(3, 4);
@@ -424,6 +451,35 @@ static bool check_flt(const src_ctx *c, const char *key, double v, double lo, do
     if (v >= lo && v <= hi) return true;
     src_error(c, key, "%g is out of range [%g, %g]", v, lo, hi);
     return false;
+}
+
+// dst = v when v is in [lo, hi]; else false (one error naming key) and dst untouched.
+static bool set_int(const src_ctx *c, const char *key, int v, int lo, int hi, int *dst) {
+    if (!check_int(c, key, v, lo, hi)) return false;
+    *dst = v;
+    return true;
+}
+
+// A list of n distinct integers in [lo, hi], at most PAD_CFG_MAX_LIST of them: copied to dst, *n_dst = n. False
+// (one error naming key, dst untouched) for a list too long, a value out of range or a value listed twice.
+static bool set_int_list(const src_ctx *c, const char *key, const int *v, unsigned n, int lo, int hi, int *dst,
+                         int *n_dst) {
+    if (n > PAD_CFG_MAX_LIST) {
+        src_error(c, key, "at most %d entries", PAD_CFG_MAX_LIST);
+        return false;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (!check_int(c, key, v[i], lo, hi)) return false;
+        for (unsigned j = 0; j < i; j++)
+            if (v[i] == v[j]) {
+                src_error(c, key, "%d listed twice", v[i]);
+                return false;
+            }
+    }
+    for (unsigned i = 0; i < n; i++)
+        dst[i] = v[i];
+    *n_dst = (int)n;
+    return true;
 }
 
 static bool set_path(const src_ctx *c, const char *key, const char *v, char *dst, size_t cap, bool allow_empty) {
@@ -510,36 +566,19 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
                 COPY(cfg->data.classes[i], d->classes[i]);
             cfg->data.n_classes = (int)d->classes_count;
         }
-        if (d->max_test) {
-            if (!check_int(c, "data.max_test", *d->max_test, 0, 1000000)) return false;
-            cfg->data.max_test = *d->max_test;
-        }
+        if (d->max_test && !set_int(c, "data.max_test", *d->max_test, 0, 1000000, &cfg->data.max_test)) return false;
         if (d->synth) {
             const y_synth *s = d->synth;
-            if (s->classes) {
-                if (!check_int(c, "data.synth.classes", *s->classes, 1, 16)) return false;
-                cfg->data.synth.classes = *s->classes;
-            }
-            if (s->seed) {
-                if (!check_int(c, "data.synth.seed", *s->seed, 0, 2147483647)) return false;
-                cfg->data.synth.seed = *s->seed;
-            }
-            if (s->size) {
-                if (!check_int(c, "data.synth.size", *s->size, 64, 2048)) return false;
-                cfg->data.synth.size = *s->size;
-            }
-            if (s->train) {
-                if (!check_int(c, "data.synth.train", *s->train, 1, 10000)) return false;
-                cfg->data.synth.train = *s->train;
-            }
-            if (s->test_good) {
-                if (!check_int(c, "data.synth.test_good", *s->test_good, 0, 10000)) return false;
-                cfg->data.synth.test_good = *s->test_good;
-            }
-            if (s->test_bad) {
-                if (!check_int(c, "data.synth.test_bad", *s->test_bad, 0, 10000)) return false;
-                cfg->data.synth.test_bad = *s->test_bad;
-            }
+            if (s->classes && !set_int(c, "data.synth.classes", *s->classes, 1, 16, &cfg->data.synth.classes))
+                return false;
+            if (s->seed && !set_int(c, "data.synth.seed", *s->seed, 0, 2147483647, &cfg->data.synth.seed)) return false;
+            if (s->size && !set_int(c, "data.synth.size", *s->size, 64, 2048, &cfg->data.synth.size)) return false;
+            if (s->train && !set_int(c, "data.synth.train", *s->train, 1, 10000, &cfg->data.synth.train)) return false;
+            if (s->test_good &&
+                !set_int(c, "data.synth.test_good", *s->test_good, 0, 10000, &cfg->data.synth.test_good))
+                return false;
+            if (s->test_bad && !set_int(c, "data.synth.test_bad", *s->test_bad, 0, 10000, &cfg->data.synth.test_bad))
+                return false;
         }
     }
     if (t->run) {
@@ -549,40 +588,12 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             if (!parse_choice(c, "run.protocol", r->protocol, p, 2, &iv)) return false;
             cfg->run.protocol = (pad_protocol)iv;
         }
-        if (r->shots) {
-            if (r->shots_count > PAD_CFG_MAX_LIST) {
-                src_error(c, "run.shots", "at most %d entries", PAD_CFG_MAX_LIST);
-                return false;
-            }
-            for (unsigned i = 0; i < r->shots_count; i++) {
-                if (!check_int(c, "run.shots", r->shots[i], 1, 1024)) return false;
-                for (unsigned j = 0; j < i; j++)
-                    if (r->shots[i] == r->shots[j]) {
-                        src_error(c, "run.shots", "%d listed twice", r->shots[i]);
-                        return false;
-                    }
-            }
-            for (unsigned i = 0; i < r->shots_count; i++)
-                cfg->run.shots[i] = r->shots[i];
-            cfg->run.n_shots = (int)r->shots_count;
-        }
-        if (r->seeds) {
-            if (r->seeds_count > PAD_CFG_MAX_LIST) {
-                src_error(c, "run.seeds", "at most %d entries", PAD_CFG_MAX_LIST);
-                return false;
-            }
-            for (unsigned i = 0; i < r->seeds_count; i++) {
-                if (!check_int(c, "run.seeds", r->seeds[i], 0, 2147483647)) return false;
-                for (unsigned j = 0; j < i; j++)
-                    if (r->seeds[i] == r->seeds[j]) {
-                        src_error(c, "run.seeds", "%d listed twice", r->seeds[i]);
-                        return false;
-                    }
-            }
-            for (unsigned i = 0; i < r->seeds_count; i++)
-                cfg->run.seeds[i] = r->seeds[i];
-            cfg->run.n_seeds = (int)r->seeds_count;
-        }
+        if (r->shots &&
+            !set_int_list(c, "run.shots", r->shots, r->shots_count, 1, 1024, cfg->run.shots, &cfg->run.n_shots))
+            return false;
+        if (r->seeds &&
+            !set_int_list(c, "run.seeds", r->seeds, r->seeds_count, 0, 2147483647, cfg->run.seeds, &cfg->run.n_seeds))
+            return false;
         if (r->tasks) {
             int mask = 0;
             for (unsigned i = 0; i < r->tasks_count; i++) {
@@ -596,10 +607,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             }
             cfg->run.tasks = mask;
         }
-        if (r->epochs) {
-            if (!check_int(c, "run.epochs", *r->epochs, 1, 100000)) return false;
-            cfg->run.epochs = *r->epochs;
-        }
+        if (r->epochs && !set_int(c, "run.epochs", *r->epochs, 1, 100000, &cfg->run.epochs)) return false;
         if (r->device) {
             static const char *const d[] = {"auto", "cpu", "cuda"};
             if (!parse_choice(c, "run.device", r->device, d, 3, &iv)) return false;
@@ -614,14 +622,8 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             return false;
         if (r->prompts && !set_path(c, "run.prompts", r->prompts, cfg->run.prompts, PAD_CFG_PATH_MAX, false))
             return false;
-        if (r->resolution) {
-            if (!check_int(c, "run.resolution", *r->resolution, 8, 4096)) return false;
-            cfg->run.resolution = *r->resolution;
-        }
-        if (r->batch) {
-            if (!check_int(c, "run.batch", *r->batch, 1, 4096)) return false;
-            cfg->run.batch = *r->batch;
-        }
+        if (r->resolution && !set_int(c, "run.resolution", *r->resolution, 8, 4096, &cfg->run.resolution)) return false;
+        if (r->batch && !set_int(c, "run.batch", *r->batch, 1, 4096, &cfg->run.batch)) return false;
         if (r->tau) {
             static const char *const s[] = {"raw", "exp"};
             if (!parse_choice(c, "run.tau", r->tau, s, 2, &iv)) return false;
@@ -638,10 +640,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             if (!check_flt(c, "run.fpr_limit", *r->fpr_limit, 1e-6, 1.0)) return false;
             cfg->run.fpr_limit = *r->fpr_limit;
         }
-        if (r->threads) {
-            if (!check_int(c, "run.threads", *r->threads, 0, 4096)) return false;
-            cfg->run.threads = *r->threads;
-        }
+        if (r->threads && !set_int(c, "run.threads", *r->threads, 0, 4096, &cfg->run.threads)) return false;
         if (r->cuda_graphs) {
             static const char *const s[] = {"off", "on", "auto"};
             if (!parse_choice(c, "run.cuda_graphs", r->cuda_graphs, s, 3, &iv)) return false;
@@ -685,10 +684,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             {"train.n_pro_ab", tr->n_pro_ab, &cfg->train.n_pro_ab},
         };
         for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
-            if (in[i].v) {
-                if (!check_int(c, in[i].key, *in[i].v, 1, 64)) return false;
-                *in[i].dst = *in[i].v;
-            }
+            if (in[i].v && !set_int(c, in[i].key, *in[i].v, 1, 64, in[i].dst)) return false;
         if (tr->eam) {
             static const char *const s[] = {"token-axis", "per-token"};
             if (!parse_choice(c, "train.eam", tr->eam, s, 2, &cfg->train.eam)) return false;
@@ -705,10 +701,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             static const char *const s[] = {"none", "grid", "full"};
             if (!parse_choice(c, "output.maps", o->maps, s, 3, &cfg->output.maps)) return false;
         }
-        if (o->heatmaps) {
-            if (!check_int(c, "output.heatmaps", *o->heatmaps, 0, 100000)) return false;
-            cfg->output.heatmaps = *o->heatmaps;
-        }
+        if (o->heatmaps && !set_int(c, "output.heatmaps", *o->heatmaps, 0, 100000, &cfg->output.heatmaps)) return false;
         if (o->models) cfg->output.models = *o->models;
         if (o->on_mismatch) {
             static const char *const s[] = {"error", "redo"};
@@ -721,34 +714,6 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
 
 // ----------------------------------------------------------------------------
 // Parsing a document
-
-typedef struct yaml_log {
-    char msg[512];
-    int line, col;
-    char field[128]; // innermost "mapping field 'x'" of the backtrace
-} yaml_log;
-
-static void yaml_log_fn(cyaml_log_t level, void *ctx, const char *fmt, va_list args) {
-    yaml_log *lg = ctx;
-    if (level < CYAML_LOG_ERROR) return;
-    char buf[512];
-    vsnprintf(buf, sizeof buf, fmt, args);
-    const char *at = strstr(buf, "(line: ");
-    if (at) {
-        if (lg->line == 0) sscanf(at, "(line: %d, column: %d)", &lg->line, &lg->col);
-        const char *f = strstr(buf, "mapping field '");
-        if (f && !lg->field[0]) sscanf(f, "mapping field '%127[^']'", lg->field);
-        return;
-    }
-    if (lg->msg[0] || strstr(buf, "Backtrace")) return;
-    const char *m = buf;
-    if (strncmp(m, "Load: ", 6) == 0) m += 6;
-    if (strncmp(m, "libyaml: ", 9) == 0) m += 9;
-    snprintf(lg->msg, sizeof lg->msg, "%s", m);
-    size_t n = strlen(lg->msg);
-    while (n && (lg->msg[n - 1] == '\n' || lg->msg[n - 1] == ' '))
-        lg->msg[--n] = 0;
-}
 
 // Levenshtein distance (short strings) for "did you mean".
 static int edit_distance(const char *a, const char *b) {
@@ -769,46 +734,24 @@ static int edit_distance(const char *a, const char *b) {
     return d[la][lb];
 }
 
+typedef struct unknown_key {
+    const char *key;
+    int from;
+    char *path;
+    size_t cap;
+} unknown_key;
+
+static bool is_unknown_key(int line, const yaml_chain *ch, void *ctx) {
+    unknown_key *u = ctx;
+    if (line < u->from || strcmp(ch->keys[ch->depth - 1], u->key) != 0) return false;
+    chain_path(ch, u->path, u->cap);
+    return true;
+}
+
 // For an unknown key `key` found at or after line `from`: its line and dotted path (by indentation).
 static int find_unknown_key(const char *text, const char *key, int from, char *path, size_t cap) {
-    if (!text) return 0;
-    char stack[8][128];
-    int ind[8], depth = 0, line = 0;
-    const char *p = text;
-    while (*p) {
-        line++;
-        const char *eol = strchr(p, '\n');
-        size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        int col = 0;
-        while ((size_t)col < len && (p[col] == ' ' || p[col] == '\t'))
-            col++;
-        const char *s = p + col;
-        size_t rest = len - (size_t)col;
-        size_t kl = 0;
-        while (kl < rest && s[kl] != ':' && s[kl] != ' ' && s[kl] != '#' && kl < 127)
-            kl++;
-        if (rest && *s != '#' && kl && kl < rest && s[kl] == ':') {
-            while (depth > 0 && ind[depth - 1] >= col)
-                depth--;
-            if (depth < 8) {
-                memcpy(stack[depth], s, kl);
-                stack[depth][kl] = 0;
-                ind[depth] = col;
-                depth++;
-                if (line >= from && strcmp(stack[depth - 1], key) == 0) {
-                    path[0] = 0;
-                    for (int i = 0; i < depth; i++) {
-                        size_t pl = strlen(path);
-                        snprintf(path + pl, cap - pl, "%s%s", i ? "." : "", stack[i]);
-                    }
-                    return line;
-                }
-            }
-        }
-        if (!eol) break;
-        p = eol + 1;
-    }
-    return 0;
+    unknown_key u = {key, from, path, cap};
+    return walk_keys(text, false, is_unknown_key, &u);
 }
 
 // The closest known key with the same section prefix as `path` ("run.epoch" -> "run.epochs"), or NULL.
@@ -826,10 +769,10 @@ static const char *suggest_key(const char *path) {
 }
 
 static pad_status parse_doc(pad_run_config *cfg, const char *text, size_t n, const src_ctx *c) {
-    yaml_log lg;
+    pad_yaml_log lg;
     memset(&lg, 0, sizeof lg);
     cyaml_config_t ycfg = {
-        .log_fn = yaml_log_fn,
+        .log_fn = pad_yaml_log_fn,
         .log_ctx = &lg,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,
@@ -850,6 +793,7 @@ static pad_status parse_doc(pad_run_config *cfg, const char *text, size_t n, con
     cyaml_err_t e = cyaml_load_data((const uint8_t *)text, n, &ycfg, &k_top_schema, (cyaml_data_t **)&t, NULL);
     if (e != CYAML_OK) {
         const char *m = lg.msg[0] ? lg.msg : cyaml_strerror(e);
+        if (strncmp(m, "libyaml: ", 9) == 0) m += 9; // a syntax error of libyaml itself: its message alone
         const char *pfx = "Unexpected key: ";
         if (strncmp(m, pfx, strlen(pfx)) == 0) {
             const char *key = m + strlen(pfx);

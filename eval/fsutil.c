@@ -173,3 +173,16 @@ bool pad_path_join(char *out, size_t cap, const char *a, const char *b) {
     out[n + lb] = 0;
     return fits;
 }
+
+void pad_csv_field(FILE *fp, const char *s) {
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, fp);
+        return;
+    }
+    fputc('"', fp);
+    for (const char *p = s; *p; p++) {
+        if (*p == '"') fputc('"', fp);
+        fputc(*p, fp);
+    }
+    fputc('"', fp);
+}

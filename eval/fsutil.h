@@ -1,9 +1,12 @@
 /* fsutil.h - small file-system helpers of the eval code (results folders of `promptad run`): mkdir -p, whole-file
- * reads, atomic writes (temporary file + rename), recursive removal. Every failure logs one line naming the path. */
+ * reads, atomic writes (temporary file + rename), recursive removal, CSV fields. Every failure logs one line naming the
+ * path. */
 #ifndef PAD_EVAL_FSUTIL_H
 #define PAD_EVAL_FSUTIL_H
 
 #include "promptad.h"
+
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,6 +32,9 @@ pad_status pad_remove_tree(const char *path);
 // out = a + "/" + b (b may contain further slashes). Returns false (out truncated, still NUL-terminated) when it does
 // not fit in cap.
 bool pad_path_join(char *out, size_t cap, const char *a, const char *b);
+
+// Writes s to fp as one CSV field: as is, or quoted (inner quotes doubled) when it holds a comma, quote or newline.
+void pad_csv_field(FILE *fp, const char *s);
 
 // Seconds on a monotonic clock.
 double pad_now(void);

@@ -9,6 +9,7 @@
  * histogram (details above pad_metrics_pixel). */
 #include "metrics.h"
 
+#include "jsonutil.h"
 #include "log.h"
 #include "metrics_exact.h"
 
@@ -785,18 +786,14 @@ void pad_metrics_pixel_finish(const pad_pixel_sums *s, int64_t n_anom, int64_t n
 // ----------------------------------------------------------------------------
 // JSON
 
-static int add_metric(cJSON *o, const char *key, double v) {
-    cJSON *item = isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull();
-    return item && cJSON_AddItemToObject(o, key, item);
-}
-
 pad_status pad_metrics_write_json(const char *path, const pad_image_metrics *img, const pad_pixel_metrics *pix) {
     pad_status st = PAD_ERR_OOM;
     char *text = NULL, *tmp = NULL;
     cJSON *o = cJSON_CreateObject();
-    if (!o || !add_metric(o, "image_auroc", img->auroc) || !add_metric(o, "image_aupr", img->aupr)) goto done;
-    if (pix && (!add_metric(o, "pixel_auroc", pix->auroc) || !add_metric(o, "pixel_aupr", pix->aupr) ||
-                !add_metric(o, "pixel_pro", pix->pro) || !add_metric(o, "pixel_pro_200", pix->pro_200)))
+    if (!o || !pad_json_add_num(o, "image_auroc", img->auroc) || !pad_json_add_num(o, "image_aupr", img->aupr))
+        goto done;
+    if (pix && (!pad_json_add_num(o, "pixel_auroc", pix->auroc) || !pad_json_add_num(o, "pixel_aupr", pix->aupr) ||
+                !pad_json_add_num(o, "pixel_pro", pix->pro) || !pad_json_add_num(o, "pixel_pro_200", pix->pro_200)))
         goto done;
     text = cJSON_Print(o);
     size_t plen = strlen(path);

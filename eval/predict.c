@@ -5,6 +5,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "image.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "score.h"
 #include "st_file.h"
@@ -93,13 +94,6 @@ static pad_status write_json(const char *path, cJSON *j) {
     return st;
 }
 
-static void json_num(cJSON *o, const char *key, double v) {
-    if (isnan(v) || isinf(v))
-        cJSON_AddNullToObject(o, key);
-    else
-        cJSON_AddNumberToObject(o, key, v);
-}
-
 pad_status pad_model_save(const char *dir, const pad_model_info *m) {
     char tmp[PATH_CAP + 64], p[PATH_CAP + 128];
     const char *slash = strrchr(dir, '/');
@@ -165,11 +159,11 @@ pad_status pad_model_save(const char *dir, const pad_model_info *m) {
         for (int i = 0; i < m->k; i++)
             cJSON_AddItemToArray(sh, cJSON_CreateString(m->shots[i]));
         cJSON *th = cJSON_AddObjectToObject(j, "threshold");
-        json_num(th, "value", m->threshold);
+        pad_json_add_num(th, "value", m->threshold);
         cJSON_AddStringToObject(th, "rule", m->threshold_rule ? m->threshold_rule : "");
-        json_num(th, "f1", m->threshold_f1);
-        json_num(th, "precision", m->threshold_precision);
-        json_num(th, "recall", m->threshold_recall);
+        pad_json_add_num(th, "f1", m->threshold_f1);
+        pad_json_add_num(th, "precision", m->threshold_precision);
+        pad_json_add_num(th, "recall", m->threshold_recall);
         cJSON *mr = cJSON_AddArrayToObject(j, "map_range");
         cJSON_AddItemToArray(mr, cJSON_CreateNumber(m->map_lo));
         cJSON_AddItemToArray(mr, cJSON_CreateNumber(m->map_hi));
@@ -221,13 +215,6 @@ static void model_free(model *m) {
     memset(m, 0, sizeof *m);
 }
 
-static bool get_int(const cJSON *j, const char *k, int *v) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k);
-    if (!cJSON_IsNumber(it)) return false;
-    *v = (int)it->valuedouble;
-    return true;
-}
-
 static pad_status model_load(model *m, const char *dir) {
     memset(m, 0, sizeof *m);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
@@ -249,7 +236,7 @@ static pad_status model_load(model *m, const char *dir) {
         return PAD_ERR_FORMAT;
     }
     int ver = 0;
-    get_int(m->j, "version", &ver);
+    pad_json_get_int(m->j, "version", &ver);
     if (ver != PAD_MODEL_VERSION) {
         PAD_LOG_ERROR("%s: model format version %d, this promptad reads version %d", p, ver, PAD_MODEL_VERSION);
         return PAD_ERR_FORMAT;
@@ -261,9 +248,10 @@ static pad_status model_load(model *m, const char *dir) {
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(m->j, "preprocess");
     const cJSON *taps = cJSON_GetObjectItemCaseSensitive(m->j, "taps");
     bool ok = cJSON_IsString(wp) && cJSON_IsString(wf) && cJSON_IsNumber(ws) && cJSON_IsString(pre) &&
-              cJSON_GetArraySize(taps) == 2 && get_int(m->j, "k", &m->k) && get_int(m->j, "image_size", &m->S) &&
-              get_int(m->j, "grid", &m->G) && get_int(m->j, "embed_dim", &m->E) && get_int(m->j, "width", &m->D) &&
-              get_int(m->j, "resolution", &m->R);
+              cJSON_GetArraySize(taps) == 2 && pad_json_get_int(m->j, "k", &m->k) &&
+              pad_json_get_int(m->j, "image_size", &m->S) && pad_json_get_int(m->j, "grid", &m->G) &&
+              pad_json_get_int(m->j, "embed_dim", &m->E) && pad_json_get_int(m->j, "width", &m->D) &&
+              pad_json_get_int(m->j, "resolution", &m->R);
     if (!ok) {
         PAD_LOG_ERROR("%s: missing or malformed fields", p);
         return PAD_ERR_FORMAT;
@@ -372,19 +360,6 @@ static pad_status list_inputs(const pad_predict_opts *o, str_list *out) {
 
 // ----------------------------------------------------------------------------
 // Predict
-
-static void csv_field(FILE *fp, const char *s) {
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, fp);
-        return;
-    }
-    fputc('"', fp);
-    for (const char *p = s; *p; p++) {
-        if (*p == '"') fputc('"', fp);
-        fputc(*p, fp);
-    }
-    fputc('"', fp);
-}
 
 pad_status pad_predict(const pad_predict_opts *o, int *n_scored) {
     if (n_scored) *n_scored = 0;
@@ -553,7 +528,7 @@ pad_status pad_predict(const pad_predict_opts *o, int *n_scored) {
                 scores[i] = mx;
             }
             const char *path = in.v[idx[i]];
-            csv_field(csv, path);
+            pad_csv_field(csv, path);
             bool anomalous = !isnan(m.threshold) && (double)scores[i] >= m.threshold;
             fprintf(csv, ",%.9g,%.9g,%s\n", (double)scores[i], m.threshold, anomalous ? "anomalous" : "normal");
             scored++;

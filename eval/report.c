@@ -4,6 +4,7 @@
 
 #include "dataset.h"
 #include "fsutil.h"
+#include "jsonutil.h"
 #include "log.h"
 
 #include <cjson/cJSON.h>
@@ -62,13 +63,6 @@ static const char *json_str(const cJSON *o, const char *key, const char *dflt) {
     return cJSON_IsString(it) && it->valuestring ? it->valuestring : dflt;
 }
 
-static bool json_int(const cJSON *o, const char *key, int *out) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(it)) return false;
-    *out = (int)it->valuedouble;
-    return true;
-}
-
 static pad_status read_unit(const char *path, const char *ds, const char *cls, int k, int seed, const char *task,
                             unit_rec *u) {
     char *text = NULL;
@@ -93,8 +87,8 @@ static pad_status read_unit(const char *path, const char *ds, const char *cls, i
     u->src[pl] = 0;
     u->k = k;
     u->seed = seed;
-    json_int(j, "k", &u->k);
-    json_int(j, "seed", &u->seed);
+    pad_json_get_int(j, "k", &u->k);
+    pad_json_get_int(j, "seed", &u->seed);
     bool any = false;
     for (int m = 0; m < N_METRICS; m++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k_metric_keys[m]);
@@ -513,6 +507,32 @@ static void gather(const unit_list *ul, const char *ds, const char *proto, const
     }
 }
 
+// The mean row over classes of one metric. vals holds the per-seed values of every class (class c at
+// vals[c * n_sd], n_sd <= 256 seeds, NaN where missing) and cls_means each class's mean over its seeds (NaN: a class
+// without this metric, left out). The mean and std are those of the per-seed means over the classes, for the seeds
+// present in every class that has the metric; when no seed is, the mean of the class means with std NaN.
+static stat_ms class_mean(const double *vals, const double *cls_means, int n_classes, int n_sd) {
+    double per_seed[256];
+    int np = 0;
+    for (int s2 = 0; s2 < n_sd; s2++) {
+        double acc = 0;
+        int nc = 0;
+        bool all = true;
+        for (int c2 = 0; c2 < n_classes; c2++) {
+            if (isnan(cls_means[c2])) continue;
+            double v = vals[(size_t)c2 * (size_t)n_sd + (size_t)s2];
+            if (isnan(v)) all = false;
+            acc += v;
+            nc++;
+        }
+        if (all && nc) per_seed[np++] = acc / nc;
+    }
+    if (np) return mean_std(per_seed, np);
+    stat_ms s = mean_std(cls_means, n_classes);
+    s.std = NAN;
+    return s;
+}
+
 static bool has_task(const unit_list *ul, const char *ds, const char *proto, int k, const char *task) {
     for (int i = 0; i < ul->n; i++) {
         const unit_rec *u = &ul->v[i];
@@ -623,28 +643,7 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                             any = any || s.n > 0;
                         } else {
                             if (!any) break;
-                            // per-seed means over classes, seeds common to every class with this metric
-                            double per_seed[256];
-                            int np = 0;
-                            for (int s2 = 0; s2 < n_sd; s2++) {
-                                double acc = 0;
-                                int nc = 0;
-                                bool all = true;
-                                for (int c2 = 0; c2 < n_classes; c2++) {
-                                    if (isnan(cls_means[c2])) continue;
-                                    double v = vals[(size_t)c2 * (size_t)n_sd + (size_t)s2];
-                                    if (isnan(v)) all = false;
-                                    acc += v;
-                                    nc++;
-                                }
-                                if (all && nc) per_seed[np++] = acc / nc;
-                            }
-                            if (np) {
-                                s = mean_std(per_seed, np);
-                            } else {
-                                s = mean_std(cls_means, n_classes);
-                                s.std = NAN;
-                            }
+                            s = class_mean(vals, cls_means, n_classes, n_sd);
                             cname = "mean";
                         }
                         if (s.n == 0) continue;
@@ -709,27 +708,7 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                                    vals + (size_t)c2 * (size_t)n_sd);
                             cls_means[c2] = mean_std(vals + (size_t)c2 * (size_t)n_sd, n_sd).mean;
                         }
-                        double per_seed[256];
-                        int np = 0;
-                        for (int s2 = 0; s2 < n_sd; s2++) {
-                            double acc = 0;
-                            int nc = 0;
-                            bool all = true;
-                            for (int c2 = 0; c2 < n_classes; c2++) {
-                                if (isnan(cls_means[c2])) continue;
-                                double v = vals[(size_t)c2 * (size_t)n_sd + (size_t)s2];
-                                if (isnan(v)) all = false;
-                                acc += v;
-                                nc++;
-                            }
-                            if (all && nc) per_seed[np++] = acc / nc;
-                        }
-                        if (np) {
-                            s = mean_std(per_seed, np);
-                        } else {
-                            s = mean_std(cls_means, n_classes);
-                            s.std = NAN;
-                        }
+                        s = class_mean(vals, cls_means, n_classes, n_sd);
                     }
                     char a[48], b2[48];
                     fmt_ms(a, sizeof a, s);

@@ -7,6 +7,7 @@
 #include "dataset.h"
 #include "fsutil.h"
 #include "image.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
 #include "predict.h"
@@ -903,13 +904,6 @@ static pad_status visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank
 // ----------------------------------------------------------------------------
 // Writing a unit
 
-static void json_num(cJSON *o, const char *key, double v) {
-    if (isnan(v) || isinf(v))
-        cJSON_AddNullToObject(o, key);
-    else
-        cJSON_AddNumberToObject(o, key, v);
-}
-
 static pad_status write_json(const char *path, cJSON *j) {
     char *text = cJSON_Print(j);
     if (!text) {
@@ -926,20 +920,6 @@ static pad_status write_json(const char *path, cJSON *j) {
     pad_status st = pad_write_file_atomic(path, text, n);
     free(text);
     return st;
-}
-
-// CSV field: quoted when it holds a comma, quote or newline.
-static void csv_field(FILE *fp, const char *s) {
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, fp);
-        return;
-    }
-    fputc('"', fp);
-    for (const char *p = s; *p; p++) {
-        if (*p == '"') fputc('"', fp);
-        fputc(*p, fp);
-    }
-    fputc('"', fp);
 }
 
 typedef struct epoch_log {
@@ -1049,7 +1029,7 @@ static pad_status write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, c
     }
     fprintf(fp, "path,label,score\n");
     for (int i = 0; i < n; i++) {
-        csv_field(fp, cc->data.test[cc->items[i]].path);
+        pad_csv_field(fp, cc->data.test[cc->items[i]].path);
         fprintf(fp, ",%d,%.9g\n", cc->labels[i], (double)u->ev.scores[i]);
     }
     if (fclose(fp) != 0) {
@@ -1129,12 +1109,12 @@ static pad_status write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, c
     // metrics.json, last
     cJSON *j = cJSON_CreateObject();
     if (!j) return PAD_ERR_OOM;
-    json_num(j, "image_auroc", u->ev.img.auroc);
-    json_num(j, "image_aupr", u->ev.img.aupr);
-    json_num(j, "pixel_auroc", u->ev.has_pix ? u->ev.pix.auroc : NAN);
-    json_num(j, "pixel_aupr", u->ev.has_pix ? u->ev.pix.aupr : NAN);
-    json_num(j, "pixel_pro", u->ev.has_pix ? u->ev.pix.pro : NAN);
-    json_num(j, "pixel_pro_200", u->ev.has_pix ? u->ev.pix.pro_200 : NAN);
+    pad_json_add_num(j, "image_auroc", u->ev.img.auroc);
+    pad_json_add_num(j, "image_aupr", u->ev.img.aupr);
+    pad_json_add_num(j, "pixel_auroc", u->ev.has_pix ? u->ev.pix.auroc : NAN);
+    pad_json_add_num(j, "pixel_aupr", u->ev.has_pix ? u->ev.pix.aupr : NAN);
+    pad_json_add_num(j, "pixel_pro", u->ev.has_pix ? u->ev.pix.pro : NAN);
+    pad_json_add_num(j, "pixel_pro_200", u->ev.has_pix ? u->ev.pix.pro_200 : NAN);
     cJSON_AddStringToObject(j, "dataset", rc->dataset);
     cJSON_AddStringToObject(j, "format", cfg->data.format);
     cJSON_AddStringToObject(j, "class", cc->name);
@@ -1147,8 +1127,8 @@ static pad_status write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, c
     cJSON_AddNumberToObject(j, "epoch", u->epoch_reported);
     cJSON_AddStringToObject(j, "selection", u->selection);
     if (cfg->run.select == PAD_SELECT_BEST) {
-        json_num(j, "selection_best", u->select_best);
-        json_num(j, "selection_last_epoch", u->select_last);
+        pad_json_add_num(j, "selection_best", u->select_best);
+        pad_json_add_num(j, "selection_last_epoch", u->select_last);
     }
     cJSON_AddStringToObject(j, "image_score", u->task == 0 ? "1/(1/max(bilinear(V)) + 1/s_T)" : "max of the pixel map");
     cJSON_AddStringToObject(j, "pixel_map",
@@ -1172,11 +1152,11 @@ static pad_status write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, c
     if (cfg->run.fast_math != PAD_MATH_FP32 && pad_backend_get_kind(rc->be) == PAD_BACKEND_CUDA)
         cJSON_AddStringToObject(j, "fast_math", pad_math_mode_str((pad_math_mode)cfg->run.fast_math));
     cJSON *th = cJSON_AddObjectToObject(j, "threshold");
-    json_num(th, "value", u->thr);
+    pad_json_add_num(th, "value", u->thr);
     cJSON_AddStringToObject(th, "rule", "max F1 of the image scores on this test set (score >= value: anomalous)");
-    json_num(th, "f1", u->f1);
-    json_num(th, "precision", u->prec);
-    json_num(th, "recall", u->rec);
+    pad_json_add_num(th, "f1", u->f1);
+    pad_json_add_num(th, "precision", u->prec);
+    pad_json_add_num(th, "recall", u->rec);
     cJSON *mr = cJSON_AddArrayToObject(j, "map_range");
     cJSON_AddItemToArray(mr, cJSON_CreateNumber(u->map_lo));
     cJSON_AddItemToArray(mr, cJSON_CreateNumber(u->map_hi));

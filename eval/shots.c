@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "prng.h"
+#include "yaml_log.h"
 
 #include <cyaml/cyaml.h>
 #include <errno.h>
@@ -84,34 +85,8 @@ static const cyaml_schema_value_t k_top_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, yaml_lists, k_top_fields),
 };
 
-// libcyaml reports an error as a message followed by a backtrace whose first "(line: L, column: C)" is the
-// innermost position; we keep both and log one line "path:L:C: message".
-typedef struct yaml_log {
-    char msg[512];
-    int line, col;
-} yaml_log;
-
-static void yaml_log_fn(cyaml_log_t level, void *ctx, const char *fmt, va_list args) {
-    yaml_log *lg = ctx;
-    if (level < CYAML_LOG_ERROR) return;
-    char buf[512];
-    vsnprintf(buf, sizeof buf, fmt, args);
-    const char *at = strstr(buf, "(line: ");
-    if (at) {
-        if (lg->line == 0) sscanf(at, "(line: %d, column: %d)", &lg->line, &lg->col);
-        return;
-    }
-    if (lg->msg[0] || strstr(buf, "Backtrace")) return;
-    const char *m = buf;
-    if (strncmp(m, "Load: ", 6) == 0) m += 6;
-    snprintf(lg->msg, sizeof lg->msg, "%s", m);
-    size_t n = strlen(lg->msg);
-    while (n && (lg->msg[n - 1] == '\n' || lg->msg[n - 1] == ' '))
-        lg->msg[--n] = 0;
-}
-
 // libcyaml places an unexpected key at the start of its mapping; find the key's own line (at or after that line).
-static void locate_key(const char *path, yaml_log *lg) {
+static void locate_key(const char *path, pad_yaml_log *lg) {
     const char *pfx = "Unexpected key: ";
     if (strncmp(lg->msg, pfx, strlen(pfx)) != 0) return;
     const char *key = lg->msg + strlen(pfx);
@@ -193,9 +168,9 @@ pad_status pad_shot_lists_load(pad_shot_lists **out, const char *path) {
     }
     memcpy(pcopy, path, pl);
     l->path = pcopy;
-    yaml_log lg = {{0}, 0, 0};
+    pad_yaml_log lg = {{0}, 0, 0, {0}};
     l->cfg = (cyaml_config_t){
-        .log_fn = yaml_log_fn,
+        .log_fn = pad_yaml_log_fn,
         .log_ctx = &lg,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,

@@ -347,21 +347,16 @@ pad_status pad_prompt_learner_create(pad_prompt_learner **out, const pad_clip_we
         free(h1);
         if (st != PAD_OK) goto fail;
     }
-    pad_buf_free(be, rows_dev);
-    free(rows);
-    free(in);
-    free(ia);
-    free(tr.ids);
-    free(tr.ab_first);
-    free(eot);
     PAD_LOG_DEBUG("prompt learner: class '%s' (\"%s\"): %d prompts (%d NP, %d MAP, %d LAP) of %d tokens", cls->key,
                   cls->name, P, pl->n_np, pl->n_map, pl->n_lap, L);
     *out = pl;
-    return PAD_OK;
+    pl = NULL; // the caller's now: below, only the temporaries are freed
+    goto done;
 oom:
     st = be->poisoned ? PAD_ERR_CUDA : PAD_ERR_OOM;
     if (st == PAD_ERR_OOM) PAD_LOG_ERROR("prompt learner: out of memory");
 fail:
+done:
     pad_buf_free(be, rows_dev);
     free(rows);
     free(in);

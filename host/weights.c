@@ -198,6 +198,18 @@ static const pad_st_tensor *find(const pad_st_file *f, const char *prefix, const
     return pad_st_find(f, full);
 }
 
+// Looks up names[0..n) under prefix into t[0..n). A missing one: logs "<file>: missing tensor '<name>' (<hint>)" for
+// the first and returns false.
+static bool find_all(const pad_st_file *f, const char *prefix, const char *const *names, int n, const pad_st_tensor **t,
+                     const char *hint) {
+    for (int i = 0; i < n; i++)
+        if (!(t[i] = find(f, prefix, names[i]))) {
+            PAD_LOG_ERROR("%s: missing tensor '%s' (%s)", f->path, names[i], hint);
+            return false;
+        }
+    return true;
+}
+
 static int count_layers(const pad_st_file *f, const char *prefix, const char *tower) {
     int n = 0;
     char name[160];
@@ -213,19 +225,11 @@ static pad_status infer_cfg(const pad_st_file *f, const char *prefix, pad_weight
     const char *path = f->path;
     const pad_st_tensor *t;
     if (parts & PAD_WEIGHTS_VISION) {
-        const pad_st_tensor *conv = find(f, prefix, "visual.conv1.weight");
-        const pad_st_tensor *pos = find(f, prefix, "visual.positional_embedding");
-        const pad_st_tensor *proj = find(f, prefix, "visual.proj");
-        const pad_st_tensor *fc = find(f, prefix, "visual.transformer.resblocks.0.mlp.c_fc.weight");
-        const char *miss = !conv   ? "visual.conv1.weight"
-                           : !pos  ? "visual.positional_embedding"
-                           : !proj ? "visual.proj"
-                           : !fc   ? "visual.transformer.resblocks.0.mlp.c_fc.weight"
-                                   : NULL;
-        if (miss) {
-            PAD_LOG_ERROR("%s: missing tensor '%s' (not an OpenCLIP ViT checkpoint?)", path, miss);
-            return PAD_ERR_FORMAT;
-        }
+        static const char *const names[4] = {"visual.conv1.weight", "visual.positional_embedding", "visual.proj",
+                                             "visual.transformer.resblocks.0.mlp.c_fc.weight"};
+        const pad_st_tensor *req[4];
+        if (!find_all(f, prefix, names, 4, req, "not an OpenCLIP ViT checkpoint?")) return PAD_ERR_FORMAT;
+        const pad_st_tensor *conv = req[0], *pos = req[1], *proj = req[2], *fc = req[3];
         if (conv->ndim != 4 || conv->shape[1] != 3 || conv->shape[2] != conv->shape[3] || pos->ndim != 2 ||
             proj->ndim != 2 || fc->ndim != 2) {
             PAD_LOG_ERROR("%s: unexpected shapes for the vision tower (visual.conv1.weight must be (D, 3, P, P))",
@@ -246,19 +250,11 @@ static pad_status infer_cfg(const pad_st_file *f, const char *prefix, pad_weight
         c->embed_dim = (int)proj->shape[1];
     }
     if (parts & PAD_WEIGHTS_TEXT) {
-        const pad_st_tensor *tok = find(f, prefix, "token_embedding.weight");
-        const pad_st_tensor *pos = find(f, prefix, "positional_embedding");
-        const pad_st_tensor *proj = find(f, prefix, "text_projection");
-        const pad_st_tensor *fc = find(f, prefix, "transformer.resblocks.0.mlp.c_fc.weight");
-        const char *miss = !tok    ? "token_embedding.weight"
-                           : !pos  ? "positional_embedding"
-                           : !proj ? "text_projection"
-                           : !fc   ? "transformer.resblocks.0.mlp.c_fc.weight"
-                                   : NULL;
-        if (miss) {
-            PAD_LOG_ERROR("%s: missing tensor '%s' (not an OpenCLIP checkpoint with a text tower?)", path, miss);
-            return PAD_ERR_FORMAT;
-        }
+        static const char *const names[4] = {"token_embedding.weight", "positional_embedding", "text_projection",
+                                             "transformer.resblocks.0.mlp.c_fc.weight"};
+        const pad_st_tensor *req[4];
+        if (!find_all(f, prefix, names, 4, req, "not an OpenCLIP checkpoint with a text tower?")) return PAD_ERR_FORMAT;
+        const pad_st_tensor *tok = req[0], *pos = req[1], *proj = req[2], *fc = req[3];
         if (tok->ndim != 2 || pos->ndim != 2 || proj->ndim != 2 || fc->ndim != 2) {
             PAD_LOG_ERROR("%s: unexpected shapes for the text tower", path);
             return PAD_ERR_FORMAT;

@@ -18,6 +18,7 @@
  * unverified fast path (a sticky CUDA error) cannot hide the results of the default paths.
  * NMSE is ggml's: sum (got-want)^2 / sum want^2. */
 #include "backend.h"
+#include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
 #include "prompt.h"
@@ -34,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifndef PAD_FIXTURE_DIR
@@ -56,12 +56,6 @@ static struct {
 // Whether the checks of a default path (fast = false) or of an opt-in speed path (fast = true) run.
 static bool path_on(bool fast) {
     return fast ? g.paths != 1 : g.paths != 2;
-}
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static bool selected(const char *name) {
@@ -251,11 +245,11 @@ static bool tw_check(const char *name, const twin *t, double atol, double rtol, 
 
 static double t_begin(void) {
     pad_backend_sync(g.gpu);
-    return now_s();
+    return pad_now();
 }
 static double t_end(double t0) {
     pad_backend_sync(g.gpu);
-    return (now_s() - t0) * 1e3;
+    return (pad_now() - t0) * 1e3;
 }
 
 // ----------------------------------------------------------------------------
@@ -782,9 +776,9 @@ static pad_status run_tower(pad_backend *be, const pad_clip_weights *host, const
     pad_vit_out o = {f->cls, f->tok, f->mid1, f->mid2};
     if (st == PAD_OK) st = pad_vit_encode_host(vit, pix, n, &o); // warm-up and result
     if (st == PAD_OK && ms) {
-        double t0 = now_s();
+        double t0 = pad_now();
         st = pad_vit_encode_host(vit, pix, n, &o);
-        *ms = (now_s() - t0) * 1e3;
+        *ms = (pad_now() - t0) * 1e3;
     }
     pad_vit_free(vit);
     pad_weights_free(w);
@@ -1022,10 +1016,10 @@ static void learner_parity(const char *name, const pad_clip_weights *hw, pad_tok
         p[k][0] = malloc(nn * 4);
         p[k][1] = malloc(na * 4);
         tv[k] = malloc((size_t)2 * E * 4);
-        double t0 = now_s();
+        double t0 = pad_now();
         TRY_OR_FAIL(name, pad_prompt_learner_loss_grad(s[k].pl));
         TRY_OR_FAIL(name, pad_prompt_learner_loss(s[k].pl, &L[k]));
-        if (k == 1) ms = (now_s() - t0) * 1e3;
+        if (k == 1) ms = (pad_now() - t0) * 1e3;
         TRY_OR_FAIL(name, pad_prompt_learner_get_grad(s[k].pl, gr[k][0], gr[k][1]));
     }
     snprintf(n2, sizeof n2, "%s loss", name);
@@ -1036,10 +1030,10 @@ static void learner_parity(const char *name, const pad_clip_weights *hw, pad_tok
     check_rel(n2, gr[1][1], gr[0][1], na, 1e-4, ms);
     for (int k = 0; k < 2; k++) {
         TRY_OR_FAIL(name, pad_prompt_learner_set_ctx(s[k].pl, n0, a0));
-        double t0 = now_s();
+        double t0 = pad_now();
         for (int e = 0; e < epochs; e++)
             TRY_OR_FAIL(name, pad_prompt_learner_train_epoch(s[k].pl, e, epochs, &L[k]));
-        if (k == 1) ms = (now_s() - t0) * 1e3;
+        if (k == 1) ms = (pad_now() - t0) * 1e3;
         TRY_OR_FAIL(name, pad_prompt_learner_get_ctx(s[k].pl, p[k][0], p[k][1]));
         dtv[k] = (float *)pad_buf_alloc(s[k].be, (size_t)2 * E * 4);
         TRY_OR_FAIL(name, pad_prompt_learner_text_vectors(s[k].pl, dtv[k]));
@@ -1242,13 +1236,13 @@ static pad_status score_side(pad_backend *be, bool fp16, bool graphs, int calls,
     PAD_TRY_GOTO(st, pad_scorer_init(&sc, be, &cfg), end);
     PAD_TRY_GOTO(st, pad_scorer_visual(sc, bank, bmid, bmid + (size_t)n * P * D, n), end);
     pad_backend_sync(be);
-    double t0 = now_s();
+    double t0 = pad_now();
     for (int c = 0; c < calls; c++) { // an epoch's evaluation, `calls` times (graphs: eager, capture, replays)
         PAD_TRY_GOTO(st, pad_scorer_text(sc, bcls, btok, btv, btv + E, 4.6051702f, n, E), end);
         PAD_TRY_GOTO(st, pad_scorer_pixel_maps(sc, n), end);
     }
     PAD_TRY_GOTO(st, pad_backend_sync(be), end);
-    if (ms) *ms = (now_s() - t0) * 1e3 / calls;
+    if (ms) *ms = (pad_now() - t0) * 1e3 / calls;
     if (replays) *replays = pad_graph_replays(sc->g_text) + pad_graph_replays(sc->g_maps);
     PAD_TRY_GOTO(st, pad_scorer_image_scores(sc, n, out->img), end);
     out->maps = malloc(sizeof(float) * n * R * R);
@@ -1384,14 +1378,14 @@ static void metrics_checks(void) {
         } else {
             pad_status s1 = pad_metrics_pixel(gt, maps, 0.3, PAD_METRICS_PRO, &c);
             pad_backend_sync(g.gpu);
-            double t0 = now_s();
+            double t0 = pad_now();
             pad_status s2 = pad_metrics_gpu_pixel(gm, dmaps, 0.3, PAD_METRICS_PRO, &d);
-            double ms = (now_s() - t0) * 1e3;
+            double ms = (pad_now() - t0) * 1e3;
             // the per-epoch selection metric alone (AUROC + AUPR)
             pad_pixel_metrics d0;
-            t0 = now_s();
+            t0 = pad_now();
             pad_status s3 = pad_metrics_gpu_pixel(gm, dmaps, 0.3, 0, &d0);
-            double ms0 = (now_s() - t0) * 1e3;
+            double ms0 = (pad_now() - t0) * 1e3;
             const bool ok = s1 == PAD_OK && s2 == PAD_OK && s3 == PAD_OK && c.auroc == d.auroc && c.pro == d.pro &&
                             fabs(c.aupr - d.aupr) <= 1e-15 && d0.auroc == c.auroc;
             line(ok ? "PASS" : "FAIL", name,
@@ -1504,19 +1498,19 @@ int main(int argc, char **argv) {
     static const char *const pn[3] = {"", ", default paths only", ", fast paths only"};
     printf("parity_main: %s vs cpu%s%s%s\n", g.twin ? "cpu (twin)" : "cuda", g.quick ? ", quick" : "",
            g.filter ? ", filtered" : "", pn[g.paths]);
-    const double t0 = now_s();
+    const double t0 = pad_now();
     for (size_t i = 0; i < sizeof k_groups / sizeof k_groups[0]; i++) {
-        const double tg = now_s();
+        const double tg = pad_now();
         const int f0 = g.failed;
         k_groups[i].fn();
-        printf("# %s: %.1f s%s\n", k_groups[i].name, now_s() - tg, g.failed > f0 ? " (failures)" : "");
+        printf("# %s: %.1f s%s\n", k_groups[i].name, pad_now() - tg, g.failed > f0 ? " (failures)" : "");
         if (g.gpu->poisoned) {
             printf("FAIL  the CUDA backend is poisoned after an error: stopping\n");
             g.failed++;
             break;
         }
     }
-    printf("%d passed, %d failed, %d skipped (%.1f s)\n", g.passed, g.failed, g.skipped, now_s() - t0);
+    printf("%d passed, %d failed, %d skipped (%.1f s)\n", g.passed, g.failed, g.skipped, pad_now() - t0);
     pad_backend_free(g.gpu);
     pad_backend_free(g.cpu);
     return g.failed ? 1 : 0;

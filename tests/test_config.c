@@ -11,20 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char g_log[16384];
-static void capture(pad_log_level level, const char *msg, void *ud) {
-    (void)ud;
-    if (level < PAD_LOG_LEVEL_WARN) return;
-    strncat(g_log, msg, sizeof g_log - strlen(g_log) - 2);
-    strcat(g_log, "\n");
-}
-static void log_start(void) {
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
-}
-
-#define ASSERT_LOG_HAS(s) cr_assert(strstr(g_log, (s)) != NULL, "log does not mention '%s':\n%s", (s), g_log)
-
 static pad_run_config *new_cfg(void) {
     pad_run_config *c = malloc(sizeof *c);
     cr_assert(c);
@@ -48,7 +34,7 @@ static char *dump(const pad_run_config *c) {
     return b;
 }
 
-TestSuite(config, .init = log_start, .timeout = 30);
+TestSuite(config, .init = pad_test_log_start, .timeout = 30);
 
 Test(config, defaults_match_contract) {
     pad_run_config *c = new_cfg();
@@ -64,7 +50,7 @@ Test(config, defaults_match_contract) {
     cr_assert_str_eq(c->output.dir, "results");
     // data.root has no default: finalize names the key
     cr_assert_eq(pad_run_config_finalize(c), PAD_ERR_INVALID_ARG);
-    ASSERT_LOG_HAS("data.root is not set");
+    PAD_ASSERT_LOG_HAS("data.root is not set");
     free(c);
 }
 
@@ -95,7 +81,7 @@ Test(config, file_values) {
                               "  dir: out/x\n"
                               "  maps: full\n"
                               "  models: false\n");
-    cr_assert_eq(pad_run_config_load(c, p), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_run_config_load(c, p), PAD_OK, "%s", pad_test_log_text());
     cr_assert_str_eq(c->model.weights, "/w/model.safetensors");
     cr_assert(c->model.taps[0] == 6 && c->model.taps[1] == 9);
     cr_assert_str_eq(c->data.format, "visa");
@@ -129,19 +115,19 @@ Test(config, unknown_key_names_file_and_line) {
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
     char want[600];
     snprintf(want, sizeof want, "%s:5: unknown key 'run.epoch' (did you mean 'run.epochs'?)", p);
-    ASSERT_LOG_HAS(want);
+    PAD_ASSERT_LOG_HAS(want);
     // an unknown section
-    log_start();
+    pad_test_log_start();
     p = write_cfg("runn:\n  epochs: 3\n");
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
     snprintf(want, sizeof want, "%s:1: unknown key 'runn'", p);
-    ASSERT_LOG_HAS(want);
+    PAD_ASSERT_LOG_HAS(want);
     // a nested unknown key deeper in the file
-    log_start();
+    pad_test_log_start();
     p = write_cfg("data:\n  format: synth\n  synth:\n    classes: 2\n    sizes: 64\n");
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
     snprintf(want, sizeof want, "%s:5: unknown key 'data.synth.sizes' (did you mean 'data.synth.size'?)", p);
-    ASSERT_LOG_HAS(want);
+    PAD_ASSERT_LOG_HAS(want);
     free(c);
 }
 
@@ -151,54 +137,54 @@ Test(config, bad_values_name_file_and_line) {
     const char *p = write_cfg("run:\n  epochs: 3\n  protocol: paper\n");
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
     snprintf(want, sizeof want, "%s:3: run.protocol: 'paper' is not one of clean, official", p);
-    ASSERT_LOG_HAS(want);
+    PAD_ASSERT_LOG_HAS(want);
 
-    log_start();
+    pad_test_log_start();
     p = write_cfg("run:\n  shots: [1, 2]\n  epochs: ten\n");
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
     snprintf(want, sizeof want, "%s:3:", p);
-    ASSERT_LOG_HAS(want);
-    ASSERT_LOG_HAS("ten");
+    PAD_ASSERT_LOG_HAS(want);
+    PAD_ASSERT_LOG_HAS("ten");
 
-    log_start();
+    pad_test_log_start();
     p = write_cfg("run:\n  shots: [1, 0]\n");
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
     snprintf(want, sizeof want, "%s:2: run.shots: 0 is out of range [1, 1024]", p);
-    ASSERT_LOG_HAS(want);
+    PAD_ASSERT_LOG_HAS(want);
 
-    log_start();
+    pad_test_log_start();
     p = write_cfg("run:\n  tasks: [cls, det]\n");
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
     snprintf(want, sizeof want, "%s:2: run.tasks: 'det' is not one of cls, seg", p);
-    ASSERT_LOG_HAS(want);
+    PAD_ASSERT_LOG_HAS(want);
 
-    log_start();
+    pad_test_log_start();
     p = write_cfg("model:\n  taps: [3]\n");
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
-    ASSERT_LOG_HAS(":2: taps: Insufficient entries");
+    PAD_ASSERT_LOG_HAS(":2: taps: Insufficient entries");
 
-    log_start();
+    pad_test_log_start();
     p = write_cfg("run:\n  shots: []\n");
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG, "an empty shot list must be an error");
 
-    log_start();
+    pad_test_log_start();
     p = write_cfg("run:\n  epochs: [3\n");
     cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
     snprintf(want, sizeof want, "%s:", p);
-    ASSERT_LOG_HAS(want);
+    PAD_ASSERT_LOG_HAS(want);
 
-    log_start();
+    pad_test_log_start();
     cr_assert_eq(pad_run_config_load(c, "/nonexistent/cfg.yaml"), PAD_ERR_IO);
-    ASSERT_LOG_HAS("/nonexistent/cfg.yaml: cannot open config");
+    PAD_ASSERT_LOG_HAS("/nonexistent/cfg.yaml: cannot open config");
     free(c);
 }
 
 Test(config, empty_sections_and_files_are_fine) {
     pad_run_config *a = new_cfg(), *b = new_cfg();
     const char *p = write_cfg("# nothing but comments\n\nrun:\nmodel:\n");
-    cr_assert_eq(pad_run_config_load(a, p), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_run_config_load(a, p), PAD_OK, "%s", pad_test_log_text());
     p = write_cfg("");
-    cr_assert_eq(pad_run_config_load(a, p), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_run_config_load(a, p), PAD_OK, "%s", pad_test_log_text());
     char *da = dump(a), *db = dump(b);
     cr_assert_str_eq(da, db);
     free(da);
@@ -210,8 +196,8 @@ Test(config, empty_sections_and_files_are_fine) {
 // --set a.b=v gives exactly what the line "b: v" under "a:" gives in a file.
 static void check_set_equals_file(const char *set, const char *file_text) {
     pad_run_config *a = new_cfg(), *b = new_cfg();
-    cr_assert_eq(pad_run_config_set(a, set), PAD_OK, "--set %s failed: %s", set, g_log);
-    cr_assert_eq(pad_run_config_load(b, write_cfg(file_text)), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_run_config_set(a, set), PAD_OK, "--set %s failed: %s", set, pad_test_log_text());
+    cr_assert_eq(pad_run_config_load(b, write_cfg(file_text)), PAD_OK, "%s", pad_test_log_text());
     char *da = dump(a), *db = dump(b);
     cr_assert_str_eq(da, db, "--set %s differs from the file line", set);
     char *dd = dump(new_cfg());
@@ -241,20 +227,20 @@ Test(config, set_equals_file_line) {
 Test(config, set_errors_name_the_override) {
     pad_run_config *c = new_cfg();
     cr_assert_eq(pad_run_config_set(c, "run.epoch=3"), PAD_ERR_INVALID_ARG);
-    ASSERT_LOG_HAS("--set run.epoch=3: unknown key 'run.epoch' (did you mean 'run.epochs'?)");
-    log_start();
+    PAD_ASSERT_LOG_HAS("--set run.epoch=3: unknown key 'run.epoch' (did you mean 'run.epochs'?)");
+    pad_test_log_start();
     cr_assert_eq(pad_run_config_set(c, "run.protocol=foo"), PAD_ERR_INVALID_ARG);
-    ASSERT_LOG_HAS("--set run.protocol=foo: run.protocol: 'foo' is not one of clean, official");
-    log_start();
+    PAD_ASSERT_LOG_HAS("--set run.protocol=foo: run.protocol: 'foo' is not one of clean, official");
+    pad_test_log_start();
     cr_assert_eq(pad_run_config_set(c, "run.epochs=x"), PAD_ERR_INVALID_ARG);
-    ASSERT_LOG_HAS("--set run.epochs=x:");
-    log_start();
+    PAD_ASSERT_LOG_HAS("--set run.epochs=x:");
+    pad_test_log_start();
     cr_assert_eq(pad_run_config_set(c, "run.epochs"), PAD_ERR_INVALID_ARG);
-    ASSERT_LOG_HAS("--set run.epochs: expected key=value");
-    log_start();
+    PAD_ASSERT_LOG_HAS("--set run.epochs: expected key=value");
+    pad_test_log_start();
     cr_assert_eq(pad_run_config_set(c, "run.shots="), PAD_ERR_INVALID_ARG);
-    ASSERT_LOG_HAS("--set run.shots=: run.shots: the list must not be empty");
-    log_start();
+    PAD_ASSERT_LOG_HAS("--set run.shots=: run.shots: the list must not be empty");
+    pad_test_log_start();
     cr_assert_eq(pad_run_config_set(c, "run=3"), PAD_ERR_INVALID_ARG);
     // data.classes= resets to every class
     cr_assert_eq(pad_run_config_set(c, "data.classes=a,b"), PAD_OK);
@@ -278,7 +264,7 @@ Test(config, set_after_file_overrides_it) {
 Test(config, protocol_autos) {
     pad_run_config *c = new_cfg();
     cr_assert_eq(pad_run_config_set(c, "data.root=/d"), PAD_OK);
-    cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(c->model.preprocess, PAD_PREPROCESS_SQUASH);
     cr_assert_eq(c->run.test_bgr, 0);
     cr_assert_eq(c->run.fp16_scores, 0);
@@ -290,7 +276,7 @@ Test(config, protocol_autos) {
     c = new_cfg();
     cr_assert_eq(pad_run_config_set(c, "data.root=/d"), PAD_OK);
     cr_assert_eq(pad_run_config_set(c, "run.protocol=official"), PAD_OK);
-    cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(c->model.preprocess, PAD_PREPROCESS_OFFICIAL);
     cr_assert_eq(c->run.test_bgr, 1);
     cr_assert_eq(c->run.fp16_scores, 1);
@@ -320,7 +306,7 @@ Test(config, protocol_autos) {
     cr_assert_eq(pad_run_config_finalize(c), PAD_OK);
     cr_assert_eq(c->run.shot_select, PAD_SHOT_SELECT_RANDOM);
     cr_assert_str_eq(c->run.prompts, "mpdd");
-    ASSERT_LOG_HAS("no fixed shot lists for 'mpdd'");
+    PAD_ASSERT_LOG_HAS("no fixed shot lists for 'mpdd'");
     free(c);
 }
 
@@ -330,9 +316,9 @@ Test(config, dump_round_trips) {
     cr_assert_eq(pad_run_config_set(a, "data.classes=bottle,screw"), PAD_OK);
     cr_assert_eq(pad_run_config_set(a, "run.protocol=official"), PAD_OK);
     cr_assert_eq(pad_run_config_set(a, "train.lr=0.0031"), PAD_OK);
-    cr_assert_eq(pad_run_config_finalize(a), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_run_config_finalize(a), PAD_OK, "%s", pad_test_log_text());
     char *da = dump(a);
-    cr_assert_eq(pad_run_config_load_text(b, da, "dump"), PAD_OK, "%s\n%s", g_log, da);
+    cr_assert_eq(pad_run_config_load_text(b, da, "dump"), PAD_OK, "%s\n%s", pad_test_log_text(), da);
     cr_assert_eq(pad_run_config_finalize(b), PAD_OK);
     char *db = dump(b);
     cr_assert_str_eq(da, db);
@@ -382,9 +368,9 @@ Test(config, shipped_configs_load) {
         pad_run_config *c = new_cfg();
         char path[1024];
         snprintf(path, sizeof path, "%s/configs/%s.yaml", PAD_SOURCE_DIR, names[i]);
-        cr_assert_eq(pad_run_config_load(c, path), PAD_OK, "%s: %s", path, g_log);
+        cr_assert_eq(pad_run_config_load(c, path), PAD_OK, "%s: %s", path, pad_test_log_text());
         if (!c->data.root[0]) cr_assert_eq(pad_run_config_set(c, "data.root=/data"), PAD_OK);
-        cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s: %s", path, g_log);
+        cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s: %s", path, pad_test_log_text());
         free(c);
     }
 }

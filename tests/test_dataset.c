@@ -21,34 +21,6 @@
 // ----------------------------------------------------------------------------
 // Helpers: log capture, tree building
 
-static char g_log[16384];
-static void capture(pad_log_level level, const char *msg, void *ud) {
-    (void)ud;
-    if (level < PAD_LOG_LEVEL_WARN) return;
-    strncat(g_log, msg, sizeof g_log - strlen(g_log) - 2);
-    strcat(g_log, "\n");
-}
-static void log_start(void) {
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
-}
-static void log_stop(void) {
-    pad_log_set(NULL, NULL);
-}
-
-#define ASSERT_LOG_HAS(s) cr_assert(strstr(g_log, (s)) != NULL, "log does not mention '%s':\n%s", (s), g_log)
-
-static char *fmt(const char *f, ...) {
-    static char bufs[8][4096];
-    static int next = 0;
-    char *b = bufs[next++ & 7];
-    va_list ap;
-    va_start(ap, f);
-    vsnprintf(b, 4096, f, ap);
-    va_end(ap);
-    return b;
-}
-
 static void mkdirs(const char *path) {
     char p[4096];
     snprintf(p, sizeof p, "%s", path);
@@ -102,17 +74,17 @@ static void assert_path_end(const char *path, const char *suffix) {
 static void make_mvtec_bottle(const char *root) {
     const char *train[] = {"002.png", "000.png", "010.png", "001.PNG", "003.jpg"};
     for (int i = 0; i < 5; i++)
-        touch_png(fmt("%s/bottle/train/good/%s", root, train[i]));
-    touch_png(fmt("%s/bottle/train/good/.hidden.png", root));
-    touch_text(fmt("%s/bottle/train/good/notes.txt", root), "not an image");
-    touch_png(fmt("%s/bottle/test/good/001.png", root));
-    touch_png(fmt("%s/bottle/test/good/000.png", root));
-    touch_png(fmt("%s/bottle/test/crack/001.png", root));
-    touch_png(fmt("%s/bottle/test/crack/000.png", root));
-    touch_png(fmt("%s/bottle/test/broken_large/000.png", root));
-    touch_png(fmt("%s/bottle/ground_truth/crack/000_mask.png", root));
-    touch_png(fmt("%s/bottle/ground_truth/crack/001_mask.png", root));
-    touch_png(fmt("%s/bottle/ground_truth/broken_large/000_mask.png", root));
+        touch_png(pad_test_fmt("%s/bottle/train/good/%s", root, train[i]));
+    touch_png(pad_test_fmt("%s/bottle/train/good/.hidden.png", root));
+    touch_text(pad_test_fmt("%s/bottle/train/good/notes.txt", root), "not an image");
+    touch_png(pad_test_fmt("%s/bottle/test/good/001.png", root));
+    touch_png(pad_test_fmt("%s/bottle/test/good/000.png", root));
+    touch_png(pad_test_fmt("%s/bottle/test/crack/001.png", root));
+    touch_png(pad_test_fmt("%s/bottle/test/crack/000.png", root));
+    touch_png(pad_test_fmt("%s/bottle/test/broken_large/000.png", root));
+    touch_png(pad_test_fmt("%s/bottle/ground_truth/crack/000_mask.png", root));
+    touch_png(pad_test_fmt("%s/bottle/ground_truth/crack/001_mask.png", root));
+    touch_png(pad_test_fmt("%s/bottle/ground_truth/broken_large/000_mask.png", root));
 }
 
 // ----------------------------------------------------------------------------
@@ -126,11 +98,11 @@ Test(dataset, format_names) {
         cr_assert(f == (pad_dataset_format)i);
         cr_assert_str_eq(pad_dataset_format_str(f), names[i]);
     }
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_format_parse("MVTec-AD", &f) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS("unknown dataset format 'MVTec-AD'");
-    ASSERT_LOG_HAS("mvtec, visa, mpdd, loco or folder");
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS("unknown dataset format 'MVTec-AD'");
+    PAD_ASSERT_LOG_HAS("mvtec, visa, mpdd, loco or folder");
     int n;
     const char *const *c = pad_dataset_official_classes(PAD_DATASET_FORMAT_MVTEC, &n);
     cr_assert(n == 15);
@@ -153,12 +125,12 @@ Test(dataset, format_names) {
 Test(dataset, mvtec_listing) {
     char *root = pad_test_tmpdir("mvtec");
     make_mvtec_bottle(root);
-    touch_png(fmt("%s/carpet/train/good/000.png", root));
-    touch_png(fmt("%s/carpet/test/good/000.png", root));
-    touch_png(fmt("%s/my_part/train/good/000.png", root)); // not official: listed after the official ones
-    touch_png(fmt("%s/my_part/test/good/000.png", root));
-    mkdirs(fmt("%s/docs", root)); // no train/: not a class
-    touch_text(fmt("%s/readme.txt", root), "MVTec AD");
+    touch_png(pad_test_fmt("%s/carpet/train/good/000.png", root));
+    touch_png(pad_test_fmt("%s/carpet/test/good/000.png", root));
+    touch_png(pad_test_fmt("%s/my_part/train/good/000.png", root)); // not official: listed after the official ones
+    touch_png(pad_test_fmt("%s/my_part/test/good/000.png", root));
+    mkdirs(pad_test_fmt("%s/docs", root)); // no train/: not a class
+    touch_text(pad_test_fmt("%s/readme.txt", root), "MVTec AD");
 
     pad_dataset *ds = open_ok(PAD_DATASET_FORMAT_MVTEC, root);
     cr_assert(pad_dataset_n_classes(ds) == 3);
@@ -173,12 +145,12 @@ Test(dataset, mvtec_listing) {
     pad_class_data c;
     load_ok(ds, "bottle", &c);
     cr_assert_str_eq(c.name, "bottle");
-    cr_assert_str_eq(c.dir, fmt("%s/bottle", root));
+    cr_assert_str_eq(c.dir, pad_test_fmt("%s/bottle", root));
     // sorted by byte order; hidden file and non-image skipped; extension case-insensitive
     const char *want_train[] = {"000.png", "001.PNG", "002.png", "003.jpg", "010.png"};
     cr_assert(c.n_train == 5, "n_train %d", c.n_train);
     for (int i = 0; i < 5; i++)
-        cr_assert_str_eq(c.train[i], fmt("%s/bottle/train/good/%s", root, want_train[i]));
+        cr_assert_str_eq(c.train[i], pad_test_fmt("%s/bottle/train/good/%s", root, want_train[i]));
     // directory order is a permutation of the sorted listing
     int seen = 0;
     for (int i = 0; i < 5; i++)
@@ -202,13 +174,13 @@ Test(dataset, mvtec_listing) {
     cr_assert(c.has_masks);
     for (int i = 0; i < 5; i++) {
         const pad_test_item *it = &c.test[i];
-        cr_assert_str_eq(it->path, fmt("%s/bottle/%s", root, want[i].rel));
+        cr_assert_str_eq(it->path, pad_test_fmt("%s/bottle/%s", root, want[i].rel));
         cr_assert_str_eq(it->defect_type, want[i].type);
         cr_assert(it->label == want[i].label);
         cr_assert(it->kind == (want[i].label ? PAD_ANOMALY_KIND_DEFECT : PAD_ANOMALY_KIND_NONE));
         if (want[i].mask) {
             cr_assert(it->n_masks == 1);
-            cr_assert_str_eq(it->mask_paths[0], fmt("%s/bottle/%s", root, want[i].mask));
+            cr_assert_str_eq(it->mask_paths[0], pad_test_fmt("%s/bottle/%s", root, want[i].mask));
         } else {
             cr_assert(it->n_masks == 0 && it->mask_paths == NULL);
         }
@@ -231,95 +203,96 @@ Test(dataset, mvtec_errors) {
     pad_class_data c;
 
     // missing root
-    log_start();
-    cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_MVTEC, fmt("%s/nope", root)) == PAD_ERR_IO);
+    pad_test_log_start();
+    cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_MVTEC, pad_test_fmt("%s/nope", root)) == PAD_ERR_IO);
     cr_assert(ds == NULL);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/nope: dataset root not found", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/nope: dataset root not found", root));
 
     // root is a file
-    touch_text(fmt("%s/file", root), "x");
-    log_start();
-    cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_MVTEC, fmt("%s/file", root)) == PAD_ERR_IO);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/file: dataset root is not a folder", root));
+    touch_text(pad_test_fmt("%s/file", root), "x");
+    pad_test_log_start();
+    cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_MVTEC, pad_test_fmt("%s/file", root)) == PAD_ERR_IO);
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/file: dataset root is not a folder", root));
 
     // no class at all
-    mkdirs(fmt("%s/empty", root));
-    log_start();
-    cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_MVTEC, fmt("%s/empty", root)) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/empty: no mvtec class folder found (expected some of: carpet, grid", root));
+    mkdirs(pad_test_fmt("%s/empty", root));
+    pad_test_log_start();
+    cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_MVTEC, pad_test_fmt("%s/empty", root)) == PAD_ERR_INVALID_ARG);
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/empty: no mvtec class folder found (expected some of: carpet, grid", root));
 
     make_mvtec_bottle(root);
     ds = open_ok(PAD_DATASET_FORMAT_MVTEC, root);
 
     // unknown class: lists the classes present
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottel", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: unknown mvtec class 'bottel' (classes present: bottle)", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s: unknown mvtec class 'bottel' (classes present: bottle)", root));
     cr_assert(c.train == NULL && c.test == NULL);
 
     // anomalous image without its mask
-    unlink(fmt("%s/bottle/ground_truth/crack/001_mask.png", root));
-    log_start();
+    unlink(pad_test_fmt("%s/bottle/ground_truth/crack/001_mask.png", root));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/test/crack/001.png: anomalous test image without its ground-truth mask "
-                       "(expected %s/bottle/ground_truth/crack/001_mask.png)",
-                       root, root));
-    touch_png(fmt("%s/bottle/ground_truth/crack/001_mask.png", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/bottle/test/crack/001.png: anomalous test image without its ground-truth mask "
+                                    "(expected %s/bottle/ground_truth/crack/001_mask.png)",
+                                    root, root));
+    touch_png(pad_test_fmt("%s/bottle/ground_truth/crack/001_mask.png", root));
 
     // the whole ground_truth/<type> folder missing
-    touch_png(fmt("%s/bottle/test/hole/000.png", root));
-    log_start();
+    touch_png(pad_test_fmt("%s/bottle/test/hole/000.png", root));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/test/hole/000.png: anomalous test image without its ground-truth mask", root));
-    unlink(fmt("%s/bottle/test/hole/000.png", root));
-    rmdir(fmt("%s/bottle/test/hole", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(
+        pad_test_fmt("%s/bottle/test/hole/000.png: anomalous test image without its ground-truth mask", root));
+    unlink(pad_test_fmt("%s/bottle/test/hole/000.png", root));
+    rmdir(pad_test_fmt("%s/bottle/test/hole", root));
 
     // no train images
     const char *train[] = {"002.png", "000.png", "010.png", "001.PNG", "003.jpg"};
     for (int i = 0; i < 5; i++)
-        unlink(fmt("%s/bottle/train/good/%s", root, train[i]));
-    log_start();
+        unlink(pad_test_fmt("%s/bottle/train/good/%s", root, train[i]));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/train/good: no train images", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/bottle/train/good: no train images", root));
 
     // missing train/good
-    touch_png(fmt("%s/bottle/train/good/000.png", root));
-    rename(fmt("%s/bottle/train/good", root), fmt("%s/bottle/train/ok", root));
-    log_start();
+    touch_png(pad_test_fmt("%s/bottle/train/good/000.png", root));
+    rename(pad_test_fmt("%s/bottle/train/good", root), pad_test_fmt("%s/bottle/train/ok", root));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/train/good: missing train/good folder", root));
-    rename(fmt("%s/bottle/train/ok", root), fmt("%s/bottle/train/good", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/bottle/train/good: missing train/good folder", root));
+    rename(pad_test_fmt("%s/bottle/train/ok", root), pad_test_fmt("%s/bottle/train/good", root));
 
     // no test images (sub-folders empty)
-    rename(fmt("%s/bottle/test", root), fmt("%s/bottle/test_old", root));
-    mkdirs(fmt("%s/bottle/test/good", root));
-    log_start();
+    rename(pad_test_fmt("%s/bottle/test", root), pad_test_fmt("%s/bottle/test_old", root));
+    mkdirs(pad_test_fmt("%s/bottle/test/good", root));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/test: no test images", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/bottle/test: no test images", root));
 
     // missing test folder
-    rmdir(fmt("%s/bottle/test/good", root));
-    rmdir(fmt("%s/bottle/test", root));
-    log_start();
+    rmdir(pad_test_fmt("%s/bottle/test/good", root));
+    rmdir(pad_test_fmt("%s/bottle/test", root));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle/test: missing test folder", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/bottle/test: missing test folder", root));
 
     // class folder removed after opening
-    rename(fmt("%s/bottle", root), fmt("%s/bottle_moved", root));
-    log_start();
+    rename(pad_test_fmt("%s/bottle", root), pad_test_fmt("%s/bottle_moved", root));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "bottle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/bottle: class folder missing", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/bottle: class folder missing", root));
     pad_dataset_free(ds);
 }
 
@@ -327,10 +300,10 @@ Test(dataset, mpdd_order) {
     char *root = pad_test_tmpdir("mpdd");
     const char *cls[] = {"tubes", "connector", "bracket_white"};
     for (int i = 0; i < 3; i++) {
-        touch_png(fmt("%s/%s/train/good/000.png", root, cls[i]));
-        touch_png(fmt("%s/%s/test/good/000.png", root, cls[i]));
-        touch_png(fmt("%s/%s/test/defective/000.png", root, cls[i]));
-        touch_png(fmt("%s/%s/ground_truth/defective/000_mask.png", root, cls[i]));
+        touch_png(pad_test_fmt("%s/%s/train/good/000.png", root, cls[i]));
+        touch_png(pad_test_fmt("%s/%s/test/good/000.png", root, cls[i]));
+        touch_png(pad_test_fmt("%s/%s/test/defective/000.png", root, cls[i]));
+        touch_png(pad_test_fmt("%s/%s/ground_truth/defective/000_mask.png", root, cls[i]));
     }
     pad_dataset *ds = open_ok(PAD_DATASET_FORMAT_MPDD, root);
     cr_assert(pad_dataset_n_classes(ds) == 3);
@@ -348,23 +321,23 @@ Test(dataset, mpdd_order) {
 
 static void make_loco(const char *root) {
     const char *c = "pushpins";
-    touch_png(fmt("%s/%s/train/good/001.png", root, c));
-    touch_png(fmt("%s/%s/train/good/000.png", root, c));
-    touch_png(fmt("%s/%s/validation/good/000.png", root, c));
-    touch_png(fmt("%s/%s/test/good/000.png", root, c));
-    touch_png(fmt("%s/%s/test/logical_anomalies/000.png", root, c));
-    touch_png(fmt("%s/%s/test/logical_anomalies/001.png", root, c));
-    touch_png(fmt("%s/%s/test/structural_anomalies/000.png", root, c));
-    touch_png(fmt("%s/%s/ground_truth/logical_anomalies/000/001.png", root, c));
-    touch_png(fmt("%s/%s/ground_truth/logical_anomalies/000/000.png", root, c));
-    touch_png(fmt("%s/%s/ground_truth/logical_anomalies/001/000.png", root, c));
-    touch_png(fmt("%s/%s/ground_truth/structural_anomalies/000/000.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/train/good/001.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/train/good/000.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/validation/good/000.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/test/good/000.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/test/logical_anomalies/000.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/test/logical_anomalies/001.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/test/structural_anomalies/000.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/ground_truth/logical_anomalies/000/001.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/ground_truth/logical_anomalies/000/000.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/ground_truth/logical_anomalies/001/000.png", root, c));
+    touch_png(pad_test_fmt("%s/%s/ground_truth/structural_anomalies/000/000.png", root, c));
 }
 
 Test(dataset, loco_multi_masks) {
     char *root = pad_test_tmpdir("loco");
     make_loco(root);
-    touch_png(fmt("%s/juice_bottle/train/good/000.png", root));
+    touch_png(pad_test_fmt("%s/juice_bottle/train/good/000.png", root));
     pad_dataset *ds = open_ok(PAD_DATASET_FORMAT_LOCO, root);
     cr_assert(pad_dataset_n_classes(ds) == 2);
     cr_assert_str_eq(pad_dataset_class_name(ds, 0), "juice_bottle");
@@ -394,26 +367,27 @@ Test(dataset, loco_multi_masks) {
     pad_class_data_free(&c);
 
     // a test image whose mask folder is empty
-    unlink(fmt("%s/pushpins/ground_truth/logical_anomalies/001/000.png", root));
-    log_start();
+    unlink(pad_test_fmt("%s/pushpins/ground_truth/logical_anomalies/001/000.png", root));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "pushpins", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/pushpins/test/logical_anomalies/001.png: anomalous test image without its ground-truth "
-                       "mask (expected a folder %s/pushpins/ground_truth/logical_anomalies/001/",
-                       root, root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(
+        pad_test_fmt("%s/pushpins/test/logical_anomalies/001.png: anomalous test image without its ground-truth "
+                     "mask (expected a folder %s/pushpins/ground_truth/logical_anomalies/001/",
+                     root, root));
     pad_dataset_free(ds);
 }
 
 Test(dataset, visa_reorganised) {
     char *root = pad_test_tmpdir("visa_pt");
-    const char *base = strdup(fmt("%s/1cls", root));
-    touch_png(fmt("%s/candle/train/good/0266.JPG", base));
-    touch_png(fmt("%s/candle/train/good/0003.JPG", base));
-    touch_png(fmt("%s/candle/test/good/1000.JPG", base));
-    touch_png(fmt("%s/candle/test/bad/000.JPG", base));
-    touch_png(fmt("%s/candle/ground_truth/bad/000.png", base));
-    touch_png(fmt("%s/pcb1/train/good/0000.JPG", base));
-    touch_png(fmt("%s/pcb1/test/good/0001.JPG", base));
+    const char *base = strdup(pad_test_fmt("%s/1cls", root));
+    touch_png(pad_test_fmt("%s/candle/train/good/0266.JPG", base));
+    touch_png(pad_test_fmt("%s/candle/train/good/0003.JPG", base));
+    touch_png(pad_test_fmt("%s/candle/test/good/1000.JPG", base));
+    touch_png(pad_test_fmt("%s/candle/test/bad/000.JPG", base));
+    touch_png(pad_test_fmt("%s/candle/ground_truth/bad/000.png", base));
+    touch_png(pad_test_fmt("%s/pcb1/train/good/0000.JPG", base));
+    touch_png(pad_test_fmt("%s/pcb1/test/good/0001.JPG", base));
     // root = VisA_pytorch (holding 1cls/) or root = 1cls itself
     for (int pass = 0; pass < 2; pass++) {
         pad_dataset *ds = open_ok(PAD_DATASET_FORMAT_VISA, pass ? base : root);
@@ -424,39 +398,40 @@ Test(dataset, visa_reorganised) {
         pad_class_data c;
         load_ok(ds, "candle", &c);
         cr_assert(c.n_train == 2);
-        cr_assert_str_eq(c.train[0], fmt("%s/candle/train/good/0003.JPG", base));
-        cr_assert_str_eq(c.train[1], fmt("%s/candle/train/good/0266.JPG", base));
+        cr_assert_str_eq(c.train[0], pad_test_fmt("%s/candle/train/good/0003.JPG", base));
+        cr_assert_str_eq(c.train[1], pad_test_fmt("%s/candle/train/good/0266.JPG", base));
         cr_assert(c.n_test == 2);
         cr_assert_str_eq(c.test[0].defect_type, "bad");
-        cr_assert_str_eq(c.test[0].mask_paths[0], fmt("%s/candle/ground_truth/bad/000.png", base));
+        cr_assert_str_eq(c.test[0].mask_paths[0], pad_test_fmt("%s/candle/ground_truth/bad/000.png", base));
         cr_assert_str_eq(c.test[1].defect_type, "good");
         pad_class_data_free(&c);
         pad_dataset_free(ds);
     }
     // the VisA mask is <stem>.png, not <stem>_mask.png
-    unlink(fmt("%s/candle/ground_truth/bad/000.png", base));
-    touch_png(fmt("%s/candle/ground_truth/bad/000_mask.png", base));
+    unlink(pad_test_fmt("%s/candle/ground_truth/bad/000.png", base));
+    touch_png(pad_test_fmt("%s/candle/ground_truth/bad/000_mask.png", base));
     pad_dataset *ds = open_ok(PAD_DATASET_FORMAT_VISA, root);
     pad_class_data c;
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "candle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/candle/test/bad/000.JPG: anomalous test image without its ground-truth mask (expected "
-                       "%s/candle/ground_truth/bad/000.png)",
-                       base, base));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(
+        pad_test_fmt("%s/candle/test/bad/000.JPG: anomalous test image without its ground-truth mask (expected "
+                     "%s/candle/ground_truth/bad/000.png)",
+                     base, base));
     pad_dataset_free(ds);
 }
 
 static void make_visa_csv(const char *root, const char *csv) {
-    touch_text(fmt("%s/split_csv/1cls.csv", root), csv);
-    touch_png(fmt("%s/candle/Data/Images/Normal/0266.JPG", root));
-    touch_png(fmt("%s/candle/Data/Images/Normal/0003.JPG", root));
-    touch_png(fmt("%s/candle/Data/Images/Normal/0100.JPG", root));
-    touch_png(fmt("%s/candle/Data/Images/Normal/1000.JPG", root));
-    touch_png(fmt("%s/candle/Data/Images/Anomaly/000.JPG", root));
-    touch_png(fmt("%s/candle/Data/Masks/Anomaly/000.png", root));
-    touch_png(fmt("%s/pcb1/Data/Images/Normal/0000.JPG", root));
-    touch_png(fmt("%s/pcb1/Data/Images/Normal/0001.JPG", root));
+    touch_text(pad_test_fmt("%s/split_csv/1cls.csv", root), csv);
+    touch_png(pad_test_fmt("%s/candle/Data/Images/Normal/0266.JPG", root));
+    touch_png(pad_test_fmt("%s/candle/Data/Images/Normal/0003.JPG", root));
+    touch_png(pad_test_fmt("%s/candle/Data/Images/Normal/0100.JPG", root));
+    touch_png(pad_test_fmt("%s/candle/Data/Images/Normal/1000.JPG", root));
+    touch_png(pad_test_fmt("%s/candle/Data/Images/Anomaly/000.JPG", root));
+    touch_png(pad_test_fmt("%s/candle/Data/Masks/Anomaly/000.png", root));
+    touch_png(pad_test_fmt("%s/pcb1/Data/Images/Normal/0000.JPG", root));
+    touch_png(pad_test_fmt("%s/pcb1/Data/Images/Normal/0001.JPG", root));
 }
 
 static const char *k_csv =
@@ -482,17 +457,18 @@ Test(dataset, visa_csv) {
     load_ok(ds, "candle", &c);
     cr_assert_str_eq(c.dir, root);
     cr_assert(c.n_train == 3);
-    cr_assert_str_eq(c.train[0], fmt("%s/candle/Data/Images/Normal/0003.JPG", root));
-    cr_assert_str_eq(c.train[1], fmt("%s/candle/Data/Images/Normal/0100.JPG", root));
-    cr_assert_str_eq(c.train[2], fmt("%s/candle/Data/Images/Normal/0266.JPG", root));
+    cr_assert_str_eq(c.train[0], pad_test_fmt("%s/candle/Data/Images/Normal/0003.JPG", root));
+    cr_assert_str_eq(c.train[1], pad_test_fmt("%s/candle/Data/Images/Normal/0100.JPG", root));
+    cr_assert_str_eq(c.train[2], pad_test_fmt("%s/candle/Data/Images/Normal/0266.JPG", root));
     // directory order: the train files as they appear in the folder listing (1000.JPG is a test file: skipped)
-    DIR *d = opendir(fmt("%s/candle/Data/Images/Normal", root));
+    DIR *d = opendir(pad_test_fmt("%s/candle/Data/Images/Normal", root));
     int k = 0;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.' || strcmp(e->d_name, "1000.JPG") == 0) continue;
         cr_assert(k < 3);
-        cr_assert_str_eq(c.train[c.train_dir_order[k]], fmt("%s/candle/Data/Images/Normal/%s", root, e->d_name));
+        cr_assert_str_eq(c.train[c.train_dir_order[k]],
+                         pad_test_fmt("%s/candle/Data/Images/Normal/%s", root, e->d_name));
         k++;
     }
     closedir(d);
@@ -500,27 +476,28 @@ Test(dataset, visa_csv) {
     cr_assert(c.n_test == 2 && c.n_test_anomalous == 1 && c.has_masks);
     cr_assert_str_eq(c.test[0].defect_type, "bad");
     cr_assert(c.test[0].label == 1 && c.test[0].kind == PAD_ANOMALY_KIND_DEFECT);
-    cr_assert_str_eq(c.test[0].path, fmt("%s/candle/Data/Images/Anomaly/000.JPG", root));
-    cr_assert_str_eq(c.test[0].mask_paths[0], fmt("%s/candle/Data/Masks/Anomaly/000.png", root));
+    cr_assert_str_eq(c.test[0].path, pad_test_fmt("%s/candle/Data/Images/Anomaly/000.JPG", root));
+    cr_assert_str_eq(c.test[0].mask_paths[0], pad_test_fmt("%s/candle/Data/Masks/Anomaly/000.png", root));
     cr_assert_str_eq(c.test[1].defect_type, "good");
     cr_assert(c.test[1].label == 0 && c.test[1].n_masks == 0);
     pad_class_data_free(&c);
 
     // a listed mask that does not exist
-    unlink(fmt("%s/candle/Data/Masks/Anomaly/000.png", root));
-    log_start();
+    unlink(pad_test_fmt("%s/candle/Data/Masks/Anomaly/000.png", root));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "candle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/candle/Data/Images/Anomaly/000.JPG: anomalous test image without its ground-truth mask "
-                       "(expected %s/candle/Data/Masks/Anomaly/000.png, from %s/split_csv/1cls.csv:7)",
-                       root, root, root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(
+        pad_test_fmt("%s/candle/Data/Images/Anomaly/000.JPG: anomalous test image without its ground-truth mask "
+                     "(expected %s/candle/Data/Masks/Anomaly/000.png, from %s/split_csv/1cls.csv:7)",
+                     root, root, root));
     // a listed image that does not exist
-    unlink(fmt("%s/candle/Data/Images/Normal/0100.JPG", root));
-    log_start();
+    unlink(pad_test_fmt("%s/candle/Data/Images/Normal/0100.JPG", root));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "candle", &c) == PAD_ERR_IO);
-    log_stop();
-    ASSERT_LOG_HAS(
-        fmt("%s/candle/Data/Images/Normal/0100.JPG: image listed in %s/split_csv/1cls.csv:5 not found", root, root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt(
+        "%s/candle/Data/Images/Normal/0100.JPG: image listed in %s/split_csv/1cls.csv:5 not found", root, root));
     pad_dataset_free(ds);
 }
 
@@ -537,43 +514,44 @@ Test(dataset, visa_csv_errors) {
     };
     for (int i = 0; i < 5; i++) {
         char *root = pad_test_tmpdir("visa_bad");
-        touch_text(fmt("%s/split_csv/1cls.csv", root), cases[i].csv);
+        touch_text(pad_test_fmt("%s/split_csv/1cls.csv", root), cases[i].csv);
         pad_dataset *ds = NULL;
-        log_start();
+        pad_test_log_start();
         cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_VISA, root) == PAD_ERR_FORMAT, "case %d", i);
-        log_stop();
+        pad_test_log_stop();
         cr_assert(ds == NULL);
-        ASSERT_LOG_HAS(fmt("%s/split_csv/%s", root, cases[i].msg));
+        PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/split_csv/%s", root, cases[i].msg));
     }
     // header only: no classes
     char *root = pad_test_tmpdir("visa_hdr");
-    touch_text(fmt("%s/split_csv/1cls.csv", root), "object,split,label,image,mask\n");
+    touch_text(pad_test_fmt("%s/split_csv/1cls.csv", root), "object,split,label,image,mask\n");
     pad_dataset *ds = NULL;
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_VISA, root) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/split_csv/1cls.csv: no data rows", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/split_csv/1cls.csv: no data rows", root));
     // a class without train rows
     root = pad_test_tmpdir("visa_notrain");
-    touch_text(fmt("%s/split_csv/1cls.csv", root), "object,split,label,image,mask\ncandle,test,normal,a.JPG,\n");
-    touch_png(fmt("%s/a.JPG", root));
+    touch_text(pad_test_fmt("%s/split_csv/1cls.csv", root),
+               "object,split,label,image,mask\ncandle,test,normal,a.JPG,\n");
+    touch_png(pad_test_fmt("%s/a.JPG", root));
     ds = open_ok(PAD_DATASET_FORMAT_VISA, root);
     pad_class_data c;
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "candle", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/split_csv/1cls.csv: no train images for class 'candle'", root));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/split_csv/1cls.csv: no train images for class 'candle'", root));
     pad_dataset_free(ds);
 }
 
 Test(dataset, folder_layouts) {
     // one class: the root holds train/ and test/; no ground_truth/ -> masks optional
     char *root = pad_test_tmpdir("folder1");
-    char *cdir = strdup(fmt("%s/widgets", root));
-    touch_png(fmt("%s/train/good/b.png", cdir));
-    touch_png(fmt("%s/train/good/a.bmp", cdir));
-    touch_png(fmt("%s/test/good/x.jpeg", cdir));
-    touch_png(fmt("%s/test/dent/y.png", cdir));
+    char *cdir = strdup(pad_test_fmt("%s/widgets", root));
+    touch_png(pad_test_fmt("%s/train/good/b.png", cdir));
+    touch_png(pad_test_fmt("%s/train/good/a.bmp", cdir));
+    touch_png(pad_test_fmt("%s/test/good/x.jpeg", cdir));
+    touch_png(pad_test_fmt("%s/test/dent/y.png", cdir));
     char single[4096];
     snprintf(single, sizeof single, "%s/", cdir); // trailing slash
     pad_dataset *ds = open_ok(PAD_DATASET_FORMAT_FOLDER, single);
@@ -591,39 +569,39 @@ Test(dataset, folder_layouts) {
     pad_dataset_free(ds);
 
     // with ground_truth/: both <stem>_mask.<ext> and <stem>.<ext> accepted, and then required
-    touch_png(fmt("%s/test/dent/z.png", cdir));
-    touch_png(fmt("%s/ground_truth/dent/y_mask.png", cdir));
-    touch_png(fmt("%s/ground_truth/dent/z.png", cdir));
+    touch_png(pad_test_fmt("%s/test/dent/z.png", cdir));
+    touch_png(pad_test_fmt("%s/ground_truth/dent/y_mask.png", cdir));
+    touch_png(pad_test_fmt("%s/ground_truth/dent/z.png", cdir));
     // several classes under one root
-    touch_png(fmt("%s/gears/train/good/0.png", root));
-    touch_png(fmt("%s/gears/test/good/0.png", root));
-    mkdirs(fmt("%s/notes", root));
+    touch_png(pad_test_fmt("%s/gears/train/good/0.png", root));
+    touch_png(pad_test_fmt("%s/gears/test/good/0.png", root));
+    mkdirs(pad_test_fmt("%s/notes", root));
     ds = open_ok(PAD_DATASET_FORMAT_FOLDER, root);
     cr_assert(pad_dataset_n_classes(ds) == 2);
     cr_assert_str_eq(pad_dataset_class_name(ds, 0), "gears");
     cr_assert_str_eq(pad_dataset_class_name(ds, 1), "widgets");
     load_ok(ds, "widgets", &c);
     cr_assert(c.has_masks && c.n_test_anomalous == 2);
-    cr_assert_str_eq(c.test[0].mask_paths[0], fmt("%s/ground_truth/dent/y_mask.png", cdir));
-    cr_assert_str_eq(c.test[1].mask_paths[0], fmt("%s/ground_truth/dent/z.png", cdir));
+    cr_assert_str_eq(c.test[0].mask_paths[0], pad_test_fmt("%s/ground_truth/dent/y_mask.png", cdir));
+    cr_assert_str_eq(c.test[1].mask_paths[0], pad_test_fmt("%s/ground_truth/dent/z.png", cdir));
     pad_class_data_free(&c);
-    unlink(fmt("%s/ground_truth/dent/z.png", cdir));
-    log_start();
+    unlink(pad_test_fmt("%s/ground_truth/dent/z.png", cdir));
+    pad_test_log_start();
     cr_assert(pad_dataset_class_load(ds, "widgets", &c) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/test/dent/z.png: anomalous test image without its ground-truth mask (expected "
-                       "%s/ground_truth/dent/z_mask.png or z.png)",
-                       cdir, cdir));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/test/dent/z.png: anomalous test image without its ground-truth mask (expected "
+                                    "%s/ground_truth/dent/z_mask.png or z.png)",
+                                    cdir, cdir));
     pad_dataset_free(ds);
 
     // nothing class-like
     char *empty = pad_test_tmpdir("folder_empty");
-    mkdirs(fmt("%s/a/b", empty));
+    mkdirs(pad_test_fmt("%s/a/b", empty));
     ds = NULL;
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_dataset_open(&ds, PAD_DATASET_FORMAT_FOLDER, empty) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: no class found", empty));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s: no class found", empty));
 }
 
 // ----------------------------------------------------------------------------
@@ -671,11 +649,11 @@ Test(shots, random_draw_golden) {
     cr_assert(memcmp(a4, b4, sizeof a4) != 0);
     cr_assert(memcmp(a4, c4, sizeof a4) != 0);
     // distinct seeds 0..4 give 5 different draws (checked above for bottle: all different first shots)
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shots_draw("bottle", 3, 4, 0, a4) == PAD_ERR_INVALID_ARG);
     cr_assert(pad_shots_draw("bottle", 3, 0, 0, a4) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS("class 'bottle': cannot draw 4 shots from 3 train images");
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS("class 'bottle': cannot draw 4 shots from 3 train images");
 }
 
 Test(shots, select_modes_parse) {
@@ -686,14 +664,14 @@ Test(shots, select_modes_parse) {
         cr_assert(m == (pad_shot_select)i);
         cr_assert_str_eq(pad_shot_select_str(m), names[i]);
     }
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shot_select_parse("sorted", &m) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS("unknown shot selection 'sorted' (expected random, sorted-index, basename or glob)");
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS("unknown shot selection 'sorted' (expected random, sorted-index, basename or glob)");
 }
 
 static const char *official_path(const char *ds) {
-    return fmt("%s/configs/official_shots/%s.yaml", PAD_SOURCE_DIR, ds);
+    return pad_test_fmt("%s/configs/official_shots/%s.yaml", PAD_SOURCE_DIR, ds);
 }
 
 Test(shots, official_lists_files) {
@@ -726,12 +704,12 @@ Test(shots, official_lists_files) {
         for (int j = 0; j < mv[i].k; j++)
             cr_assert_str_eq(e[j], mv[i].want[j], "%s k=%d entry %d", mv[i].cls, mv[i].k, j);
     }
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shot_lists_get(l, "bottle", 3, &e) == PAD_ERR_INVALID_ARG);
     cr_assert(pad_shot_lists_get(l, "candle", 1, &e) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: class 'bottle' has no list for k=3", official_path("mvtec")));
-    ASSERT_LOG_HAS(fmt("%s: no shot list for class 'candle'", official_path("mvtec")));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s: class 'bottle' has no list for k=3", official_path("mvtec")));
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s: no shot list for class 'candle'", official_path("mvtec")));
     pad_shot_lists_free(l);
 
     cr_assert(pad_shot_lists_load(&l, official_path("visa")) == PAD_OK);
@@ -755,9 +733,9 @@ static char *make_numbered_class(const char *tag, const char *cls, int n, const 
     char *root = pad_test_tmpdir(tag);
     for (int i = 0; i < n; i++) {
         int j = (i * 7919) % n; // a permutation when gcd(7919, n) == 1
-        touch_png(fmt("%s/%s/train/good/%0*d.%s", root, cls, width, j, ext));
+        touch_png(pad_test_fmt("%s/%s/train/good/%0*d.%s", root, cls, width, j, ext));
     }
-    touch_png(fmt("%s/%s/test/good/000.png", root, cls));
+    touch_png(pad_test_fmt("%s/%s/test/good/000.png", root, cls));
     return root;
 }
 
@@ -775,7 +753,7 @@ Test(shots, official_mvtec_interpretations) {
         cr_assert(pad_shots_select(&c, 4, (pad_shot_select)mode, 123, l, &s) == PAD_OK);
         cr_assert(s.k == 4 && s.mode == (pad_shot_select)mode);
         for (int i = 0; i < 4; i++) {
-            cr_assert_str_eq(s.paths[i], fmt("%s/hazelnut/train/good/%s", root, want[i]));
+            cr_assert_str_eq(s.paths[i], pad_test_fmt("%s/hazelnut/train/good/%s", root, want[i]));
             cr_assert_str_eq(s.paths[i], c.train[s.index[i]]);
         }
         pad_shots_free(&s);
@@ -784,7 +762,7 @@ Test(shots, official_mvtec_interpretations) {
     // glob: position in directory order
     pad_shots s;
     cr_assert(pad_shots_select(&c, 2, PAD_SHOT_SELECT_GLOB, 0, l, &s) == PAD_OK);
-    DIR *d = opendir(fmt("%s/hazelnut/train/good", root));
+    DIR *d = opendir(pad_test_fmt("%s/hazelnut/train/good", root));
     char *order[391];
     int k = 0;
     struct dirent *e;
@@ -814,8 +792,8 @@ Test(shots, official_visa_interpretations) {
     char *root = pad_test_tmpdir("visa_shots");
     const char *names[] = {"0001", "0002", "0005", "0010", "0200", "0300"};
     for (int i = 5; i >= 0; i--)
-        touch_png(fmt("%s/1cls/candle/train/good/%s.JPG", root, names[i]));
-    touch_png(fmt("%s/1cls/candle/test/good/0003.JPG", root));
+        touch_png(pad_test_fmt("%s/1cls/candle/train/good/%s.JPG", root, names[i]));
+    touch_png(pad_test_fmt("%s/1cls/candle/test/good/0003.JPG", root));
     const char *yaml = "# test lists\n"
                        "dataset: visa\n"
                        "classes:\n"
@@ -825,7 +803,7 @@ Test(shots, official_visa_interpretations) {
                        "    k4: [x1, \"0300\", \"0002\", \"0010\"]\n"
                        "  - name: pcb1\n"
                        "    k1: [\"9\"]\n";
-    char *lp = fmt("%s/lists.yaml", root);
+    char *lp = pad_test_fmt("%s/lists.yaml", root);
     touch_text(lp, yaml);
     char lpath[4096];
     snprintf(lpath, sizeof lpath, "%s", lp);
@@ -835,62 +813,62 @@ Test(shots, official_visa_interpretations) {
     pad_dataset *ds = open_ok(PAD_DATASET_FORMAT_VISA, root);
     pad_class_data c;
     load_ok(ds, "candle", &c);
-    const char *tdir = fmt("%s/1cls/candle/train/good", root);
+    const char *tdir = pad_test_fmt("%s/1cls/candle/train/good", root);
     char tpath[4096];
     snprintf(tpath, sizeof tpath, "%s", tdir);
     pad_shots s;
     // sorted-index "2" -> third sorted file
     cr_assert(pad_shots_select(&c, 1, PAD_SHOT_SELECT_SORTED_INDEX, 0, l, &s) == PAD_OK);
     cr_assert(s.index[0] == 2);
-    cr_assert_str_eq(s.paths[0], fmt("%s/0005.JPG", tpath));
+    cr_assert_str_eq(s.paths[0], pad_test_fmt("%s/0005.JPG", tpath));
     pad_shots_free(&s);
     // basename "0005" "0001"
     cr_assert(pad_shots_select(&c, 2, PAD_SHOT_SELECT_BASENAME, 0, l, &s) == PAD_OK);
-    cr_assert_str_eq(s.paths[0], fmt("%s/0005.JPG", tpath));
-    cr_assert_str_eq(s.paths[1], fmt("%s/0001.JPG", tpath));
+    cr_assert_str_eq(s.paths[0], pad_test_fmt("%s/0005.JPG", tpath));
+    cr_assert_str_eq(s.paths[1], pad_test_fmt("%s/0001.JPG", tpath));
     cr_assert(s.index[0] == 2 && s.index[1] == 0);
     pad_shots_free(&s);
     // sorted-index of "0005" "0001": positions 5 and 1
     cr_assert(pad_shots_select(&c, 2, PAD_SHOT_SELECT_SORTED_INDEX, 0, l, &s) == PAD_OK);
-    cr_assert_str_eq(s.paths[0], fmt("%s/0300.JPG", tpath));
-    cr_assert_str_eq(s.paths[1], fmt("%s/0002.JPG", tpath));
+    cr_assert_str_eq(s.paths[0], pad_test_fmt("%s/0300.JPG", tpath));
+    cr_assert_str_eq(s.paths[1], pad_test_fmt("%s/0002.JPG", tpath));
     pad_shots_free(&s);
 
     // errors, each naming the list file, the class and the entry
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shots_select(&c, 4, PAD_SHOT_SELECT_SORTED_INDEX, 0, l, &s) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(
-        fmt("%s: class 'candle' k=4: entry 'x1' is not a non-negative integer (needed by 'sorted-index')", lpath));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt(
+        "%s: class 'candle' k=4: entry 'x1' is not a non-negative integer (needed by 'sorted-index')", lpath));
     cr_assert(s.paths == NULL && s.index == NULL);
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shots_select(&c, 4, PAD_SHOT_SELECT_BASENAME, 0, l, &s) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: class 'candle' k=4: no train image named 'x1.<ext>' in %s", lpath, tpath));
-    log_start();
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s: class 'candle' k=4: no train image named 'x1.<ext>' in %s", lpath, tpath));
+    pad_test_log_start();
     cr_assert(pad_shots_select(&c, 2, PAD_SHOT_SELECT_GLOB, 0, l, &s) == PAD_OK); // 5 and 1 are in range
     pad_shots_free(&s);
     cr_assert(pad_shots_select(&c, 3, PAD_SHOT_SELECT_BASENAME, 0, l, &s) == PAD_ERR_INVALID_ARG);
     cr_assert(pad_shots_select(&c, 7, PAD_SHOT_SELECT_RANDOM, 0, NULL, &s) == PAD_ERR_INVALID_ARG);
     cr_assert(pad_shots_select(&c, 1, PAD_SHOT_SELECT_BASENAME, 0, NULL, &s) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s: class 'candle' has no list for k=3", lpath));
-    ASSERT_LOG_HAS("class 'candle': cannot select 7 shots from 6 train images");
-    ASSERT_LOG_HAS("class 'candle': shot selection 'basename' needs an official shot list file");
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s: class 'candle' has no list for k=3", lpath));
+    PAD_ASSERT_LOG_HAS("class 'candle': cannot select 7 shots from 6 train images");
+    PAD_ASSERT_LOG_HAS("class 'candle': shot selection 'basename' needs an official shot list file");
     pad_class_data_free(&c);
     pad_dataset_free(ds);
 
     // out-of-range position
     char *root2 = pad_test_tmpdir("visa_shots2");
-    touch_png(fmt("%s/pcb1/train/good/0000.JPG", root2));
-    touch_png(fmt("%s/pcb1/test/good/0001.JPG", root2));
+    touch_png(pad_test_fmt("%s/pcb1/train/good/0000.JPG", root2));
+    touch_png(pad_test_fmt("%s/pcb1/test/good/0001.JPG", root2));
     ds = open_ok(PAD_DATASET_FORMAT_VISA, root2);
     load_ok(ds, "pcb1", &c);
-    log_start();
+    pad_test_log_start();
     cr_assert(pad_shots_select(&c, 1, PAD_SHOT_SELECT_GLOB, 0, l, &s) == PAD_ERR_INVALID_ARG);
-    log_stop();
-    ASSERT_LOG_HAS(
-        fmt("%s: class 'pcb1' k=1: entry '9' is out of range: %s/pcb1/train/good holds 1 train images", lpath, root2));
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt(
+        "%s: class 'pcb1' k=1: entry '9' is out of range: %s/pcb1/train/good holds 1 train images", lpath, root2));
     pad_class_data_free(&c);
     pad_dataset_free(ds);
     pad_shot_lists_free(l);
@@ -909,20 +887,21 @@ Test(shots, list_file_errors) {
         {"dataset: mvtec\n", "lists.yaml"},                        // missing classes
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *p = fmt("%s/%zu_lists.yaml", dir, i);
+        char *p = pad_test_fmt("%s/%zu_lists.yaml", dir, i);
         touch_text(p, cases[i].yaml);
         pad_shot_lists *l = NULL;
-        log_start();
+        pad_test_log_start();
         cr_assert(pad_shot_lists_load(&l, p) == PAD_ERR_FORMAT, "case %zu", i);
-        log_stop();
+        pad_test_log_stop();
         cr_assert(l == NULL);
-        ASSERT_LOG_HAS(p);
-        ASSERT_LOG_HAS(cases[i].msg);
-        cr_assert(strchr(g_log, '\n') == g_log + strlen(g_log) - 1, "case %zu: more than one line:\n%s", i, g_log);
+        PAD_ASSERT_LOG_HAS(p);
+        PAD_ASSERT_LOG_HAS(cases[i].msg);
+        cr_assert(strchr(pad_test_log_text(), '\n') == pad_test_log_text() + strlen(pad_test_log_text()) - 1,
+                  "case %zu: more than one line:\n%s", i, pad_test_log_text());
     }
     pad_shot_lists *l = NULL;
-    log_start();
-    cr_assert(pad_shot_lists_load(&l, fmt("%s/missing.yaml", dir)) == PAD_ERR_IO);
-    log_stop();
-    ASSERT_LOG_HAS(fmt("%s/missing.yaml: cannot open shot list", dir));
+    pad_test_log_start();
+    cr_assert(pad_shot_lists_load(&l, pad_test_fmt("%s/missing.yaml", dir)) == PAD_ERR_IO);
+    pad_test_log_stop();
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s/missing.yaml: cannot open shot list", dir));
 }

@@ -493,31 +493,22 @@ Test(image, masks_binarise_at_full_bit_depth) {
 // ----------------------------------------------------------------------------
 // Errors
 
-static char g_log[8192];
-static void capture(pad_log_level level, const char *msg, void *ud) {
-    (void)level;
-    (void)ud;
-    strncat(g_log, msg, sizeof g_log - strlen(g_log) - 2);
-    strcat(g_log, "\n");
-}
-
 static void expect_load_error(const char *path, pad_status want, const char *needle) {
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
+    const char *logged = pad_test_log_text();
+    pad_test_log_start_all();
     pad_image img = {5, 5, (uint8_t *)1};
     pad_status st = pad_image_load(&img, path);
-    pad_log_set(NULL, NULL);
-    cr_assert(st == want, "%s: status %s, want %s (log: %s)", path, pad_status_str(st), pad_status_str(want), g_log);
+    pad_test_log_stop();
+    cr_assert(st == want, "%s: status %s, want %s (log: %s)", path, pad_status_str(st), pad_status_str(want), logged);
     cr_assert(img.rgb == NULL && img.w == 0, "%s: image not zeroed on failure", path);
-    cr_assert(strstr(g_log, path), "message does not name the file: %s", g_log);
-    cr_assert(strstr(g_log, needle), "message lacks '%s': %s", needle, g_log);
-    cr_assert(strchr(g_log, '\n') == g_log + strlen(g_log) - 1, "more than one line: %s", g_log);
-    g_log[0] = 0;
+    cr_assert(strstr(logged, path), "message does not name the file: %s", logged);
+    cr_assert(strstr(logged, needle), "message lacks '%s': %s", needle, logged);
+    cr_assert(strchr(logged, '\n') == logged + strlen(logged) - 1, "more than one line: %s", logged);
     pad_mask m;
-    pad_log_set(capture, NULL);
+    pad_test_log_start_all();
     st = pad_mask_load(&m, path);
-    pad_log_set(NULL, NULL);
-    cr_assert(st == want && m.m == NULL && strstr(g_log, path), "mask load of %s: %s", path, g_log);
+    pad_test_log_stop();
+    cr_assert(st == want && m.m == NULL && strstr(logged, path), "mask load of %s: %s", path, logged);
 }
 
 static unsigned char *slurp(const char *path, size_t *n) {
@@ -534,6 +525,7 @@ static unsigned char *slurp(const char *path, size_t *n) {
 }
 
 Test(image, unreadable_files_give_one_clear_line) {
+    const char *logged = pad_test_log_text();
     char *dir = pad_test_tmpdir("img");
     char path[600];
     snprintf(path, sizeof path, "%s/missing.png", dir);
@@ -559,13 +551,12 @@ Test(image, unreadable_files_give_one_clear_line) {
     for (size_t k = 0; k < sizeof cuts / sizeof *cuts; k++) {
         snprintf(path, sizeof path, "%s/cut%zu.png", dir, cuts[k]);
         pad_test_write_file(path, bytes, cuts[k]);
-        g_log[0] = 0;
-        pad_log_set(capture, NULL);
+        pad_test_log_start_all();
         pad_image out;
         pad_status st = pad_image_load(&out, path);
-        pad_log_set(NULL, NULL);
+        pad_test_log_stop();
         cr_assert(st == PAD_ERR_FORMAT, "PNG cut at %zu of %zu bytes: status %s", cuts[k], n, pad_status_str(st));
-        cr_assert(strstr(g_log, path) && out.rgb == NULL, "cut at %zu: %s", cuts[k], g_log);
+        cr_assert(strstr(logged, path) && out.rgb == NULL, "cut at %zu: %s", cuts[k], logged);
     }
     // a flipped bit inside the image data: the CRC catches it
     bytes[n / 2] ^= 0x10;
@@ -580,24 +571,22 @@ Test(image, unreadable_files_give_one_clear_line) {
     bytes = slurp(jpg, &n);
     snprintf(path, sizeof path, "%s/cut.jpg", dir);
     pad_test_write_file(path, bytes, n - 200);
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
+    pad_test_log_start_all();
     pad_image out;
     pad_status st = pad_image_load(&out, path);
-    pad_log_set(NULL, NULL);
+    pad_test_log_stop();
     if (st == PAD_OK) {
-        cr_assert(strstr(g_log, "Premature end of JPEG file") && strstr(g_log, path), "no warning: %s", g_log);
+        cr_assert(strstr(logged, "Premature end of JPEG file") && strstr(logged, path), "no warning: %s", logged);
         pad_image_free(&out);
     } else {
-        cr_assert(strstr(g_log, path), "%s", g_log);
+        cr_assert(strstr(logged, path), "%s", logged);
     }
     // JPEG headers only
     pad_test_write_file(path, bytes, 100);
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
+    pad_test_log_start_all();
     st = pad_image_load(&out, path);
-    pad_log_set(NULL, NULL);
-    cr_assert(st != PAD_OK && strstr(g_log, path), "%s", g_log);
+    pad_test_log_stop();
+    cr_assert(st != PAD_OK && strstr(logged, path), "%s", logged);
     free(bytes);
     pad_image_free(&img);
     free(src);
@@ -629,11 +618,10 @@ Test(image, png_roundtrip_is_atomic_and_exact) {
     pad_cmd_free(&r);
     // an unwritable destination names the path
     snprintf(path, sizeof path, "%s/no/such/dir/x.png", dir);
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
+    pad_test_log_start_all();
     cr_assert(pad_image_save_png(path, &img) == PAD_ERR_IO);
-    pad_log_set(NULL, NULL);
-    cr_assert(strstr(g_log, path), "%s", g_log);
+    pad_test_log_stop();
+    cr_assert(strstr(pad_test_log_text(), path), "%s", pad_test_log_text());
     pad_image_free(&img);
     pad_image_free(&back);
     pad_mask_free(&m);

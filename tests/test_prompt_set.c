@@ -10,14 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char g_log[16384];
-static void capture(pad_log_level level, const char *msg, void *ud) {
-    (void)level;
-    (void)ud;
-    strncat(g_log, msg, sizeof g_log - strlen(g_log) - 2);
-    strcat(g_log, "\n");
-}
-
 static pad_prompt_class get_class(pad_prompt_set *s, const char *key) {
     pad_prompt_class c;
     cr_assert(pad_prompt_set_class(s, key, &c) == PAD_OK, "class %s", key);
@@ -92,20 +84,21 @@ Test(prompt_set, shipped_sets_load) {
 }
 
 Test(prompt_set, unknown_class_and_set_list_what_exists) {
+    const char *logged = pad_test_log_text();
     pad_prompt_set *s = NULL;
     cr_assert(pad_prompt_set_open(&s, "official") == PAD_OK);
-    g_log[0] = '\0';
-    pad_log_set(capture, NULL);
+    pad_test_log_start_all();
     pad_prompt_class c;
     cr_assert(pad_prompt_set_class(s, "bracket_black", &c) == PAD_ERR_INVALID_ARG);
-    cr_assert(strstr(g_log, "'bracket_black'") && strstr(g_log, "official") && strstr(g_log, "pipe_fryum") &&
-                  strstr(g_log, "mpdd"),
-              "message: %s", g_log);
-    g_log[0] = '\0';
+    cr_assert(strstr(logged, "'bracket_black'") && strstr(logged, "official") && strstr(logged, "pipe_fryum") &&
+                  strstr(logged, "mpdd"),
+              "message: %s", logged);
+    pad_test_log_start_all();
     pad_prompt_set *x = NULL;
     cr_assert(pad_prompt_set_open(&x, "nosuchset") == PAD_ERR_INVALID_ARG && !x);
-    cr_assert(strstr(g_log, "nosuchset") && strstr(g_log, "official") && strstr(g_log, "loco"), "message: %s", g_log);
-    pad_log_set(NULL, NULL);
+    cr_assert(strstr(logged, "nosuchset") && strstr(logged, "official") && strstr(logged, "loco"), "message: %s",
+              logged);
+    pad_test_log_stop();
     pad_prompt_set_free(s);
 }
 
@@ -117,6 +110,7 @@ static pad_status load_text(const char *dir, const char *name, const char *text,
 }
 
 Test(prompt_set, bad_files_are_rejected_with_a_reason) {
+    const char *logged = pad_test_log_text();
     char *dir = pad_test_tmpdir("pset");
     const struct {
         const char *file, *text, *want;
@@ -130,19 +124,19 @@ Test(prompt_set, bad_files_are_rejected_with_a_reason) {
         {"badkey.yaml", "name: x\ngeneric: []\nclases: []\n", "clases"},
         {"notyaml.yaml", "name: [unclosed\n", "notyaml.yaml"},
     };
-    pad_log_set(capture, NULL);
+    pad_test_log_start_all();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        g_log[0] = '\0';
+        pad_test_log_start_all();
         pad_prompt_set *s = NULL;
         pad_status st = load_text(dir, cases[i].file, cases[i].text, &s);
         cr_assert(st == PAD_ERR_FORMAT && !s, "%s: status %d", cases[i].file, st);
-        cr_assert(strstr(g_log, cases[i].file) && strstr(g_log, cases[i].want), "%s: message: %s", cases[i].file,
-                  g_log);
+        cr_assert(strstr(logged, cases[i].file) && strstr(logged, cases[i].want), "%s: message: %s", cases[i].file,
+                  logged);
     }
-    g_log[0] = '\0';
+    pad_test_log_start_all();
     pad_prompt_set *s = NULL;
-    cr_assert(pad_prompt_set_load(&s, "/nonexistent/x.yaml") == PAD_ERR_IO && strstr(g_log, "/nonexistent/x.yaml"));
-    pad_log_set(NULL, NULL);
+    cr_assert(pad_prompt_set_load(&s, "/nonexistent/x.yaml") == PAD_ERR_IO && strstr(logged, "/nonexistent/x.yaml"));
+    pad_test_log_stop();
     // a good file by path, a class without own states but with generic ones is fine
     cr_assert(load_text(dir, "ok.yaml", "name: mine\ngeneric: [\"odd {}\"]\nclasses:\n  - key: a b\n    states: []\n",
                         &s) == PAD_OK);

@@ -11,18 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char g_log[16384];
-static void capture(pad_log_level level, const char *msg, void *ud) {
-    (void)ud;
-    if (level < PAD_LOG_LEVEL_WARN) return;
-    strncat(g_log, msg, sizeof g_log - strlen(g_log) - 2);
-    strcat(g_log, "\n");
-}
-static void log_start(void) {
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
-}
-
 static void unit(const char *root, const char *ds, const char *cls, int k, int seed, const char *task, double iauroc,
                  double pauroc) {
     char dir[2048], path[2100], text[1024];
@@ -44,7 +32,7 @@ static char *read_text(const char *path) {
     return t;
 }
 
-TestSuite(report, .init = log_start, .timeout = 30);
+TestSuite(report, .init = pad_test_log_start, .timeout = 30);
 
 Test(report, tables_and_paper_numbers) {
     char *a = pad_test_tmpdir("report_a"), *b = pad_test_tmpdir("report_b"), *out = pad_test_tmpdir("report_out");
@@ -68,9 +56,9 @@ Test(report, tables_and_paper_numbers) {
     const char *dirs[2] = {a, b};
     char *md = NULL;
     int n = 0;
-    cr_assert_eq(pad_report_write(dirs, 2, out, paper, &md, &n), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_report_write(dirs, 2, out, paper, &md, &n), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(n, 12, "units read: %d", n);
-    cr_assert(strstr(g_log, "the same unit as") != NULL, "%s", g_log);
+    cr_assert(strstr(pad_test_log_text(), "the same unit as") != NULL, "%s", pad_test_log_text());
     cr_assert(md);
     char path[2048];
     snprintf(path, sizeof path, "%s/mvtec/summary.md", out);
@@ -104,7 +92,7 @@ Test(report, one_task_only_and_no_paper) {
     unit(a, "synth", "weave", 2, 0, "cls", 0.75, 0.60);
     const char *dirs[1] = {a};
     char *md = NULL;
-    cr_assert_eq(pad_report_write(dirs, 1, out, NULL, &md, NULL), PAD_OK, "%s", g_log);
+    cr_assert_eq(pad_report_write(dirs, 1, out, NULL, &md, NULL), PAD_OK, "%s", pad_test_log_text());
     // pixel columns fall back to the cls task and say so; one seed: no std
     cr_assert(strstr(md, "P-AUROC (cls task)") != NULL, "%s", md);
     cr_assert(strstr(md, "| weave | 75.0 | 60.0 |") != NULL, "%s", md);
@@ -116,17 +104,17 @@ Test(report, errors) {
     char *a = pad_test_tmpdir("report_d"), *out = pad_test_tmpdir("report_out3");
     const char *dirs[1] = {"/nonexistent/results"};
     cr_assert_neq(pad_report_write(dirs, 1, out, NULL, NULL, NULL), PAD_OK);
-    cr_assert(strstr(g_log, "/nonexistent/results") != NULL, "%s", g_log);
+    cr_assert(strstr(pad_test_log_text(), "/nonexistent/results") != NULL, "%s", pad_test_log_text());
     // a malformed metrics.json is named
     char dir[2048], path[2100];
     snprintf(dir, sizeof dir, "%s/mvtec/bottle/k1/seed0/cls", a);
     cr_assert_eq(pad_mkdir_p(dir), PAD_OK);
     snprintf(path, sizeof path, "%s/metrics.json", dir);
     pad_test_write_file(path, "{\"image_auroc\": ", 16);
-    log_start();
+    pad_test_log_start();
     dirs[0] = a;
     cr_assert_eq(pad_report_write(dirs, 1, out, NULL, NULL, NULL), PAD_ERR_FORMAT);
-    cr_assert(strstr(g_log, path) != NULL, "%s", g_log);
+    cr_assert(strstr(pad_test_log_text(), path) != NULL, "%s", pad_test_log_text());
     // an empty folder: a warning, nothing written
     char *e = pad_test_tmpdir("report_e");
     dirs[0] = e;

@@ -4,47 +4,13 @@
  * ties and near-ties checked for index consistency; every CUDA op is deterministic run to run. */
 #include "backend.h"
 #include "check.h"
+#include "devbuf.h"
 #include "score.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct duo {
-    pad_backend *cpu, *gpu;
-} duo;
-
-static duo duo_init(void) {
-    duo d = {NULL, NULL};
-    cr_assert(pad_backend_cpu_init(&d.cpu, 0) == PAD_OK);
-    cr_assert(pad_backend_cuda_init(&d.gpu, 0) == PAD_OK);
-    return d;
-}
-
-static void duo_free(duo *d) {
-    pad_backend_free(d->gpu);
-    pad_backend_free(d->cpu);
-}
-
-static void *dev_from(pad_backend *gpu, const void *host, size_t nbytes) {
-    void *p = pad_buf_alloc(gpu, nbytes);
-    cr_assert(p);
-    cr_assert(pad_buf_upload(gpu, p, host, nbytes) == PAD_OK);
-    return p;
-}
-
-static void *host_from(pad_backend *gpu, const void *dev, size_t nbytes) {
-    void *h = malloc(nbytes);
-    cr_assert(pad_buf_download(gpu, h, dev, nbytes) == PAD_OK);
-    return h;
-}
-
-static float *rand_f(pad_rng *rng, size_t n, float lo, float hi) {
-    float *x = malloc(sizeof(float) * n);
-    pad_rng_fill(rng, x, n, lo, hi);
-    return x;
-}
 
 #define ASSERT_SAME_BITS(what, a, b, n)                                                                                \
     do {                                                                                                               \
@@ -60,21 +26,21 @@ static float *rand_f(pad_rng *rng, size_t n, float lo, float hi) {
 // float tolerance; where the indices differ, the CUDA pick must be a near-tie of the CPU pick.
 Test(score_cuda, knn_min_parity_real_sizes) {
     PAD_REQUIRE_CUDA();
-    duo d = duo_init();
+    pad_test_pair d = pad_test_pair_open();
     const int nb = 2, Nq = 3 * 225, Nb = 4 * 225, D = 896;
     pad_rng rng = {17};
-    float *q = rand_f(&rng, (size_t)nb * Nq * D, -1, 1), *g = rand_f(&rng, (size_t)nb * Nb * D, -1, 1);
+    float *q = pad_test_rand(&rng, (size_t)nb * Nq * D, -1, 1), *g = pad_test_rand(&rng, (size_t)nb * Nb * D, -1, 1);
     cr_assert(pad_op_l2norm_rows(d.cpu, q, NULL, q, nb * Nq, D) == PAD_OK);
     cr_assert(pad_op_l2norm_rows(d.cpu, g, NULL, g, nb * Nb, D) == PAD_OK);
     float *cd = malloc(sizeof(float) * nb * Nq);
     int32_t *ci = malloc(sizeof(int32_t) * nb * Nq);
     cr_assert(pad_op_knn_min(d.cpu, cd, ci, q, Nq, g, Nb, D, nb) == PAD_OK);
-    float *gq = dev_from(d.gpu, q, sizeof(float) * nb * Nq * D), *gg = dev_from(d.gpu, g, sizeof(float) * nb * Nb * D);
+    float *gq = pad_test_upload(d.gpu, q, (size_t)nb * Nq * D), *gg = pad_test_upload(d.gpu, g, (size_t)nb * Nb * D);
     float *gd = pad_buf_alloc(d.gpu, sizeof(float) * nb * Nq);
     int32_t *gi = pad_buf_alloc(d.gpu, sizeof(int32_t) * nb * Nq);
     cr_assert(pad_op_knn_min(d.gpu, gd, gi, gq, Nq, gg, Nb, D, nb) == PAD_OK);
-    float *hd = host_from(d.gpu, gd, sizeof(float) * nb * Nq);
-    int32_t *hi = host_from(d.gpu, gi, sizeof(int32_t) * nb * Nq);
+    float *hd = pad_test_download(d.gpu, gd, (size_t)nb * Nq);
+    int32_t *hi = pad_test_download_bytes(d.gpu, gi, sizeof(int32_t) * nb * Nq);
     PAD_ASSERT_CLOSE("knn dist", hd, cd, (size_t)nb * Nq, 1e-6, 1e-5);
     int differ = 0;
     for (int b = 0; b < nb; b++)
@@ -94,8 +60,8 @@ Test(score_cuda, knn_min_parity_real_sizes) {
     cr_assert(differ <= nb * Nq / 100, "%d of %d nearest indices differ", differ, nb * Nq);
     // deterministic: a second launch gives the same bits
     cr_assert(pad_op_knn_min(d.gpu, gd, gi, gq, Nq, gg, Nb, D, nb) == PAD_OK);
-    float *hd2 = host_from(d.gpu, gd, sizeof(float) * nb * Nq);
-    int32_t *hi2 = host_from(d.gpu, gi, sizeof(int32_t) * nb * Nq);
+    float *hd2 = pad_test_download(d.gpu, gd, (size_t)nb * Nq);
+    int32_t *hi2 = pad_test_download_bytes(d.gpu, gi, sizeof(int32_t) * nb * Nq);
     cr_assert(memcmp(hd, hd2, sizeof(float) * nb * Nq) == 0 && memcmp(hi, hi2, sizeof(int32_t) * nb * Nq) == 0,
               "knn_min is not deterministic on CUDA");
     pad_buf_free(d.gpu, gq);
@@ -110,14 +76,14 @@ Test(score_cuda, knn_min_parity_real_sizes) {
     free(hi);
     free(hd2);
     free(hi2);
-    duo_free(&d);
+    pad_test_pair_close(&d);
 }
 
 // Exact ties (dyadic entries: every dot product is exact in any order): both backends pick the smallest index,
 // for several banks in one launch, with duplicates in different bank tiles and odd sizes (partial tiles).
 Test(score_cuda, knn_min_ties_parity) {
     PAD_REQUIRE_CUDA();
-    duo d = duo_init();
+    pad_test_pair d = pad_test_pair_open();
     const int nb = 3, Nq = 70, Nb = 130, D = 20;
     float *q = malloc(sizeof(float) * nb * Nq * D), *g = malloc(sizeof(float) * nb * Nb * D);
     for (int b = 0; b < nb; b++) {
@@ -131,12 +97,12 @@ Test(score_cuda, knn_min_ties_parity) {
     float cd[3 * 70], *hd;
     int32_t ci[3 * 70], *hi;
     cr_assert(pad_op_knn_min(d.cpu, cd, ci, q, Nq, g, Nb, D, nb) == PAD_OK);
-    float *gq = dev_from(d.gpu, q, sizeof(float) * nb * Nq * D), *gg = dev_from(d.gpu, g, sizeof(float) * nb * Nb * D);
+    float *gq = pad_test_upload(d.gpu, q, (size_t)nb * Nq * D), *gg = pad_test_upload(d.gpu, g, (size_t)nb * Nb * D);
     float *gd = pad_buf_alloc(d.gpu, sizeof(cd));
     int32_t *gi = pad_buf_alloc(d.gpu, sizeof(ci));
     cr_assert(pad_op_knn_min(d.gpu, gd, gi, gq, Nq, gg, Nb, D, nb) == PAD_OK);
-    hd = host_from(d.gpu, gd, sizeof(cd));
-    hi = host_from(d.gpu, gi, sizeof(ci));
+    hd = pad_test_download(d.gpu, gd, sizeof cd / sizeof *cd);
+    hi = pad_test_download_bytes(d.gpu, gi, sizeof(ci));
     ASSERT_SAME_BITS("knn dist (exact ties)", hd, cd, nb * Nq);
     for (int k = 0; k < nb * Nq; k++) {
         cr_assert_eq(hi[k], ci[k], "tie at %d: cuda %d cpu %d", k, hi[k], ci[k]);
@@ -151,7 +117,7 @@ Test(score_cuda, knn_min_ties_parity) {
     free(g);
     free(hd);
     free(hi);
-    duo_free(&d);
+    pad_test_pair_close(&d);
 }
 
 // ----------------------------------------------------------------------------
@@ -159,20 +125,21 @@ Test(score_cuda, knn_min_ties_parity) {
 
 Test(score_cuda, normalize_and_text_score_parity) {
     PAD_REQUIRE_CUDA();
-    duo d = duo_init();
+    pad_test_pair d = pad_test_pair_open();
     const int M = 1000, E = 640;
     pad_rng rng = {23};
-    float *x = rand_f(&rng, (size_t)M * E, -2, 2), *tn = rand_f(&rng, E, -1, 1), *ta = rand_f(&rng, E, -1, 1);
+    float *x = pad_test_rand(&rng, (size_t)M * E, -2, 2), *tn = pad_test_rand(&rng, E, -1, 1),
+          *ta = pad_test_rand(&rng, E, -1, 1);
     cr_assert(pad_op_l2norm_rows(d.cpu, tn, NULL, tn, 1, E) == PAD_OK);
     cr_assert(pad_op_l2norm_rows(d.cpu, ta, NULL, ta, 1, E) == PAD_OK);
-    float *gx = dev_from(d.gpu, x, sizeof(float) * M * E), *gtn = dev_from(d.gpu, tn, sizeof(float) * E),
-          *gta = dev_from(d.gpu, ta, sizeof(float) * E);
+    float *gx = pad_test_upload(d.gpu, x, (size_t)M * E), *gtn = pad_test_upload(d.gpu, tn, (size_t)E),
+          *gta = pad_test_upload(d.gpu, ta, (size_t)E);
     float *cs = malloc(sizeof(float) * M), *gs = pad_buf_alloc(d.gpu, sizeof(float) * M);
     const float taus[2] = {4.6051702f, 100.0f};
     for (int t = 0; t < 2; t++) {
         cr_assert(pad_op_text_score(d.cpu, cs, x, tn, ta, taus[t], M, E) == PAD_OK);
         cr_assert(pad_op_text_score(d.gpu, gs, gx, gtn, gta, taus[t], M, E) == PAD_OK);
-        float *hs = host_from(d.gpu, gs, sizeof(float) * M);
+        float *hs = pad_test_download(d.gpu, gs, (size_t)M);
         PAD_ASSERT_CLOSE("text_score", hs, cs, (size_t)M, 1e-7, 1e-6);
         free(hs);
     }
@@ -181,17 +148,17 @@ Test(score_cuda, normalize_and_text_score_parity) {
     float *cn = malloc(sizeof(float) * M);
     cr_assert(pad_op_l2norm_rows(d.gpu, gy, gn, gx, M, E) == PAD_OK);
     cr_assert(pad_op_l2norm_rows(d.cpu, x, cn, x, M, E) == PAD_OK);
-    float *hy = host_from(d.gpu, gy, sizeof(float) * M * E), *hn = host_from(d.gpu, gn, sizeof(float) * M);
+    float *hy = pad_test_download(d.gpu, gy, (size_t)M * E), *hn = pad_test_download(d.gpu, gn, (size_t)M);
     PAD_ASSERT_CLOSE("l2norm_rows", hy, x, (size_t)M * E, 1e-8, 1e-6);
     PAD_ASSERT_CLOSE("l2norm_rows norms", hn, cn, (size_t)M, 0, 1e-6);
     cr_assert(pad_op_l2norm_rows(d.gpu, gx, NULL, gx, M, E) == PAD_OK);
-    float *hx = host_from(d.gpu, gx, sizeof(float) * M * E);
+    float *hx = pad_test_download(d.gpu, gx, (size_t)M * E);
     cr_assert(memcmp(hx, hy, sizeof(float) * M * E) == 0, "l2norm_rows in place differs from out of place");
     // F.normalize's edge rows on the device: zero, below eps, NaN, infinite entry (CPU semantics: test_score.c)
     {
         const float nan = NAN, inf = INFINITY;
         float ex[4 * 3] = {0, 0, 0, 1e-20f, 0, 0, 1, nan, 2, 0, inf, 1}, ey[12], en[4];
-        float *gex = dev_from(d.gpu, ex, sizeof ex), *gen = pad_buf_alloc(d.gpu, sizeof en);
+        float *gex = pad_test_upload(d.gpu, ex, sizeof ex / sizeof *ex), *gen = pad_buf_alloc(d.gpu, sizeof en);
         cr_assert(pad_op_l2norm_rows(d.gpu, gex, gen, gex, 4, 3) == PAD_OK);
         cr_assert(pad_buf_download(d.gpu, ey, gex, sizeof ey) == PAD_OK);
         cr_assert(pad_buf_download(d.gpu, en, gen, sizeof en) == PAD_OK);
@@ -218,29 +185,29 @@ Test(score_cuda, normalize_and_text_score_parity) {
     free(ta);
     free(cs);
     free(hy);
-    duo_free(&d);
+    pad_test_pair_close(&d);
 }
 
 Test(score_cuda, fuse_half_rowmax_bit_parity) {
     PAD_REQUIRE_CUDA();
-    duo d = duo_init();
+    pad_test_pair d = pad_test_pair_open();
     const size_t n = 100003;
     pad_rng rng = {29};
-    float *a = rand_f(&rng, n, 0, 1), *b = rand_f(&rng, n, 0, 0.5f);
+    float *a = pad_test_rand(&rng, n, 0, 1), *b = pad_test_rand(&rng, n, 0, 0.5f);
     a[0] = 0;
     b[1] = 0;
     a[2] = 70000.0f; // half overflow
     b[3] = 3e-7f;    // half subnormal
-    float *ga = dev_from(d.gpu, a, sizeof(float) * n), *gb = dev_from(d.gpu, b, sizeof(float) * n);
+    float *ga = pad_test_upload(d.gpu, a, (size_t)n), *gb = pad_test_upload(d.gpu, b, (size_t)n);
     float *go = pad_buf_alloc(d.gpu, sizeof(float) * n), *co = malloc(sizeof(float) * n);
     cr_assert(pad_op_harmonic_fuse(d.cpu, co, a, b, n) == PAD_OK);
     cr_assert(pad_op_harmonic_fuse(d.gpu, go, ga, gb, n) == PAD_OK);
-    float *ho = host_from(d.gpu, go, sizeof(float) * n);
+    float *ho = pad_test_download(d.gpu, go, (size_t)n);
     ASSERT_SAME_BITS("harmonic_fuse", ho, co, n);
     free(ho);
     cr_assert(pad_op_round_half(d.cpu, co, b, n) == PAD_OK);
     cr_assert(pad_op_round_half(d.gpu, go, gb, n) == PAD_OK);
-    ho = host_from(d.gpu, go, sizeof(float) * n);
+    ho = pad_test_download(d.gpu, go, (size_t)n);
     ASSERT_SAME_BITS("round_half", ho, co, n);
     free(ho);
     cr_assert(pad_op_round_half(d.cpu, co, a, 3) == PAD_OK);
@@ -248,7 +215,7 @@ Test(score_cuda, fuse_half_rowmax_bit_parity) {
     float cm[7], *hm;
     cr_assert(pad_op_row_max(d.cpu, cm, a, 7, 14000) == PAD_OK);
     cr_assert(pad_op_row_max(d.gpu, go, ga, 7, 14000) == PAD_OK);
-    hm = host_from(d.gpu, go, sizeof(cm));
+    hm = pad_test_download(d.gpu, go, sizeof cm / sizeof *cm);
     ASSERT_SAME_BITS("row_max", hm, cm, 7);
     free(hm);
     pad_buf_free(d.gpu, ga);
@@ -257,12 +224,12 @@ Test(score_cuda, fuse_half_rowmax_bit_parity) {
     free(a);
     free(b);
     free(co);
-    duo_free(&d);
+    pad_test_pair_close(&d);
 }
 
 Test(score_cuda, upsample_gaussian_bit_parity) {
     PAD_REQUIRE_CUDA();
-    duo d = duo_init();
+    pad_test_pair d = pad_test_pair_open();
     // (B, Hi, Wi, Ho, Wo): the real 15 -> 400, non-square factors, tiny images (reflect wraps several times)
     const int cases[5][5] = {
         {3, 15, 15, 400, 400}, {2, 4, 4, 64, 64}, {2, 7, 7, 10, 10}, {1, 5, 9, 13, 20}, {4, 3, 2, 5, 3}};
@@ -272,17 +239,17 @@ Test(score_cuda, upsample_gaussian_bit_parity) {
     for (int c = 0; c < 5; c++) {
         const int B = cases[c][0], Hi = cases[c][1], Wi = cases[c][2], Ho = cases[c][3], Wo = cases[c][4];
         const size_t ni = (size_t)B * Hi * Wi, no = (size_t)B * Ho * Wo;
-        float *x = rand_f(&rng, ni, 0, 1), *cu = malloc(sizeof(float) * no), *ct = malloc(sizeof(float) * no);
-        float *gx = dev_from(d.gpu, x, sizeof(float) * ni), *gu = pad_buf_alloc(d.gpu, sizeof(float) * no),
+        float *x = pad_test_rand(&rng, ni, 0, 1), *cu = malloc(sizeof(float) * no), *ct = malloc(sizeof(float) * no);
+        float *gx = pad_test_upload(d.gpu, x, (size_t)ni), *gu = pad_buf_alloc(d.gpu, sizeof(float) * no),
               *gt = pad_buf_alloc(d.gpu, sizeof(float) * no);
         cr_assert(pad_op_upsample_bilinear(d.cpu, cu, x, B, Hi, Wi, Ho, Wo) == PAD_OK);
         cr_assert(pad_op_upsample_bilinear(d.gpu, gu, gx, B, Hi, Wi, Ho, Wo) == PAD_OK);
-        float *hu = host_from(d.gpu, gu, sizeof(float) * no);
+        float *hu = pad_test_download(d.gpu, gu, (size_t)no);
         ASSERT_SAME_BITS("upsample_bilinear", hu, cu, no);
         cr_assert(pad_op_gaussian_filter(d.cpu, cu, ct, cu, B, Ho, Wo, w, 16) == PAD_OK);
         cr_assert(pad_op_gaussian_filter(d.gpu, gu, gt, gu, B, Ho, Wo, w, 16) == PAD_OK);
         free(hu);
-        hu = host_from(d.gpu, gu, sizeof(float) * no);
+        hu = pad_test_download(d.gpu, gu, (size_t)no);
         ASSERT_SAME_BITS("gaussian_filter", hu, cu, no);
         free(hu);
         free(x);
@@ -292,19 +259,20 @@ Test(score_cuda, upsample_gaussian_bit_parity) {
         pad_buf_free(d.gpu, gu);
         pad_buf_free(d.gpu, gt);
     }
-    duo_free(&d);
+    pad_test_pair_close(&d);
 }
 
 // ----------------------------------------------------------------------------
 // the whole scorer, official and fp16 protocol
 
 static void scorer_parity(bool fp16) {
-    duo d = duo_init();
+    pad_test_pair d = pad_test_pair_open();
     const int k = 2, n = 5, G = 15, P = G * G, D = 96, E = 64, R = 400;
     pad_rng rng = {37};
-    float *shots = rand_f(&rng, (size_t)2 * k * P * D, -1, 1), *mid = rand_f(&rng, (size_t)2 * n * P * D, -1, 1);
-    float *cls = rand_f(&rng, (size_t)n * E, -1, 1), *tok = rand_f(&rng, (size_t)n * P * E, -1, 1);
-    float *tv = rand_f(&rng, (size_t)2 * E, -1, 1);
+    float *shots = pad_test_rand(&rng, (size_t)2 * k * P * D, -1, 1),
+          *mid = pad_test_rand(&rng, (size_t)2 * n * P * D, -1, 1);
+    float *cls = pad_test_rand(&rng, (size_t)n * E, -1, 1), *tok = pad_test_rand(&rng, (size_t)n * P * E, -1, 1);
+    float *tv = pad_test_rand(&rng, (size_t)2 * E, -1, 1);
     pad_backend *bes[2] = {d.cpu, d.gpu};
     float *maps[2], *V[2], img[2][5];
     for (int s = 0; s < 2; s++) {
@@ -354,7 +322,7 @@ static void scorer_parity(bool fp16) {
     free(cls);
     free(tok);
     free(tv);
-    duo_free(&d);
+    pad_test_pair_close(&d);
 }
 
 Test(score_cuda, scorer_parity_official) {

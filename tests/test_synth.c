@@ -14,14 +14,6 @@
 
 #include <stb/stb_image.h>
 
-static char g_log[8192];
-static void capture(pad_log_level level, const char *msg, void *ud) {
-    (void)level;
-    (void)ud;
-    strncat(g_log, msg, sizeof g_log - strlen(g_log) - 2);
-    strcat(g_log, "\n");
-}
-
 static uint64_t fnv(const uint8_t *p, size_t n) {
     uint64_t h = 0xCBF29CE484222325ull;
     for (size_t i = 0; i < n; i++) {
@@ -135,11 +127,11 @@ Test(synth, variation_and_regression_hash) {
 }
 
 Test(synth, option_errors) {
+    const char *logged = pad_test_log_text();
     pad_synth_opts o;
     pad_synth_opts_default(&o);
     uint8_t px[3];
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
+    pad_test_log_start_all();
     o.size = 32;
     cr_assert(pad_synth_opts_check(&o) == PAD_ERR_INVALID_ARG);
     cr_assert(pad_synth_render(&o, 0, PAD_SYNTH_SPLIT_TRAIN, 0, px, NULL, NULL, NULL) == PAD_ERR_INVALID_ARG);
@@ -148,10 +140,10 @@ Test(synth, option_errors) {
     cr_assert(pad_synth_opts_check(&o) == PAD_ERR_INVALID_ARG);
     pad_synth_opts_default(&o);
     cr_assert(pad_synth_render(&o, 3, PAD_SYNTH_SPLIT_TRAIN, 0, px, NULL, NULL, NULL) == PAD_ERR_INVALID_ARG);
-    pad_log_set(NULL, NULL);
-    cr_assert(strstr(g_log, "synth: image size (64 .. 2048) out of range") != NULL, "%s", g_log);
-    cr_assert(strstr(g_log, "synth: number of classes (1 .. 16) out of range") != NULL, "%s", g_log);
-    cr_assert(strstr(g_log, "synth: no image (class 3, split 0, index 0)") != NULL, "%s", g_log);
+    pad_test_log_stop();
+    cr_assert(strstr(logged, "synth: image size (64 .. 2048) out of range") != NULL, "%s", logged);
+    cr_assert(strstr(logged, "synth: number of classes (1 .. 16) out of range") != NULL, "%s", logged);
+    cr_assert(strstr(logged, "synth: no image (class 3, split 0, index 0)") != NULL, "%s", logged);
 }
 
 // ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@
  * CUDA device. */
 #include "backend.h"
 #include "check.h"
+#include "devbuf.h"
 #include "prompt.h"
 #include "prompt_set.h"
 #include "text.h"
@@ -28,27 +29,6 @@ static void teardown(void) {
 }
 TestSuite(text_cuda, .init = setup, .fini = teardown, .timeout = 300);
 
-static float *dev_from(const float *h, size_t n) {
-    float *d = NULL;
-    cr_assert(pad_buf_from_host(gpu, &d, h, n) == PAD_OK);
-    return d;
-}
-static float *dev_alloc(size_t n) {
-    float *d = (float *)pad_buf_alloc(gpu, n * sizeof(float));
-    cr_assert(d);
-    return d;
-}
-static float *host_from(const float *d, size_t n) {
-    float *h = malloc(n * sizeof(float));
-    cr_assert(pad_buf_download(gpu, h, d, n * sizeof(float)) == PAD_OK);
-    return h;
-}
-static float *rand_host(pad_rng *r, size_t n, float lo, float hi) {
-    float *h = malloc(n * sizeof(float));
-    pad_rng_fill(r, h, n, lo, hi);
-    return h;
-}
-
 // ----------------------------------------------------------------------------
 // ops
 
@@ -56,20 +36,21 @@ static void attention_backward_case(int B, int T, int NH, int HS, bool causal) {
     pad_rng rng = {(uint64_t)(T * 131 + HS * 7 + causal)};
     const int C = NH * HS;
     const size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
-    float *qkv = rand_host(&rng, nq, -1, 1), *dout = rand_host(&rng, no, -1, 1);
+    float *qkv = pad_test_rand(&rng, nq, -1, 1), *dout = pad_test_rand(&rng, no, -1, 1);
     float *out = malloc(no * sizeof(float)), *att = malloc(na * sizeof(float)), *want = malloc(nq * sizeof(float));
     cr_assert(pad_op_attention(cpu, out, att, qkv, B, T, NH, HS, causal) == PAD_OK);
     cr_assert(pad_op_attention_backward(cpu, want, dout, qkv, att, B, T, NH, HS, causal) == PAD_OK);
     // the GPU backward gets the CPU probabilities, so only the backward itself is compared
-    float *dq = dev_from(qkv, nq), *dd = dev_from(dout, no), *da = dev_from(att, na), *dg = dev_alloc(nq);
+    float *dq = pad_test_upload(gpu, qkv, nq), *dd = pad_test_upload(gpu, dout, no),
+          *da = pad_test_upload(gpu, att, na), *dg = pad_test_alloc(gpu, nq);
     cr_assert(pad_op_attention_backward(gpu, dg, dd, dq, da, B, T, NH, HS, causal) == PAD_OK);
-    float *got = host_from(dg, nq);
+    float *got = pad_test_download(gpu, dg, nq);
     char what[96];
     snprintf(what, sizeof what, "attention_backward B%d T%d NH%d HS%d %s", B, T, NH, HS, causal ? "causal" : "full");
     PAD_ASSERT_CLOSE(what, got, want, nq, 1e-5, 1e-4);
     // deterministic: a second run is bitwise identical
     cr_assert(pad_op_attention_backward(gpu, dg, dd, dq, da, B, T, NH, HS, causal) == PAD_OK);
-    float *again = host_from(dg, nq);
+    float *again = pad_test_download(gpu, dg, nq);
     cr_assert(memcmp(got, again, nq * sizeof(float)) == 0, "%s is not deterministic", what);
     pad_buf_free(gpu, dq);
     pad_buf_free(gpu, dd);
@@ -99,20 +80,22 @@ Test(text_cuda, loss_ops_match_cpu) {
     {
         const int M = 37, C = 640;
         const size_t n = (size_t)M * C;
-        float *x = rand_host(&rng, n, -1, 1), *dy = rand_host(&rng, n, -1, 1);
+        float *x = pad_test_rand(&rng, n, -1, 1), *dy = pad_test_rand(&rng, n, -1, 1);
         float *y = malloc(n * 4), *nrm = malloc(M * 4), *dx = calloc(n, 4);
         cr_assert(pad_op_l2norm_rows(cpu, y, nrm, x, M, C) == PAD_OK);
         cr_assert(pad_op_l2norm_rows_backward(cpu, dx, dy, y, nrm, M, C) == PAD_OK);
-        float *gx = dev_from(x, n), *gy = dev_alloc(n), *gn = dev_alloc(M), *gdy = dev_from(dy, n), *gdx = dev_alloc(n);
+        float *gx = pad_test_upload(gpu, x, n), *gy = pad_test_alloc(gpu, n), *gn = pad_test_alloc(gpu, M),
+              *gdy = pad_test_upload(gpu, dy, n), *gdx = pad_test_alloc(gpu, n);
         cr_assert(pad_buf_zero(gpu, gdx, n * 4) == PAD_OK);
         cr_assert(pad_op_l2norm_rows(gpu, gy, gn, gx, M, C) == PAD_OK);
         cr_assert(pad_op_l2norm_rows_backward(gpu, gdx, gdy, gy, gn, M, C) == PAD_OK);
-        float *hy = host_from(gy, n), *hn = host_from(gn, M), *hdx = host_from(gdx, n);
+        float *hy = pad_test_download(gpu, gy, n), *hn = pad_test_download(gpu, gn, M),
+              *hdx = pad_test_download(gpu, gdx, n);
         PAD_ASSERT_CLOSE("l2norm_rows", hy, y, n, 1e-6, 1e-5);
         PAD_ASSERT_CLOSE("l2norm_rows norms", hn, nrm, (size_t)M, 0, 1e-5);
         PAD_ASSERT_CLOSE("l2norm_rows_backward", hdx, dx, n, 1e-6, 1e-4);
         cr_assert(pad_op_l2norm_rows(gpu, gx, NULL, gx, M, C) == PAD_OK); // in place
-        float *hx = host_from(gx, n);
+        float *hx = pad_test_download(gpu, gx, n);
         PAD_ASSERT_CLOSE("l2norm_rows in place", hx, y, n, 1e-6, 1e-5);
         float *bufs[] = {gx, gy, gn, gdy, gdx};
         for (int i = 0; i < 5; i++)
@@ -126,11 +109,11 @@ Test(text_cuda, loss_ops_match_cpu) {
     for (int s = 0; s < 2; s++) {
         const int N = shapes[s][0], K = shapes[s][1];
         const size_t n = (size_t)N * K;
-        float *z = rand_host(&rng, n, -5, 5), *dz = malloc(n * 4), loss;
+        float *z = pad_test_rand(&rng, n, -5, 5), *dz = malloc(n * 4), loss;
         cr_assert(pad_op_xent0(cpu, &loss, dz, z, N, K) == PAD_OK);
-        float *gz = dev_from(z, n), *gdz = dev_alloc(n), *gl = dev_alloc(1);
+        float *gz = pad_test_upload(gpu, z, n), *gdz = pad_test_alloc(gpu, n), *gl = pad_test_alloc(gpu, 1);
         cr_assert(pad_op_xent0(gpu, gl, gdz, gz, N, K) == PAD_OK);
-        float *hdz = host_from(gdz, n), *hl = host_from(gl, 1);
+        float *hdz = pad_test_download(gpu, gdz, n), *hl = pad_test_download(gpu, gl, 1);
         PAD_ASSERT_CLOSE("xent0 dz", hdz, dz, n, 1e-7, 1e-4);
         PAD_ASSERT_CLOSE("xent0 loss", hl, &loss, 1, 1e-7, 1e-5);
         pad_buf_free(gpu, gz);
@@ -149,17 +132,20 @@ Test(text_cuda, loss_ops_match_cpu) {
             const bool axis = s == 2;
             const float margin = mi ? 0.2f : 0.0f;
             const size_t n = (size_t)B * T * D;
-            float *f = rand_host(&rng, n, -1, 1), *wn = rand_host(&rng, D, -1, 1), *wa = rand_host(&rng, D, -1, 1);
+            float *f = pad_test_rand(&rng, n, -1, 1), *wn = pad_test_rand(&rng, D, -1, 1),
+                  *wa = pad_test_rand(&rng, D, -1, 1);
             cr_assert(pad_op_l2norm_rows(cpu, f, NULL, f, B * T, D) == PAD_OK);
             cr_assert(pad_op_l2norm_rows(cpu, wn, NULL, wn, 1, D) == PAD_OK);
             cr_assert(pad_op_l2norm_rows(cpu, wa, NULL, wa, 1, D) == PAD_OK);
             float loss, *dwn = calloc(D, 4), *dwa = calloc(D, 4);
             cr_assert(pad_op_eam_loss(cpu, &loss, dwn, dwa, f, wn, wa, B, T, D, axis, margin) == PAD_OK);
-            float *gf = dev_from(f, n), *gwn = dev_from(wn, D), *gwa = dev_from(wa, D), *gl = dev_alloc(1);
-            float *gdwn = dev_alloc(D), *gdwa = dev_alloc(D);
+            float *gf = pad_test_upload(gpu, f, n), *gwn = pad_test_upload(gpu, wn, D),
+                  *gwa = pad_test_upload(gpu, wa, D), *gl = pad_test_alloc(gpu, 1);
+            float *gdwn = pad_test_alloc(gpu, D), *gdwa = pad_test_alloc(gpu, D);
             cr_assert(pad_buf_zero(gpu, gdwn, D * 4) == PAD_OK && pad_buf_zero(gpu, gdwa, D * 4) == PAD_OK);
             cr_assert(pad_op_eam_loss(gpu, gl, gdwn, gdwa, gf, gwn, gwa, B, T, D, axis, margin) == PAD_OK);
-            float *hl = host_from(gl, 1), *hdwn = host_from(gdwn, D), *hdwa = host_from(gdwa, D);
+            float *hl = pad_test_download(gpu, gl, 1), *hdwn = pad_test_download(gpu, gdwn, D),
+                  *hdwa = pad_test_download(gpu, gdwa, D);
             char what[64];
             snprintf(what, sizeof what, "eam_loss case %d margin %.1f", s, margin);
             PAD_ASSERT_CLOSE(what, hl, &loss, 1, 1e-6, 1e-4);
@@ -174,11 +160,11 @@ Test(text_cuda, loss_ops_match_cpu) {
         }
     // dot over 1000 values
     {
-        float *a = rand_host(&rng, 1000, -1, 1), *b = rand_host(&rng, 1000, -1, 1), want;
+        float *a = pad_test_rand(&rng, 1000, -1, 1), *b = pad_test_rand(&rng, 1000, -1, 1), want;
         cr_assert(pad_op_dot(cpu, &want, a, b, 1000, 0.5f) == PAD_OK);
-        float *ga = dev_from(a, 1000), *gb = dev_from(b, 1000), *go = dev_alloc(1);
+        float *ga = pad_test_upload(gpu, a, 1000), *gb = pad_test_upload(gpu, b, 1000), *go = pad_test_alloc(gpu, 1);
         cr_assert(pad_op_dot(gpu, go, ga, gb, 1000, 0.5f) == PAD_OK);
-        float *got = host_from(go, 1);
+        float *got = pad_test_download(gpu, go, 1);
         PAD_ASSERT_CLOSE("dot", got, &want, 1, 1e-6, 1e-5);
         pad_buf_free(gpu, ga);
         pad_buf_free(gpu, gb);
@@ -203,22 +189,23 @@ Test(text_cuda, text_encoder_matches_cpu) {
     const int L = 17;
     pad_rng rng = {17};
     const size_t ne = (size_t)P * L * W;
-    float *emb = rand_host(&rng, ne, -0.1f, 0.1f), *dfeat = rand_host(&rng, (size_t)P * E, -1, 1);
+    float *emb = pad_test_rand(&rng, ne, -0.1f, 0.1f), *dfeat = pad_test_rand(&rng, (size_t)P * E, -1, 1);
     pad_text_encoder *tc = NULL, *tg = NULL;
     cr_assert(pad_text_encoder_create(&tc, wc, P, L) == PAD_OK && pad_text_encoder_set_batch(tc, eot, P) == PAD_OK);
     cr_assert(pad_text_encoder_create(&tg, wg, P, L) == PAD_OK && pad_text_encoder_set_batch(tg, eot, P) == PAD_OK);
     float *feat = malloc((size_t)P * E * 4), *demb = malloc(ne * 4);
     cr_assert(pad_text_encoder_forward(tc, feat, emb) == PAD_OK);
     cr_assert(pad_text_encoder_backward(tc, demb, dfeat) == PAD_OK);
-    float *gemb = dev_from(emb, ne), *gdf = dev_from(dfeat, (size_t)P * E), *gfeat = dev_alloc((size_t)P * E);
-    float *gdemb = dev_alloc(ne);
+    float *gemb = pad_test_upload(gpu, emb, ne), *gdf = pad_test_upload(gpu, dfeat, (size_t)P * E),
+          *gfeat = pad_test_alloc(gpu, (size_t)P * E);
+    float *gdemb = pad_test_alloc(gpu, ne);
     cr_assert(pad_text_encoder_forward(tg, gfeat, gemb) == PAD_OK);
     cr_assert(pad_text_encoder_backward(tg, gdemb, gdf) == PAD_OK);
-    float *hf = host_from(gfeat, (size_t)P * E), *hd = host_from(gdemb, ne);
+    float *hf = pad_test_download(gpu, gfeat, (size_t)P * E), *hd = pad_test_download(gpu, gdemb, ne);
     PAD_ASSERT_REL("text features cuda vs cpu", hf, feat, (size_t)P * E, 1e-5);
     PAD_ASSERT_REL("d emb cuda vs cpu", hd, demb, ne, 1e-4);
     cr_assert(pad_text_encoder_backward(tg, gdemb, gdf) == PAD_OK);
-    float *hd2 = host_from(gdemb, ne);
+    float *hd2 = pad_test_download(gpu, gdemb, ne);
     cr_assert(memcmp(hd, hd2, ne * 4) == 0, "text backward on CUDA is not deterministic");
     pad_buf_free(gpu, gemb);
     pad_buf_free(gpu, gdf);

@@ -3,6 +3,7 @@
  * CUDA against the CPU and the float64 fixture. Skips without a CUDA device. */
 #include "backend.h"
 #include "check.h"
+#include "devbuf.h"
 #include "vit.h"
 #include "weights.h"
 
@@ -11,46 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct pair {
-    pad_backend *cpu, *gpu;
-} pair;
-
-static pair pair_open(void) {
-    pair p;
-    cr_assert(pad_backend_cpu_init(&p.cpu, 0) == PAD_OK);
-    cr_assert(pad_backend_cuda_init(&p.gpu, 0) == PAD_OK);
-    return p;
-}
-
-static void pair_close(pair *p) {
-    pad_backend_free(p->gpu);
-    pad_backend_free(p->cpu);
-}
-
-static float *dev_from(pad_backend *be, const float *h, size_t n) {
-    float *d = NULL;
-    cr_assert(pad_buf_from_host(be, &d, h, n) == PAD_OK);
-    return d;
-}
-
-static float *dev_alloc(pad_backend *be, size_t n) {
-    float *d = (float *)pad_buf_alloc(be, n * sizeof(float));
-    cr_assert(d != NULL);
-    return d;
-}
-
-static float *host_from(pad_backend *be, const float *d, size_t n) {
-    float *h = (float *)malloc(n * sizeof(float));
-    cr_assert(pad_buf_download(be, h, d, n * sizeof(float)) == PAD_OK);
-    return h;
-}
-
-static float *rand_host(pad_rng *rng, size_t n, float lo, float hi) {
-    float *x = (float *)malloc(n * sizeof(float));
-    pad_rng_fill(rng, x, n, lo, hi);
-    return x;
-}
-
 // (B, T, NH, HS): awkward sizes, the ViT-B-16-plus-240 case, ViT-L/14@224 (T = 257), the text tower, HS = 128
 static const int k_att_sizes[][4] = {{2, 1, 1, 8},     {1, 17, 3, 16},  {1, 33, 2, 5},  {2, 226, 14, 64},
                                      {1, 257, 16, 64}, {3, 77, 10, 64}, {1, 40, 2, 128}};
@@ -58,28 +19,29 @@ static const int k_att_sizes[][4] = {{2, 1, 1, 8},     {1, 17, 3, 16},  {1, 33, 
 
 Test(vit_cuda, attention_matches_cpu) {
     PAD_REQUIRE_CUDA();
-    pair p = pair_open();
+    pad_test_pair p = pad_test_pair_open();
     pad_rng rng = {11};
     for (int i = 0; i < N_ATT_SIZES; i++)
         for (int causal = 0; causal < 2; causal++) {
             const int B = k_att_sizes[i][0], T = k_att_sizes[i][1], NH = k_att_sizes[i][2], HS = k_att_sizes[i][3];
             const size_t nqkv = (size_t)B * T * 3 * NH * HS, n = (size_t)B * T * NH * HS, na = (size_t)B * NH * T * T;
-            float *qkv = rand_host(&rng, nqkv, -2, 2);
+            float *qkv = pad_test_rand(&rng, nqkv, -2, 2);
             float *out = malloc(n * sizeof(float)), *att = malloc(na * sizeof(float));
             cr_assert(pad_op_attention(p.cpu, out, att, qkv, B, T, NH, HS, causal) == PAD_OK);
-            float *d_qkv = dev_from(p.gpu, qkv, nqkv), *d_out = dev_alloc(p.gpu, n), *d_att = dev_alloc(p.gpu, na);
+            float *d_qkv = pad_test_upload(p.gpu, qkv, nqkv), *d_out = pad_test_alloc(p.gpu, n),
+                  *d_att = pad_test_alloc(p.gpu, na);
             cr_assert(pad_buf_zero(p.gpu, d_att, na * sizeof(float)) == PAD_OK);
             cr_assert(pad_op_attention(p.gpu, d_out, d_att, d_qkv, B, T, NH, HS, causal) == PAD_OK);
-            float *g_out = host_from(p.gpu, d_out, n), *g_att = host_from(p.gpu, d_att, na);
+            float *g_out = pad_test_download(p.gpu, d_out, n), *g_att = pad_test_download(p.gpu, d_att, na);
             char what[128];
             snprintf(what, sizeof what, "attention B%d T%d NH%d HS%d causal %d: out", B, T, NH, HS, causal);
             PAD_ASSERT_CLOSE(what, g_out, out, n, 1e-5, 1e-4);
             snprintf(what, sizeof what, "attention B%d T%d NH%d HS%d causal %d: att", B, T, NH, HS, causal);
             PAD_ASSERT_CLOSE(what, g_att, att, na, 1e-6, 1e-4);
             // without att: same output bits (the probabilities sweep must not change the output)
-            float *d_out2 = dev_alloc(p.gpu, n);
+            float *d_out2 = pad_test_alloc(p.gpu, n);
             cr_assert(pad_op_attention(p.gpu, d_out2, NULL, d_qkv, B, T, NH, HS, causal) == PAD_OK);
-            float *g_out2 = host_from(p.gpu, d_out2, n);
+            float *g_out2 = pad_test_download(p.gpu, d_out2, n);
             cr_assert(memcmp(g_out, g_out2, n * sizeof(float)) == 0, "%s: output depends on att", what);
             pad_buf_free(p.gpu, d_qkv);
             pad_buf_free(p.gpu, d_out);
@@ -92,42 +54,43 @@ Test(vit_cuda, attention_matches_cpu) {
             free(g_out2);
             free(g_att);
         }
-    pair_close(&p);
+    pad_test_pair_close(&p);
 }
 
 Test(vit_cuda, attention_dual_matches_cpu_and_is_deterministic) {
     PAD_REQUIRE_CUDA();
-    pair p = pair_open();
+    pad_test_pair p = pad_test_pair_open();
     pad_rng rng = {12};
     for (int i = 0; i < N_ATT_SIZES; i++) {
         const int B = k_att_sizes[i][0], T = k_att_sizes[i][1], NH = k_att_sizes[i][2], HS = k_att_sizes[i][3];
         const size_t nqkv = (size_t)B * T * 3 * NH * HS, n = (size_t)B * T * NH * HS;
-        float *qkv = rand_host(&rng, nqkv, -2, 2);
+        float *qkv = pad_test_rand(&rng, nqkv, -2, 2);
         float *qk = malloc(n * sizeof(float)), *vv = malloc(n * sizeof(float));
         cr_assert(pad_op_attention_dual(p.cpu, qk, vv, qkv, B, T, NH, HS) == PAD_OK);
-        float *d_qkv = dev_from(p.gpu, qkv, nqkv), *d_qk = dev_alloc(p.gpu, n), *d_vv = dev_alloc(p.gpu, n);
+        float *d_qkv = pad_test_upload(p.gpu, qkv, nqkv), *d_qk = pad_test_alloc(p.gpu, n),
+              *d_vv = pad_test_alloc(p.gpu, n);
         cr_assert(pad_op_attention_dual(p.gpu, d_qk, d_vv, d_qkv, B, T, NH, HS) == PAD_OK);
-        float *g_qk = host_from(p.gpu, d_qk, n), *g_vv = host_from(p.gpu, d_vv, n);
+        float *g_qk = pad_test_download(p.gpu, d_qk, n), *g_vv = pad_test_download(p.gpu, d_vv, n);
         char what[128];
         snprintf(what, sizeof what, "attention_dual B%d T%d NH%d HS%d: qk", B, T, NH, HS);
         PAD_ASSERT_CLOSE(what, g_qk, qk, n, 1e-5, 1e-4);
         snprintf(what, sizeof what, "attention_dual B%d T%d NH%d HS%d: vv", B, T, NH, HS);
         PAD_ASSERT_CLOSE(what, g_vv, vv, n, 1e-5, 1e-4);
         // a rerun is bitwise identical (no atomics, fixed reduction order)
-        float *d_qk2 = dev_alloc(p.gpu, n), *d_vv2 = dev_alloc(p.gpu, n);
+        float *d_qk2 = pad_test_alloc(p.gpu, n), *d_vv2 = pad_test_alloc(p.gpu, n);
         cr_assert(pad_op_attention_dual(p.gpu, d_qk2, d_vv2, d_qkv, B, T, NH, HS) == PAD_OK);
-        float *g_rerun = host_from(p.gpu, d_vv2, n);
+        float *g_rerun = pad_test_download(p.gpu, d_vv2, n);
         cr_assert(memcmp(g_vv, g_rerun, n * sizeof(float)) == 0, "%s: vv differs between runs", what);
         free(g_rerun);
         // each path alone (other kernel instantiations: equal up to the compiler's FMA choices)
         cr_assert(pad_op_attention_dual(p.gpu, d_qk2, NULL, d_qkv, B, T, NH, HS) == PAD_OK);
         cr_assert(pad_op_attention_dual(p.gpu, NULL, d_vv2, d_qkv, B, T, NH, HS) == PAD_OK);
-        float *g_qk2 = host_from(p.gpu, d_qk2, n), *g_vv2 = host_from(p.gpu, d_vv2, n);
+        float *g_qk2 = pad_test_download(p.gpu, d_qk2, n), *g_vv2 = pad_test_download(p.gpu, d_vv2, n);
         PAD_ASSERT_CLOSE("attention_dual qk alone", g_qk2, g_qk, n, 1e-7, 1e-6);
         PAD_ASSERT_CLOSE("attention_dual vv alone", g_vv2, g_vv, n, 1e-7, 1e-6);
         // the q-k path of the dual kernel is standard attention
         cr_assert(pad_op_attention(p.gpu, d_qk2, NULL, d_qkv, B, T, NH, HS, false) == PAD_OK);
-        float *g_std = host_from(p.gpu, d_qk2, n);
+        float *g_std = pad_test_download(p.gpu, d_qk2, n);
         PAD_ASSERT_CLOSE("attention_dual qk vs attention", g_std, g_qk, n, 1e-7, 1e-6);
         pad_buf_free(p.gpu, d_qk2);
         pad_buf_free(p.gpu, d_vv2);
@@ -143,12 +106,12 @@ Test(vit_cuda, attention_dual_matches_cpu_and_is_deterministic) {
         free(g_vv2);
         free(g_std);
     }
-    pair_close(&p);
+    pad_test_pair_close(&p);
 }
 
 Test(vit_cuda, attention_matches_reference_fixture) {
     PAD_REQUIRE_CUDA();
-    pair p = pair_open();
+    pad_test_pair p = pad_test_pair_open();
     pad_st_file *f = pad_fixture_open("attention_ops.safetensors");
     for (int i = 0; i < 5; i++) {
         char name[64];
@@ -163,10 +126,11 @@ Test(vit_cuda, attention_matches_reference_fixture) {
         float *want_vv = pad_fixture_f32(f, name, -1, NULL);
         snprintf(name, sizeof name, "c%d_causal_out", i);
         float *want_causal = pad_fixture_f32(f, name, -1, NULL);
-        float *d_qkv = dev_from(p.gpu, qkv, 3 * n), *d_a = dev_alloc(p.gpu, n), *d_b = dev_alloc(p.gpu, n);
+        float *d_qkv = pad_test_upload(p.gpu, qkv, 3 * n), *d_a = pad_test_alloc(p.gpu, n),
+              *d_b = pad_test_alloc(p.gpu, n);
         cr_assert(pad_op_attention_dual(p.gpu, NULL, d_a, d_qkv, B, T, NH, HS) == PAD_OK);
         cr_assert(pad_op_attention(p.gpu, d_b, NULL, d_qkv, B, T, NH, HS, true) == PAD_OK);
-        float *g_a = host_from(p.gpu, d_a, n), *g_b = host_from(p.gpu, d_b, n);
+        float *g_a = pad_test_download(p.gpu, d_a, n), *g_b = pad_test_download(p.gpu, d_b, n);
         PAD_ASSERT_CLOSE("cuda dual vv vs fixture", g_a, want_vv, n, 1e-5, 1e-4);
         PAD_ASSERT_CLOSE("cuda causal vs fixture", g_b, want_causal, n, 1e-5, 1e-4);
         pad_buf_free(p.gpu, d_qkv);
@@ -179,27 +143,27 @@ Test(vit_cuda, attention_matches_reference_fixture) {
         free(g_b);
     }
     pad_st_close(f);
-    pair_close(&p);
+    pad_test_pair_close(&p);
 }
 
 Test(vit_cuda, patch_embed_layernorm_gelu_add_rows_match_cpu) {
     PAD_REQUIRE_CUDA();
-    pair p = pair_open();
+    pad_test_pair p = pad_test_pair_open();
     pad_rng rng = {13};
     // patch embedding: tiny geometry with B = 3, and ViT-B-16-plus-240 with B = 1
     static const int pe[2][4] = {{3, 64, 16, 128}, {1, 240, 16, 896}}; // B, S, P, D
     for (int k = 0; k < 2; k++) {
         const int B = pe[k][0], S = pe[k][1], P = pe[k][2], D = pe[k][3], G = S / P, T = 1 + G * G;
         const size_t npix = (size_t)B * 3 * S * S, nw = (size_t)D * 3 * P * P, nx = (size_t)B * T * D;
-        float *pix = rand_host(&rng, npix, -2, 2), *w = rand_host(&rng, nw, -0.05f, 0.05f);
-        float *cls = rand_host(&rng, (size_t)D, -1, 1), *pos = rand_host(&rng, (size_t)T * D, -1, 1);
+        float *pix = pad_test_rand(&rng, npix, -2, 2), *w = pad_test_rand(&rng, nw, -0.05f, 0.05f);
+        float *cls = pad_test_rand(&rng, (size_t)D, -1, 1), *pos = pad_test_rand(&rng, (size_t)T * D, -1, 1);
         float *x = malloc(nx * sizeof(float));
         cr_assert(pad_op_patch_embed(p.cpu, x, pix, w, cls, pos, B, S, P, D) == PAD_OK);
-        float *d_pix = dev_from(p.gpu, pix, npix), *d_w = dev_from(p.gpu, w, nw);
-        float *d_cls = dev_from(p.gpu, cls, (size_t)D), *d_pos = dev_from(p.gpu, pos, (size_t)T * D);
-        float *d_x = dev_alloc(p.gpu, nx);
+        float *d_pix = pad_test_upload(p.gpu, pix, npix), *d_w = pad_test_upload(p.gpu, w, nw);
+        float *d_cls = pad_test_upload(p.gpu, cls, (size_t)D), *d_pos = pad_test_upload(p.gpu, pos, (size_t)T * D);
+        float *d_x = pad_test_alloc(p.gpu, nx);
         cr_assert(pad_op_patch_embed(p.gpu, d_x, d_pix, d_w, d_cls, d_pos, B, S, P, D) == PAD_OK);
-        float *g_x = host_from(p.gpu, d_x, nx);
+        float *g_x = pad_test_download(p.gpu, d_x, nx);
         PAD_ASSERT_CLOSE("patch_embed", g_x, x, nx, 1e-5, 1e-4);
         pad_buf_free(p.gpu, d_pix);
         pad_buf_free(p.gpu, d_w);
@@ -216,23 +180,24 @@ Test(vit_cuda, patch_embed_layernorm_gelu_add_rows_match_cpu) {
     // layernorm (with saved statistics), gelu, add_rows on (2 x 226, 896) rows
     const int M = 452, C = 896;
     const size_t n = (size_t)M * C;
-    float *x = rand_host(&rng, n, -3, 3), *w = rand_host(&rng, (size_t)C, 0.5f, 1.5f);
-    float *b = rand_host(&rng, (size_t)C, -0.5f, 0.5f), *v = rand_host(&rng, (size_t)226 * C, -1, 1);
+    float *x = pad_test_rand(&rng, n, -3, 3), *w = pad_test_rand(&rng, (size_t)C, 0.5f, 1.5f);
+    float *b = pad_test_rand(&rng, (size_t)C, -0.5f, 0.5f), *v = pad_test_rand(&rng, (size_t)226 * C, -1, 1);
     float *y = malloc(n * sizeof(float)), *mean = malloc((size_t)M * sizeof(float)), *rstd = malloc(M * sizeof(float));
-    float *d_x = dev_from(p.gpu, x, n), *d_w = dev_from(p.gpu, w, (size_t)C), *d_b = dev_from(p.gpu, b, (size_t)C);
-    float *d_v = dev_from(p.gpu, v, (size_t)226 * C), *d_y = dev_alloc(p.gpu, n);
-    float *d_mean = dev_alloc(p.gpu, (size_t)M), *d_rstd = dev_alloc(p.gpu, (size_t)M);
+    float *d_x = pad_test_upload(p.gpu, x, n), *d_w = pad_test_upload(p.gpu, w, (size_t)C),
+          *d_b = pad_test_upload(p.gpu, b, (size_t)C);
+    float *d_v = pad_test_upload(p.gpu, v, (size_t)226 * C), *d_y = pad_test_alloc(p.gpu, n);
+    float *d_mean = pad_test_alloc(p.gpu, (size_t)M), *d_rstd = pad_test_alloc(p.gpu, (size_t)M);
     cr_assert(pad_op_layernorm(p.cpu, y, mean, rstd, x, w, b, M, C, 1e-5f) == PAD_OK);
     cr_assert(pad_op_layernorm(p.gpu, d_y, d_mean, d_rstd, d_x, d_w, d_b, M, C, 1e-5f) == PAD_OK);
-    float *g_y = host_from(p.gpu, d_y, n), *g_mean = host_from(p.gpu, d_mean, (size_t)M);
-    float *g_rstd = host_from(p.gpu, d_rstd, (size_t)M);
+    float *g_y = pad_test_download(p.gpu, d_y, n), *g_mean = pad_test_download(p.gpu, d_mean, (size_t)M);
+    float *g_rstd = pad_test_download(p.gpu, d_rstd, (size_t)M);
     PAD_ASSERT_CLOSE("layernorm", g_y, y, n, 1e-5, 1e-4);
     PAD_ASSERT_CLOSE("layernorm mean", g_mean, mean, (size_t)M, 1e-6, 1e-4);
     PAD_ASSERT_CLOSE("layernorm rstd", g_rstd, rstd, (size_t)M, 1e-6, 1e-4);
     free(g_y);
     cr_assert(pad_op_gelu(p.cpu, y, x, n) == PAD_OK);
     cr_assert(pad_op_gelu(p.gpu, d_y, d_x, n) == PAD_OK);
-    g_y = host_from(p.gpu, d_y, n);
+    g_y = pad_test_download(p.gpu, d_y, n);
     PAD_ASSERT_CLOSE("gelu", g_y, y, n, 1e-6, 1e-5);
     free(g_y);
     static const int R[2] = {1, 226};
@@ -241,7 +206,7 @@ Test(vit_cuda, patch_embed_layernorm_gelu_add_rows_match_cpu) {
         cr_assert(pad_buf_copy(p.gpu, d_y, d_x, n * sizeof(float)) == PAD_OK);
         cr_assert(pad_op_add_rows(p.cpu, y, R[k] == 1 ? b : v, M, C, R[k]) == PAD_OK);
         cr_assert(pad_op_add_rows(p.gpu, d_y, R[k] == 1 ? d_b : d_v, M, C, R[k]) == PAD_OK);
-        g_y = host_from(p.gpu, d_y, n);
+        g_y = pad_test_download(p.gpu, d_y, n);
         PAD_ASSERT_CLOSE("add_rows", g_y, y, n, 0, 1e-6);
         free(g_y);
     }
@@ -257,7 +222,7 @@ Test(vit_cuda, patch_embed_layernorm_gelu_add_rows_match_cpu) {
     free(rstd);
     free(g_mean);
     free(g_rstd);
-    pair_close(&p);
+    pad_test_pair_close(&p);
 }
 
 // ----------------------------------------------------------------------------
@@ -312,7 +277,7 @@ static void assert_feats_close(const char *tag, const feats *got, const feats *w
 
 Test(vit_cuda, tiny_tower_matches_cpu_and_fixture) {
     PAD_REQUIRE_CUDA();
-    pair p = pair_open();
+    pad_test_pair p = pad_test_pair_open();
     pad_clip_cfg cfg = pad_model_preset_cfg(PAD_MODEL_TINY);
     pad_clip_weights *host = NULL;
     cr_assert(pad_weights_make_random(&host, &cfg, 0) == PAD_OK);
@@ -341,18 +306,18 @@ Test(vit_cuda, tiny_tower_matches_cpu_and_fixture) {
     free(pix);
     pad_st_close(f);
     pad_weights_free(host);
-    pair_close(&p);
+    pad_test_pair_close(&p);
 }
 
 Test(vit_cuda, full_size_tower_matches_cpu) {
     PAD_REQUIRE_CUDA();
-    pair p = pair_open();
+    pad_test_pair p = pad_test_pair_open();
     pad_clip_cfg cfg = pad_model_preset_cfg(PAD_MODEL_B16_PLUS_240);
     pad_clip_weights *host = NULL;
     cr_assert(pad_weights_make_random(&host, &cfg, 3) == PAD_OK);
     const int S = cfg.vision.image_size, n = 2;
     pad_rng rng = {14};
-    float *pix = rand_host(&rng, (size_t)n * 3 * S * S, -2, 2);
+    float *pix = pad_test_rand(&rng, (size_t)n * 3 * S * S, -2, 2);
     feats c = run_tower(p.cpu, host, pix, n, n);
     feats g = run_tower(p.gpu, host, pix, n, n);
     assert_feats_close("B16+ cuda vs cpu", &g, &c, 1e-4, 1e-3);
@@ -362,5 +327,5 @@ Test(vit_cuda, full_size_tower_matches_cpu) {
     feats_free(&g);
     free(pix);
     pad_weights_free(host);
-    pair_close(&p);
+    pad_test_pair_close(&p);
 }

@@ -10,14 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char g_log[8192];
-static void capture(pad_log_level level, const char *msg, void *ud) {
-    (void)level;
-    (void)ud;
-    strncat(g_log, msg, sizeof g_log - strlen(g_log) - 2);
-    strcat(g_log, "\n");
-}
-
 static pad_clip_cfg small_cfg(void) {
     pad_clip_cfg c;
     memset(&c, 0, sizeof c);
@@ -133,6 +125,7 @@ Test(weights, half_bfloat16_and_module_prefix_checkpoints_load) {
 }
 
 Test(weights, vision_only_load_and_missing_tensors_are_named) {
+    const char *logged = pad_test_log_text();
     char *dir = pad_test_tmpdir("wm");
     char full[512], cut[512];
     snprintf(full, sizeof full, "%s/a.safetensors", dir);
@@ -158,19 +151,18 @@ Test(weights, vision_only_load_and_missing_tensors_are_named) {
     cr_assert(pad_st_writer_save(wr, cut) == PAD_OK);
     pad_st_writer_free(wr);
     pad_st_close(f);
-    g_log[0] = 0;
-    pad_log_set(capture, NULL);
+    pad_test_log_start_all();
     pad_clip_weights *bad = (pad_clip_weights *)1;
     cr_assert(pad_weights_load(&bad, cut, PAD_WEIGHTS_ALL) == PAD_ERR_FORMAT);
     cr_assert(bad == NULL);
-    cr_assert(strstr(g_log, "visual.transformer.resblocks.1.attn.out_proj.bias") && strstr(g_log, cut), "log: %s",
-              g_log);
-    g_log[0] = 0;
+    cr_assert(strstr(logged, "visual.transformer.resblocks.1.attn.out_proj.bias") && strstr(logged, cut), "log: %s",
+              logged);
+    pad_test_log_start_all();
     char nowhere[600];
     snprintf(nowhere, sizeof nowhere, "%s/none.safetensors", dir);
     cr_assert(pad_weights_load(&bad, nowhere, PAD_WEIGHTS_ALL) == PAD_ERR_IO);
-    cr_assert(strstr(g_log, "weights/README.md") && strstr(g_log, nowhere), "log: %s", g_log);
-    pad_log_set(NULL, NULL);
+    cr_assert(strstr(logged, "weights/README.md") && strstr(logged, nowhere), "log: %s", logged);
+    pad_test_log_stop();
     pad_weights_free(w);
 }
 

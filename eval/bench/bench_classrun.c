@@ -16,6 +16,7 @@
  * Prints "stage <name> <seconds>" lines, then one summary line "classrun key=value ..." with every figure
  * (seconds; *_epoch_ms per epoch), which eval/bench_gpu.sh parses. */
 #include "backend.h"
+#include "fsutil.h"
 #include "log.h"
 #include "metrics.h"
 #include "predict.h"
@@ -30,14 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static uint64_t g_rng = 88172645463325252ull;
 static float frand(float lo, float hi) {
@@ -117,8 +111,8 @@ int main(int argc, char **argv) {
     const bool do_cls = strstr(tasks_s, "cls") != NULL, do_seg = strstr(tasks_s, "seg") != NULL;
     pad_log_set_level(PAD_LOG_LEVEL_WARN);
 
-    const double t_all = now_s();
-    double t0 = now_s();
+    const double t_all = pad_now();
+    double t0 = pad_now();
     pad_backend *be = NULL;
     CHECK(pad_backend_init(&be, kind, 0));
     pad_backend_set_fast_kernels(be, !strcmp(kernels_s, "fast"));
@@ -167,7 +161,7 @@ int main(int argc, char **argv) {
     CHECK(pad_metrics_gt_init(&gt, masks, n_test, R, R));
     if (cuda) CHECK(pad_metrics_gpu_init(&gt_gpu, gt, be->device, NULL));
     CHECK(pad_backend_sync(be));
-    const double t_setup = now_s() - t0;
+    const double t_setup = pad_now() - t0;
     stage("setup (model, gt labelling)", t_setup);
 
     // stage: encode the test set (upload per batch + forward), as encode_images
@@ -186,7 +180,7 @@ int main(int argc, char **argv) {
         CHECK(pad_vit_forward(vit, pix, 1, &o));
         CHECK(pad_backend_sync(be));
     }
-    t0 = now_s();
+    t0 = pad_now();
     for (int c0 = 0; c0 < n_test; c0 += batch) {
         const int b = n_test - c0 < batch ? n_test - c0 : batch;
         CHECK(pad_buf_upload(be, pix, pix_h, (size_t)b * per * sizeof(float)));
@@ -195,10 +189,10 @@ int main(int argc, char **argv) {
         CHECK(pad_vit_forward(vit, pix, b, &o));
     }
     CHECK(pad_backend_sync(be));
-    const double t_enc = now_s() - t0;
+    const double t_enc = pad_now() - t0;
     stage("encode test set", t_enc);
     // stage: the shots (encoded, downloaded to the host cache and uploaded again, as shot_features/upload_shots)
-    t0 = now_s();
+    t0 = pad_now();
     float *sh_cls = pad_buf_alloc(be, (size_t)k * E * 4), *sh_tok = pad_buf_alloc(be, (size_t)k * P * E * 4);
     float *sh_mid = pad_buf_alloc(be, (size_t)2 * k * P * D * 4);
     float *host_cache = malloc((size_t)k * P * (E + 2 * D) * 4);
@@ -211,10 +205,10 @@ int main(int argc, char **argv) {
     }
     pad_backend_set_math(be, PAD_MATH_FP32);
     CHECK(pad_backend_sync(be));
-    const double t_shots = now_s() - t0;
+    const double t_shots = pad_now() - t0;
     stage("encode shots", t_shots);
     // stage: memory bank, V, the cls pixel maps bilinear(V) and their CPU metrics (visual_scores)
-    t0 = now_s();
+    t0 = pad_now();
     CHECK(pad_score_normalize(be, mid_d, 2 * n_test * P, D));
     pad_bank *bank = NULL;
     CHECK(pad_bank_init(&bank, be, sh_mid, sh_mid + (size_t)k * P * D, k, P, D));
@@ -226,15 +220,15 @@ int main(int argc, char **argv) {
     float *V_host = malloc((size_t)n_test * P * 4), *maps_host = malloc((size_t)n_test * R * R * 4);
     CHECK(pad_scorer_visual(sc, bank, mid_d, mid_d + nPD, n_test));
     CHECK(pad_buf_download(be, V_host, sc->V, (size_t)n_test * P * 4));
-    const double t_v = now_s() - t0;
+    const double t_v = pad_now() - t0;
     double t_vmaps = 0;
     if (do_cls) {
-        t0 = now_s();
+        t0 = pad_now();
         pad_pixel_metrics vm;
         CHECK(pad_scorer_visual_maps(sc, n_test));
         CHECK(pad_buf_download(be, maps_host, sc->maps, (size_t)n_test * R * R * 4));
         CHECK(pad_metrics_pixel(gt, maps_host, 0.3, PAD_METRICS_ALL, &vm));
-        t_vmaps = now_s() - t0;
+        t_vmaps = pad_now() - t0;
     }
     stage("bank + V", t_v);
     stage("cls pixel maps + CPU metrics", t_vmaps);
@@ -247,7 +241,7 @@ int main(int argc, char **argv) {
     float *tvec_host = malloc((size_t)2 * E * 4);
     for (int task = 0; task < 2; task++) {
         if (!(task ? do_seg : do_cls)) continue;
-        const double tu = now_s();
+        const double tu = pad_now();
         pad_prompt_opts po = pad_prompt_opts_default(task ? PAD_TASK_SEG : PAD_TASK_CLS);
         pad_prompt_learner *pl = NULL;
         CHECK(pad_prompt_learner_create(&pl, w, tok, &pcls, &po));
@@ -261,13 +255,13 @@ int main(int argc, char **argv) {
         CHECK(pad_prompt_learner_init_random(pl, 1234 + (uint64_t)task));
         double best = -INFINITY;
         for (int e = 0; e < epochs; e++) {
-            double ta = now_s();
+            double ta = pad_now();
             pad_prompt_loss loss;
             CHECK(pad_prompt_learner_train_epoch(pl, e, epochs, &loss)); // ends with the loss download (a sync)
-            double tb = now_s();
+            double tb = pad_now();
             CHECK(pad_prompt_learner_text_vectors(pl, tvec));
             CHECK(pad_backend_sync(be));
-            double tc = now_s();
+            double tc = pad_now();
             double metric = NAN;
             if (task == 0) { // eval_select, cls
                 CHECK(pad_scorer_text(sc, cls_d, NULL, tvec, tvec + E, 4.6051702f, n_test, E));
@@ -292,14 +286,14 @@ int main(int argc, char **argv) {
                 best = metric;
                 CHECK(pad_buf_download(be, tvec_host, tvec, (size_t)2 * E * 4));
             }
-            double td = now_s();
+            double td = pad_now();
             t_train[task] += tb - ta;
             t_tvec[task] += tc - tb;
             t_eval[task] += td - tc;
         }
         replays[task] = pad_prompt_learner_graph_replays(pl);
         // final evaluation (eval_final): the CPU reference metrics
-        double tf = now_s();
+        double tf = pad_now();
         if (task == 0) {
             CHECK(pad_scorer_text(sc, cls_d, NULL, tvec, tvec + E, 4.6051702f, n_test, E));
             CHECK(pad_scorer_image_scores(sc, n_test, scores));
@@ -321,8 +315,8 @@ int main(int argc, char **argv) {
         CHECK(pad_metrics_image(scores, labels, n_test, &im));
         double thr, f1, pr, rc;
         pad_threshold_max_f1(scores, labels, n_test, &thr, &f1, &pr, &rc);
-        t_final[task] = now_s() - tf;
-        t_unit[task] = now_s() - tu;
+        t_final[task] = pad_now() - tf;
+        t_unit[task] = pad_now() - tu;
         pad_prompt_learner_free(pl);
         char nm[64];
         snprintf(nm, sizeof nm, "%s: %d epochs train", task ? "seg" : "cls", epochs);
@@ -336,7 +330,7 @@ int main(int argc, char **argv) {
         snprintf(nm, sizeof nm, "%s: unit total", task ? "seg" : "cls");
         stage(nm, t_unit[task]);
     }
-    const double total = now_s() - t_all;
+    const double total = pad_now() - t_all;
     stage("total", total);
     printf("%s device=%s graphs=%d math=%s kernels=%s vocab=%s n_test=%d res=%d shots=%d epochs=%d batch=%d "
            "cls_prompts=%d cls_len=%d seg_prompts=%d seg_len=%d setup_s=%.4f encode_test_s=%.4f "

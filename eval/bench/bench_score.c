@@ -7,18 +7,12 @@
  *         [--res 400] [--device cpu|cuda] [--threads T] [--reps 3]
  */
 #include "backend.h"
+#include "fsutil.h"
 #include "score.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static unsigned long long rng_state = 88172645463325252ull;
 static float urand(void) { // xorshift64, uniform in [-1, 1)
@@ -97,26 +91,26 @@ int main(int argc, char **argv) {
                             "pixel maps: fuse + upsample + Gaussian (per epoch)",
                             "per-epoch total"};
     for (int r = 0; r < reps; r++) {
-        double t0 = now();
+        double t0 = pad_now();
         pad_bank *bank = NULL;
         CHECK(pad_buf_copy(be, mid, raw, sizeof(float) * 2 * n * P * D));
         CHECK(pad_backend_sync(be));
-        t0 = now();
+        t0 = pad_now();
         CHECK(pad_bank_init(&bank, be, shots, shots + (size_t)k * P * D, k, P, D));
         CHECK(pad_score_normalize(be, mid, 2 * n * P, D));
         CHECK(pad_backend_sync(be));
-        double t1 = now();
+        double t1 = pad_now();
         CHECK(pad_scorer_visual(sc, bank, mid, mid + (size_t)n * P * D, n));
         CHECK(pad_backend_sync(be));
-        double t2 = now();
+        double t2 = pad_now();
         CHECK(pad_scorer_text(sc, cls, tok, tv, tv + E, 4.6051702f, n, E));
         CHECK(pad_backend_sync(be));
-        double t3 = now();
+        double t3 = pad_now();
         CHECK(pad_scorer_image_scores(sc, n, scores));
-        double t4 = now();
+        double t4 = pad_now();
         CHECK(pad_scorer_pixel_maps(sc, n));
         CHECK(pad_backend_sync(be));
-        double t5 = now();
+        double t5 = pad_now();
         const double t[6] = {t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t5 - t2};
         for (int i = 0; i < 6; i++)
             if (t[i] < best[i]) best[i] = t[i];

@@ -8,6 +8,7 @@
  * Note: the bench does not re-execute itself with OPENBLAS_CORETYPE as `promptad` does; on machines where OpenBLAS
  * falls back to its generic kernels run it as OPENBLAS_CORETYPE=SkylakeX (or Haswell) build/bench_text. */
 #include "backend.h"
+#include "fsutil.h"
 #include "prompt.h"
 #include "prompt_set.h"
 #include "text.h"
@@ -20,17 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -150,24 +144,24 @@ int main(int argc, char **argv) {
     double *t_step = malloc(sizeof(double) * reps), *t_tv = malloc(sizeof(double) * reps);
     double *t_fwd = malloc(sizeof(double) * reps), *t_bwd = malloc(sizeof(double) * reps);
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = pad_now();
         CHECK(pad_prompt_learner_train_epoch(pl, 1 + r, 100, &loss)); // includes the loss download (a sync)
-        double t1 = now_s();
+        double t1 = pad_now();
         CHECK(pad_prompt_learner_loss_grad(pl));
         CHECK(pad_backend_sync(be));
-        double t2 = now_s();
+        double t2 = pad_now();
         CHECK(pad_prompt_learner_step(pl, 1e-3f));
         CHECK(pad_backend_sync(be));
-        double t3 = now_s();
+        double t3 = pad_now();
         CHECK(pad_prompt_learner_text_vectors(pl, tvec));
         CHECK(pad_backend_sync(be));
-        double t4 = now_s();
+        double t4 = pad_now();
         CHECK(pad_text_encoder_forward(te, feat, emb));
         CHECK(pad_backend_sync(be));
-        double t5 = now_s();
+        double t5 = pad_now();
         CHECK(pad_text_encoder_backward(te, demb, feat));
         CHECK(pad_backend_sync(be));
-        double t6 = now_s();
+        double t6 = pad_now();
         t_epoch[r] = t1 - t0;
         t_lg[r] = t2 - t1;
         t_step[r] = t3 - t2;

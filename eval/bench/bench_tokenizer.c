@@ -3,18 +3,12 @@
  * the fixture's other texts (punctuation, HTML entities, non-ASCII). A benchmark, not a test: it prints numbers and
  * exits 0 unless something fails.
  *   build/bench_tokenizer [VOCAB] [CASES_TSV]     (defaults: ../shared/data/..., tests/fixtures/...) */
+#include "fsutil.h"
 #include "tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -88,10 +82,10 @@ static double time_passes(pad_tokenizer *tok, char **texts, int n, int reps) {
     int32_t row[PAD_TOKENIZER_CONTEXT_LEN];
     double *t = malloc((size_t)reps * sizeof *t);
     for (int r = -1; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = pad_now();
         for (int i = 0; i < n; i++)
             if (pad_tokenizer_tokenize(tok, texts[i], PAD_TOKENIZER_CONTEXT_LEN, row, NULL) != PAD_OK) exit(1);
-        if (r >= 0) t[r] = now_s() - t0;
+        if (r >= 0) t[r] = pad_now() - t0;
     }
     qsort(t, (size_t)reps, sizeof *t, cmp_double);
     double med = t[reps / 2];
@@ -108,9 +102,9 @@ int main(int argc, char **argv) {
     pad_tokenizer *tok = NULL;
     for (int r = 0; r < 7; r++) {
         pad_tokenizer_free(tok);
-        double t0 = now_s();
+        double t0 = pad_now();
         if (pad_tokenizer_load(&tok, vocab) != PAD_OK) return 1;
-        lt[r] = now_s() - t0;
+        lt[r] = pad_now() - t0;
     }
     qsort(lt, 7, sizeof lt[0], cmp_double);
     printf("vocabulary load: %.1f ms (median of 7; min %.1f ms), %d merges\n", lt[3] * 1e3, lt[0] * 1e3,
@@ -124,10 +118,10 @@ int main(int argc, char **argv) {
     pad_tokenizer *fresh = NULL;
     if (pad_tokenizer_load(&fresh, vocab) != PAD_OK) return 1;
     int32_t row[PAD_TOKENIZER_CONTEXT_LEN];
-    double t0 = now_s();
+    double t0 = pad_now();
     for (int i = 0; i < n_prompts; i++)
         if (pad_tokenizer_tokenize(fresh, prompts[i], PAD_TOKENIZER_CONTEXT_LEN, row, NULL) != PAD_OK) return 1;
-    double cold = now_s() - t0;
+    double cold = pad_now() - t0;
     pad_tokenizer_free(fresh);
 
     double warm = time_passes(tok, prompts, n_prompts, 51);

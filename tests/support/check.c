@@ -137,6 +137,17 @@ void pad_cmd_free(pad_cmd_result *r) {
     r->out = r->err = NULL;
 }
 
+char *pad_test_fmt(const char *fmt, ...) {
+    static char bufs[16][4096];
+    static int next = 0;
+    char *b = bufs[next++ & 15];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof bufs[0], fmt, ap);
+    va_end(ap);
+    return b;
+}
+
 char *pad_test_tmpdir(const char *tag) {
     char tmpl[256];
     snprintf(tmpl, sizeof tmpl, "/tmp/promptad_test_%s_XXXXXX", tag);
@@ -169,4 +180,43 @@ float pad_rng_uniform(pad_rng *r, float lo, float hi) {
 void pad_rng_fill(pad_rng *r, float *x, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++)
         x[i] = pad_rng_uniform(r, lo, hi);
+}
+
+float *pad_test_rand(pad_rng *r, size_t n, float lo, float hi) {
+    float *x = malloc(n * sizeof(float));
+    cr_assert(x || !n);
+    pad_rng_fill(r, x, n, lo, hi);
+    return x;
+}
+
+static char g_test_log[65536];
+static pad_log_level g_test_log_min;
+
+static void test_log_sink(pad_log_level level, const char *msg, void *ud) {
+    (void)ud;
+    if (level < g_test_log_min) return;
+    size_t n = strlen(g_test_log);
+    snprintf(g_test_log + n, sizeof g_test_log - n, "%s\n", msg);
+}
+
+static void test_log_start(pad_log_level min_level) {
+    g_test_log[0] = 0;
+    g_test_log_min = min_level;
+    pad_log_set(test_log_sink, NULL);
+}
+
+void pad_test_log_start(void) {
+    test_log_start(PAD_LOG_LEVEL_WARN);
+}
+
+void pad_test_log_start_all(void) {
+    test_log_start(PAD_LOG_LEVEL_DEBUG);
+}
+
+const char *pad_test_log_text(void) {
+    return g_test_log;
+}
+
+void pad_test_log_stop(void) {
+    pad_log_set(NULL, NULL);
 }

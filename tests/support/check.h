@@ -1,14 +1,17 @@
 /* check.h - test helpers shared by tests/test_*.c: array comparison with diagnostics, fixtures (safetensors under
- * PAD_FIXTURE_DIR), paths of the shared data and the promptad binary, running the CLI, temp dirs, seeded RNG. */
+ * PAD_FIXTURE_DIR), paths of the shared data and the promptad binary, running the CLI, temp dirs, seeded RNG, log
+ * capture. */
 #ifndef PAD_TESTS_CHECK_H
 #define PAD_TESTS_CHECK_H
 
+#include "promptad.h"
 #include "st_file.h"
 
 #include <criterion/criterion.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct pad_check_result {
     bool ok;
@@ -67,6 +70,14 @@ pad_cmd_result pad_cmd_run(const char *fmt, ...)
     ;
 void pad_cmd_free(pad_cmd_result *r);
 
+// printf into one of 16 static buffers used in turn: the result stays valid for the next 15 calls (paths and
+// messages built inline in a test). Longer results are cut at 4095 bytes.
+char *pad_test_fmt(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
 // Creates a fresh temporary directory (asserts); returns a static-lifetime string (leaked on purpose).
 char *pad_test_tmpdir(const char *tag);
 // Writes bytes to a file (asserts).
@@ -79,5 +90,21 @@ typedef struct pad_rng {
 uint64_t pad_rng_next(pad_rng *r);
 float pad_rng_uniform(pad_rng *r, float lo, float hi);
 void pad_rng_fill(pad_rng *r, float *x, size_t n, float lo, float hi);
+// A malloc'd array of n floats filled by pad_rng_fill (asserts); caller frees.
+float *pad_test_rand(pad_rng *r, size_t n, float lo, float hi);
+
+// Log capture for tests that assert on what the library logs. pad_test_log_start() empties the captured text and
+// installs a sink (pad_log_set) that appends every message of level WARN or above as one line; pad_test_log_start_all()
+// does the same for every level (those that pad_log_set_level lets through). Both also serve as a TestSuite .init.
+// The text keeps the first 64 KiB. pad_test_log_text() returns it (a static buffer, valid until the next start);
+// pad_test_log_stop() restores the default sink (stderr).
+void pad_test_log_start(void);
+void pad_test_log_start_all(void);
+const char *pad_test_log_text(void);
+void pad_test_log_stop(void);
+
+// Asserts that the captured log contains the string s (and prints the log when it does not).
+#define PAD_ASSERT_LOG_HAS(s)                                                                                          \
+    cr_assert(strstr(pad_test_log_text(), (s)) != NULL, "log does not mention '%s':\n%s", (s), pad_test_log_text())
 
 #endif // PAD_TESTS_CHECK_H

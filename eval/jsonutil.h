@@ -1,0 +1,24 @@
+/* jsonutil.h - small cJSON helpers shared by the eval code (model.json, metrics.json, the summaries): numbers that
+ * may be NaN, integers read back. */
+#ifndef PAD_EVAL_JSONUTIL_H
+#define PAD_EVAL_JSONUTIL_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Adds key: v to the object o, or key: null when v is NaN or infinite (JSON has no such numbers). False when out of
+// memory.
+bool pad_json_add_num(cJSON *o, const char *key, double v);
+
+// *out = the number o[key] converted to int; false (and *out untouched) when o has no number under key.
+bool pad_json_get_int(const cJSON *o, const char *key, int *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // PAD_EVAL_JSONUTIL_H
