@@ -788,38 +788,15 @@ void pad_metrics_pixel_finish(const pad_pixel_sums *s, int64_t n_anom, int64_t n
 
 pad_status pad_metrics_write_json(const char *path, const pad_image_metrics *img, const pad_pixel_metrics *pix) {
     pad_status st = PAD_ERR_OOM;
-    char *text = NULL, *tmp = NULL;
     cJSON *o = cJSON_CreateObject();
     if (!o || !pad_json_add_num(o, "image_auroc", img->auroc) || !pad_json_add_num(o, "image_aupr", img->aupr))
         goto done;
     if (pix && (!pad_json_add_num(o, "pixel_auroc", pix->auroc) || !pad_json_add_num(o, "pixel_aupr", pix->aupr) ||
                 !pad_json_add_num(o, "pixel_pro", pix->pro) || !pad_json_add_num(o, "pixel_pro_200", pix->pro_200)))
         goto done;
-    text = cJSON_Print(o);
-    size_t plen = strlen(path);
-    tmp = malloc(plen + 32);
-    if (!text || !tmp) goto done;
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) {
-        PAD_LOG_ERROR("%s: cannot write: %s", path, strerror(errno));
-        st = PAD_ERR_IO;
-        goto done;
-    }
-    size_t len = strlen(text);
-    int ok = fwrite(text, 1, len, fp) == len && fputc('\n', fp) != EOF;
-    if (fclose(fp) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        PAD_LOG_ERROR("%s: %s failed: %s", path, ok ? "rename" : "write", strerror(errno));
-        remove(tmp);
-        st = PAD_ERR_IO;
-        goto done;
-    }
-    st = PAD_OK;
+    st = pad_json_write_file(path, o);
 done:
     if (st == PAD_ERR_OOM) PAD_LOG_ERROR("%s: out of memory writing the metrics", path);
-    cJSON_free(text);
-    free(tmp);
     cJSON_Delete(o);
     return st;
 }

@@ -83,17 +83,6 @@ void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, dou
 // ----------------------------------------------------------------------------
 // Saving
 
-static pad_status write_json(const char *path, cJSON *j) {
-    char *text = cJSON_Print(j);
-    if (!text) {
-        PAD_LOG_ERROR("%s: out of memory", path);
-        return PAD_ERR_OOM;
-    }
-    pad_status st = pad_write_file_atomic(path, text, strlen(text));
-    free(text);
-    return st;
-}
-
 pad_status pad_model_save(const char *dir, const pad_model_info *m) {
     char tmp[PATH_CAP + 64], p[PATH_CAP + 128];
     const char *slash = strrchr(dir, '/');
@@ -168,7 +157,7 @@ pad_status pad_model_save(const char *dir, const pad_model_info *m) {
         cJSON_AddItemToArray(mr, cJSON_CreateNumber(m->map_lo));
         cJSON_AddItemToArray(mr, cJSON_CreateNumber(m->map_hi));
         snprintf(p, sizeof p, "%s/model.json", tmp);
-        st = write_json(p, j);
+        st = pad_json_write_file(p, j);
     }
     cJSON_Delete(j);
     if (st == PAD_OK) {

@@ -904,24 +904,6 @@ static pad_status visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank
 // ----------------------------------------------------------------------------
 // Writing a unit
 
-static pad_status write_json(const char *path, cJSON *j) {
-    char *text = cJSON_Print(j);
-    if (!text) {
-        PAD_LOG_ERROR("%s: out of memory", path);
-        return PAD_ERR_OOM;
-    }
-    size_t n = strlen(text);
-    char *t2 = realloc(text, n + 2);
-    if (t2) {
-        text = t2;
-        text[n++] = '\n';
-        text[n] = 0;
-    }
-    pad_status st = pad_write_file_atomic(path, text, n);
-    free(text);
-    return st;
-}
-
 typedef struct epoch_log {
     float lr;
     pad_prompt_loss loss;
@@ -1166,7 +1148,7 @@ static pad_status write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, c
     cJSON_AddNumberToObject(tm, "total", u->t_total);
     cJSON_AddStringToObject(j, "promptad_version", PAD_VERSION);
     pad_path_join(p, sizeof p, tmp, "metrics.json");
-    st = write_json(p, j);
+    st = pad_json_write_file(p, j);
     cJSON_Delete(j);
     return st;
 }
