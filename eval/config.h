@@ -16,6 +16,9 @@
  * `--set a.b=v` is parsed as the YAML document "a:\n  b: v"; for a list key a value with commas and no brackets
  * becomes the flow sequence [x, y]. Errors name the file and line ("cfg.yaml:12: run.protocol: ...") or the
  * override ("--set run.epochs=x: ...").
+ * Values are strict (scalar.h): an integer is digits only ("10.5", "1e3", "12abc" and "010" are errors), a number is
+ * a plain decimal ("0.01abc", "nan" are errors), a boolean is true/false/yes/no/on/off. CR and CRLF line endings
+ * read as LF; a second YAML document ("---" after the first) is an error, and so are aliases.
  *
  * "auto" values are resolved by pad_run_config_finalize from the protocol (promptad_spec.md §7, anchors.md §0):
  *                  official                                  clean
