@@ -179,6 +179,7 @@ void pad_st_close(pad_st_file *f) {
             free((char *)f->tensors[i].name);
         free(f->tensors);
     }
+    free(f->by_name);
     if (f->map && f->map_size) munmap(f->map, f->map_size);
     free(f->path);
     free(f);
@@ -193,6 +194,26 @@ static int span_cmp(const void *a, const void *b) {
     const span *x = (const span *)a, *y = (const span *)b;
     if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
     return x->end < y->end ? -1 : (x->end > y->end);
+}
+
+// qsort_r is not C11: the tensors being sorted by name are reached through this file-scope pointer, set only
+// around the one qsort call of sort_names (pad_st_open is not called concurrently on one thread).
+static _Thread_local const pad_st_tensor *t_sort_tensors;
+
+static int name_cmp(const void *a, const void *b) {
+    return strcmp(t_sort_tensors[*(const int *)a].name, t_sort_tensors[*(const int *)b].name);
+}
+
+// Fills f->by_name with the tensor indices sorted by name. Returns the index of a name listed twice, or -1.
+static int sort_names(pad_st_file *f) {
+    for (int i = 0; i < f->n_tensors; i++)
+        f->by_name[i] = i;
+    t_sort_tensors = f->tensors;
+    qsort(f->by_name, (size_t)f->n_tensors, sizeof *f->by_name, name_cmp);
+    t_sort_tensors = NULL;
+    for (int i = 1; i < f->n_tensors; i++)
+        if (strcmp(f->tensors[f->by_name[i - 1]].name, f->tensors[f->by_name[i]].name) == 0) return f->by_name[i];
+    return -1;
 }
 
 // Reads a JSON number that must be a non-negative integer representable exactly.
@@ -284,8 +305,9 @@ pad_status pad_st_open(pad_st_file **out, const char *path) {
     for (const cJSON *it = root->child; it; it = it->next)
         if (strcmp(it->string, "__metadata__") != 0) n++;
     f->tensors = (pad_st_tensor *)calloc((size_t)(n ? n : 1), sizeof *f->tensors);
+    f->by_name = (int *)calloc((size_t)(n ? n : 1), sizeof *f->by_name);
     spans = (span *)calloc((size_t)(n ? n : 1), sizeof *spans);
-    if (!f->tensors || !spans) {
+    if (!f->tensors || !f->by_name || !spans) {
         st = PAD_ERR_OOM;
         goto fail;
     }
@@ -302,6 +324,10 @@ pad_status pad_st_open(pad_st_file **out, const char *path) {
         pad_st_tensor *t = &f->tensors[k];
         t->name = strdup(name);
         f->n_tensors = k + 1;
+        if (!t->name) {
+            st = PAD_ERR_OOM;
+            goto fail;
+        }
         if (!cJSON_IsObject(it)) {
             PAD_LOG_ERROR("%s: tensor '%s': entry is not an object", path, name);
             goto fail;
@@ -374,12 +400,11 @@ pad_status pad_st_open(pad_st_file **out, const char *path) {
             goto fail;
         }
     }
-    for (int i = 0; i < k; i++)
-        for (int j = i + 1; j < k; j++)
-            if (strcmp(f->tensors[i].name, f->tensors[j].name) == 0) {
-                PAD_LOG_ERROR("%s: tensor '%s' appears twice in the header", path, f->tensors[i].name);
-                goto fail;
-            }
+    int dup = sort_names(f);
+    if (dup >= 0) {
+        PAD_LOG_ERROR("%s: tensor '%s' appears twice in the header", path, f->tensors[dup].name);
+        goto fail;
+    }
     free(spans);
     free(json);
     cJSON_Delete(root);
@@ -395,9 +420,26 @@ fail:
 }
 
 const pad_st_tensor *pad_st_find(const pad_st_file *f, const char *name) {
-    for (int i = 0; i < f->n_tensors; i++)
-        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    int lo = 0, hi = f->n_tensors - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        const pad_st_tensor *t = &f->tensors[f->by_name[mid]];
+        int c = strcmp(t->name, name);
+        if (c == 0) return t;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
     return NULL;
+}
+
+static pad_status check_tensor(const pad_st_file *f, const char *name, int ndim, const int64_t *shape,
+                               const pad_st_tensor **out);
+
+pad_status pad_st_check_shape(const pad_st_file *f, const char *name, int ndim, const int64_t *shape) {
+    const pad_st_tensor *t;
+    return check_tensor(f, name, ndim, shape, &t);
 }
 
 static pad_status check_tensor(const pad_st_file *f, const char *name, int ndim, const int64_t *shape,
