@@ -5,6 +5,7 @@
  * official protocol (BGR test images, best-epoch selection, fp16 scores), merging shards, and predict (scores equal
  * to the run's, decisions at the saved threshold, a weights mismatch refused). */
 #include "check.h"
+#include "jsonutil.h"
 #include "config.h"
 #include "fsutil.h"
 #include "image.h"
@@ -591,6 +592,40 @@ Test(run, predict_end_to_end) {
     cr_assert(strstr(r.err, "broken.png") != NULL, "%s", r.err);
     cr_assert(file_exists(pad_test_fmt("%s/pred3/predictions.csv", dir)));
     pad_cmd_free(&r);
+    // Regression (issue 15): model.json's integers were converted unchecked ("k": 1e20 gave INT_MIN) and a missing
+    // threshold gave NaN (every image "normal"). Each bad value is now an error naming the file and the key.
+    const struct {
+        const char *key, *json; // key = NULL: delete threshold.value
+        const char *want;
+    } bad[] = {
+        {"k", "1e20", "'k' must be an integer in [1, 1024] (got 1e+20)"},
+        {"k", "2.5", "'k' must be an integer"},
+        {"grid", "-3", "'grid' must be an integer in [1, 1024]"},
+        {"grid", "65536", "'grid' must be an integer in [1, 1024]"},
+        {"resolution", "\"400\"", "'resolution' must be an integer"},
+        {"embed_dim", NULL, "'embed_dim' is missing"},
+        {"taps", "[3, 1e10]", "'taps' must be two block indices"},
+        {"threshold", "{\"rule\": \"x\"}", "no decision threshold"},
+        {"threshold", "{\"value\": null}", "no decision threshold"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *bm = pad_test_fmt("%s/model_bad%zu", dir, i);
+        r = pad_cmd_run("cp -r '%s' '%s'", model, bm);
+        pad_cmd_free(&r);
+        cJSON *j = read_json(pad_test_fmt("%s/model.json", bm));
+        if (bad[i].json)
+            cJSON_ReplaceItemInObjectCaseSensitive(j, bad[i].key, cJSON_Parse(bad[i].json));
+        else
+            cJSON_DeleteItemFromObjectCaseSensitive(j, bad[i].key);
+        cr_assert_eq(pad_json_write_file(pad_test_fmt("%s/model.json", bm), j), PAD_OK);
+        cJSON_Delete(j);
+        r = pad_cmd_run("%s predict --model %s --input %s/data/weave/test/good --out %s/pred_bad%zu", pad_test_binary(),
+                        bm, dir, dir, i);
+        cr_assert_eq(r.exit_code, 1, "case %zu: %s", i, r.err);
+        cr_assert(strstr(r.err, pad_test_fmt("%s/model.json: ", bm)) && strstr(r.err, bad[i].want), "case %zu: %s", i,
+                  r.err);
+        pad_cmd_free(&r);
+    }
     free(c);
 }
 

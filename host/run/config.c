@@ -606,8 +606,8 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             if (!parse_choice(c, "run.protocol", r->protocol, p, 2, &iv)) return false;
             cfg->run.protocol = (pad_protocol)iv;
         }
-        if (r->shots &&
-            !set_int_list(c, "run.shots", r->shots, r->shots_count, 1, 1024, cfg->run.shots, &cfg->run.n_shots))
+        if (r->shots && !set_int_list(c, "run.shots", r->shots, r->shots_count, 1, PAD_CFG_MAX_SHOTS, cfg->run.shots,
+                                      &cfg->run.n_shots))
             return false;
         if (r->seeds &&
             !set_int_list(c, "run.seeds", r->seeds, r->seeds_count, 0, 2147483647, cfg->run.seeds, &cfg->run.n_seeds))

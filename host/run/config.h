@@ -42,8 +42,9 @@ extern "C" {
 
 #define PAD_CFG_PATH_MAX  1024
 #define PAD_CFG_NAME_MAX  128
-#define PAD_CFG_MAX_LIST  64  // shots, seeds
-#define PAD_CFG_MAX_CLASS 256 // data.classes
+#define PAD_CFG_MAX_LIST  64   // shots, seeds
+#define PAD_CFG_MAX_SHOTS 1024 // largest number of shots (run.shots)
+#define PAD_CFG_MAX_CLASS 256  // data.classes
 
 typedef enum pad_protocol {
     PAD_PROTOCOL_CLEAN = 0,    // fixed epochs, last epoch reported, RGB, seeded draws (the default)
