@@ -633,6 +633,8 @@ Test(image, only_documented_formats_within_the_pixel_limit_and_never_truncated) 
             cr_assert(p[0] == x && p[1] == y && p[2] == x + y, "pixel (%d, %d)", x, y);
         }
     pad_image_free(&img);
+    int w = 0, h = 0;
+    cr_assert(pad_image_size(path, &w, &h) == PAD_OK && w == 5 && h == 3, "header size of ok.bmp: %dx%d", w, h);
     // a BMP shorter than its rows (even by one byte)
     snprintf(path, sizeof path, "%s/cut.bmp", dir);
     pad_test_write_file(path, bmp, n - 1);
@@ -650,6 +652,9 @@ Test(image, only_documented_formats_within_the_pixel_limit_and_never_truncated) 
     snprintf(path, sizeof path, "%s/big.png", dir);
     pad_test_write_file(path, big_png, sizeof big_png);
     expect_load_error(path, PAD_ERR_FORMAT, "16384x16384 is not supported");
+    pad_test_log_start_all();
+    cr_assert(pad_image_size(path, &w, &h) == PAD_ERR_FORMAT);
+    pad_test_log_stop();
     // formats stb_image knows but we do not document, named .png
     const struct {
         const char *name, *data;
@@ -681,6 +686,8 @@ Test(image, only_documented_formats_within_the_pixel_limit_and_never_truncated) 
     snprintf(path, sizeof path, "%s/filled.jpg", dir);
     pad_test_write_file(path, filled, n + 2);
     expect_load_error(path, PAD_ERR_FORMAT, "it starts with ff ff ff d8");
+    cr_assert(pad_image_size(jpg, &w, &h) == PAD_OK && pad_image_load(&img, jpg) == PAD_OK && w == img.w && h == img.h);
+    pad_image_free(&img);
     free(filled);
     free(bytes);
 }

@@ -5,15 +5,16 @@
  * official protocol (BGR test images, best-epoch selection, fp16 scores), merging shards, and predict (scores equal
  * to the run's, decisions at the saved threshold, a weights mismatch refused). */
 #include "check.h"
-#include "jsonutil.h"
 #include "config.h"
 #include "fsutil.h"
+#include "jsonutil.h"
 #include "image.h"
 #include "metrics.h"
 #include "report.h"
 #include "run.h"
 #include "score.h"
 #include "st_file.h"
+#include "synth.h"
 #include "vit.h"
 #include "weights.h"
 
@@ -626,6 +627,56 @@ Test(run, predict_end_to_end) {
                   r.err);
         pad_cmd_free(&r);
     }
+    free(c);
+}
+
+// A w x h mask PNG whose first `marked` pixels are set.
+static void write_mask(const char *path, int w, int h, int marked) {
+    pad_mask m;
+    cr_assert_eq(pad_mask_alloc(&m, w, h), PAD_OK);
+    for (int i = 0; i < marked; i++)
+        m.m[i] = 1;
+    cr_assert_eq(pad_mask_save_png(path, &m), PAD_OK);
+    pad_mask_free(&m);
+}
+
+// Regression (issue 15): a mask of another size than its image was resized silently; a normal image with mask pixels
+// and an anomalous one with an empty mask went unreported. Each is now a warning naming the file (size: once per
+// class), and the run goes on with the documented ground truth.
+Test(run, mask_checks_warn_naming_the_files) {
+    char *dir = pad_test_tmpdir("run_masks");
+    pad_run_config *c = make_cfg(dir);
+    cr_assert_eq(pad_run_config_set(c, "run.shots=1"), PAD_OK);
+    cr_assert_eq(pad_run_config_set(c, "run.tasks=seg"), PAD_OK);
+    pad_synth_opts o;
+    pad_synth_opts_default(&o);
+    o.n_classes = 1;
+    o.size = 64;
+    o.n_train = o.n_test_good = o.n_test_bad = 3;
+    const char *data = pad_test_fmt("%s/data", dir);
+    cr_assert_eq(pad_synth_write(data, &o, NULL), PAD_OK);
+    const char *gt = pad_test_fmt("%s/weave/ground_truth", data);
+    write_mask(pad_test_fmt("%s/hole/000_mask.png", gt), 32, 32, 100); // another size than its 64 x 64 image
+    write_mask(pad_test_fmt("%s/stain/000_mask.png", gt), 64, 64, 0);  // empty
+    cr_assert_eq(pad_mkdir_p(pad_test_fmt("%s/good", gt)), PAD_OK);
+    write_mask(pad_test_fmt("%s/good/001_mask.png", gt), 64, 64, 7); // a normal image with defect pixels
+    pad_run_result res;
+    pad_test_log_start_all();
+    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
+    const char *log = pad_test_log_text();
+    cr_assert(strstr(log, pad_test_fmt("class weave: 1 mask differ in size from their image (first: "
+                                       "%s/hole/000_mask.png is 32x32, its image %s/weave/test/hole/000.png is 64x64)",
+                                       gt, data)),
+              "%s", log);
+    cr_assert(strstr(log, pad_test_fmt("%s/weave/test/good/001.png: a normal test image whose mask "
+                                       "%s/good/001_mask.png marks 7 pixels",
+                                       data, gt)),
+              "%s", log);
+    cr_assert(strstr(log, pad_test_fmt("%s/weave/test/stain/000.png: an anomalous test image whose mask "
+                                       "%s/stain/000_mask.png is empty",
+                                       data, gt)),
+              "%s", log);
+    pad_test_log_stop();
     free(c);
 }
 

@@ -66,6 +66,31 @@ static void jpg_emit_message(j_common_ptr c, int level) {
     c->err->num_warnings++;
 }
 
+pad_status pad_codec_jpeg_size(const unsigned char *d, size_t n, const char *name, int *w, int *h) {
+    struct jpeg_decompress_struct cinfo;
+    jpg_err je;
+    memset(&cinfo, 0, sizeof cinfo);
+    cinfo.err = jpeg_std_error(&je.pub);
+    je.pub.error_exit = jpg_error_exit;
+    je.pub.emit_message = jpg_emit_message;
+    je.name = name;
+    je.warned = false;
+    if (setjmp(je.jb)) {
+        jpeg_destroy_decompress(&cinfo);
+        return PAD_ERR_FORMAT;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, d, (unsigned long)n);
+    (void)jpeg_read_header(&cinfo, TRUE);
+    pad_status st = check_size(name, cinfo.image_width, cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    if (st == PAD_OK) {
+        *w = (int)cinfo.image_width;
+        *h = (int)cinfo.image_height;
+    }
+    return st;
+}
+
 pad_status pad_codec_decode_jpeg(const unsigned char *d, size_t n, const char *name, pad_image *img) {
     memset(img, 0, sizeof *img);
     struct jpeg_decompress_struct cinfo;

@@ -316,6 +316,21 @@ pad_status pad_image_load(pad_image *img, const char *path) {
     return st;
 }
 
+pad_status pad_image_size(const char *path, int *w, int *h) {
+    unsigned char *data;
+    size_t n;
+    PAD_TRY(read_file(path, &data, &n));
+    img_format fmt;
+    pad_status st = sniff(data, n, path, &fmt);
+    int comp;
+    if (st == PAD_OK && fmt == FMT_JPEG)
+        st = pad_codec_jpeg_size(data, n, path, w, h);
+    else if (st == PAD_OK)
+        st = probe(data, n, path, w, h, &comp);
+    free(data);
+    return st;
+}
+
 pad_status pad_mask_load(pad_mask *m, const char *path) {
     memset(m, 0, sizeof *m);
     unsigned char *data;

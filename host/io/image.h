@@ -73,6 +73,9 @@ pad_status pad_image_load(pad_image *img, const char *path);
 // Same, from n bytes in memory; `name` is used in messages.
 pad_status pad_image_load_memory(pad_image *img, const void *data, size_t n, const char *name);
 void pad_image_free(pad_image *img); // frees rgb and zeroes *img; NULL and empty images are no-ops
+// The width and height the header of the image file at path declares (format and size rules of pad_image_load; the
+// pixels are not decoded, a PNG's checksums not verified). Errors as pad_image_load.
+pad_status pad_image_size(const char *path, int *w, int *h);
 
 // Allocates a w x h mask of zeros (e.g. the ground truth of a good image).
 pad_status pad_mask_alloc(pad_mask *m, int w, int h);
