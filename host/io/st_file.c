@@ -225,6 +225,70 @@ static int json_u64(const cJSON *v, uint64_t *out) {
     return 1;
 }
 
+// Parses header entry `it` (tensor `it->string`) into *t: dtype, shape, element count, byte count; *b and *e are its
+// data offsets, checked against the shape and the data size. Logs one line and returns PAD_ERR_FORMAT otherwise.
+static pad_status parse_entry(const char *path, const cJSON *it, uint64_t data_size, pad_st_tensor *t, uint64_t *b,
+                              uint64_t *e) {
+    const char *name = it->string;
+    if (!cJSON_IsObject(it)) {
+        PAD_LOG_ERROR("%s: tensor '%s': entry is not an object", path, name);
+        return PAD_ERR_FORMAT;
+    }
+    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(it, "dtype");
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(it, "shape");
+    const cJSON *jo = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
+    if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo)) {
+        PAD_LOG_ERROR("%s: tensor '%s': needs string 'dtype', array 'shape' and array 'data_offsets'", path, name);
+        return PAD_ERR_FORMAT;
+    }
+    if (!dtype_parse(jd->valuestring, &t->dtype)) {
+        PAD_LOG_ERROR("%s: tensor '%s': unknown dtype '%s'", path, name, jd->valuestring);
+        return PAD_ERR_FORMAT;
+    }
+    int nd = cJSON_GetArraySize(js);
+    if (nd > PAD_ST_MAX_DIMS) {
+        PAD_LOG_ERROR("%s: tensor '%s': %d dimensions (at most %d supported)", path, name, nd, PAD_ST_MAX_DIMS);
+        return PAD_ERR_FORMAT;
+    }
+    t->ndim = nd;
+    uint64_t numel = 1;
+    int d = 0;
+    for (const cJSON *dim = js->child; dim; dim = dim->next, d++) {
+        uint64_t v;
+        if (!json_u64(dim, &v)) {
+            PAD_LOG_ERROR("%s: tensor '%s': shape entries must be non-negative integers", path, name);
+            return PAD_ERR_FORMAT;
+        }
+        t->shape[d] = (int64_t)v;
+        if (v && numel > UINT64_MAX / v) {
+            PAD_LOG_ERROR("%s: tensor '%s': shape overflows", path, name);
+            return PAD_ERR_FORMAT;
+        }
+        numel *= v;
+    }
+    t->numel = (int64_t)numel;
+    if (cJSON_GetArraySize(jo) != 2 || !json_u64(jo->child, b) || !json_u64(jo->child->next, e) || *e < *b) {
+        PAD_LOG_ERROR("%s: tensor '%s': data_offsets must be [begin, end] with begin <= end", path, name);
+        return PAD_ERR_FORMAT;
+    }
+    size_t es = pad_dtype_size(t->dtype);
+    if (numel > UINT64_MAX / es || *e - *b != numel * es) {
+        char sh[128];
+        pad_st_shape_str(sh, sizeof sh, t->ndim, t->shape);
+        PAD_LOG_ERROR("%s: tensor '%s': shape %s of %s needs %llu bytes but data_offsets span %llu", path, name, sh,
+                      jd->valuestring, (unsigned long long)(numel * es), (unsigned long long)(*e - *b));
+        return PAD_ERR_FORMAT;
+    }
+    if (*e > data_size) {
+        PAD_LOG_ERROR("%s: tensor '%s': data_offsets [%llu, %llu] are out of range (data is %llu bytes; "
+                      "truncated file?)",
+                      path, name, (unsigned long long)*b, (unsigned long long)*e, (unsigned long long)data_size);
+        return PAD_ERR_FORMAT;
+    }
+    t->nbytes = (size_t)(*e - *b);
+    return PAD_OK;
+}
+
 pad_status pad_st_open(pad_st_file **out, const char *path) {
     *out = NULL;
     pad_status st = PAD_ERR_FORMAT;
@@ -328,63 +392,8 @@ pad_status pad_st_open(pad_st_file **out, const char *path) {
             st = PAD_ERR_OOM;
             goto fail;
         }
-        if (!cJSON_IsObject(it)) {
-            PAD_LOG_ERROR("%s: tensor '%s': entry is not an object", path, name);
-            goto fail;
-        }
-        const cJSON *jd = cJSON_GetObjectItemCaseSensitive(it, "dtype");
-        const cJSON *js = cJSON_GetObjectItemCaseSensitive(it, "shape");
-        const cJSON *jo = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
-        if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo)) {
-            PAD_LOG_ERROR("%s: tensor '%s': needs string 'dtype', array 'shape' and array 'data_offsets'", path, name);
-            goto fail;
-        }
-        if (!dtype_parse(jd->valuestring, &t->dtype)) {
-            PAD_LOG_ERROR("%s: tensor '%s': unknown dtype '%s'", path, name, jd->valuestring);
-            goto fail;
-        }
-        int nd = cJSON_GetArraySize(js);
-        if (nd > PAD_ST_MAX_DIMS) {
-            PAD_LOG_ERROR("%s: tensor '%s': %d dimensions (at most %d supported)", path, name, nd, PAD_ST_MAX_DIMS);
-            goto fail;
-        }
-        t->ndim = nd;
-        uint64_t numel = 1;
-        int d = 0;
-        for (const cJSON *e = js->child; e; e = e->next, d++) {
-            uint64_t v;
-            if (!json_u64(e, &v)) {
-                PAD_LOG_ERROR("%s: tensor '%s': shape entries must be non-negative integers", path, name);
-                goto fail;
-            }
-            t->shape[d] = (int64_t)v;
-            if (v && numel > UINT64_MAX / v) {
-                PAD_LOG_ERROR("%s: tensor '%s': shape overflows", path, name);
-                goto fail;
-            }
-            numel *= v;
-        }
-        t->numel = (int64_t)numel;
         uint64_t b, e;
-        if (cJSON_GetArraySize(jo) != 2 || !json_u64(jo->child, &b) || !json_u64(jo->child->next, &e) || e < b) {
-            PAD_LOG_ERROR("%s: tensor '%s': data_offsets must be [begin, end] with begin <= end", path, name);
-            goto fail;
-        }
-        size_t es = pad_dtype_size(t->dtype);
-        if (numel > UINT64_MAX / es || e - b != numel * es) {
-            char sh[128];
-            pad_st_shape_str(sh, sizeof sh, t->ndim, t->shape);
-            PAD_LOG_ERROR("%s: tensor '%s': shape %s of %s needs %llu bytes but data_offsets span %llu", path, name, sh,
-                          jd->valuestring, (unsigned long long)(numel * es), (unsigned long long)(e - b));
-            goto fail;
-        }
-        if (e > data_size) {
-            PAD_LOG_ERROR("%s: tensor '%s': data_offsets [%llu, %llu] are out of range (data is %llu bytes; "
-                          "truncated file?)",
-                          path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)data_size);
-            goto fail;
-        }
-        t->nbytes = (size_t)(e - b);
+        if (parse_entry(path, it, data_size, t, &b, &e) != PAD_OK) goto fail;
         t->data = data + b;
         spans[k].begin = b;
         spans[k].end = e;
