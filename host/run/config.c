@@ -520,215 +520,228 @@ static bool valid_class_name(const char *s) {
     return true;
 }
 
-static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
-    if (!t) return true;
+// The model section of a document onto cfg (false after one error naming the key).
+static bool overlay_model(pad_run_config *cfg, const y_model *m, const src_ctx *c) {
     int iv = 0;
-    if (t->model) {
-        const y_model *m = t->model;
-        if (m->weights && !set_path(c, "model.weights", m->weights, cfg->model.weights, PAD_CFG_PATH_MAX, false))
-            return false;
-        if (m->vocab && !set_path(c, "model.vocab", m->vocab, cfg->model.vocab, PAD_CFG_PATH_MAX, true)) return false;
-        if (m->generate) {
-            static const char *const g[] = {"none", "tiny"};
-            if (!parse_choice(c, "model.generate", m->generate, g, 2, &iv)) return false;
-            COPY(cfg->model.generate, g[iv]);
-        }
-        if (m->preprocess) {
-            static const char *const p[] = {"squash", "openclip", "official", "auto"};
-            if (!parse_choice(c, "model.preprocess", m->preprocess, p, 4, &iv)) return false;
-            cfg->model.preprocess = iv == 3 ? -1 : iv;
-        }
-        if (m->taps) {
-            if (m->taps_count != 2) {
-                src_error(c, "model.taps", "expected two block indices, got %u", m->taps_count);
-                return false;
-            }
-            int taps[2];
-            for (int i = 0; i < 2; i++)
-                if (!parse_int(c, "model.taps", m->taps[i], 0, 255, &taps[i])) return false;
-            cfg->model.taps[0] = taps[0];
-            cfg->model.taps[1] = taps[1];
-        }
+    if (m->weights && !set_path(c, "model.weights", m->weights, cfg->model.weights, PAD_CFG_PATH_MAX, false))
+        return false;
+    if (m->vocab && !set_path(c, "model.vocab", m->vocab, cfg->model.vocab, PAD_CFG_PATH_MAX, true)) return false;
+    if (m->generate) {
+        static const char *const g[] = {"none", "tiny"};
+        if (!parse_choice(c, "model.generate", m->generate, g, 2, &iv)) return false;
+        COPY(cfg->model.generate, g[iv]);
     }
-    if (t->data) {
-        const y_data *d = t->data;
-        if (d->format) {
-            static const char *const f[] = {"mvtec", "visa", "mpdd", "loco", "folder", "synth"};
-            if (!parse_choice(c, "data.format", d->format, f, 6, &iv)) return false;
-            COPY(cfg->data.format, f[iv]);
-        }
-        if (d->root && !set_path(c, "data.root", d->root, cfg->data.root, PAD_CFG_PATH_MAX, true)) return false;
-        if (d->name) {
-            if (d->name[0] && !valid_class_name(d->name)) {
-                src_error(c, "data.name", "'%s' is not a valid folder name", d->name);
-                return false;
-            }
-            if (!set_path(c, "data.name", d->name, cfg->data.name, PAD_CFG_NAME_MAX, true)) return false;
-        }
-        if (d->classes) {
-            if (d->classes_count > PAD_CFG_MAX_CLASS) {
-                src_error(c, "data.classes", "at most %d classes", PAD_CFG_MAX_CLASS);
-                return false;
-            }
-            for (unsigned i = 0; i < d->classes_count; i++) {
-                if (!valid_class_name(d->classes[i]) || strlen(d->classes[i]) >= PAD_CFG_NAME_MAX) {
-                    src_error(c, "data.classes", "'%s' is not a valid class name", d->classes[i]);
-                    return false;
-                }
-                for (unsigned j = 0; j < i; j++)
-                    if (strcmp(d->classes[i], d->classes[j]) == 0) {
-                        src_error(c, "data.classes", "'%s' listed twice", d->classes[i]);
-                        return false;
-                    }
-            }
-            for (unsigned i = 0; i < d->classes_count; i++)
-                COPY(cfg->data.classes[i], d->classes[i]);
-            cfg->data.n_classes = (int)d->classes_count;
-        }
-        if (d->max_test && !set_int(c, "data.max_test", d->max_test, 0, 1000000, &cfg->data.max_test)) return false;
-        if (d->synth) {
-            const y_synth *s = d->synth;
-            if (s->classes && !set_int(c, "data.synth.classes", s->classes, 1, 16, &cfg->data.synth.classes))
-                return false;
-            if (s->seed && !set_int(c, "data.synth.seed", s->seed, 0, 2147483647, &cfg->data.synth.seed)) return false;
-            if (s->size && !set_int(c, "data.synth.size", s->size, 64, 2048, &cfg->data.synth.size)) return false;
-            if (s->train && !set_int(c, "data.synth.train", s->train, 1, 10000, &cfg->data.synth.train)) return false;
-            if (s->test_good && !set_int(c, "data.synth.test_good", s->test_good, 0, 10000, &cfg->data.synth.test_good))
-                return false;
-            if (s->test_bad && !set_int(c, "data.synth.test_bad", s->test_bad, 0, 10000, &cfg->data.synth.test_bad))
-                return false;
-        }
+    if (m->preprocess) {
+        static const char *const p[] = {"squash", "openclip", "official", "auto"};
+        if (!parse_choice(c, "model.preprocess", m->preprocess, p, 4, &iv)) return false;
+        cfg->model.preprocess = iv == 3 ? -1 : iv;
     }
-    if (t->run) {
-        const y_run *r = t->run;
-        if (r->protocol) {
-            static const char *const p[] = {"clean", "official"};
-            if (!parse_choice(c, "run.protocol", r->protocol, p, 2, &iv)) return false;
-            cfg->run.protocol = (pad_protocol)iv;
-        }
-        if (r->shots && !set_int_list(c, "run.shots", r->shots, r->shots_count, 1, PAD_CFG_MAX_SHOTS, cfg->run.shots,
-                                      &cfg->run.n_shots))
-            return false;
-        if (r->seeds &&
-            !set_int_list(c, "run.seeds", r->seeds, r->seeds_count, 0, 2147483647, cfg->run.seeds, &cfg->run.n_seeds))
-            return false;
-        if (r->tasks) {
-            int mask = 0;
-            for (unsigned i = 0; i < r->tasks_count; i++) {
-                static const char *const tn[] = {"cls", "seg"};
-                if (!parse_choice(c, "run.tasks", r->tasks[i], tn, 2, &iv)) return false;
-                if (mask & (1 << iv)) {
-                    src_error(c, "run.tasks", "'%s' listed twice", r->tasks[i]);
-                    return false;
-                }
-                mask |= 1 << iv;
-            }
-            cfg->run.tasks = mask;
-        }
-        if (r->epochs && !set_int(c, "run.epochs", r->epochs, 1, 100000, &cfg->run.epochs)) return false;
-        if (r->device) {
-            static const char *const d[] = {"auto", "cpu", "cuda"};
-            if (!parse_choice(c, "run.device", r->device, d, 3, &iv)) return false;
-            cfg->run.device = iv; // PAD_BACKEND_AUTO, CPU, CUDA in this order
-        }
-        if (r->shot_select) {
-            static const char *const s[] = {"random", "sorted-index", "basename", "glob", "auto"};
-            if (!parse_choice(c, "run.shot_select", r->shot_select, s, 5, &iv)) return false;
-            cfg->run.shot_select = iv == 4 ? -1 : iv;
-        }
-        if (r->shot_lists && !set_path(c, "run.shot_lists", r->shot_lists, cfg->run.shot_lists, PAD_CFG_PATH_MAX, true))
-            return false;
-        if (r->prompts && !set_path(c, "run.prompts", r->prompts, cfg->run.prompts, PAD_CFG_PATH_MAX, false))
-            return false;
-        if (r->resolution && !set_int(c, "run.resolution", r->resolution, 8, 4096, &cfg->run.resolution)) return false;
-        if (r->batch && !set_int(c, "run.batch", r->batch, 1, 4096, &cfg->run.batch)) return false;
-        if (r->tau) {
-            static const char *const s[] = {"raw", "exp"};
-            if (!parse_choice(c, "run.tau", r->tau, s, 2, &iv)) return false;
-            cfg->run.tau_exp = iv == 1;
-        }
-        if (r->fp16_scores && !parse_tri(c, "run.fp16_scores", r->fp16_scores, &cfg->run.fp16_scores)) return false;
-        if (r->test_bgr && !parse_tri(c, "run.test_bgr", r->test_bgr, &cfg->run.test_bgr)) return false;
-        if (r->select) {
-            static const char *const s[] = {"last", "best", "auto"};
-            if (!parse_choice(c, "run.select", r->select, s, 3, &iv)) return false;
-            cfg->run.select = iv == 2 ? PAD_SELECT_AUTO : iv;
-        }
-        if (r->fpr_limit && !parse_flt(c, "run.fpr_limit", r->fpr_limit, 1e-6, 1.0, &cfg->run.fpr_limit)) return false;
-        if (r->threads && !set_int(c, "run.threads", r->threads, 0, 4096, &cfg->run.threads)) return false;
-        if (r->cuda_graphs) {
-            static const char *const s[] = {"off", "on", "auto"};
-            if (!parse_choice(c, "run.cuda_graphs", r->cuda_graphs, s, 3, &iv)) return false;
-            cfg->run.cuda_graphs = iv == 2 ? -1 : iv;
-        }
-        if (r->fast_math) {
-            static const char *const s[] = {"fp32", "tf32", "bf16"};
-            if (!parse_choice(c, "run.fast_math", r->fast_math, s, 3, &iv)) return false;
-            cfg->run.fast_math = iv; // pad_math_mode order
-        }
-    }
-    if (t->train) {
-        const y_train *tr = t->train;
-        struct {
-            const char *key;
-            const char *v;
-            float *dst;
-            double lo, hi;
-        } fl[] = {
-            {"train.lr", tr->lr, &cfg->train.lr, 0.0, 100.0},
-            {"train.lr_min", tr->lr_min, &cfg->train.lr_min, 0.0, 100.0},
-            {"train.momentum", tr->momentum, &cfg->train.momentum, 0.0, 1.0},
-            {"train.weight_decay", tr->weight_decay, &cfg->train.weight_decay, 0.0, 10.0},
-            {"train.lambda_align", tr->lambda_align, &cfg->train.lambda_align, 0.0, 1e6},
-            {"train.margin", tr->margin, &cfg->train.margin, -100.0, 100.0},
-        };
-        for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
-            if (fl[i].v) {
-                double v;
-                if (!parse_flt(c, fl[i].key, fl[i].v, fl[i].lo, fl[i].hi, &v)) return false;
-                *fl[i].dst = (float)v;
-            }
-        struct {
-            const char *key;
-            const char *v;
-            int *dst;
-        } in[] = {
-            {"train.n_ctx", tr->n_ctx, &cfg->train.n_ctx},
-            {"train.n_ctx_ab", tr->n_ctx_ab, &cfg->train.n_ctx_ab},
-            {"train.n_pro_cls", tr->n_pro_cls, &cfg->train.n_pro_cls},
-            {"train.n_pro_seg", tr->n_pro_seg, &cfg->train.n_pro_seg},
-            {"train.n_pro_ab", tr->n_pro_ab, &cfg->train.n_pro_ab},
-        };
-        for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
-            if (in[i].v && !set_int(c, in[i].key, in[i].v, 1, 64, in[i].dst)) return false;
-        if (tr->eam) {
-            static const char *const s[] = {"token-axis", "per-token"};
-            if (!parse_choice(c, "train.eam", tr->eam, s, 2, &cfg->train.eam)) return false;
-        }
-        if (tr->lap) {
-            static const char *const s[] = {"before-name", "after-name"};
-            if (!parse_choice(c, "train.lap", tr->lap, s, 2, &cfg->train.lap)) return false;
-        }
-    }
-    if (t->output) {
-        const y_output *o = t->output;
-        if (o->dir && !set_path(c, "output.dir", o->dir, cfg->output.dir, PAD_CFG_PATH_MAX, false)) return false;
-        if (o->maps) {
-            static const char *const s[] = {"none", "grid", "full"};
-            if (!parse_choice(c, "output.maps", o->maps, s, 3, &cfg->output.maps)) return false;
-        }
-        if (o->heatmaps && !set_int(c, "output.heatmaps", o->heatmaps, 0, 100000, &cfg->output.heatmaps)) return false;
-        if (o->models && !pad_scalar_bool(o->models, &cfg->output.models)) {
-            src_error(c, "output.models", "'%s' is not one of true, false", o->models);
+    if (m->taps) {
+        if (m->taps_count != 2) {
+            src_error(c, "model.taps", "expected two block indices, got %u", m->taps_count);
             return false;
         }
-        if (o->on_mismatch) {
-            static const char *const s[] = {"error", "redo"};
-            if (!parse_choice(c, "output.on_mismatch", o->on_mismatch, s, 2, &iv)) return false;
-            cfg->output.redo_on_mismatch = iv == 1;
-        }
+        int taps[2];
+        for (int i = 0; i < 2; i++)
+            if (!parse_int(c, "model.taps", m->taps[i], 0, 255, &taps[i])) return false;
+        cfg->model.taps[0] = taps[0];
+        cfg->model.taps[1] = taps[1];
     }
     return true;
+}
+
+// The data section of a document onto cfg (false after one error naming the key).
+static bool overlay_data(pad_run_config *cfg, const y_data *d, const src_ctx *c) {
+    int iv = 0;
+    if (d->format) {
+        static const char *const f[] = {"mvtec", "visa", "mpdd", "loco", "folder", "synth"};
+        if (!parse_choice(c, "data.format", d->format, f, 6, &iv)) return false;
+        COPY(cfg->data.format, f[iv]);
+    }
+    if (d->root && !set_path(c, "data.root", d->root, cfg->data.root, PAD_CFG_PATH_MAX, true)) return false;
+    if (d->name) {
+        if (d->name[0] && !valid_class_name(d->name)) {
+            src_error(c, "data.name", "'%s' is not a valid folder name", d->name);
+            return false;
+        }
+        if (!set_path(c, "data.name", d->name, cfg->data.name, PAD_CFG_NAME_MAX, true)) return false;
+    }
+    if (d->classes) {
+        if (d->classes_count > PAD_CFG_MAX_CLASS) {
+            src_error(c, "data.classes", "at most %d classes", PAD_CFG_MAX_CLASS);
+            return false;
+        }
+        for (unsigned i = 0; i < d->classes_count; i++) {
+            if (!valid_class_name(d->classes[i]) || strlen(d->classes[i]) >= PAD_CFG_NAME_MAX) {
+                src_error(c, "data.classes", "'%s' is not a valid class name", d->classes[i]);
+                return false;
+            }
+            for (unsigned j = 0; j < i; j++)
+                if (strcmp(d->classes[i], d->classes[j]) == 0) {
+                    src_error(c, "data.classes", "'%s' listed twice", d->classes[i]);
+                    return false;
+                }
+        }
+        for (unsigned i = 0; i < d->classes_count; i++)
+            COPY(cfg->data.classes[i], d->classes[i]);
+        cfg->data.n_classes = (int)d->classes_count;
+    }
+    if (d->max_test && !set_int(c, "data.max_test", d->max_test, 0, 1000000, &cfg->data.max_test)) return false;
+    if (d->synth) {
+        const y_synth *s = d->synth;
+        if (s->classes && !set_int(c, "data.synth.classes", s->classes, 1, 16, &cfg->data.synth.classes)) return false;
+        if (s->seed && !set_int(c, "data.synth.seed", s->seed, 0, 2147483647, &cfg->data.synth.seed)) return false;
+        if (s->size && !set_int(c, "data.synth.size", s->size, 64, 2048, &cfg->data.synth.size)) return false;
+        if (s->train && !set_int(c, "data.synth.train", s->train, 1, 10000, &cfg->data.synth.train)) return false;
+        if (s->test_good && !set_int(c, "data.synth.test_good", s->test_good, 0, 10000, &cfg->data.synth.test_good))
+            return false;
+        if (s->test_bad && !set_int(c, "data.synth.test_bad", s->test_bad, 0, 10000, &cfg->data.synth.test_bad))
+            return false;
+    }
+    return true;
+}
+
+// The run section of a document onto cfg (false after one error naming the key).
+static bool overlay_run(pad_run_config *cfg, const y_run *r, const src_ctx *c) {
+    int iv = 0;
+    if (r->protocol) {
+        static const char *const p[] = {"clean", "official"};
+        if (!parse_choice(c, "run.protocol", r->protocol, p, 2, &iv)) return false;
+        cfg->run.protocol = (pad_protocol)iv;
+    }
+    if (r->shots && !set_int_list(c, "run.shots", r->shots, r->shots_count, 1, PAD_CFG_MAX_SHOTS, cfg->run.shots,
+                                  &cfg->run.n_shots))
+        return false;
+    if (r->seeds &&
+        !set_int_list(c, "run.seeds", r->seeds, r->seeds_count, 0, 2147483647, cfg->run.seeds, &cfg->run.n_seeds))
+        return false;
+    if (r->tasks) {
+        int mask = 0;
+        for (unsigned i = 0; i < r->tasks_count; i++) {
+            static const char *const tn[] = {"cls", "seg"};
+            if (!parse_choice(c, "run.tasks", r->tasks[i], tn, 2, &iv)) return false;
+            if (mask & (1 << iv)) {
+                src_error(c, "run.tasks", "'%s' listed twice", r->tasks[i]);
+                return false;
+            }
+            mask |= 1 << iv;
+        }
+        cfg->run.tasks = mask;
+    }
+    if (r->epochs && !set_int(c, "run.epochs", r->epochs, 1, 100000, &cfg->run.epochs)) return false;
+    if (r->device) {
+        static const char *const d[] = {"auto", "cpu", "cuda"};
+        if (!parse_choice(c, "run.device", r->device, d, 3, &iv)) return false;
+        cfg->run.device = iv; // PAD_BACKEND_AUTO, CPU, CUDA in this order
+    }
+    if (r->shot_select) {
+        static const char *const s[] = {"random", "sorted-index", "basename", "glob", "auto"};
+        if (!parse_choice(c, "run.shot_select", r->shot_select, s, 5, &iv)) return false;
+        cfg->run.shot_select = iv == 4 ? -1 : iv;
+    }
+    if (r->shot_lists && !set_path(c, "run.shot_lists", r->shot_lists, cfg->run.shot_lists, PAD_CFG_PATH_MAX, true))
+        return false;
+    if (r->prompts && !set_path(c, "run.prompts", r->prompts, cfg->run.prompts, PAD_CFG_PATH_MAX, false)) return false;
+    if (r->resolution && !set_int(c, "run.resolution", r->resolution, 8, 4096, &cfg->run.resolution)) return false;
+    if (r->batch && !set_int(c, "run.batch", r->batch, 1, 4096, &cfg->run.batch)) return false;
+    if (r->tau) {
+        static const char *const s[] = {"raw", "exp"};
+        if (!parse_choice(c, "run.tau", r->tau, s, 2, &iv)) return false;
+        cfg->run.tau_exp = iv == 1;
+    }
+    if (r->fp16_scores && !parse_tri(c, "run.fp16_scores", r->fp16_scores, &cfg->run.fp16_scores)) return false;
+    if (r->test_bgr && !parse_tri(c, "run.test_bgr", r->test_bgr, &cfg->run.test_bgr)) return false;
+    if (r->select) {
+        static const char *const s[] = {"last", "best", "auto"};
+        if (!parse_choice(c, "run.select", r->select, s, 3, &iv)) return false;
+        cfg->run.select = iv == 2 ? PAD_SELECT_AUTO : iv;
+    }
+    if (r->fpr_limit && !parse_flt(c, "run.fpr_limit", r->fpr_limit, 1e-6, 1.0, &cfg->run.fpr_limit)) return false;
+    if (r->threads && !set_int(c, "run.threads", r->threads, 0, 4096, &cfg->run.threads)) return false;
+    if (r->cuda_graphs) {
+        static const char *const s[] = {"off", "on", "auto"};
+        if (!parse_choice(c, "run.cuda_graphs", r->cuda_graphs, s, 3, &iv)) return false;
+        cfg->run.cuda_graphs = iv == 2 ? -1 : iv;
+    }
+    if (r->fast_math) {
+        static const char *const s[] = {"fp32", "tf32", "bf16"};
+        if (!parse_choice(c, "run.fast_math", r->fast_math, s, 3, &iv)) return false;
+        cfg->run.fast_math = iv; // pad_math_mode order
+    }
+    return true;
+}
+
+// The train section of a document onto cfg (false after one error naming the key).
+static bool overlay_train(pad_run_config *cfg, const y_train *tr, const src_ctx *c) {
+    struct {
+        const char *key;
+        const char *v;
+        float *dst;
+        double lo, hi;
+    } fl[] = {
+        {"train.lr", tr->lr, &cfg->train.lr, 0.0, 100.0},
+        {"train.lr_min", tr->lr_min, &cfg->train.lr_min, 0.0, 100.0},
+        {"train.momentum", tr->momentum, &cfg->train.momentum, 0.0, 1.0},
+        {"train.weight_decay", tr->weight_decay, &cfg->train.weight_decay, 0.0, 10.0},
+        {"train.lambda_align", tr->lambda_align, &cfg->train.lambda_align, 0.0, 1e6},
+        {"train.margin", tr->margin, &cfg->train.margin, -100.0, 100.0},
+    };
+    for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
+        if (fl[i].v) {
+            double v;
+            if (!parse_flt(c, fl[i].key, fl[i].v, fl[i].lo, fl[i].hi, &v)) return false;
+            *fl[i].dst = (float)v;
+        }
+    struct {
+        const char *key;
+        const char *v;
+        int *dst;
+    } in[] = {
+        {"train.n_ctx", tr->n_ctx, &cfg->train.n_ctx},
+        {"train.n_ctx_ab", tr->n_ctx_ab, &cfg->train.n_ctx_ab},
+        {"train.n_pro_cls", tr->n_pro_cls, &cfg->train.n_pro_cls},
+        {"train.n_pro_seg", tr->n_pro_seg, &cfg->train.n_pro_seg},
+        {"train.n_pro_ab", tr->n_pro_ab, &cfg->train.n_pro_ab},
+    };
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        if (in[i].v && !set_int(c, in[i].key, in[i].v, 1, 64, in[i].dst)) return false;
+    if (tr->eam) {
+        static const char *const s[] = {"token-axis", "per-token"};
+        if (!parse_choice(c, "train.eam", tr->eam, s, 2, &cfg->train.eam)) return false;
+    }
+    if (tr->lap) {
+        static const char *const s[] = {"before-name", "after-name"};
+        if (!parse_choice(c, "train.lap", tr->lap, s, 2, &cfg->train.lap)) return false;
+    }
+    return true;
+}
+
+// The output section of a document onto cfg (false after one error naming the key).
+static bool overlay_output(pad_run_config *cfg, const y_output *o, const src_ctx *c) {
+    int iv = 0;
+    if (o->dir && !set_path(c, "output.dir", o->dir, cfg->output.dir, PAD_CFG_PATH_MAX, false)) return false;
+    if (o->maps) {
+        static const char *const s[] = {"none", "grid", "full"};
+        if (!parse_choice(c, "output.maps", o->maps, s, 3, &cfg->output.maps)) return false;
+    }
+    if (o->heatmaps && !set_int(c, "output.heatmaps", o->heatmaps, 0, 100000, &cfg->output.heatmaps)) return false;
+    if (o->models && !pad_scalar_bool(o->models, &cfg->output.models)) {
+        src_error(c, "output.models", "'%s' is not one of true, false", o->models);
+        return false;
+    }
+    if (o->on_mismatch) {
+        static const char *const s[] = {"error", "redo"};
+        if (!parse_choice(c, "output.on_mismatch", o->on_mismatch, s, 2, &iv)) return false;
+        cfg->output.redo_on_mismatch = iv == 1;
+    }
+    return true;
+}
+
+static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
+    if (!t) return true;
+    return (!t->model || overlay_model(cfg, t->model, c)) && (!t->data || overlay_data(cfg, t->data, c)) &&
+           (!t->run || overlay_run(cfg, t->run, c)) && (!t->train || overlay_train(cfg, t->train, c)) &&
+           (!t->output || overlay_output(cfg, t->output, c));
 }
 
 // ----------------------------------------------------------------------------
