@@ -1,6 +1,6 @@
 /* attention.cu - CUDA multi-head softmax attention over a packed qkv buffer (twins of host/cpu_attention.c):
  * standard attention (optional causal mask, optional saved probabilities) and PromptAD's dual q-k / v-v path
- * (promptad_spec.md §2.3), both by one fused kernel.
+ * (docs/method.md#dual-path), both by one fused kernel.
  *
  * Kernel layout: one block per (query tile of ATT_QT rows, head, image); one warp per query row. The block walks
  * the keys in chunks of ATT_KC (one key per lane): it stages the chunk's k and v rows in shared memory once, every

@@ -1,4 +1,4 @@
-/* test_cli_score.c - `promptad score` end to end (cli_contract.md) with the tiny 514-token model and the byte-level
+/* test_cli_score.c - `promptad score` end to end (docs/cli.md) with the tiny 514-token model and the byte-level
  * vocabulary: the dump's names, shapes and dtypes; equality with the library path (vision tower, prompt learner,
  * memory bank and scorer in process); independent recomputations in double from the tower's features and the
  * dumped maps (text scores as sigmoids of cosines, the k-NN visual map by brute force, the image score from the

@@ -1,4 +1,4 @@
-/* test_cli_text.c - `promptad encode-text` end to end (cli_contract.md): the tiny 514-token model written by
+/* test_cli_text.c - `promptad encode-text` end to end (docs/cli.md): the tiny 514-token model written by
  * `promptad make-model`, the byte-level vocabulary, and the raw features compared with the PyTorch reference
  * (text_features.safetensors, whose ids the reference tokenised independently); bad input gives a clear error and a
  * non-zero exit. */

@@ -1,4 +1,4 @@
-/* test_cli_train.c - `promptad train-prompts` end to end (cli_contract.md) with the tiny 514-token model and the
+/* test_cli_train.c - `promptad train-prompts` end to end (docs/cli.md) with the tiny 514-token model and the
  * byte-level vocabulary: the dump's names and shapes for cls and seg, equality with the library path (shots
  * preprocessed and encoded by the vision tower, then the prompt learner), and bad input (unknown class or prompt
  * set, a shot that does not load, init tensors of the wrong shape or missing, bad options): a clear error naming

@@ -677,7 +677,7 @@ static const char *official_path(const char *ds) {
 Test(shots, official_lists_files) {
     pad_shot_lists *l = NULL;
     cr_assert(pad_shot_lists_load(&l, official_path("mvtec")) == PAD_OK);
-    // every official class has k = 1, 2, 4 (values: promptad_spec.md §6.4)
+    // every official class has k = 1, 2, 4 (values: docs/protocols.md#fixed-shot-lists)
     int n;
     const char *const *cls = pad_dataset_official_classes(PAD_DATASET_FORMAT_MVTEC, &n);
     const char *const *e;

@@ -2,7 +2,7 @@
  * float64 autograd): loss terms and gradients w.r.t. normal_ctx / abnormal_ctx at a given init for cls (bottle)
  * and seg (metal_nut, official token-axis EAM), three epochs of training (per-epoch losses and learned vectors),
  * the inference text vectors; central finite differences of the total loss; the learning-rate schedule; prompt
- * counts and sequence lengths of every official class with the real CLIP vocabulary (promptad_spec.md §3.5). */
+ * counts and sequence lengths of every official class with the real CLIP vocabulary (docs/method.md#prompt-counts). */
 #include "check.h"
 #include "prompt.h"
 #include "prompt_set.h"
@@ -340,7 +340,7 @@ Test(prompt, bad_inputs_are_errors) {
     fx_close(&c);
 }
 
-// promptad_spec.md §3.5 with the real CLIP vocabulary: prompts per step and the longest sequence of every class.
+// docs/method.md#prompt-counts with the real CLIP vocabulary: prompts per step and the longest sequence of every class.
 Test(prompt, official_counts_and_lengths_with_clip_vocabulary) {
     PAD_REQUIRE_VOCAB();
     pad_tokenizer *tok = NULL;

@@ -1,5 +1,5 @@
 /* test_prompt_set.c - prompt-set YAML files: every shipped set loads; the official set is the official code's
- * lists (generic states, per-class states with their quirks, the class-name mapping; promptad_spec.md §3.3-§3.4);
+ * lists (generic states, per-class states with their quirks, the class-name mapping; docs/method.md#prompt-sets);
  * the paper set is the supplementary's Figure 1; unknown classes and sets are errors that list what exists; bad
  * files are rejected with messages naming the file and the problem. */
 #include "check.h"

@@ -1,7 +1,7 @@
 /* test_tokenizer.c - the CLIP BPE tokenizer (host/tokenizer.h) and `promptad tokenize`.
  * Exact ids against tests/fixtures/tokenizer_cases.tsv (tests/ref/make_tokenizer_fixture.py, an independent Python
  * reference cross-checked with the regex module and open_clip + ftfy): every PromptAD prompt for MVTec AD and VisA,
- * the openclip_spec.md §7.5 vectors, punctuation, digits, contractions, whitespace, HTML entities, truncation and
+ * the docs/clip.md#test-vectors vectors, punctuation, digits, contractions, whitespace, HTML entities, truncation and
  * non-ASCII text. Plus values typed in from the specs, hand-made vocabularies, the byte vocabulary, error messages
  * and the CLI. */
 #include "check.h"
@@ -151,13 +151,13 @@ Test(tokenizer, spec_values) {
     cr_assert(pad_tokenizer_vocab_size(tok) == 49408);
     cr_assert(pad_tokenizer_n_merges(tok) == 48894);
     cr_assert(pad_tokenizer_sot(tok) == 49406 && pad_tokenizer_eot(tok) == 49407);
-    // openclip_spec.md §7.5 (the first one is the output printed in OpenAI's notebook)
+    // docs/clip.md#test-vectors (the first one is the output printed in OpenAI's notebook)
     expect_ids(tok, "hello", "Hello World!", (const int32_t[]){49406, 3306, 1002, 256, 49407}, 5);
     expect_ids(tok, "contractions", "it's 2024, isn't it?",
                (const int32_t[]){49406, 585, 568, 273, 271, 273, 275, 267, 2923, 713, 585, 286, 49407}, 13);
     expect_ids(tok, "html", "ok &amp;amp; done", (const int32_t[]){49406, 2481, 261, 1700, 49407}, 5);
     expect_ids(tok, "nfc", "cafe\xcc\x81 na\xc3\xafve", (const int32_t[]){49406, 15304, 1097, 35689, 563, 49407}, 6);
-    // promptad_spec.md §3.2: class-name ids in the normal prompt "N N N N {name}."
+    // docs/method.md#prompt-assembly: class-name ids in the normal prompt "N N N N {name}."
     static const struct {
         const char *name;
         int32_t ids[3];
@@ -198,12 +198,12 @@ Test(tokenizer, spec_values) {
         want[n++] = 49407;
         expect_ids(tok, names[i].name, text, want, n);
     }
-    // generic states (promptad_spec.md §3.2) around "bottle"
+    // generic states (docs/method.md#prompt-sets) around "bottle"
     expect_ids(tok, "blemished", "N N N N blemished bottle.",
                (const int32_t[]){49406, 333, 333, 333, 333, 1447, 714, 1492, 5392, 269, 49407}, 11);
     expect_ids(tok, "with defect", "N N N N bottle with defect.",
                (const int32_t[]){49406, 333, 333, 333, 333, 5392, 593, 44013, 269, 49407}, 10);
-    // the longest PromptAD prompt is 15 tokens (promptad_spec.md §3.5): EOT at index 14
+    // the longest PromptAD prompt is 15 tokens (docs/method.md#prompt-counts): EOT at index 14
     int32_t row[CTX];
     cr_assert(pad_tokenizer_tokenize(tok, "N N N N transistor with misplaced transistor.", CTX, row, NULL) == PAD_OK);
     cr_assert(pad_tokenizer_eot_index(tok, row, CTX) == 14);

@@ -6,7 +6,7 @@
 #   default  downloads the laion400m_e32 release checkpoint (the file PromptAD's code loads), checks the sha256
 #            prefix 699c4b84 in its name, and converts it to safetensors (needs python3 with torch)
 #   --e31    takes the laion400m_e31 safetensors from the Hugging Face hub directly (no torch needed; note that
-#            modern open_clip silently maps laion400m_e32 to these e31 weights, openclip_spec.md §5.2)
+#            modern open_clip silently maps laion400m_e32 to these e31 weights, docs/clip.md#weight-names)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"

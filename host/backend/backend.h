@@ -92,13 +92,13 @@ struct pad_backend_ops {
     // att(B,NH,T,T), when not NULL, receives the probabilities (for attention_backward); masked entries are 0.
     pad_status (*attention)(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,
                             bool causal);
-    // PromptAD's dual path in one pass over qkv (promptad_spec.md §2.3), no mask:
+    // PromptAD's dual path in one pass over qkv (docs/method.md#dual-path), no mask:
     // out_qk(B,T,C) = softmax(q k^T / sqrt(HS)) v, out_vv(B,T,C) = softmax(v v^T / sqrt(HS)) v. Either may be NULL.
     pad_status (*attention_dual)(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T, int NH,
                                  int HS);
 
     // ---- vision input (cpu_nn.c / cuda/patch_embed.cu) -------------------------------------------------------
-    // Patch embedding + class token + positional embedding (openclip_spec.md §3 steps 1-4):
+    // Patch embedding + class token + positional embedding (docs/clip.md#vision-tower steps 1-2):
     // pixels(B,3,S,S), conv_w(D,3,P,P) (no bias), cls(D), pos(1+G*G, D), G = S/P
     // -> x(B,1+G*G,D): row 0 = cls + pos[0]; row 1+i*G+j = conv(patch i,j) + pos[1+i*G+j].
     pad_status (*patch_embed)(pad_backend *be, float *x, const float *pixels, const float *conv_w, const float *cls,
@@ -128,7 +128,7 @@ struct pad_backend_ops {
 
     // ---- ops added by later modules go below, each with its contract comment ---------------------------------
 
-    // ---- anomaly scoring (cpu_score.c / cuda/score.cu; promptad_spec.md §5) ------------------------------------
+    // ---- anomaly scoring (cpu_score.c / cuda/score.cu; docs/method.md#scores) ---------------------------------------
     // Text anomaly score of each row of feat(M,E): with f = feat[m] / max(||feat[m]||, 1e-12) (dots in double),
     // out(M)[m] = softmax(tau * [f·t_n, f·t_a])[1] = sigmoid(tau * (f·t_a - f·t_n)), evaluated in double in the
     // overflow-free form (1/(1+e^-z) for z >= 0, e^z/(1+e^z) otherwise) and rounded once to float.
@@ -159,7 +159,7 @@ struct pad_backend_ops {
     // out(B)[b] = max of inp(B,n)[b,:] (NaN if the row holds a NaN).
     pad_status (*row_max)(pad_backend *be, float *out, const float *inp, int B, long long n);
 
-    // ---- prompt-learning losses (cpu_loss.c / cuda/loss.cu), promptad_spec.md §4.2 ------------------------------
+    // ---- prompt-learning losses (cpu_loss.c / cuda/loss.cu), docs/method.md#losses ----------------------------------
     // out(M,C)[m,:] = inp[m,:] / max(||inp[m,:]||_2, 1e-12) (torch F.normalize, eps 1e-12): the squared norm is
     // accumulated in double and rounded once to float, the clamp keeps a NaN norm (a row with a NaN stays NaN),
     // the quotient is a float division. norm(M), when not NULL, receives the divisor. out may alias inp.

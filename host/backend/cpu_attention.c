@@ -1,7 +1,8 @@
-/* cpu_attention.c - CPU reference for multi-head softmax attention over a packed qkv buffer (openclip_spec.md §2):
- * standard attention with an optional causal mask (text tower; saves the probabilities for the backward pass) and
- * its backward (the input gradient from the saved probabilities, parallel over (batch, head)), and PromptAD's dual
- * path (promptad_spec.md §2.3): the q-k softmax and the v-v softmax from the same qkv buffer.
+/* cpu_attention.c - CPU reference for multi-head softmax attention over a packed qkv buffer
+ * (docs/clip.md#building-blocks): standard attention with an optional causal mask (text tower; saves the probabilities
+ * for the backward pass) and its backward (the input gradient from the saved probabilities, parallel over (batch,
+ * head)), and PromptAD's dual path (docs/method.md#dual-path): the q-k softmax and the v-v softmax from the same qkv
+ * buffer.
  *
  * Per (batch, head) task: scores S = scale * X Y^T and outputs P V are single-threaded OpenBLAS GEMMs reading the
  * head's columns of qkv in place (leading dimension 3C); the row softmax is a vectorised loop (pad_expf, fixed-order
@@ -139,7 +140,7 @@ pad_status cpu_attention_dual(pad_backend *be, float *out_qk, float *out_vv, con
     return PAD_OK;
 }
 
-// Per (b, h), with P = att, dO = dout, s = 1/sqrt(HS) (openclip_spec.md §4.1):
+// Per (b, h), with P = att, dO = dout, s = 1/sqrt(HS) (docs/clip.md#attention-backward):
 //   dV = P^T dO;  dP = dO V^T;  dS = P * (dP - rowsum(dP * P));  dQ = s dS K;  dK = s dS^T Q.
 // Masked entries have P = 0, hence dS = 0: the causal case only skips them.
 pad_status cpu_attention_backward(pad_backend *be, float *dqkv, const float *dout, const float *qkv, const float *att,

@@ -1,5 +1,5 @@
 /* cpu_knn.c - CPU reference for knn_min (backend.h): the memory-bank nearest neighbour of PromptAD
- * (promptad_spec.md §5.2, d(p) = min_j (1 - q_p·g_j) / 2). Similarities come from single-threaded OpenBLAS GEMMs
+ * (docs/method.md#visual-score, d(p) = min_j (1 - q_p·g_j) / 2). Similarities come from single-threaded OpenBLAS GEMMs
  * on fixed-size tiles (KNN_QROWS queries x KNN_BROWS bank rows, the full feature dimension at once); each task owns
  * a block of queries of one problem and scans the bank tiles in increasing j, so the result (ties -> smallest j)
  * depends neither on the thread count nor on the scheduling. */

@@ -1,4 +1,4 @@
-/* cpu_loss.c - CPU reference for the small ops of PromptAD's prompt-learning loss (promptad_spec.md §4.2): row
+/* cpu_loss.c - CPU reference for the small ops of PromptAD's prompt-learning loss (docs/method.md#losses): row
  * L2 normalisation and its backward (torch F.normalize, eps 1e-12), cross-entropy with target 0 (nn.CrossEntropyLoss
  * with zero targets, mean reduction), the EAM "triplet" loss with its anchor gradients (PromptAD/__init__.py
  * TripletLoss, including the SEG token-axis variant) and a dot product. Sums over samples run serially in index

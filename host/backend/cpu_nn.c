@@ -1,8 +1,8 @@
 /* cpu_nn.c - CPU reference for the elementwise, row and embedding ops of backend.h: add_rows, axpy, scale,
- * layernorm (openclip_spec.md §2, eps from the caller, biased variance) and its backward, exact erf GELU (alone and
- * after a bias add, bias_gelu) and its backward, gather/scatter of rows,
- * the patch embedding (im2col + one GEMM) and the SGD step (torch.optim.SGD semantics). Row loops are OpenMP
- * parallel; every reduction runs serially inside one row, so the result does not depend on the thread count. */
+ * layernorm (docs/clip.md#building-blocks, eps from the caller, biased variance) and its backward, exact erf GELU
+ * (alone and after a bias add, bias_gelu) and its backward, gather/scatter of rows, the patch embedding (im2col + one
+ * GEMM) and the SGD step (torch.optim.SGD semantics). Row loops are OpenMP parallel; every reduction runs serially
+ * inside one row, so the result does not depend on the thread count. */
 #include "cpu_ops.h"
 #include "log.h"
 

@@ -1,4 +1,4 @@
-/* cpu_score.c - CPU reference for the anomaly-scoring ops of backend.h (promptad_spec.md §5): the text score
+/* cpu_score.c - CPU reference for the anomaly-scoring ops of backend.h (docs/method.md#scores): the text score
  * sigmoid(tau (f·t_a - f·t_n)), the harmonic fusion 1/(1/T + 1/V), fp16 rounding, torch's bilinear upsampling
  * (align_corners=False), scipy's reflect-mode Gaussian filter and per-row maxima. Every output element is computed by
  * one fixed sequence of operations (loops are OpenMP-parallel over rows or images only), so results do not depend on

@@ -1,4 +1,4 @@
-/* cli.h - the subcommands of the `promptad` binary (../shared/reference/cli_contract.md). Each takes the
+/* cli.h - the subcommands of the `promptad` binary (docs/cli.md). Each takes the
  * subcommand's argv (argv[0] = the subcommand name) and returns the process exit code: 0 on success, 1 on a
  * runtime error (already reported on stderr), 2 on a usage error. Only host/main.c calls them. */
 #ifndef PAD_HOST_CLI_H

@@ -1,6 +1,6 @@
 /* cli_encode_image.c - `promptad encode-image --weights W --image IMG [--preprocess P] [--device D] --out O`:
  * preprocesses one image, runs the dual-path vision tower (host/vit.c) and writes the contract dump
- * (cli_contract.md): pixels [3,S,S] (the model input), cls [E], tokens [G*G,E], mid1 [G*G,D], mid2 [G*G,D], all raw
+ * (docs/cli.md): pixels [3,S,S] (the model input), cls [E], tokens [G*G,E], mid1 [G*G,D], mid2 [G*G,D], all raw
  * (not L2-normalised), batch dimension dropped. The taps are the official ones (blocks 3 and 8, vit.h). */
 #include "args.h"
 #include "cli.h"
@@ -68,7 +68,7 @@ int pad_cli_encode_image(int argc, char **argv) {
         {"weights", "W", "OpenCLIP checkpoint, .safetensors (required; see weights/README.md)", &weights, NULL, NULL,
          NULL},
         {"image", "IMG", "image file (PNG, JPEG, BMP, ...) (required)", &image, NULL, NULL, NULL},
-        {"preprocess", "P", "squash (default), openclip or official (cli_contract.md)", &pre_s, NULL, NULL, NULL},
+        {"preprocess", "P", "squash (default), openclip or official (docs/cli.md)", &pre_s, NULL, NULL, NULL},
         {"device", "D", "auto (default: CUDA when usable), cpu or cuda", &device_s, NULL, NULL, NULL},
         {"out", "O", "output .safetensors file (required)", &out, NULL, NULL, NULL},
     };

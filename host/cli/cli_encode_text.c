@@ -1,4 +1,4 @@
-/* cli_encode_text.c - `promptad encode-text --weights W --out O.safetensors TEXT...` (cli_contract.md): the raw text
+/* cli_encode_text.c - `promptad encode-text --weights W --out O.safetensors TEXT...` (docs/cli.md): the raw text
  * features of each TEXT (CLIP tokenisation with 77 tokens, text tower, EOT row, ln_final, text_projection; not
  * normalised) as `features` [n, E], plus the token ids `ids` [n, 77] (I32). */
 #include "args.h"

@@ -1,4 +1,4 @@
-/* cli_metrics.c - `promptad metrics --in S.safetensors [--fpr-limit 0.3] --out O.json` (cli_contract.md): the
+/* cli_metrics.c - `promptad metrics --in S.safetensors [--fpr-limit 0.3] --out O.json` (docs/cli.md): the
  * metrics of any method's outputs. S holds `labels` [n] (0/1), `image_scores` [n] and optionally `masks` [n,H,W]
  * (U8, > 0 = anomalous) with `maps` [n,H,W] (float pixel scores). O gets the keys of pad_metrics_write_json.
  * Exit 0 on success, 1 on bad input (the message names the file and the tensor), 2 on a usage error. Nothing

@@ -1,4 +1,4 @@
-/* cli_run.c - `promptad run` (the main job), `promptad predict` and `promptad report` (cli_contract.md): argument
+/* cli_run.c - `promptad run` (the main job), `promptad predict` and `promptad report` (docs/cli.md): argument
  * parsing, the progress bar with ETA on stderr (one line per finished unit when stderr is not a terminal), Ctrl-C
  * handling (the unit in progress is discarded cleanly; a second Ctrl-C kills), and the summary on stdout.
  * `run --shard I/N` computes one deterministic slice of the units (run.h); `run --gpus LIST` starts one worker

@@ -1,6 +1,6 @@
-/* cli_score.c - `promptad score` (cli_contract.md): PromptAD's anomaly scores and maps of test images for one
- * class (promptad_spec.md §5). The shots and the test images are preprocessed alike (--preprocess, RGB) and encoded by
- * the vision tower; the shots' memory-bank taps form the bank; the prompts of --ctx (normal_ctx [n_pro,n_ctx,W],
+/* cli_score.c - `promptad score` (docs/cli.md): PromptAD's anomaly scores and maps of test images for one
+ * class (docs/method.md#scores). The shots and the test images are preprocessed alike (--preprocess, RGB) and encoded
+ * by the vision tower; the shots' memory-bank taps form the bank; the prompts of --ctx (normal_ctx [n_pro,n_ctx,W],
  * abnormal_ctx [n_pro_ab,n_ctx_ab,W], n_pro and n_pro_ab read from the shapes) give the text vectors t_n, t_a
  * through the prompt learner; host/score.c does the rest. Writes, for the n test images in order: image_score [n],
  * text_image_score [n], visual_map [n,G,G], text_map [n,G,G], pixel_map [n,R,R]; extension: text_features [2,E]
@@ -55,7 +55,7 @@ static pad_status build_bank(pad_vit *vit, pad_backend *be, const float *pixels,
     return st;
 }
 
-// Host outputs of the whole run (cli_contract.md names).
+// Host outputs of the whole run (docs/cli.md#score names).
 typedef struct score_dump {
     float *image_score, *text_image_score, *visual_map, *text_map, *pixel_map;
 } score_dump;
@@ -133,7 +133,7 @@ int pad_cli_score(int argc, char **argv) {
         argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), imgs, argc, &n,
         "promptad score --weights W --class C --ctx CTX.safetensors --shots a.png,b.png --resolution R "
         "[--preprocess P] --out O.safetensors IMG...",
-        "Anomaly scores and maps of the test images IMG... (promptad_spec.md §5): image_score [n], text_image_score "
+        "Anomaly scores and maps of the test images IMG... (docs/method.md#scores): image_score [n], text_image_score "
         "[n], visual_map [n,G,G] (memory bank of the shots), text_map [n,G,G], pixel_map [n,R,R] (fused, "
         "bilinear-upsampled, Gaussian sigma 4), with the prompts of CTX; also text_features [2,E] (t_n, t_a).");
     if (r != PAD_ARGS_OK) {

@@ -1,4 +1,4 @@
-/* cli_synth.c - `promptad synth --out DIR [--classes N] [--seed S] [--size PX]` (cli_contract.md): writes the
+/* cli_synth.c - `promptad synth --out DIR [--classes N] [--seed S] [--size PX]` (docs/cli.md): writes the
  * deterministic synthetic dataset of eval/synth.h in MVTec AD layout and prints a one-line summary on stderr. */
 #include "args.h"
 #include "cli.h"

@@ -1,6 +1,6 @@
 /* cli_tokenize.c - `promptad tokenize [--vocab V] TEXT...`: prints, for each TEXT, one line with the 77 CLIP token
  * ids (SOT ... EOT, then 0 padding; a long text is truncated keeping EOT last), as open_clip's tokenize() gives
- * them (cli_contract.md). The vocabulary defaults to pad_tokenizer_find_vocab()'s search. */
+ * them (docs/cli.md#tokenize). The vocabulary defaults to pad_tokenizer_find_vocab()'s search. */
 #include "args.h"
 #include "cli.h"
 #include "log.h"

@@ -1,6 +1,6 @@
-/* cli_train.c - `promptad train-prompts` (cli_contract.md): learns PromptAD's prompts for one class from its normal
+/* cli_train.c - `promptad train-prompts` (docs/cli.md): learns PromptAD's prompts for one class from its normal
  * shots. The shots are preprocessed (--preprocess), encoded once by the vision tower (cls: the CLS features, seg:
- * the V-V patch tokens), then N epochs of one SGD step each run on all shots (promptad_spec.md §4), starting from
+ * the V-V patch tokens), then N epochs of one SGD step each run on all shots (docs/method.md#training), starting from
  * the context vectors of --init. Writes normal_ctx [n_pro,n_ctx,W], abnormal_ctx [n_pro_ab,n_ctx_ab,W] after the N
  * epochs and loss [N] (each epoch's total loss, computed before its step); extensions: loss_terms [N,4] (total, ce,
  * eam, align) and text_features [2,E] (the inference vectors t_n, t_a after training). */

@@ -1,5 +1,5 @@
 /* main.c - the `promptad` binary: dispatches to the subcommands of cli.h. The only place that exits.
- * Contract: ../shared/reference/cli_contract.md. */
+ * Contract: docs/cli.md. */
 #include "cli.h"
 #include "promptad.h"
 

@@ -1,6 +1,6 @@
 /* dataset.c - dataset listings for dataset.h: the mvtec, mpdd, loco, visa (csv and reorganised) and folder
  * layouts. Mirrors the path conventions of the official loaders (datasets/mvtec.py, datasets/visa.py,
- * datasets/prepare_visa_public.py; promptad_spec.md §6.2) with sorted listings instead of glob order. */
+ * datasets/prepare_visa_public.py; docs/protocols.md#datasets) with sorted listings instead of glob order. */
 #include "dataset.h"
 
 #include "log.h"

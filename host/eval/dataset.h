@@ -1,6 +1,6 @@
 /* dataset.h - anomaly-detection datasets on disk: the class list of a root folder and, per class, the sorted
  * train (normal) files and the test items with their labels, defect types and ground-truth mask files
- * (promptad_spec.md §6.2, anchors.md §3.1 and §5.5). Only file listings: decoding images is host/image.c's job.
+ * (docs/protocols.md#datasets). Only file listings: decoding images is host/image.c's job.
  *
  * Formats (data.format in the run config):
  *   mvtec   <root>/<class>/{train/good, test/<type>, ground_truth/<type>/<stem>_mask.png}; "good" is normal.

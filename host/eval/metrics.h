@@ -1,5 +1,5 @@
 /* metrics.h - exact anomaly-detection metrics: image AUROC / AUPR, pooled pixel AUROC / AUPR, the official MVTec AD
- * AU-PRO and PromptAD's 200-threshold PRO (promptad_spec.md §6.1, anchors.md §5). CPU reference in metrics.c, CUDA
+ * AU-PRO and PromptAD's 200-threshold PRO (docs/metrics.md). CPU reference in metrics.c, CUDA
  * twin of the pixel metrics in cuda/metrics.cu (the pad_metrics_gpu_* calls; stubs in CPU-only builds).
  *
  * Definitions (each equal to the named reference to ~1e-15, see tests/ref/make_metric_fixtures.py):
@@ -100,7 +100,7 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
 
 // Writes the metrics as JSON to `path` atomically (a temporary file in the same folder, then rename):
 // {"image_auroc", "image_aupr"} and, when pix is not NULL, "pixel_auroc", "pixel_aupr", "pixel_pro",
-// "pixel_pro_200" (the keys of `promptad metrics`, cli_contract.md), fractions printed to round-trip exactly; a
+// "pixel_pro_200" (the keys of `promptad metrics`, docs/cli.md#metrics), fractions printed to round-trip exactly; a
 // NaN metric is written as null. Errors: PAD_ERR_IO naming the path.
 pad_status pad_metrics_write_json(const char *path, const pad_image_metrics *img, const pad_pixel_metrics *pix);
 

@@ -1,5 +1,6 @@
 /* shots.c - few-shot selection of shots.h: the seeded random draw, the official fixed lists (YAML via libcyaml)
- * and their three interpretations (promptad_spec.md §6.4; upstream datasets/{mvtec,visa}.py index a glob list). */
+ * and their three interpretations (docs/protocols.md#fixed-shot-lists; upstream datasets/{mvtec,visa}.py index a glob
+ * list). */
 #include "shots.h"
 
 #include "log.h"

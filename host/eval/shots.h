@@ -1,5 +1,5 @@
 /* shots.h - few-shot selection: which k normal train images of a class form the memory bank and the prompt
- * training set (promptad_spec.md §6.4).
+ * training set (docs/protocols.md#fixed-shot-lists).
  *
  * Modes (the run config's shot selection; "random" is the default, run once per seed):
  *   random        a seeded draw of k distinct images from the SORTED train listing (pad_class_data.train):

@@ -1,5 +1,5 @@
 /* synth.h - a deterministic synthetic anomaly-detection dataset in MVTec AD layout (`promptad synth`,
- * cli_contract.md): for demos, smoke tests and end-to-end checks without downloading a benchmark.
+ * docs/cli.md#synth): for demos, smoke tests and end-to-end checks without downloading a benchmark.
  *
  * Classes cycle through four kinds; the first four are named after them, later ones get a suffix ("weave_2"):
  *   weave  a woven texture (alternating horizontal / vertical thread blocks)  defects: scratch, stain, hole

@@ -1,6 +1,6 @@
 /* image.h - images in and out: decoding (libjpeg, stb_image), the bit-exact resizes of Pillow 9.4 and
  * OpenCV 4.x, the three
- * --preprocess pipelines of cli_contract.md, ground-truth masks at the metric resolution, PNG writing and heatmap
+ * --preprocess pipelines of docs/cli.md, ground-truth masks at the metric resolution, PNG writing and heatmap
  * overlays.
  *
  * Decoding rules (pad_image_load): the pixels of OpenCV's cv2.imread(path, IMREAD_COLOR) - what the published
@@ -166,7 +166,7 @@ extern const float pad_clip_std[3];
 pad_status pad_preprocess_u8(const pad_image *img, pad_preprocess_mode mode, int S, uint8_t *out, pad_resize_ws *ws);
 // ToTensor + Normalize of n HWC RGB pixels into CHW floats out (3, n): out[c][i] = (v / 255 - mean[c]) / std[c]
 // in float32 (bit-identical to torch's div, sub, div). With bgr, channel c takes the value of source channel 2 - c
-// but keeps the statistics of c (the official protocol's test-image quirk, promptad_spec.md §7.1.1).
+// but keeps the statistics of c (the official protocol's test-image quirk, docs/protocols.md#bgr-test-images).
 void pad_normalize_clip(const uint8_t *rgb, size_t n, bool bgr, float *out);
 // The whole model input: pad_preprocess_u8 then pad_normalize_clip. out: (3, S, S) floats.
 pad_status pad_preprocess(const pad_image *img, pad_preprocess_mode mode, int S, bool bgr, float *out);

@@ -10,7 +10,7 @@
  *         name: metal nut                 # optional: the text that replaces "{}" (default: the key)
  *         states: ["{} with scratch", ...]
  * Every state contains "{}" exactly once and no other brace. A class's states are the generic states followed by
- * its own (promptad_spec.md §3.3: state_anomaly + class_state_abnormal[key]); duplicates are kept.
+ * its own (docs/method.md#prompt-sets: state_anomaly + class_state_abnormal[key]); duplicates are kept.
  *
  * Limits (a set is a small hand-written file; anything beyond them is refused with an error naming the file):
  * PAD_PROMPT_SET_MAX_BYTES per file, PAD_PROMPT_SET_MAX_CLASSES classes, PAD_PROMPT_SET_MAX_STATES states in the

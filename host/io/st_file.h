@@ -1,6 +1,6 @@
 /* st_file.h - safetensors reader (mmap + cJSON) and writer: weights, CLI dumps and test fixtures.
  *
- * Format (openclip_spec.md §5.3): u64 little-endian header length N, N bytes of JSON
+ * Format (the safetensors layout): u64 little-endian header length N, N bytes of JSON
  * {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the data buffer.
  * Every malformed file is rejected with one logged line "<path>: <problem>" and PAD_ERR_FORMAT (PAD_ERR_IO when
  * the file cannot be opened): empty file, truncated header or data, header length beyond the file, bad JSON,

@@ -1,4 +1,4 @@
-/* tokenizer.c - the CLIP byte-level BPE tokenizer (tokenizer.h; openclip_spec.md §7).
+/* tokenizer.c - the CLIP byte-level BPE tokenizer (tokenizer.h; docs/clip.md#tokenizer).
  *
  * Load: the first 48894 merge lines are kept; zlib decompresses the file to its end (so the gzip CRC is checked),
  * with bounded line length and size. Every vocabulary

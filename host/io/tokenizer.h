@@ -1,4 +1,4 @@
-/* tokenizer.h - the CLIP byte-level BPE tokenizer (openclip_spec.md §7; open_clip `SimpleTokenizer`, whose
+/* tokenizer.h - the CLIP byte-level BPE tokenizer (docs/clip.md#tokenizer; open_clip `SimpleTokenizer`, whose
  * vocabulary and merge loop are those of OpenAI's `clip/simple_tokenizer.py`).
  *
  * Vocabulary file: bpe_simple_vocab_16e6.txt.gz (gzip, or the same text uncompressed). Line 0 is a header; each

@@ -1,5 +1,5 @@
 /* prompt.c - PromptAD's prompt learner (prompt.h): template tokenisation and assembly (PromptAD/model.py
- * PromptLearner), the training loss (train_cls.py / train_seg.py, promptad_spec.md §4.2) with its gradient written
+ * PromptLearner), the training loss (train_cls.py / train_seg.py, docs/method.md#losses) with its gradient written
  * out by hand down to the text features, the text tower backward (text.c) down to the context vectors, SGD, and the
  * inference vectors (build_text_feature_gallery). Every step is a sequence of backend ops on buffers allocated at
  * creation (or at set_images), so loss_grad and text_vectors can be replayed as CUDA graphs (pad_graph_run). */
@@ -504,7 +504,7 @@ static pad_status text_forward(pad_prompt_learner *pl) {
     return pad_text_encoder_forward(pl->te, pl->feat, pl->emb);
 }
 
-// From feat: means(2, E), Z(1+Pa, E) = [w_n; normalised anomaly features], wa(E) = w_a (promptad_spec.md §4.2).
+// From feat: means(2, E), Z(1+Pa, E) = [w_n; normalised anomaly features], wa(E) = w_a (docs/method.md#text-anchors).
 static pad_status anchors(pad_prompt_learner *pl) {
     pad_backend *be = pl->be;
     const int E = pl->E, n_np = pl->n_np, Pa = pl->Pa;

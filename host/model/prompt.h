@@ -1,7 +1,7 @@
-/* prompt.h - PromptAD's prompt learner (promptad_spec.md §3-§5.1; PromptAD/model.py PromptLearner, train_cls.py /
- * train_seg.py): learnable normal and abnormal context vectors, the NP / MAP / LAP prompts built around them, the
- * three losses (contrastive CE with the raw logit_scale, EAM, MAP/LAP alignment), SGD with momentum and weight decay
- * under a cosine learning-rate schedule, and the two inference text vectors t_n, t_a.
+/* prompt.h - PromptAD's prompt learner (docs/method.md#prompts to #text-vectors; PromptAD/model.py PromptLearner,
+ * train_cls.py / train_seg.py): learnable normal and abnormal context vectors, the NP / MAP / LAP prompts built around
+ * them, the three losses (contrastive CE with the raw logit_scale, EAM, MAP/LAP alignment), SGD with momentum and
+ * weight decay under a cosine learning-rate schedule, and the two inference text vectors t_n, t_a.
  *
  * Prompts (rows of one text batch, in this order):
  *   NP  row p              "N N N N {name}."                       [SOT] normal_ctx[p] suffix          p < n_pro
@@ -74,8 +74,8 @@ typedef struct pad_prompt_opts {
     pad_lap_position lap; // where the learned anomaly vectors sit in the LAP template
 } pad_prompt_opts;
 
-// The official defaults for a task (promptad_spec.md §1.1): n_ctx 4, n_ctx_ab 1, n_pro 3 (cls) / 1 (seg),
-// n_pro_ab 4, lr 0.002 -> 1e-5, momentum 0.9, weight decay 5e-4, lambda 0.001, margin 0, raw logit_scale,
+// The official defaults for a task (docs/method.md#default-hyper-parameters): n_ctx 4, n_ctx_ab 1, n_pro 3 (cls) / 1
+// (seg), n_pro_ab 4, lr 0.002 -> 1e-5, momentum 0.9, weight decay 5e-4, lambda 0.001, margin 0, raw logit_scale,
 // token-axis EAM, LAP vector before the class name.
 pad_prompt_opts pad_prompt_opts_default(pad_prompt_task task);
 
@@ -135,7 +135,7 @@ pad_status pad_prompt_learner_step(pad_prompt_learner *pl, float lr);
 // When loss is not NULL it receives the loss terms computed before the step (one small download).
 pad_status pad_prompt_learner_train_epoch(pad_prompt_learner *pl, int epoch, int n_epochs, pad_prompt_loss *loss);
 
-// The two inference text vectors at the current parameters (promptad_spec.md §5.1): out(2, E) backend memory,
+// The two inference text vectors at the current parameters (docs/method.md#text-vectors): out(2, E) backend memory,
 // row 0 t_n = normalize(mean of the NP features), row 1 t_a = normalize(mean of the MAP and LAP features).
 // Runs one text forward (reused by the next loss_grad); does not disturb the gradients of the last loss_grad.
 pad_status pad_prompt_learner_text_vectors(pad_prompt_learner *pl, float *out);

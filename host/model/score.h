@@ -1,4 +1,4 @@
-/* score.h - PromptAD's anomaly scoring (promptad_spec.md §5): the few-shot memory bank and its k-NN visual score
+/* score.h - PromptAD's anomaly scoring (docs/method.md#scores): the few-shot memory bank and its k-NN visual score
  * V, the text scores T (patch) and s_T (image), their fusion 1/(1/T + 1/V), bilinear upsampling to R x R, the
  * Gaussian smoothing (sigma 4, scipy semantics) and the image score 1/(1/max(up(V)) + 1/s_T).
  *
@@ -32,7 +32,8 @@ extern "C" {
 // Helpers
 
 // The temperature that multiplies the cosines: PromptAD uses CLIP's logit_scale AS STORED (the log value, about
-// 4.6052; promptad_spec.md §0.4). exp_scale = true gives the usual CLIP temperature exp(logit_scale) instead.
+// 4.6052; docs/protocols.md#raw-logit-scale). exp_scale = true gives the usual CLIP temperature exp(logit_scale)
+// instead.
 float pad_score_tau(float logit_scale, bool exp_scale);
 
 // scipy.ndimage.gaussian_filter's kernel radius for (sigma, truncate): int(truncate * sigma + 0.5) (16 for 4, 4).
@@ -75,7 +76,7 @@ typedef struct pad_score_cfg {
     int res;         // R: side of the output maps (400)
     double sigma;    // Gaussian sigma (4)
     double truncate; // Gaussian truncation in sigmas (4)
-    bool fp16;       // official protocol: round V, T and s_T to half before fusing (promptad_spec.md §7.1.6)
+    bool fp16;       // official protocol: round V, T and s_T to half before fusing (docs/protocols.md#fp16-rounding)
     int chunk;       // images per Gaussian launch, bounds the scratch (chunk*R*R floats); <= 0: 16
     bool graphs;     // replay pad_scorer_text and pad_scorer_pixel_maps as CUDA graphs (pad_graph_run; same results)
 } pad_score_cfg;
@@ -145,7 +146,7 @@ typedef struct pad_score_feats {
 } pad_score_feats;
 
 // Host outputs of pad_score_all, caller-allocated; any pointer may be NULL to skip it. Names as in the
-// `promptad score` dump (cli_contract.md).
+// `promptad score` dump (docs/cli.md#score).
 typedef struct pad_score_outputs {
     float *image_score;      // (n)       1/(1/max(bilinear_R(V)) + 1/s_T)
     float *text_image_score; // (n)       s_T

@@ -1,7 +1,7 @@
-/* text.c - the CLIP text tower on input embeddings and its input-gradient backward (openclip_spec.md §4 and §4.1;
- * OpenCLIP CLIP.encode_text, PromptAD CLIPAD/model.py encode_text_embeddings). Pre-LN residual blocks with a causal
- * mask, exact GELU, LayerNorm eps 1e-5, EOT pooling, ln_final, text_projection. All activations live in one
- * allocation made at creation; forward and backward only run backend ops. */
+/* text.c - the CLIP text tower on input embeddings and its input-gradient backward (docs/clip.md#text-tower,
+ * #attention-backward; OpenCLIP CLIP.encode_text, PromptAD CLIPAD/model.py encode_text_embeddings). Pre-LN residual
+ * blocks with a causal mask, exact GELU, LayerNorm eps 1e-5, EOT pooling, ln_final, text_projection. All activations
+ * live in one allocation made at creation; forward and backward only run backend ops. */
 #include "text.h"
 
 #include "log.h"

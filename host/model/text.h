@@ -1,10 +1,10 @@
-/* text.h - the CLIP text tower on input embeddings (openclip_spec.md §4, promptad_spec.md §3.1): forward to the raw
- * text features and backward to the input embeddings (activation gradients only; the weights are frozen).
+/* text.h - the CLIP text tower on input embeddings (docs/clip.md#text-tower, docs/method.md#text-tower): forward to the
+ * raw text features and backward to the input embeddings (activation gradients only; the weights are frozen).
  *
  * A pad_text_encoder owns every activation the backward pass needs, allocated once for at most max_prompts
  * sequences of at most max_len tokens; forward and backward allocate nothing. Sequences are cut to
  * L = max EOT position + 1 tokens: with the causal mask, positions after EOT never influence the EOT row, so the cut
- * is exact (openclip_spec.md §4 "Efficiency").
+ * is exact (docs/clip.md#text-tower).
  *
  * Usage:
  *     pad_text_encoder_create(&te, w, P_max, L_max);       // w: weights on a backend (pad_weights_to_backend)
@@ -50,7 +50,7 @@ pad_status pad_text_encoder_forward(pad_text_encoder *te, float *feat, const flo
 pad_status pad_text_encoder_backward(pad_text_encoder *te, float *demb, const float *dfeat);
 
 // Position of the EOT token of one tokenised sequence ids(n): the first index of the largest id (torch argmax,
-// openclip_spec.md §4 step 5). Returns -1 when n <= 0.
+// docs/clip.md#text-tower step 3). Returns -1 when n <= 0.
 int pad_text_eot_index(const int32_t *ids, int n);
 
 // Encodes n tokenised sequences ids(n, ctx) (host, the tokenizer's output, ctx <= context length) with the text

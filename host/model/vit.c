@@ -1,4 +1,4 @@
-/* vit.c - the dual-path CLIP vision tower of PromptAD (promptad_spec.md §2.2-2.5), see vit.h. All compute goes
+/* vit.c - the dual-path CLIP vision tower of PromptAD (docs/method.md#vision-tower), see vit.h. All compute goes
  * through the checked pad_op_* wrappers, so the same control flow runs on every backend.
  *
  * Per block l (pre-LN, shared attention weights, h = ln_1(x_ori)):
@@ -11,8 +11,8 @@
  *
  * Work skipped because no output can see it (exact, not an approximation): the final block's MLP runs on the CLS
  * rows only (the original stream's patch rows after the last block feed nothing: tokens come from x_vv and the taps
- * are taken before their block's MLP, promptad_spec.md §8.2); the v-v path is skipped when `tokens` is not wanted;
- * blocks after the last tap are skipped when only taps are wanted.
+ * are taken before their block's MLP, docs/method.md#vision-outputs); the v-v path is skipped when `tokens` is not
+ * wanted; blocks after the last tap are skipped when only taps are wanted.
  *
  * Launch economy (GPU): the c_fc bias and the GELU are one fused op (bias_gelu, bit for bit the two ops it
  * replaces; cuBLASLt's GELU epilogue is not used: it is the tanh approximation, and this model uses the exact erf

@@ -1,5 +1,5 @@
-/* vit.h - the CLIP vision tower with PromptAD's dual q-k / v-v attention path (promptad_spec.md §2.2-2.5,
- * openclip_spec.md §3 and §9.2), written once against the backend op table so the CPU and CUDA backends share the
+/* vit.h - the CLIP vision tower with PromptAD's dual q-k / v-v attention path (docs/method.md#vision-tower,
+ * docs/clip.md#vision-tower), written once against the backend op table so the CPU and CUDA backends share the
  * control flow.
  *
  * One pad_vit context is created per (backend, weights, maximum batch) and owns every activation buffer, so a
@@ -35,7 +35,7 @@ typedef struct pad_vit_params {
     // Memory-bank taps, 0-based block indices in [0, layers). "tap k" = the original stream x_ori after block k's
     // attention residual and before block k's MLP: x_ori^(k-1) + o_ori^(k). This is what the official forward hooks
     // on resblocks[k-1] end up holding, because they keep a view of block k-1's output and block k adds its
-    // attention output into that tensor in place (promptad_spec.md §2.5). The official code uses 3 and 8 (its
+    // attention output into that tensor in place (docs/method.md#memory-bank-taps). The official code uses 3 and 8 (its
     // "layers 3 and 8"); the paper's Table 5 compares other pairs, e.g. 6 and 9.
     int tap1, tap2;
 } pad_vit_params;

@@ -1,4 +1,4 @@
-/* weights.h - OpenCLIP checkpoints (safetensors, OpenCLIP state_dict names, openclip_spec.md §5.1): architecture
+/* weights.h - OpenCLIP checkpoints (safetensors, OpenCLIP state_dict names, docs/clip.md#weight-names): architecture
  * inferred from the shapes, tensors converted to F32 into one allocation, uploaded to a backend as one block; plus a
  * deterministic random-weight generator for tests, demos and benchmarks (tiny and full-size presets).
  *

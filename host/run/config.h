@@ -1,4 +1,4 @@
-/* config.h - the configuration of `promptad run` (cli_contract.md "Configuration keys"): one pad_run_config with
+/* config.h - the configuration of `promptad run` (docs/cli.md#configuration-keys): one pad_run_config with
  * its defaults in one function, loaded from a YAML file (libcyaml) and from `--set key=value` overrides parsed
  * through the SAME schema, so an override behaves exactly like the same line in the file.
  *
@@ -21,7 +21,7 @@
  * a plain decimal ("0.01abc", "nan" are errors), a boolean is true/false/yes/no/on/off. CR and CRLF line endings
  * read as LF; a second YAML document ("---" after the first) is an error, and so are aliases.
  *
- * "auto" values are resolved by pad_run_config_finalize from the protocol (promptad_spec.md §7, anchors.md §0):
+ * "auto" values are resolved by pad_run_config_finalize from the protocol (docs/protocols.md):
  *                  official                                  clean
  *   preprocess     official (cv2 linear 1024, PIL bicubic)   squash
  *   test_bgr       true (the published test-image quirk)     false

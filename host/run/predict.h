@@ -1,5 +1,5 @@
 /* predict.h - the models that `promptad run` saves per (class, shot, seed), and `promptad predict`, which scores new
- * images with one (single-image / folder inference; anchors.md §4 theme 2).
+ * images with one (single-image / folder inference).
  *
  * A model folder (<results>/<ds>/<class>/k<k>/seed<s>/model/) holds
  *   model.safetensors  shot_mid1, shot_mid2 [k, G*G, D]: the raw memory-bank taps of the k shots (the bank is rebuilt

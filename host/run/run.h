@@ -1,4 +1,4 @@
-/* run.h - the main job, `promptad run` (cli_contract.md): every class x shot x seed x task of a dataset, with the
+/* run.h - the main job, `promptad run` (docs/cli.md#run): every class x shot x seed x task of a dataset, with the
  * results layout of anomalib-style tools and resumption after an interruption.
  *
  * Results (<dir> = output.dir, <ds> = data.name or the format):
@@ -16,7 +16,7 @@
  *       heatmaps/<name>.png output.heatmaps overlays of the unit's pixel map on test images (white: GT contour)
  *   <dir>/<ds>/<class>/k<k>/seed<s>/model/    the predict model (model.safetensors + model.json)
  *
- * What each task reports (promptad_spec.md §5.2):
+ * What each task reports (docs/method.md#task-outputs):
  *   cls  image score 1/(1/max(bilinear_R(V)) + 1/s_T); pixel map bilinear_R(V) unsmoothed (the official code's
  *        am_pix of the cls run), so its pixel metrics do not depend on the prompts.
  *   seg  pixel map Gaussian_4(bilinear_R(1/(1/T + 1/V))); image score = the max of that map (the official seg run

@@ -6,7 +6,7 @@ Run with /usr/bin/python3 (numpy, scipy, sklearn, skimage):
         writes a 312 x 400 x 400 (50 M pixel) input for `promptad metrics` (timing) and, with --check, prints the
         reference metrics for it (takes minutes).
 
-References (written from the descriptions in promptad_spec.md 6.1 and anchors.md 5.2, not copied):
+References (written from the descriptions in docs/metrics.md, not copied):
 - image / pixel AUROC: sklearn.metrics.roc_auc_score; AUPR: sklearn.metrics.average_precision_score.
 - pixel PRO: the official MVTec AD protocol (compute_pro + trapezoid): 8-connected GT components
   (scipy.ndimage.label with np.ones((3, 3))), all pixel scores sorted descending, cumulative FPR and per-region

@@ -1,13 +1,13 @@
 #!/usr/bin/python3
-"""make_tokenizer_fixture.py - independent Python reference of the CLIP BPE tokenizer (openclip_spec.md §7) and
+"""make_tokenizer_fixture.py - independent Python reference of the CLIP BPE tokenizer (docs/clip.md#tokenizer) and
 writer of tests/fixtures/tokenizer_cases.tsv, the exact token ids that tests/test_tokenizer.c asserts.
 
 The reference follows the spec, not the C code:
   clean:  ftfy-lite (the character-level ftfy 6 fixers, see below), html.unescape twice, " ".join(text.split()),
           str.lower();
-  split:  the §7.3 pre-tokenisation regex, written out by hand with unicodedata categories (and checked against the
+  split:  the pre-tokenisation regex (docs/clip.md#encoding-rules), written out by hand with unicodedata categories (and checked against the
           `regex` module with the real pattern when it is installed: Debian python3-regex);
-  BPE:    the §7.3 merge loop over the first 48894 merges of the vocabulary, byte-level ids of §7.2;
+  BPE:    the merge loop over the first 48894 merges of the vocabulary, byte-level ids (docs/clip.md#vocabulary);
   tokenize: SOT + ids + EOT, truncated to 77 keeping EOT last, zero padding.
 
 ftfy-lite = what ftfy.fix_text does with its default settings, minus the mojibake heuristics (fix_encoding,
@@ -47,7 +47,7 @@ N_MERGES = 49152 - 256 - 2  # merges[1:49152-256-2+1]
 SOT_STR, EOT_STR = "<start_of_text>", "<end_of_text>"
 
 # ------------------------------------------------------------------------------------------------------------------
-# vocabulary and BPE (§7.2, §7.3 step 5)
+# vocabulary and BPE (docs/clip.md#vocabulary, #encoding-rules step 3)
 
 
 def bytes_to_unicode():
@@ -123,7 +123,7 @@ class Bpe:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# cleaning (§7.3 steps 1-3)
+# cleaning (docs/clip.md#encoding-rules step 1)
 
 CONTROL = set(range(0x00, 0x09)) | {0x0B} | set(range(0x0E, 0x20)) | {0x7F} | set(range(0x206A, 0x2070)) | \
     {0xFEFF} | set(range(0xFFF9, 0xFFFD))
@@ -216,7 +216,7 @@ def clean(text, fixer):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# pre-tokenisation (§7.3 step 4), by hand
+# pre-tokenisation (docs/clip.md#encoding-rules step 2), by hand
 
 
 def is_letter(c):
@@ -337,7 +337,7 @@ def promptad_cases():
     return cases
 
 
-# §7.5 of openclip_spec.md: (text, ids printed in the spec, or None where the spec gives no full list)
+# docs/clip.md#test-vectors and more: (text, ids computed by the reference algorithm, or None where no full list is known)
 SPEC = [
     ("Hello World!", [49406, 3306, 1002, 256, 49407]),
     ("a photo of a cat", [49406, 320, 1125, 539, 320, 2368, 49407]),
@@ -364,7 +364,7 @@ SPEC = [
     ("N N N N metal nut.", [49406, 333, 333, 333, 333, 4044, 6491, 269, 49407]),
     ("N N N N printed circuit board.", [49406, 333, 333, 333, 333, 7978, 9801, 1972, 269, 49407]),
     ("N N N N screw with scratch neck.", [49406, 333, 333, 333, 333, 14225, 593, 13258, 6906, 269, 49407]),
-    ("N N N N bottle.", [49406, 333, 333, 333, 333, 5392, 269, 49407]),  # promptad_spec.md §3.2
+    ("N N N N bottle.", [49406, 333, 333, 333, 333, 5392, 269, 49407]),  # docs/clip.md#test-vectors
     (" ".join(["word"] * 100), None),
 ]
 

@@ -1,5 +1,5 @@
 """ref_text.py - independent PyTorch reference for the CLIP text tower, its backward pass and PromptAD's prompt
-learning (promptad_spec.md §3-§5.1, openclip_spec.md §4), written from the specs (not from the C code).
+learning (docs/method.md, docs/clip.md#text-tower), written from the docs (not from the C code).
 
 Writes the fixtures read by tests/test_text.c, tests/test_prompt.c and tests/test_ops_text.c:
   text_features.safetensors    ids (n,77) I32 of byte-level tokenised prompts, their raw features (n,E)
@@ -34,7 +34,7 @@ CHECKSUM_TENSORS = ["token_embedding.weight", "positional_embedding", "transform
                     "transformer.resblocks.11.mlp.c_proj.weight", "ln_final.weight", "text_projection"]
 
 # ----------------------------------------------------------------------------------------------------------------
-# byte-level tokenizer with zero merges (openclip_spec.md §7.2-§7.4 with an empty merge list)
+# byte-level tokenizer with zero merges (docs/clip.md#tokenizer with an empty merge list)
 
 
 def bytes_to_unicode_order():
@@ -89,7 +89,7 @@ def byte_tokenize(text):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# text tower (openclip_spec.md §2, §4)
+# text tower (docs/clip.md#building-blocks, #text-tower)
 
 
 def load_model(path):
@@ -131,11 +131,11 @@ def encode_ids(m, ids):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# PromptAD prompt learner and losses (promptad_spec.md §3, §4.2, §5.1)
+# PromptAD prompt learner and losses (docs/method.md#prompts, #losses, #text-vectors)
 
 GENERIC = ["damaged {}", "flawed {}", "abnormal {}", "imperfect {}", "blemished {}", "{} with flaw",
            "{} with defect", "{} with damage"]
-CLASSES = {  # key: (text name, per-class states) from promptad_spec.md §3.3-§3.4
+CLASSES = {  # key: (text name, per-class states) from docs/method.md#prompt-sets
     "bottle": ("bottle", ["{} with large breakage", "{} with small breakage", "{} with contamination"]),
     "metal_nut": ("metal nut", ["{} with a bent shape ", "{} with color stain", "{} with a flipped orientation",
                                 "{} with scratch"]),

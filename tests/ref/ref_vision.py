@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """ref_vision.py - independent PyTorch reference for the dual-path (q-k / v-v) CLIP vision tower of PromptAD and for
-the attention ops, written from the equations of promptad_spec.md §2.2-2.5 and openclip_spec.md §2-3 (not from the
+the attention ops, written from the equations of docs/method.md#vision-tower and docs/clip.md (not from the
 C code). Computes in float64, stores float32.
 
 Writes two fixtures:
@@ -112,7 +112,7 @@ class Tower:
         return x @ self.p("visual.proj")
 
     def forward(self, pixels, taps):
-        """Equations of promptad_spec.md §2.4-2.5: tap k = x_ori after block k's attention residual, before its
+        """Equations of docs/method.md#memory-bank-taps: tap k = x_ori after block k's attention residual, before its
         MLP. Returns cls (B,E), tokens (B,G*G,E), [mid_k (B,G*G,D) for k in taps]."""
         x0 = self.embed(pixels)
         x_ori, x_vv = x0, x0
