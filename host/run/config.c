@@ -560,8 +560,6 @@ static bool overlay_model(pad_run_config *cfg, const y_model *m, const src_ctx *
         cfg->model.taps[0] = taps[0];
         cfg->model.taps[1] = taps[1];
     }
-    if (t->cache && t->cache->dir && !set_path(c, "cache.dir", t->cache->dir, cfg->cache.dir, PAD_CFG_PATH_MAX, false))
-        return false;
     return true;
 }
 
@@ -756,7 +754,9 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
     if (!t) return true;
     return (!t->model || overlay_model(cfg, t->model, c)) && (!t->data || overlay_data(cfg, t->data, c)) &&
            (!t->run || overlay_run(cfg, t->run, c)) && (!t->train || overlay_train(cfg, t->train, c)) &&
-           (!t->output || overlay_output(cfg, t->output, c));
+           (!t->output || overlay_output(cfg, t->output, c)) &&
+           (!t->cache || !t->cache->dir ||
+            set_path(c, "cache.dir", t->cache->dir, cfg->cache.dir, PAD_CFG_PATH_MAX, false));
 }
 
 // ----------------------------------------------------------------------------
