@@ -34,6 +34,9 @@ pad_status cuda_gemm_pinned(pad_backend *be, bool transA, bool transB, int M, in
                             int lda, long long strideA, const float *B, int ldb, long long strideB, float beta,
                             float *C, int ldc, long long strideC, int batch, const float *bias, bool pin_rows);
 void cuda_lt_destroy(cuda_impl *im);
+// attention_v2.cu: the register-tiled dual attention (PAD_ERR_UNSUPPORTED for a head size it lacks).
+pad_status cuda_attention_dual_v2(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T, int NH,
+                                  int HS);
 
 // Error codes in cuda_impl.err_host (bits).
 #define CUDA_ERRFLAG_SCATTER_RANGE 1

@@ -1,6 +1,6 @@
 /* ops.c - parity of every CUDA op against its CPU twin on seeded random inputs at awkward and real sizes: GEMM,
- * the elementwise and row ops, attention (standard, backward, dual; default and fast kernels), the backward ops, the
- * losses, and the scoring ops. */
+ * the elementwise and row ops, attention (standard, backward, dual; default, fast and v2 kernels), the backward ops,
+ * the losses, and the scoring ops. */
 #include "parity.h"
 
 #include "fsutil.h"
@@ -235,14 +235,15 @@ void ops_attention(void) {
             tw_free(&dout);
             tw_free(&dqkv);
         }
-        // the dual path: default kernel, fast kernels (cuBLAS) in fp32, tf32, bf16
-        for (int mode = 0; mode < 4; mode++) {
-            static const char *const tag[] = {"", " fast", " fast tf32", " fast bf16"};
+        // the dual path: default kernel, fast kernels (cuBLAS) in fp32, tf32, bf16, the v2 kernel (attention_v2.cu)
+        for (int mode = 0; mode < 5; mode++) {
+            static const char *const tag[] = {"", " fast", " fast tf32", " fast bf16", " v2"};
             snprintf(name, sizeof name, "op/attention_dual B%d T%d NH%d HS%d%s", B, T, NH, HS, tag[mode]);
             if (!selected(name) || !path_on(mode > 0) || (mode > 0 && pg.twin)) continue;
             twin qkv = tw_rand(nq, -2, 2), qk = tw_nan(n), vv = tw_nan(n);
             pad_op_attention_dual(pg.cpu, qk.c, vv.c, qkv.c, B, T, NH, HS);
-            pad_backend_set_fast_kernels(pg.gpu, mode > 0);
+            pad_backend_set_fast_kernels(pg.gpu, mode > 0 && mode < 4);
+            pg.gpu->att_v2 = mode == 4;
             pad_backend_set_math(pg.gpu, mode == 2 ? PAD_MATH_TF32 : mode == 3 ? PAD_MATH_BF16 : PAD_MATH_FP32);
             double t0 = t_begin();
             pad_status st = pad_op_attention_dual(pg.gpu, qk.d, vv.d, qkv.d, B, T, NH, HS);
@@ -251,12 +252,14 @@ void ops_attention(void) {
             twin vv1 = tw_nan(n);
             if (st == PAD_OK) st = pad_op_attention_dual(pg.gpu, NULL, vv1.d, qkv.d, B, T, NH, HS);
             pad_backend_set_fast_kernels(pg.gpu, false);
+            pg.gpu->att_v2 = false;
             pad_backend_set_math(pg.gpu, PAD_MATH_FP32);
             if (st != PAD_OK) {
                 fail(name, "attention_dual failed");
             } else {
-                const double at = mode < 2 ? 1e-5 : INFINITY, rt = mode < 2 ? 1e-4 : INFINITY;
-                const double nm = mode < 2 ? -1 : mode == 2 ? 1e-5 : 1e-3;
+                const bool fp32 = mode < 2 || mode == 4;
+                const double at = fp32 ? 1e-5 : INFINITY, rt = fp32 ? 1e-4 : INFINITY;
+                const double nm = fp32 ? -1 : mode == 2 ? 1e-5 : 1e-3;
                 char n2[200];
                 snprintf(n2, sizeof n2, "%s qk", name);
                 tw_check(n2, &qk, at, rt, nm, ms);
