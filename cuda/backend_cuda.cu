@@ -166,7 +166,7 @@ static pad_status cu_gemm(pad_backend *be, bool transA, bool transB, int M, int 
     }
     cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
-    if (batch > 1 && be->gemm_mode == PAD_CUDA_GEMM_PINNED) {
+    if (be->gemm_mode == PAD_CUDA_GEMM_PINNED) { // batch 1 too: an image alone must meet the same algorithm
         pad_status st = cuda_gemm_pinned(be, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C,
                                          ldc, strideC, batch, NULL, false);
         if (st != PAD_ERR_UNSUPPORTED || be->capture_failed) return st; // else: no pinned algorithm, loop

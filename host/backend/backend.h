@@ -221,8 +221,8 @@ struct pad_backend_ops {
 //  LOOP (default): one cuBLAS call per batch entry, each with the sizes of one image: the same algorithm for that
 //                  image whatever the batch (every stride of our models is a multiple of 16 bytes, so alignment
 //                  does not change the choice either).
-//  PINNED: one cuBLASLt call over the batch with an algorithm chosen once per (sizes of one entry, math mode)
-//          without split-K and pinned for every batch count; faster, on trial until a GPU verifies it.
+//  PINNED: every GEMM (batch 1 too) as one cuBLASLt call with an algorithm chosen once per (sizes of one entry,
+//          math mode) without split-K and pinned for every batch count; faster, on trial until a GPU verifies it.
 //  BATCHED: one strided-batched cuBLAS call (the old way; results may depend on the batch): for comparisons.
 enum { PAD_CUDA_GEMM_LOOP = 0, PAD_CUDA_GEMM_PINNED = 1, PAD_CUDA_GEMM_BATCHED = 2 };
 
