@@ -267,7 +267,7 @@ static pad_status attention_dual_gemm(pad_backend *be, float *out_qk, float *out
     const size_t ptr_bytes = ((size_t)ATTG_NPTR * chunk * NH * sizeof(void *) + 255) & ~(size_t)255;
     const size_t s_floats = (size_t)chunk * NH * T * ld;
     char *scr = (char *)pad_backend_scratch(be, ptr_bytes + 2 * s_floats * sizeof(float));
-    if (!scr) return PAD_ERR_OOM;
+    if (!scr) return cuda_scratch_error(be);
     void **p = (void **)scr;
     float *s_qk = (float *)(scr + ptr_bytes);
     const float scale = 1.0f / sqrtf((float)HS);

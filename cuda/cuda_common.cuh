@@ -48,6 +48,12 @@ static inline cudaStream_t cuda_stream_of(pad_backend *be) {
     return ((cuda_impl *)be->impl)->stream;
 }
 
+// The status of an op whose pad_backend_scratch returned NULL: a CUDA error (the allocation met a sticky fault), "not
+// capturable" (the scratch would have grown during a graph capture) or out of memory.
+static inline pad_status cuda_scratch_error(const pad_backend *be) {
+    return be->poisoned ? PAD_ERR_CUDA : be->capturing ? PAD_ERR_UNSUPPORTED : PAD_ERR_OOM;
+}
+
 // The cuBLAS compute type of be->math: CUBLAS_COMPUTE_32F (exact float32) for PAD_MATH_FP32, the tensor-core
 // types with fp32 accumulation for the fast modes.
 static inline cublasComputeType_t cuda_compute_type(const pad_backend *be) {

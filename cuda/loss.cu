@@ -102,7 +102,7 @@ __global__ void xent0_rows_kernel(double *rowloss, float *dz, const float *z, in
 
 extern "C" pad_status cuda_xent0(pad_backend *be, float *loss, float *dz, const float *z, int N, int K) {
     double *rowloss = (double *)pad_backend_scratch(be, (size_t)N * sizeof(double));
-    if (!rowloss) return PAD_ERR_OOM;
+    if (!rowloss) return cuda_scratch_error(be);
     cudaStream_t st = cuda_stream_of(be);
     const int rows_per_block = 4; // 128 threads
     xent0_rows_kernel<<<(unsigned)CEIL_DIV(N, rows_per_block), 32 * rows_per_block, 0, st>>>(rowloss, dz, z, N, K);
@@ -185,7 +185,7 @@ extern "C" pad_status cuda_eam_loss(pad_backend *be, float *loss, float *dwn, fl
                                     float margin) {
     const long long n_h = token_axis ? (long long)B * D : (long long)B * T;
     double *h = (double *)pad_backend_scratch(be, (size_t)n_h * sizeof(double));
-    if (!h) return PAD_ERR_OOM;
+    if (!h) return cuda_scratch_error(be);
     const double inv = 1.0 / (double)n_h;
     cudaStream_t st = cuda_stream_of(be);
     if (token_axis) {

@@ -246,7 +246,7 @@ extern "C" pad_status cuda_patch_embed(pad_backend *be, float *x, const float *p
     if (B == 0) return PAD_OK;
     const int G = S / P, GG = G * G, T = 1 + GG, KP = 3 * P * P;
     float *cols = (float *)pad_backend_scratch(be, (size_t)B * GG * KP * sizeof(float));
-    if (!cols) return PAD_ERR_OOM;
+    if (!cols) return cuda_scratch_error(be);
     const long long ncols = (long long)B * GG * KP;
     im2col_kernel<<<(unsigned)CEIL_DIV(ncols, 256), 256, 0, cuda_stream_of(be)>>>(cols, pixels, B, S, P, G);
     PAD_CUDA_CHECK_LAUNCH(be);

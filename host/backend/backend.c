@@ -166,7 +166,8 @@ void *pad_backend_scratch(pad_backend *be, size_t nbytes) {
     be->scratch = be->ops->alloc(be, want);
     be->scratch_bytes = be->scratch ? want : 0;
     be->scratch_gen++;
-    if (!be->scratch) PAD_LOG_ERROR("%s backend: out of memory for %zu bytes of scratch", be->ops->name, want);
+    if (!be->scratch && !be->poisoned)
+        PAD_LOG_ERROR("%s backend: out of memory for %zu bytes of scratch", be->ops->name, want);
     return be->scratch;
 }
 
