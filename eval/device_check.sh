@@ -38,7 +38,7 @@ BUDGET=${DEVICE_CHECK_BUDGET:-400}
 SELFTEST=${DEVICE_CHECK_SELFTEST:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
-OUT=${OUT:-$root/device_out}
+export OUT=${OUT:-$root/device_out}
 mkdir -p "$OUT"
 LOG=$OUT/device_check.log
 : > "$LOG"
