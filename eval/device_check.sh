@@ -161,11 +161,10 @@ build_core() {
         echo "device_check: configuring with the Criterion tests failed: again with -DPROMPTAD_CRITERION_TESTS=OFF"
         configure -DPROMPTAD_CRITERION_TESTS=OFF || return 1
     fi
-    local t targets=(promptad parity_main)
-    for t in bench_vit bench_classrun; do
-        cmake --build "$BUILD" --target help 2> /dev/null | grep -q "\b$t\b" && targets+=("$t")
-    done
-    cmake --build "$BUILD" -j "$NPROC" --target "${targets[@]}"
+    cmake --build "$BUILD" -j "$NPROC" --target promptad parity_main || return 1
+    # the benchmark programs the bench stage runs (a failure here only costs the benchmark)
+    cmake --build "$BUILD" -j "$NPROC" --target bench_vit bench_classrun ||
+        echo "device_check: the benchmark programs did not build (the bench stage will say so)"
 }
 build_tests() {
     local targets
