@@ -81,6 +81,9 @@ why() { # status -> words
 # ---- machine ---------------------------------------------------------------------------------------------------
 [ -d /usr/local/cuda/bin ] && export PATH="/usr/local/cuda/bin:$PATH"
 GPU_LINE=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)
+if [ -z "$GPU_LINE" ] && ls /proc/driver/nvidia/gpus/*/information > /dev/null 2>&1; then # no nvidia-smi on PATH
+    GPU_LINE=$(sed -n 's/^Model:[[:space:]]*//p' /proc/driver/nvidia/gpus/*/information | head -1)
+fi
 GPU_NAME=${GPU_LINE%%,*}
 case "$GPU_NAME" in
 *H200*) KIND="H200 141 GB" ;;
