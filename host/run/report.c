@@ -1,0 +1,781 @@
+/* report.c - the summary tables of report.h: unit discovery, aggregation over seeds, the paper's numbers, CSV and
+ * Markdown. */
+#include "report.h"
+
+#include "dataset.h"
+#include "fsutil.h"
+#include "jsonutil.h"
+#include "log.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// ----------------------------------------------------------------------------
+// Units
+
+enum { M_IAUROC, M_IAUPR, M_PAUROC, M_PAUPR, M_PRO, M_PRO200, N_METRICS };
+static const char *const k_metric_keys[N_METRICS] = {"image_auroc", "image_aupr", "pixel_auroc",
+                                                     "pixel_aupr",  "pixel_pro",  "pixel_pro_200"};
+
+typedef struct unit_rec {
+    char dataset[128], format[16], cls[128], task[8], protocol[16], hash[24];
+    int k, seed;
+    double m[N_METRICS];
+    char src[1024];
+} unit_rec;
+
+typedef struct unit_list {
+    unit_rec *v;
+    int n, cap;
+} unit_list;
+
+static const char *json_str(const cJSON *o, const char *key, const char *dflt) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(it) && it->valuestring ? it->valuestring : dflt;
+}
+
+static pad_status read_unit(const char *path, const char *ds, const char *cls, int k, int seed, const char *task,
+                            unit_rec *u) {
+    char *text = NULL;
+    PAD_TRY(pad_read_file(path, &text, NULL));
+    cJSON *j = cJSON_Parse(text);
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        PAD_LOG_ERROR("%s: not a JSON object", path);
+        return PAD_ERR_FORMAT;
+    }
+    memset(u, 0, sizeof *u);
+    snprintf(u->dataset, sizeof u->dataset, "%s", json_str(j, "dataset", ds));
+    snprintf(u->format, sizeof u->format, "%s", json_str(j, "format", ""));
+    snprintf(u->cls, sizeof u->cls, "%s", json_str(j, "class", cls));
+    snprintf(u->task, sizeof u->task, "%s", json_str(j, "task", task));
+    snprintf(u->protocol, sizeof u->protocol, "%s", json_str(j, "protocol", "?"));
+    snprintf(u->hash, sizeof u->hash, "%s", json_str(j, "config_hash", "?"));
+    size_t pl = strlen(path);
+    if (pl >= sizeof u->src) pl = sizeof u->src - 1;
+    memcpy(u->src, path, pl);
+    u->src[pl] = 0;
+    u->k = k;
+    u->seed = seed;
+    pad_json_get_int(j, "k", &u->k);
+    pad_json_get_int(j, "seed", &u->seed);
+    bool any = false;
+    for (int m = 0; m < N_METRICS; m++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k_metric_keys[m]);
+        u->m[m] = cJSON_IsNumber(it) ? it->valuedouble : NAN;
+        any = any || cJSON_IsNumber(it);
+    }
+    cJSON_Delete(j);
+    if (!any) {
+        PAD_LOG_ERROR("%s: no metric in the file (expected image_auroc, pixel_auroc, ...)", path);
+        return PAD_ERR_FORMAT;
+    }
+    return PAD_OK;
+}
+
+static bool add_unit(unit_list *l, const unit_rec *u) {
+    for (int i = 0; i < l->n; i++) {
+        const unit_rec *o = &l->v[i];
+        if (strcmp(o->dataset, u->dataset) == 0 && strcmp(o->cls, u->cls) == 0 && o->k == u->k && o->seed == u->seed &&
+            strcmp(o->task, u->task) == 0 && strcmp(o->protocol, u->protocol) == 0) {
+            PAD_LOG_WARN("%s: the same unit as %s; using the first", u->src, o->src);
+            return true;
+        }
+    }
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 256;
+        unit_rec *v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) return false;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *u;
+    return true;
+}
+
+typedef struct name_list {
+    char **v;
+    int n;
+} name_list;
+
+static void names_free(name_list *nl) {
+    for (int i = 0; i < nl->n; i++)
+        free(nl->v[i]);
+    free(nl->v);
+    nl->v = NULL;
+    nl->n = 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+// Sub-folders of dir (sorted), skipping hidden and temporary ones.
+static pad_status list_dirs(const char *dir, name_list *out) {
+    out->v = NULL;
+    out->n = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        PAD_LOG_ERROR("%s: cannot open folder: %s", dir, strerror(errno));
+        return PAD_ERR_IO;
+    }
+    struct dirent *e;
+    int cap = 0;
+    pad_status st = PAD_OK;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp")) continue;
+        char p[4096];
+        pad_path_join(p, sizeof p, dir, e->d_name);
+        if (!pad_path_is_dir(p)) continue;
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **v = realloc(out->v, (size_t)cap * sizeof *v);
+            if (!v) {
+                st = PAD_ERR_OOM;
+                break;
+            }
+            out->v = v;
+        }
+        out->v[out->n] = strdup(e->d_name);
+        if (!out->v[out->n]) {
+            st = PAD_ERR_OOM;
+            break;
+        }
+        out->n++;
+    }
+    closedir(d);
+    if (st != PAD_OK) {
+        names_free(out);
+        PAD_LOG_ERROR("%s: out of memory", dir);
+        return st;
+    }
+    if (out->n) qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
+    return PAD_OK;
+}
+
+static bool parse_prefixed(const char *name, const char *prefix, int *v) {
+    size_t pl = strlen(prefix);
+    if (strncmp(name, prefix, pl) != 0 || !name[pl]) return false;
+    char *end;
+    long x = strtol(name + pl, &end, 10);
+    if (*end || x < 0 || x > 2147483647L) return false;
+    *v = (int)x;
+    return true;
+}
+
+// <root>/<dataset>/<class>/k<k>/seed<s>/<task>/metrics.json
+static pad_status scan_root(const char *root, unit_list *units) {
+    name_list dss;
+    PAD_TRY(list_dirs(root, &dss));
+    pad_status st = PAD_OK;
+    for (int a = 0; a < dss.n && st == PAD_OK; a++) {
+        char pd[4096];
+        pad_path_join(pd, sizeof pd, root, dss.v[a]);
+        name_list cls;
+        if ((st = list_dirs(pd, &cls)) != PAD_OK) break;
+        for (int b = 0; b < cls.n && st == PAD_OK; b++) {
+            char pc[4096];
+            pad_path_join(pc, sizeof pc, pd, cls.v[b]);
+            name_list ks;
+            if ((st = list_dirs(pc, &ks)) != PAD_OK) break;
+            for (int c = 0; c < ks.n && st == PAD_OK; c++) {
+                int k;
+                if (!parse_prefixed(ks.v[c], "k", &k)) continue;
+                char pk[4096];
+                pad_path_join(pk, sizeof pk, pc, ks.v[c]);
+                name_list seeds;
+                if ((st = list_dirs(pk, &seeds)) != PAD_OK) break;
+                for (int e = 0; e < seeds.n && st == PAD_OK; e++) {
+                    int seed;
+                    if (!parse_prefixed(seeds.v[e], "seed", &seed)) continue;
+                    static const char *const tasks[] = {"cls", "seg"};
+                    for (int t = 0; t < 2 && st == PAD_OK; t++) {
+                        char pm[4096];
+                        char ps[4096], pt2[4096];
+                        pad_path_join(ps, sizeof ps, pk, seeds.v[e]);
+                        pad_path_join(pt2, sizeof pt2, ps, tasks[t]);
+                        pad_path_join(pm, sizeof pm, pt2, "metrics.json");
+                        if (!pad_path_is_file(pm)) continue;
+                        unit_rec u;
+                        st = read_unit(pm, dss.v[a], cls.v[b], k, seed, tasks[t], &u);
+                        if (st == PAD_OK && !add_unit(units, &u)) st = PAD_ERR_OOM;
+                    }
+                }
+                names_free(&seeds);
+            }
+            names_free(&ks);
+        }
+        names_free(&cls);
+    }
+    names_free(&dss);
+    return st;
+}
+
+// ----------------------------------------------------------------------------
+// The paper's numbers
+
+typedef struct paper_row {
+    char dataset[16], cls[64], metric[24];
+    int shots;
+    double mean, std;
+} paper_row;
+
+typedef struct paper_table {
+    paper_row *v;
+    int n;
+} paper_table;
+
+static void paper_load(const char *path, paper_table *pt) {
+    pt->v = NULL;
+    pt->n = 0;
+    if (!path) return;
+    char *text = NULL;
+    FILE *probe = fopen(path, "rb");
+    if (!probe) {
+        PAD_LOG_WARN("%s: the paper's numbers are not available (%s); tables without them", path, strerror(errno));
+        return;
+    }
+    fclose(probe);
+    if (pad_read_file(path, &text, NULL) != PAD_OK) return;
+    int cap = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] == '#' || strncmp(line, "dataset,", 8) == 0) continue;
+        paper_row r;
+        memset(&r, 0, sizeof r);
+        char mean[32] = "", std[32] = "";
+        // dataset,class,metric,shots,mean,std (std may be empty)
+        char *f[6] = {0};
+        int nf = 0;
+        char *p = line;
+        while (nf < 6) {
+            f[nf++] = p;
+            char *c = strchr(p, ',');
+            if (!c) break;
+            *c = 0;
+            p = c + 1;
+        }
+        if (nf < 5) continue;
+        snprintf(r.dataset, sizeof r.dataset, "%s", f[0]);
+        snprintf(r.cls, sizeof r.cls, "%s", f[1]);
+        snprintf(r.metric, sizeof r.metric, "%s", f[2]);
+        r.shots = atoi(f[3]);
+        snprintf(mean, sizeof mean, "%s", f[4]);
+        if (nf > 5) snprintf(std, sizeof std, "%s", f[5]);
+        size_t sl = strlen(std);
+        while (sl && (std[sl - 1] == '\r' || std[sl - 1] == ' '))
+            std[--sl] = 0;
+        r.mean = mean[0] ? strtod(mean, NULL) : NAN;
+        r.std = std[0] ? strtod(std, NULL) : NAN;
+        if (pt->n == cap) {
+            cap = cap ? cap * 2 : 512;
+            paper_row *v = realloc(pt->v, (size_t)cap * sizeof *v);
+            if (!v) break;
+            pt->v = v;
+        }
+        pt->v[pt->n++] = r;
+    }
+    free(text);
+}
+
+static const paper_row *paper_find(const paper_table *pt, const char *format, const char *cls, const char *metric,
+                                   int shots) {
+    for (int i = 0; i < pt->n; i++) {
+        const paper_row *r = &pt->v[i];
+        if (r->shots == shots && strcmp(r->dataset, format) == 0 && strcmp(r->cls, cls) == 0 &&
+            strcmp(r->metric, metric) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+// The paper's value for the dataset-mean row over `classes`: the published mean when they are all of the paper's
+// classes for (format, metric, shots); else the mean of the published per-class means when each class has one
+// (*subset = true); else NULL.
+static const paper_row *paper_mean(const paper_table *pt, const char *format, char *const *classes, int n_classes,
+                                   const char *metric, int shots, paper_row *tmp, bool *subset) {
+    *subset = false;
+    int n_paper = 0;
+    for (int i = 0; i < pt->n; i++) {
+        const paper_row *r = &pt->v[i];
+        if (r->shots == shots && strcmp(r->dataset, format) == 0 && strcmp(r->metric, metric) == 0 &&
+            strcmp(r->cls, "mean") != 0)
+            n_paper++;
+    }
+    double acc = 0;
+    for (int c = 0; c < n_classes; c++) {
+        const paper_row *r = paper_find(pt, format, classes[c], metric, shots);
+        if (!r || isnan(r->mean)) return NULL;
+        acc += r->mean;
+    }
+    if (n_classes == n_paper) {
+        const paper_row *r = paper_find(pt, format, "mean", metric, shots);
+        if (r) return r;
+    }
+    if (n_classes == 0) return NULL;
+    *tmp = *paper_find(pt, format, classes[0], metric, shots);
+    tmp->mean = acc / n_classes;
+    tmp->std = NAN;
+    *subset = n_classes != n_paper;
+    return tmp;
+}
+
+static bool paper_has_dataset(const paper_table *pt, const char *format) {
+    for (int i = 0; i < pt->n; i++)
+        if (strcmp(pt->v[i].dataset, format) == 0) return true;
+    return false;
+}
+
+// ----------------------------------------------------------------------------
+// Aggregation and writing
+
+typedef struct sbuf {
+    char *s;
+    size_t n, cap;
+    bool oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) PAD_PRINTF_LIKE(2, 3);
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    va_list ap2;
+    va_copy(ap2, ap);
+    int need = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (need < 0 || b->oom) {
+        va_end(ap2);
+        return;
+    }
+    if (b->n + (size_t)need + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (b->n + (size_t)need + 1 > cap)
+            cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = true;
+            va_end(ap2);
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap2);
+    va_end(ap2);
+    b->n += (size_t)need;
+}
+
+typedef struct stat_ms {
+    double mean, std;
+    int n;
+} stat_ms;
+
+static stat_ms mean_std(const double *v, int n) {
+    stat_ms r = {NAN, NAN, 0};
+    double s = 0;
+    int c = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) {
+            s += v[i];
+            c++;
+        }
+    if (!c) return r;
+    r.mean = s / c;
+    double q = 0;
+    for (int i = 0; i < n; i++)
+        if (!isnan(v[i])) q += (v[i] - r.mean) * (v[i] - r.mean);
+    r.std = sqrt(q / c);
+    r.n = c;
+    return r;
+}
+
+static void fmt_ms(char *buf, size_t cap, stat_ms s) {
+    if (s.n == 0 || isnan(s.mean))
+        snprintf(buf, cap, "–");
+    else if (s.n == 1 || isnan(s.std))
+        snprintf(buf, cap, "%.1f", 100.0 * s.mean);
+    else
+        snprintf(buf, cap, "%.1f ± %.1f", 100.0 * s.mean, 100.0 * s.std);
+}
+
+static void fmt_paper(char *buf, size_t cap, const paper_row *r) {
+    if (!r || isnan(r->mean))
+        snprintf(buf, cap, "n/a");
+    else if (isnan(r->std))
+        snprintf(buf, cap, "%.1f", r->mean);
+    else
+        snprintf(buf, cap, "%.1f ± %.1f", r->mean, r->std);
+}
+
+static void csv_num(char *buf, size_t cap, double v) {
+    if (isnan(v))
+        buf[0] = 0;
+    else
+        snprintf(buf, cap, "%.6f", v);
+}
+
+// The table columns: metric, preferred task, header.
+static const struct {
+    int metric;
+    const char *task;
+    const char *header;
+} k_cols[] = {
+    {M_IAUROC, "cls", "I-AUROC"},
+    {M_PAUROC, "seg", "P-AUROC"},
+    {M_IAUPR, "cls", "I-AUPR"},
+    {M_PRO, "seg", "PRO"},
+};
+#define N_COLS 4
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static int add_unique_int(int *v, int n, int x) {
+    for (int i = 0; i < n; i++)
+        if (v[i] == x) return n;
+    v[n] = x;
+    return n + 1;
+}
+
+// Class order: the format's official order first, then the others sorted.
+static int class_rank(const char *format, const char *cls) {
+    pad_dataset_format f;
+    static const char *const fmts[] = {"mvtec", "visa", "mpdd", "loco"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(format, fmts[i]) == 0) {
+            f = (pad_dataset_format)i;
+            int n;
+            const char *const *names = pad_dataset_official_classes(f, &n);
+            for (int j = 0; j < n; j++)
+                if (strcmp(names[j], cls) == 0) return j;
+        }
+    return 1000;
+}
+
+static const char *g_sort_format;
+static int cmp_class(const void *a, const void *b) {
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int rx = class_rank(g_sort_format, x), ry = class_rank(g_sort_format, y);
+    if (rx != ry) return rx - ry;
+    return strcmp(x, y);
+}
+
+// Values of metric m of task `task` for (class, k) over `seeds` (NaN where missing).
+static void gather(const unit_list *ul, const char *ds, const char *proto, const char *cls, int k, const char *task,
+                   int m, const int *seeds, int n_seeds, double *out) {
+    for (int s = 0; s < n_seeds; s++) {
+        out[s] = NAN;
+        for (int i = 0; i < ul->n; i++) {
+            const unit_rec *u = &ul->v[i];
+            if (u->k == k && u->seed == seeds[s] && strcmp(u->dataset, ds) == 0 && strcmp(u->protocol, proto) == 0 &&
+                strcmp(u->cls, cls) == 0 && strcmp(u->task, task) == 0) {
+                out[s] = u->m[m];
+                break;
+            }
+        }
+    }
+}
+
+// The mean row over classes of one metric. vals holds the per-seed values of every class (class c at
+// vals[c * n_sd], n_sd <= 256 seeds, NaN where missing) and cls_means each class's mean over its seeds (NaN: a class
+// without this metric, left out). The mean and std are those of the per-seed means over the classes, for the seeds
+// present in every class that has the metric; when no seed is, the mean of the class means with std NaN.
+static stat_ms class_mean(const double *vals, const double *cls_means, int n_classes, int n_sd) {
+    double per_seed[256];
+    int np = 0;
+    for (int s2 = 0; s2 < n_sd; s2++) {
+        double acc = 0;
+        int nc = 0;
+        bool all = true;
+        for (int c2 = 0; c2 < n_classes; c2++) {
+            if (isnan(cls_means[c2])) continue;
+            double v = vals[(size_t)c2 * (size_t)n_sd + (size_t)s2];
+            if (isnan(v)) all = false;
+            acc += v;
+            nc++;
+        }
+        if (all && nc) per_seed[np++] = acc / nc;
+    }
+    if (np) return mean_std(per_seed, np);
+    stat_ms s = mean_std(cls_means, n_classes);
+    s.std = NAN;
+    return s;
+}
+
+static bool has_task(const unit_list *ul, const char *ds, const char *proto, int k, const char *task) {
+    for (int i = 0; i < ul->n; i++) {
+        const unit_rec *u = &ul->v[i];
+        if (u->k == k && strcmp(u->dataset, ds) == 0 && strcmp(u->protocol, proto) == 0 && strcmp(u->task, task) == 0)
+            return true;
+    }
+    return false;
+}
+
+static pad_status write_dataset(const unit_list *ul, const char *ds, const char *out_dir, const paper_table *pt,
+                                sbuf *md_all) {
+    // what this dataset holds
+    char format[16] = "";
+    char protos[4][16];
+    int n_protos = 0;
+    int ks[64], n_ks = 0, seeds[256], n_seeds_all = 0;
+    char **classes = NULL;
+    int n_classes = 0;
+    char hashes[8][24];
+    int n_hashes = 0;
+    for (int i = 0; i < ul->n; i++) {
+        const unit_rec *u = &ul->v[i];
+        if (strcmp(u->dataset, ds) != 0) continue;
+        if (!format[0] && u->format[0]) snprintf(format, sizeof format, "%s", u->format);
+        bool seen = false;
+        for (int p = 0; p < n_protos; p++)
+            seen = seen || strcmp(protos[p], u->protocol) == 0;
+        if (!seen && n_protos < 4) snprintf(protos[n_protos++], 16, "%s", u->protocol);
+        seen = false;
+        for (int h = 0; h < n_hashes; h++)
+            seen = seen || strcmp(hashes[h], u->hash) == 0;
+        if (!seen && n_hashes < 8) snprintf(hashes[n_hashes++], 24, "%s", u->hash);
+        if (n_ks < 64) n_ks = add_unique_int(ks, n_ks, u->k);
+        if (n_seeds_all < 256) n_seeds_all = add_unique_int(seeds, n_seeds_all, u->seed);
+        seen = false;
+        for (int c = 0; c < n_classes; c++)
+            seen = seen || strcmp(classes[c], u->cls) == 0;
+        if (!seen) {
+            char **v = realloc(classes, (size_t)(n_classes + 1) * sizeof *v);
+            if (!v) {
+                free(classes);
+                return PAD_ERR_OOM;
+            }
+            classes = v;
+            classes[n_classes++] = (char *)u->cls;
+        }
+    }
+    qsort(ks, (size_t)n_ks, sizeof ks[0], cmp_int);
+    qsort(seeds, (size_t)n_seeds_all, sizeof seeds[0], cmp_int);
+    g_sort_format = format;
+    qsort(classes, (size_t)n_classes, sizeof classes[0], cmp_class);
+    if (n_hashes > 1)
+        PAD_LOG_WARN("dataset %s: units computed with %d different configurations (config hashes %s, %s%s) are "
+                     "summarised together",
+                     ds, n_hashes, hashes[0], hashes[1], n_hashes > 2 ? ", ..." : "");
+    bool paper = pt && format[0] && paper_has_dataset(pt, format);
+
+    sbuf csv = {0}, md = {0};
+    sb_printf(&csv, "dataset,protocol,k,class,task,metric,mean,std,n_seeds,seeds,paper_mean,paper_std\n");
+    sb_printf(&md, "# promptad results: %s\n\n", ds);
+    sb_printf(&md,
+              "Mean ± std over seeds (population std) in %%; image metrics from the cls task, pixel metrics from the "
+              "seg task (as in the paper). PRO = MVTec AU-PRO up to FPR 0.3.%s Config hash%s:",
+              paper ? " *paper* = PromptAD's supplementary Tables 6-13 (n/a: not published)." : "",
+              n_hashes > 1 ? "es" : "");
+    for (int h = 0; h < n_hashes; h++)
+        sb_printf(&md, " `%s`", hashes[h]);
+    sb_printf(&md, ".\n");
+
+    double *vals = malloc(sizeof(double) * (size_t)(n_seeds_all + 1) * (size_t)(n_classes + 1));
+    double *cls_means = malloc(sizeof(double) * (size_t)(n_classes + 1));
+    if (!vals || !cls_means) {
+        free(vals);
+        free(cls_means);
+        free(classes);
+        free(csv.s);
+        free(md.s);
+        return PAD_ERR_OOM;
+    }
+    for (int p = 0; p < n_protos; p++) {
+        const char *proto = protos[p];
+        for (int ki = 0; ki < n_ks; ki++) {
+            int k = ks[ki];
+            if (!has_task(ul, ds, proto, k, "cls") && !has_task(ul, ds, proto, k, "seg")) continue;
+            // seeds present for this (protocol, k)
+            int sd[256], n_sd = 0;
+            for (int i = 0; i < ul->n; i++) {
+                const unit_rec *u = &ul->v[i];
+                if (u->k == k && strcmp(u->dataset, ds) == 0 && strcmp(u->protocol, proto) == 0 && n_sd < 256)
+                    n_sd = add_unique_int(sd, n_sd, u->seed);
+            }
+            qsort(sd, (size_t)n_sd, sizeof sd[0], cmp_int);
+            // long CSV: every task and metric
+            for (int t = 0; t < 2; t++) {
+                const char *task = t ? "seg" : "cls";
+                if (!has_task(ul, ds, proto, k, task)) continue;
+                for (int m = 0; m < N_METRICS; m++) {
+                    bool any = false;
+                    for (int c = 0; c <= n_classes; c++) {
+                        double *row = vals + (size_t)c * (size_t)n_sd;
+                        if (c < n_classes) gather(ul, ds, proto, classes[c], k, task, m, sd, n_sd, row);
+                        stat_ms s;
+                        const char *cname;
+                        if (c < n_classes) {
+                            s = mean_std(row, n_sd);
+                            cname = classes[c];
+                            cls_means[c] = s.mean;
+                            any = any || s.n > 0;
+                        } else {
+                            if (!any) break;
+                            s = class_mean(vals, cls_means, n_classes, n_sd);
+                            cname = "mean";
+                        }
+                        if (s.n == 0) continue;
+                        const paper_row *pr = NULL;
+                        bool paper_task = (m == M_IAUROC || m == M_IAUPR) ? t == 0 : t == 1;
+                        paper_row tmp;
+                        bool subset;
+                        if (paper && paper_task)
+                            pr = c < n_classes
+                                     ? paper_find(pt, format, cname, k_metric_keys[m], k)
+                                     : paper_mean(pt, format, classes, n_classes, k_metric_keys[m], k, &tmp, &subset);
+                        char a[32], b2[32], pm[32], ps[32], seedlist[2048] = "";
+                        csv_num(a, sizeof a, s.mean);
+                        csv_num(b2, sizeof b2, s.std);
+                        csv_num(pm, sizeof pm, pr ? pr->mean / 100.0 : NAN);
+                        csv_num(ps, sizeof ps, pr ? pr->std / 100.0 : NAN);
+                        if (c < n_classes) {
+                            for (int s2 = 0; s2 < n_sd; s2++)
+                                if (!isnan(row[s2])) {
+                                    size_t l = strlen(seedlist);
+                                    snprintf(seedlist + l, sizeof seedlist - l, "%s%d", l ? " " : "", sd[s2]);
+                                }
+                        }
+                        sb_printf(&csv, "%s,%s,%d,%s,%s,%s,%s,%s,%d,%s,%s,%s\n", ds, proto, k, cname, task,
+                                  k_metric_keys[m], a, b2, s.n, seedlist, pm, ps);
+                    }
+                }
+            }
+            // Markdown: the paper's four columns
+            const char *col_task[N_COLS];
+            for (int ci = 0; ci < N_COLS; ci++) {
+                col_task[ci] = k_cols[ci].task;
+                if (!has_task(ul, ds, proto, k, col_task[ci]))
+                    col_task[ci] = strcmp(col_task[ci], "cls") ? "cls" : "seg";
+            }
+            sb_printf(&md, "\n## %s, %d-shot (%d seed%s: ", proto, k, n_sd, n_sd == 1 ? "" : "s");
+            for (int s2 = 0; s2 < n_sd; s2++)
+                sb_printf(&md, "%s%d", s2 ? " " : "", sd[s2]);
+            sb_printf(&md, ")\n\n| class |");
+            for (int ci = 0; ci < N_COLS; ci++) {
+                bool other = strcmp(col_task[ci], k_cols[ci].task) != 0;
+                sb_printf(&md, " %s%s%s%s |", k_cols[ci].header, other ? " (" : "", other ? col_task[ci] : "",
+                          other ? " task)" : "");
+                if (paper) sb_printf(&md, " paper |");
+            }
+            bool any_subset = false;
+            sb_printf(&md, "\n|---|");
+            for (int ci = 0; ci < N_COLS; ci++)
+                sb_printf(&md, paper ? "---:|---:|" : "---:|");
+            sb_printf(&md, "\n");
+            for (int c = 0; c <= n_classes; c++) {
+                sb_printf(&md, c < n_classes ? "| %s |" : "| **%s** |", c < n_classes ? classes[c] : "mean");
+                for (int ci = 0; ci < N_COLS; ci++) {
+                    int m = k_cols[ci].metric;
+                    stat_ms s;
+                    if (c < n_classes) {
+                        gather(ul, ds, proto, classes[c], k, col_task[ci], m, sd, n_sd, vals);
+                        s = mean_std(vals, n_sd);
+                    } else {
+                        for (int c2 = 0; c2 < n_classes; c2++) {
+                            gather(ul, ds, proto, classes[c2], k, col_task[ci], m, sd, n_sd,
+                                   vals + (size_t)c2 * (size_t)n_sd);
+                            cls_means[c2] = mean_std(vals + (size_t)c2 * (size_t)n_sd, n_sd).mean;
+                        }
+                        s = class_mean(vals, cls_means, n_classes, n_sd);
+                    }
+                    char a[48], b2[48];
+                    fmt_ms(a, sizeof a, s);
+                    sb_printf(&md, c < n_classes ? " %s |" : " **%s** |", a);
+                    if (paper) {
+                        paper_row tmp;
+                        bool subset = false;
+                        const paper_row *pr = c < n_classes ? paper_find(pt, format, classes[c], k_metric_keys[m], k)
+                                                            : paper_mean(pt, format, classes, n_classes,
+                                                                         k_metric_keys[m], k, &tmp, &subset);
+                        fmt_paper(b2, sizeof b2, pr);
+                        sb_printf(&md, " %s%s |", b2, subset ? "*" : "");
+                        any_subset = any_subset || subset;
+                    }
+                }
+                sb_printf(&md, "\n");
+            }
+            if (any_subset)
+                sb_printf(&md, "\n\\* the paper's per-class means averaged over the classes of this table (the "
+                               "published dataset mean covers every class).\n");
+        }
+    }
+    free(vals);
+    free(cls_means);
+    free(classes);
+    pad_status st = PAD_OK;
+    if (csv.oom || md.oom) st = PAD_ERR_OOM;
+    char dir[4096], path[4200];
+    pad_path_join(dir, sizeof dir, out_dir, ds);
+    if (st == PAD_OK) st = pad_mkdir_p(dir);
+    if (st == PAD_OK) {
+        snprintf(path, sizeof path, "%s/summary.csv", dir);
+        st = pad_write_file_atomic(path, csv.s, csv.n);
+    }
+    if (st == PAD_OK) {
+        snprintf(path, sizeof path, "%s/summary.md", dir);
+        st = pad_write_file_atomic(path, md.s, md.n);
+    }
+    if (st == PAD_OK && md_all) sb_printf(md_all, "%s%s", md_all->n ? "\n" : "", md.s);
+    free(csv.s);
+    free(md.s);
+    return st;
+}
+
+pad_status pad_report_write(const char *const *dirs, int n_dirs, const char *out_dir, const char *paper_csv,
+                            char **md_out, int *n_units) {
+    if (md_out) *md_out = NULL;
+    if (n_units) *n_units = 0;
+    unit_list ul = {0};
+    pad_status st = PAD_OK;
+    for (int i = 0; i < n_dirs && st == PAD_OK; i++) {
+        if (!pad_path_is_dir(dirs[i])) {
+            PAD_LOG_ERROR("%s: not a results folder", dirs[i]);
+            st = PAD_ERR_IO;
+            break;
+        }
+        st = scan_root(dirs[i], &ul);
+    }
+    if (st != PAD_OK) {
+        free(ul.v);
+        return st == PAD_ERR_OOM ? st : (st == PAD_ERR_IO ? st : PAD_ERR_FORMAT);
+    }
+    if (n_units) *n_units = ul.n;
+    if (ul.n == 0) {
+        PAD_LOG_WARN("no finished unit (<dataset>/<class>/k<k>/seed<s>/<task>/metrics.json) under %s%s", dirs[0],
+                     n_dirs > 1 ? " and the other folders" : "");
+        free(ul.v);
+        return PAD_OK;
+    }
+    paper_table pt;
+    paper_load(paper_csv, &pt);
+    sbuf md = {0};
+    // datasets in first-seen order
+    for (int i = 0; i < ul.n && st == PAD_OK; i++) {
+        bool done = false;
+        for (int j = 0; j < i; j++)
+            done = done || strcmp(ul.v[j].dataset, ul.v[i].dataset) == 0;
+        if (!done) st = write_dataset(&ul, ul.v[i].dataset, out_dir, &pt, md_out ? &md : NULL);
+    }
+    free(pt.v);
+    free(ul.v);
+    if (st == PAD_OK && md_out) {
+        if (md.oom) {
+            free(md.s);
+            return PAD_ERR_OOM;
+        }
+        *md_out = md.s;
+    } else {
+        free(md.s);
+    }
+    return st;
+}
