@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # runtime_packages.sh BINARY [LEAVE_REGEX] - prints, one per line and sorted, the Debian/Ubuntu packages that own
 # the shared libraries BINARY loads (ldd): what a runtime image must install to run it, and nothing else (no
-# compiler, no -dev package). Libraries whose path or owning package matches the extended regex LEAVE_REGEX are
-# left out: the runtime base already provides them (the CUDA libraries of the CUDA runtime image).
+# compiler, no -dev package). Libraries whose path, real path or owning package matches the extended regex
+# LEAVE_REGEX are left out: the runtime base already provides them (the CUDA libraries of the CUDA runtime image).
 # Used by docker/Dockerfile in its build stage. Fails if a library is missing or has no owning package.
 set -euo pipefail
 bin=$1
@@ -34,6 +34,7 @@ fi
 libs=$(awk '$2 == "=>" && $3 ~ /^\// {print $3}' <<<"$out")
 for lib in $libs; do
     grep -Eq -- "$leave" <<<"$lib" && continue
+    grep -Eq -- "$leave" <<<"$(readlink -f "$lib")" && continue
     if ! pkg=$(owner "$lib"); then
         echo "runtime_packages: no package owns $lib ($(readlink -f "$lib"))" >&2
         exit 1
