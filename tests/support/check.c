@@ -77,6 +77,8 @@ const char *pad_test_vocab_path(void) {
     static char buf[4096];
     const char *env = getenv("PROMPTAD_TEST_VOCAB");
     if (env && access(env, R_OK) == 0) return env;
+    snprintf(buf, sizeof buf, "%s/configs/vocab/bpe_simple_vocab_16e6.txt.gz", PAD_SOURCE_DIR); // in the repository
+    if (access(buf, R_OK) == 0) return buf;
     if (PAD_SHARED_DATA_DIR[0]) {
         snprintf(buf, sizeof buf, "%s/bpe_simple_vocab_16e6.txt.gz", PAD_SHARED_DATA_DIR);
         if (access(buf, R_OK) == 0) return buf;

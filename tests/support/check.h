@@ -41,7 +41,8 @@ pad_st_file *pad_fixture_open(const char *name);
 // Reads a fixture tensor as F32 with the given shape (asserts on failure); caller frees.
 float *pad_fixture_f32(pad_st_file *f, const char *name, int ndim, const int64_t *shape);
 
-// Path of the BPE vocabulary for tests, or NULL when the shared data folder is missing (tests then skip).
+// Path of the BPE vocabulary for tests: $PROMPTAD_TEST_VOCAB, else configs/vocab/ of the source tree, else the shared
+// data folder; NULL when none has it (tests then skip, visibly).
 const char *pad_test_vocab_path(void);
 // cr_skip_test() with a clear message when the vocabulary is not available.
 #define PAD_REQUIRE_VOCAB()                                                                                            \
