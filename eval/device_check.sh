@@ -146,7 +146,14 @@ say "build: $([ $BUILD_OK = 1 ] && echo ok || echo FAILED); CUDA devices seen by
 
 # ---- 4. CUDA tests, 5. parity -----------------------------------------------------------------------------------
 : > "$OUT/ctest.txt"
-ctest_cuda() { ctest --test-dir "$BUILD" -L cuda --output-on-failure --timeout 120 2>&1 | tee -a "$OUT/ctest.txt"; }
+# with a device, a CUDA test that skips is a failure (PROMPTAD_REQUIRE_CUDA=1, tests/support/check.h)
+REQUIRE_CUDA=0
+[ "${NDEV:-0}" -ge 1 ] && REQUIRE_CUDA=1
+export REQUIRE_CUDA
+ctest_cuda() {
+    PROMPTAD_REQUIRE_CUDA=$REQUIRE_CUDA ctest --test-dir "$BUILD" -L cuda --output-on-failure --timeout 120 2>&1 |
+        tee -a "$OUT/ctest.txt"
+}
 ctest_rest() {
     ctest --test-dir "$BUILD" -LE cuda -j 6 --output-on-failure --timeout 150 2>&1 | tee -a "$OUT/ctest.txt"
 }

@@ -1,6 +1,7 @@
 /* check.c - the test helpers of check.h. */
 #include "check.h"
 
+#include "backend.h"
 #include "promptad.h"
 
 #include <math.h>
@@ -84,6 +85,16 @@ const char *pad_test_vocab_path(void) {
         if (access(buf, R_OK) == 0) return buf;
     }
     return NULL;
+}
+
+const char *pad_test_cuda_missing(void) {
+    static char why[256];
+    return pad_cuda_probe(why, sizeof why) == PAD_CUDA_READY ? NULL : why;
+}
+
+bool pad_test_cuda_required(void) {
+    const char *v = getenv("PROMPTAD_REQUIRE_CUDA");
+    return v && strcmp(v, "1") == 0;
 }
 
 const char *pad_test_binary(void) {
