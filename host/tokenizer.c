@@ -868,7 +868,7 @@ static pad_status pass_nfc(pad_tokenizer *t, cpbuf *buf) {
 }
 
 static bool same(const cpbuf *x, const cpbuf *y) {
-    return x->n == y->n && memcmp(x->v, y->v, x->n * sizeof *x->v) == 0;
+    return x->n == y->n && (x->n == 0 || memcmp(x->v, y->v, x->n * sizeof *x->v) == 0); // v is NULL when empty
 }
 
 // ftfy-lite on t->a (whole text) -> t->a. Segments end after each '\n'; unescaping stops from the first segment
@@ -933,7 +933,7 @@ static pad_status ftfy_lite(pad_tokenizer *t) {
             st = PAD_ERR_OOM;
             goto done;
         }
-        memcpy(dst->v + dst->n, cur.v, cur.n * sizeof *cur.v);
+        if (cur.n) memcpy(dst->v + dst->n, cur.v, cur.n * sizeof *cur.v); // an empty segment: v may be NULL
         dst->n += cur.n;
         pos = end;
     }
