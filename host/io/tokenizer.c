@@ -1268,16 +1268,24 @@ int pad_tokenizer_eot_index(const pad_tokenizer *tok, const int32_t *row, int co
 // files
 
 pad_status pad_tokenizer_write_byte_vocab(const char *path) {
-    gzFile gz = gzopen(path, "wb9");
+    // written under a temporary name and renamed into place: a reader (another run starting at the same time)
+    // never sees a partial file
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        PAD_LOG_ERROR("%s: path too long", path);
+        return PAD_ERR_INVALID_ARG;
+    }
+    gzFile gz = gzopen(tmp, "wb9");
     if (!gz) {
-        PAD_LOG_ERROR("%s: cannot write vocabulary (%s)", path, strerror(errno));
+        PAD_LOG_ERROR("%s: cannot write vocabulary (%s)", tmp, strerror(errno));
         return PAD_ERR_IO;
     }
     static const char header[] = "\"bpe_simple_vocab_16e6.txt#version: 0.2 (promptad byte-level vocabulary, no merges)";
     int k = gzwrite(gz, header, (unsigned)(sizeof header - 1));
     int rc = gzclose(gz);
-    if (k != (int)(sizeof header - 1) || rc != Z_OK) {
+    if (k != (int)(sizeof header - 1) || rc != Z_OK || rename(tmp, path) != 0) {
         PAD_LOG_ERROR("%s: cannot write vocabulary", path);
+        remove(tmp);
         return PAD_ERR_IO;
     }
     return PAD_OK;
