@@ -1,8 +1,7 @@
-/* fuzz_config.c - libFuzzer target: the run configuration (eval/config.c). When the first line of the input holds
+/* fuzz_config.c - libFuzzer target: the run configuration (host/run/config.c). When the first line of the input holds
  * a '=' (and is no comment) it is applied as a `--set` override and the rest is the YAML file, otherwise all of it
- * is; a configuration that loads and finalizes is written back as
- * YAML (pad_run_config_to_yaml), which must load and finalize again to the same text (the run records its resolved
- * configuration this way and reads it back when it resumes). */
+ * is; a configuration that loads and finalizes is written back as YAML (pad_run_config_to_yaml), which must load
+ * and finalize again to the same text (the run records its resolved configuration this way). */
 #include "config.h"
 #include "fuzz_common.h"
 

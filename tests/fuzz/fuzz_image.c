@@ -1,5 +1,5 @@
-/* fuzz_image.c - libFuzzer target: image and mask decoding (host/image.c, host/codec.c). The input is decoded from
- * memory as a test image (JPEG through libjpeg, the rest through stb_image) and, written to a file, as a
+/* fuzz_image.c - libFuzzer target: image and mask decoding (host/io/image.c, host/io/codec.c). The input is decoded
+ * from memory as a test image (JPEG through libjpeg, the rest through stb_image) and, written to a file, as a
  * ground-truth mask; a decoded image also goes through two --preprocess pipelines at a small size.
  * stb_image itself is compiled into this program by fuzz_stb_image.c, so the decoder is instrumented too (the
  * product links Debian's libstb instead). */

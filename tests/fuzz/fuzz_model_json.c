@@ -1,4 +1,4 @@
-/* fuzz_model_json.c - libFuzzer target: model.json of a saved predict model (eval/predict.c). The input is the
+/* fuzz_model_json.c - libFuzzer target: model.json of a saved predict model (host/run/predict.c). The input is the
  * model.json of a scratch model folder whose model.safetensors is a valid small model (k 1, grid 2, D 64, E 8);
  * `promptad predict` is called on it with no input image, so the description is parsed and checked against the
  * tensors and the weights it names, and the call must fail cleanly. */

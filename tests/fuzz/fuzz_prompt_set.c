@@ -1,5 +1,5 @@
-/* fuzz_prompt_set.c - libFuzzer target: prompt-set files (host/prompt_set.c, configs/prompts/<set>.yaml). The input is
- * loaded as a set; every state of every class is formatted with its class name, and a class is looked up by key. */
+/* fuzz_prompt_set.c - libFuzzer target: prompt-set files (host/io/prompt_set.c, configs/prompts/<set>.yaml). The input
+ * is loaded as a set; every state of every class is formatted with its class name, and a class is looked up by key. */
 #include "fuzz_common.h"
 #include "prompt_set.h"
 

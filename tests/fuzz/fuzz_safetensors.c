@@ -1,6 +1,7 @@
-/* fuzz_safetensors.c - libFuzzer target: a safetensors file (host/st_file.c) as the weights loader meets it. The
+/* fuzz_safetensors.c - libFuzzer target: a safetensors file (host/io/st_file.c) as the weights loader meets it. The
  * input is written to a file and opened (header JSON, dtypes, shapes, offsets), every small tensor is read and
- * converted to F32, then the OpenCLIP architecture is inferred from the shapes (pad_weights_probe, host/weights.c). */
+ * converted to F32, then the OpenCLIP architecture is inferred from the shapes (pad_weights_probe,
+ * host/model/weights.c). */
 #include "fuzz_common.h"
 #include "st_file.h"
 #include "weights.h"

@@ -1,5 +1,5 @@
-/* fuzz_shots.c - libFuzzer target: official shot-list files (eval/shots.c, configs/official_shots/<dataset>.yaml). The
- * input is loaded as a list file; the lists of two classes are looked up for k = 1..8 and used to select shots from
+/* fuzz_shots.c - libFuzzer target: official shot-list files (host/eval/shots.c, configs/official_shots/<dataset>.yaml).
+ * The input is loaded as a list file; the lists of two classes are looked up for k = 1..8 and used to select shots from
  * a fake listing of ten train files in each of the three list modes. */
 #include "fuzz_common.h"
 #include "shots.h"

@@ -1,4 +1,4 @@
-/* fuzz_tokenizer.c - libFuzzer target: text through the CLIP tokenizer (host/tokenizer.c: UTF-8 check, ftfy-lite,
+/* fuzz_tokenizer.c - libFuzzer target: text through the CLIP tokenizer (host/io/tokenizer.c: UTF-8 check, ftfy-lite,
  * HTML unescaping, whitespace, lower-casing, pre-tokenisation, BPE). The vocabulary is generated at start-up (the
  * 256 byte symbols plus every pair of lower-case letters, inside and at the end of a word, and a few longer merges),
  * so the target needs no downloaded file. The input is the text; ids must lie inside the vocabulary. */

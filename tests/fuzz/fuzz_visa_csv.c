@@ -1,4 +1,4 @@
-/* fuzz_visa_csv.c - libFuzzer target: the VisA split file <root>/split_csv/1cls.csv (eval/dataset.c). The input is
+/* fuzz_visa_csv.c - libFuzzer target: the VisA split file <root>/split_csv/1cls.csv (host/eval/dataset.c). The input is
  * that file in a scratch dataset root that holds a few image and mask files (the ones the seed corpus names); the
  * dataset is opened and every class it lists is loaded. Every class name must be safe to use as a folder name under
  * the results folder (the check data.classes gets): no path traversal through a dataset file. */

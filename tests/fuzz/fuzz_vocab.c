@@ -1,4 +1,4 @@
-/* fuzz_vocab.c - libFuzzer target: BPE vocabulary files (host/tokenizer.c: gzip or plain text, a header line and
+/* fuzz_vocab.c - libFuzzer target: BPE vocabulary files (host/io/tokenizer.c: gzip or plain text, a header line and
  * "A B" merge lines). A vocabulary that loads encodes a fixed sentence. */
 #include "fuzz_common.h"
 #include "tokenizer.h"
