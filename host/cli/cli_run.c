@@ -365,6 +365,36 @@ static int run_workers(const char *config, const char *const *sets, int n_sets, 
     return rc;
 }
 
+// The last lines of promptad run: the counts, and where the results are only when the run succeeded (after an
+// error or an interruption nothing is claimed: the message above says what happened).
+static void print_outcome(const pad_run_config *cfg, const pad_run_result *res, pad_status st, bool dry) {
+    if (dry) {
+        fprintf(stderr, "promptad run: %d units, %d finished, %d to compute (dry run: nothing computed)\n",
+                res->n_units, res->n_skipped, res->n_units - res->n_skipped);
+    } else if (st != PAD_OK) { // no claim of results: the error above says what happened
+        int left = res->n_units - res->n_computed - res->n_skipped - res->n_by_other;
+        if (res->n_units > 0)
+            fprintf(stderr,
+                    "promptad run: %s: %d units computed, %d finished before, %d by another run, %d not done; the "
+                    "finished units are kept in %s\n",
+                    st == PAD_ERR_ABORTED ? "interrupted" : "stopped by the error above", res->n_computed,
+                    res->n_skipped, res->n_by_other, left, res->results_dir);
+    } else {
+        if (res->summary_md) fputs(res->summary_md, stdout);
+        fprintf(stderr,
+                "promptad run: %d units computed, %d skipped (already finished), %d finished by another run, %d left; "
+                "results in %s (summary.md, summary.csv)\n",
+                res->n_computed, res->n_skipped, res->n_by_other,
+                res->n_units - res->n_computed - res->n_skipped - res->n_by_other, res->results_dir);
+        if (strcmp(cfg->model.generate, "none") != 0)
+            fprintf(stderr,
+                    "promptad run: NOTE: this run used a RANDOM generated model (%s) on %s data: the numbers only show "
+                    "that the pipeline works. Real numbers need the real weights (bash weights/get_weights.sh) and a "
+                    "real dataset (configs/mvtec.yaml, visa.yaml, ...).\n",
+                    cfg->model.weights, strcmp(cfg->data.format, "synth") == 0 ? "synthetic" : "these");
+    }
+}
+
 int pad_cli_run(int argc, char **argv) {
     const char *config = NULL, *shard_s = NULL, *gpus = NULL;
     const char *sets[PAD_ARGS_MAX_MULTI];
@@ -483,31 +513,7 @@ int pad_cli_run(int argc, char **argv) {
     signal(SIGTERM, SIG_DFL);
     clear_bar(p);
     pad_log_set(NULL, NULL);
-    if (dry) {
-        fprintf(stderr, "promptad run: %d units, %d finished, %d to compute (dry run: nothing computed)\n", res.n_units,
-                res.n_skipped, res.n_units - res.n_skipped);
-    } else if (st != PAD_OK) { // no claim of results: the error above says what happened
-        int left = res.n_units - res.n_computed - res.n_skipped - res.n_by_other;
-        if (res.n_units > 0)
-            fprintf(stderr,
-                    "promptad run: %s: %d units computed, %d finished before, %d by another run, %d not done; the "
-                    "finished units are kept in %s\n",
-                    st == PAD_ERR_ABORTED ? "interrupted" : "stopped by the error above", res.n_computed, res.n_skipped,
-                    res.n_by_other, left, res.results_dir);
-    } else {
-        if (res.summary_md) fputs(res.summary_md, stdout);
-        fprintf(stderr,
-                "promptad run: %d units computed, %d skipped (already finished), %d finished by another run, %d left; "
-                "results in %s (summary.md, summary.csv)\n",
-                res.n_computed, res.n_skipped, res.n_by_other,
-                res.n_units - res.n_computed - res.n_skipped - res.n_by_other, res.results_dir);
-        if (strcmp(cfg->model.generate, "none") != 0)
-            fprintf(stderr,
-                    "promptad run: NOTE: this run used a RANDOM generated model (%s) on %s data: the numbers only show "
-                    "that the pipeline works. Real numbers need the real weights (bash weights/get_weights.sh) and a "
-                    "real dataset (configs/mvtec.yaml, visa.yaml, ...).\n",
-                    cfg->model.weights, strcmp(cfg->data.format, "synth") == 0 ? "synthetic" : "these");
-    }
+    print_outcome(cfg, &res, st, dry);
     free(res.summary_md);
     free(cfg);
     if (st == PAD_ERR_ABORTED) {
