@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# install_deps.sh [--build-only] - every system package promptad needs to build and test, on Debian 12 / Ubuntu
-# 22.04+. Shared by .ci/run and docker/Dockerfile so that the three never drift apart. Idempotent; runs as root.
+# install_deps.sh [--build-only | --fuzz] - every system package promptad needs to build and test, on Debian 12 /
+# Ubuntu 22.04+. Shared by .ci/run and docker/Dockerfile so that the three never drift apart. Idempotent; runs as root.
 # --build-only (the Dockerfile): only what building the promptad binary needs, without the test framework, the
 # formatter and git.
+# --fuzz (.ci/run): also the tools of tests/fuzz/run_fuzz.sh (clang with libFuzzer and the sanitizer runtimes, LLVM's
+# symbolizer, the LLVM OpenMP runtime that clang links).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 extra=(libcriterion-dev clang-format git)
 if [[ ${1-} == --build-only ]]; then
     extra=()
+elif [[ ${1-} == --fuzz ]]; then
+    extra+=(clang libclang-rt-dev llvm libomp-dev)
 elif [[ $# -gt 0 ]]; then
-    echo "usage: install_deps.sh [--build-only]" >&2
+    echo "usage: install_deps.sh [--build-only | --fuzz]" >&2
     exit 2
 fi
 apt-get update

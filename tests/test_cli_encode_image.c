@@ -56,7 +56,6 @@ Test(cli_encode_image, missing_weights_and_image_files) {
     cr_assert(r.exit_code == 1 && strstr(r.err, "none.png"), "missing image: exit %d, %s", r.exit_code, r.err);
     pad_cmd_free(&r);
     remove_dir(dir);
-    free(dir);
 }
 
 Test(cli_encode_image, dump_matches_the_library) {
@@ -135,5 +134,4 @@ Test(cli_encode_image, dump_matches_the_library) {
     pad_image_free(&back);
     pad_image_free(&img);
     remove_dir(dir);
-    free(dir);
 }

@@ -226,25 +226,34 @@ static int split_gpus(const char *s, char (*out)[32], int cap) {
 }
 
 // The environment of a worker: ours with CUDA_VISIBLE_DEVICES and PROMPTAD_NO_BAR replaced. Built before fork, so
-// the child only calls execve. Returns a malloc'd array (strings malloc'd too; leaked on purpose, the parent
-// exits soon after).
+// the child only calls execve. Returns a malloc'd array whose first entry is the one string it allocated (the
+// others are environ's); the parent frees it with worker_env_free once the child is started.
 static char **worker_env(const char *gpu) {
     int n = 0;
     while (environ[n])
         n++;
     char **env = calloc((size_t)n + 3, sizeof *env);
-    if (!env) return NULL;
+    char *cvd = malloc(strlen(gpu) + 32);
+    if (!env || !cvd) {
+        free(env);
+        free(cvd);
+        return NULL;
+    }
+    snprintf(cvd, strlen(gpu) + 32, "CUDA_VISIBLE_DEVICES=%s", gpu);
     int k = 0;
+    env[k++] = cvd;
     for (int i = 0; i < n; i++)
         if (strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21) != 0 && strncmp(environ[i], "PROMPTAD_NO_BAR=", 16) != 0)
             env[k++] = environ[i];
-    char *cvd = malloc(strlen(gpu) + 32);
-    if (!cvd) return NULL;
-    snprintf(cvd, strlen(gpu) + 32, "CUDA_VISIBLE_DEVICES=%s", gpu);
-    env[k++] = cvd;
     env[k++] = (char *)"PROMPTAD_NO_BAR=1";
     env[k] = NULL;
     return env;
+}
+
+static void worker_env_free(char **env) {
+    if (!env) return;
+    free(env[0]);
+    free(env);
 }
 
 static volatile sig_atomic_t g_parent_stop = 0;
@@ -310,6 +319,7 @@ static int run_workers(const char *config, const char *const *sets, int n_sets, 
             execve("/proc/self/exe", (char *const *)wargv, env);
             _exit(127);
         }
+        worker_env_free(env);
         if (pid < 0) {
             fprintf(stderr, "promptad run: cannot start worker %d: %s\n", i, strerror(errno));
             rc = 1;
@@ -348,10 +358,41 @@ static int run_workers(const char *config, const char *const *sets, int n_sets, 
     free(md);
     if (st != PAD_OK && rc == 0) rc = 1;
     if (!quiet)
-        fprintf(stderr, "promptad run: %d workers done%s; %d units in %s/%s (summary.md, summary.csv)\n", n_started,
-                rc ? " (with errors)" : "", n_read, cfg->output.dir, pad_run_config_dataset(cfg));
+        fprintf(stderr, "promptad run: %d workers done%s; %d units in %s/%s %s\n", n_started,
+                rc ? " (with errors)" : "", n_read, cfg->output.dir, pad_run_config_dataset(cfg),
+                st == PAD_OK ? "(summary.md, summary.csv)" : "(no summary: see the error above)");
     if (interrupted || g_parent_stop) fprintf(stderr, "promptad run: interrupted; rerun the same command to resume\n");
     return rc;
+}
+
+// The last lines of promptad run: the counts, and where the results are only when the run succeeded (after an
+// error or an interruption nothing is claimed: the message above says what happened).
+static void print_outcome(const pad_run_config *cfg, const pad_run_result *res, pad_status st, bool dry) {
+    if (dry) {
+        fprintf(stderr, "promptad run: %d units, %d finished, %d to compute (dry run: nothing computed)\n",
+                res->n_units, res->n_skipped, res->n_units - res->n_skipped);
+    } else if (st != PAD_OK) { // no claim of results: the error above says what happened
+        int left = res->n_units - res->n_computed - res->n_skipped - res->n_by_other;
+        if (res->n_units > 0)
+            fprintf(stderr,
+                    "promptad run: %s: %d units computed, %d finished before, %d by another run, %d not done; the "
+                    "finished units are kept in %s\n",
+                    st == PAD_ERR_ABORTED ? "interrupted" : "stopped by the error above", res->n_computed,
+                    res->n_skipped, res->n_by_other, left, res->results_dir);
+    } else {
+        if (res->summary_md) fputs(res->summary_md, stdout);
+        fprintf(stderr,
+                "promptad run: %d units computed, %d skipped (already finished), %d finished by another run, %d left; "
+                "results in %s (summary.md, summary.csv)\n",
+                res->n_computed, res->n_skipped, res->n_by_other,
+                res->n_units - res->n_computed - res->n_skipped - res->n_by_other, res->results_dir);
+        if (strcmp(cfg->model.generate, "none") != 0)
+            fprintf(stderr,
+                    "promptad run: NOTE: this run used a RANDOM generated model (%s) on %s data: the numbers only show "
+                    "that the pipeline works. Real numbers need the real weights (bash weights/get_weights.sh) and a "
+                    "real dataset (configs/mvtec.yaml, visa.yaml, ...).\n",
+                    cfg->model.weights, strcmp(cfg->data.format, "synth") == 0 ? "synthetic" : "these");
+    }
 }
 
 int pad_cli_run(int argc, char **argv) {
@@ -472,21 +513,7 @@ int pad_cli_run(int argc, char **argv) {
     signal(SIGTERM, SIG_DFL);
     clear_bar(p);
     pad_log_set(NULL, NULL);
-    if (dry) {
-        fprintf(stderr, "promptad run: %d units, %d finished, %d to compute (dry run: nothing computed)\n", res.n_units,
-                res.n_skipped, res.n_units - res.n_skipped);
-    } else {
-        if (res.summary_md) fputs(res.summary_md, stdout);
-        fprintf(stderr,
-                "promptad run: %d units computed, %d skipped, %d left; results in %s (summary.md, summary.csv)\n",
-                res.n_computed, res.n_skipped, res.n_units - res.n_computed - res.n_skipped, res.results_dir);
-        if (strcmp(cfg->model.generate, "none") != 0)
-            fprintf(stderr,
-                    "promptad run: NOTE: this run used a RANDOM generated model (%s) on %s data: the numbers only show "
-                    "that the pipeline works. Real numbers need the real weights (bash weights/get_weights.sh) and a "
-                    "real dataset (configs/mvtec.yaml, visa.yaml, ...).\n",
-                    cfg->model.weights, strcmp(cfg->data.format, "synth") == 0 ? "synthetic" : "these");
-    }
+    print_outcome(cfg, &res, st, dry);
     free(res.summary_md);
     free(cfg);
     if (st == PAD_ERR_ABORTED) {

@@ -303,6 +303,13 @@ int pad_dataset_find_class(const pad_dataset *ds, const char *name) {
     return -1;
 }
 
+bool pad_dataset_class_name_ok(const char *s) {
+    if (!s || !s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strlen(s) >= PAD_DATASET_NAME_MAX) return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p == '/' || *p == '\\' || *p < 32 || *p == 127) return false;
+    return true;
+}
+
 static bool name_in(const char *name, const char *const *names, int n) {
     for (int i = 0; i < n; i++)
         if (strcmp(name, names[i]) == 0) return true;
@@ -386,6 +393,13 @@ static pad_status read_visa_csv(pad_dataset *ds) {
             st = PAD_ERR_FORMAT;
             break;
         }
+        if (!pad_dataset_class_name_ok(fields[0])) {
+            PAD_LOG_ERROR("%s:%d: object '%s' is not a valid class name (one folder name: no '/', '\\', '.', '..' or "
+                          "control character, at most %d bytes)",
+                          path, lineno, fields[0], PAD_DATASET_NAME_MAX - 1);
+            st = PAD_ERR_FORMAT;
+            break;
+        }
         bool normal = strcmp(fields[2], "normal") == 0;
         if (!train && !normal && !fields[4][0]) {
             PAD_LOG_ERROR("%s:%d: anomalous test image %s has no mask", path, lineno, fields[3]);
@@ -433,6 +447,10 @@ static pad_status read_visa_csv(pad_dataset *ds) {
 // Class discovery
 
 static pad_status add_class(pad_dataset *ds, const char *name) {
+    if (!pad_dataset_class_name_ok(name)) { // the callers check first; never let an unsafe name through
+        PAD_LOG_ERROR("%s: '%s' is not a valid class name", ds->root, name);
+        return PAD_ERR_FORMAT;
+    }
     if (!strlist_push_own(&ds->classes, xstrdup(name))) {
         PAD_LOG_ERROR("%s: out of memory", ds->root);
         return PAD_ERR_OOM;
@@ -462,7 +480,11 @@ static pad_status discover_folder_classes(pad_dataset *ds, const char *const *of
             st = PAD_ERR_OOM;
             break;
         }
-        if (is_dir(tr)) {
+        if (is_dir(tr) && !pad_dataset_class_name_ok(subs.v[i])) {
+            PAD_LOG_WARN("%s: class folder skipped: its name is not a valid class name (no '\\' or control "
+                         "character, at most %d bytes)",
+                         cdir, PAD_DATASET_NAME_MAX - 1);
+        } else if (is_dir(tr)) {
             PAD_LOG_DEBUG("%s: not an official %s class; listed with the %s layout", cdir,
                           pad_dataset_format_str(ds->format), pad_dataset_format_str(ds->format));
             st = add_class(ds, subs.v[i]);
@@ -600,6 +622,14 @@ pad_status pad_dataset_open(pad_dataset **out, pad_dataset_format format, const 
         free(tr);
         if (ds->single) {
             char *name = root_class_name(root);
+            if (name && !pad_dataset_class_name_ok(name)) {
+                PAD_LOG_ERROR("%s: the folder's name '%s' is not a valid class name (a single-class folder dataset is "
+                              "named after its folder)",
+                              root, name);
+                free(name);
+                st = PAD_ERR_INVALID_ARG;
+                goto fail;
+            }
             if (!name || !strlist_push_own(&ds->classes, name)) {
                 st = PAD_ERR_OOM;
                 goto fail;

@@ -59,6 +59,15 @@ const char *pad_dataset_format_str(pad_dataset_format f);
 // format has none (returns NULL, *n = 0).
 const char *const *pad_dataset_official_classes(pad_dataset_format f, int *n);
 
+// Longest class name accepted, in bytes including the NUL (the run config's PAD_CFG_NAME_MAX).
+#define PAD_DATASET_NAME_MAX 128
+// Whether s can be used as ONE folder name under the results folder: non-empty, shorter than PAD_DATASET_NAME_MAX,
+// not "." or "..", without '/', '\\' or control characters (bytes < 32 or 127). Every class name a dataset lists
+// passes it (pad_dataset_open refuses a VisA csv object that does not, and skips such a class folder with a
+// warning), and the run config applies it to data.classes and data.name, so no name from a file or a folder can
+// make the run write outside its output folder.
+bool pad_dataset_class_name_ok(const char *s);
+
 typedef enum pad_anomaly_kind {
     PAD_ANOMALY_KIND_NONE = 0,       // a normal image (test/good)
     PAD_ANOMALY_KIND_DEFECT = 1,     // anomalous, no finer split (mvtec, visa, mpdd, folder; LOCO's other types)

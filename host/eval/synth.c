@@ -2,6 +2,8 @@
  * defects with exact masks, and the MVTec AD layout on disk (PNG via libstb's stbi_write_png). */
 #include "synth.h"
 
+#include "claim.h"
+#include "fsutil.h"
 #include "log.h"
 #include "prng.h"
 
@@ -650,6 +652,21 @@ static pad_status write_png_atomic(const char *path, int S, int comp, const uint
     return PAD_OK;
 }
 
+// Removes the temporary folders ".<name>.tmp-<pid>" of class `name` in out_dir left by synth runs that are gone.
+static void remove_orphans(const char *out_dir, const char *name) {
+    DIR *d = opendir(out_dir);
+    if (!d) return;
+    char prefix[96], p[4200];
+    snprintf(prefix, sizeof prefix, ".%s.tmp-", name);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
+        snprintf(p, sizeof p, "%s/%s", out_dir, e->d_name);
+        if (pad_tmp_dir_is_orphan(p)) pad_remove_tree(p);
+    }
+    closedir(d);
+}
+
 pad_status pad_synth_write(const char *out_dir, const pad_synth_opts *o, pad_synth_summary *sum) {
     PAD_TRY(pad_synth_opts_check(o));
     if (!out_dir || !out_dir[0]) {
@@ -663,7 +680,7 @@ pad_status pad_synth_write(const char *out_dir, const pad_synth_opts *o, pad_syn
     pad_synth_summary s = {0, 0, 0, 0};
     int wtrain = digits(o->n_train - 1), wgood = digits(o->n_test_good - 1),
         wbad = digits((o->n_test_bad - 1) / PAD_SYNTH_N_TYPES);
-    char path[4096], name[64], num[12];
+    char path[4096], name[64], num[12], tname[96], tdir[4096] = "";
     for (int c = 0; c < o->n_classes; c++) {
         snprintf(path, sizeof path, "%s/%s", out_dir, pad_synth_class_name(c, name, sizeof name));
         if (dir_nonempty(path)) {
@@ -682,25 +699,33 @@ pad_status pad_synth_write(const char *out_dir, const pad_synth_opts *o, pad_syn
     pad_status st = PAD_OK;
     for (int c = 0; c < o->n_classes && st == PAD_OK; c++) {
         pad_synth_class_name(c, name, sizeof name);
-        snprintf(path, sizeof path, "%s/%s/train/good", out_dir, name);
+        // the class is written into a hidden temporary folder and renamed into place when complete, so an
+        // interrupted run never leaves a class that looks finished
+        snprintf(tname, sizeof tname, ".%s.tmp-%ld", name, (long)getpid());
+        snprintf(tdir, sizeof tdir, "%s/%s", out_dir, tname);
+        remove_orphans(out_dir, name);
+        pad_remove_tree(tdir);
+        PAD_TRY_GOTO(st, make_dirs(tdir), done);
+        PAD_TRY_GOTO(st, pad_owner_write(tdir), done);
+        snprintf(path, sizeof path, "%s/%s/train/good", out_dir, tname);
         PAD_TRY_GOTO(st, make_dirs(path), done);
-        snprintf(path, sizeof path, "%s/%s/test/good", out_dir, name);
+        snprintf(path, sizeof path, "%s/%s/test/good", out_dir, tname);
         PAD_TRY_GOTO(st, make_dirs(path), done);
         for (int t = 0; t < PAD_SYNTH_N_TYPES && o->n_test_bad > t; t++) {
-            snprintf(path, sizeof path, "%s/%s/test/%s", out_dir, name, pad_synth_defect_type(c, t));
+            snprintf(path, sizeof path, "%s/%s/test/%s", out_dir, tname, pad_synth_defect_type(c, t));
             PAD_TRY_GOTO(st, make_dirs(path), done);
-            snprintf(path, sizeof path, "%s/%s/ground_truth/%s", out_dir, name, pad_synth_defect_type(c, t));
+            snprintf(path, sizeof path, "%s/%s/ground_truth/%s", out_dir, tname, pad_synth_defect_type(c, t));
             PAD_TRY_GOTO(st, make_dirs(path), done);
         }
         for (int i = 0; i < o->n_train; i++) {
             PAD_TRY_GOTO(st, pad_synth_render(o, c, PAD_SYNTH_SPLIT_TRAIN, i, rgb, NULL, NULL, NULL), done);
-            snprintf(path, sizeof path, "%s/%s/train/good/%s.png", out_dir, name, padded(num, wtrain, i));
+            snprintf(path, sizeof path, "%s/%s/train/good/%s.png", out_dir, tname, padded(num, wtrain, i));
             PAD_TRY_GOTO(st, write_png_atomic(path, o->size, 3, rgb), done);
             s.n_train++;
         }
         for (int i = 0; i < o->n_test_good; i++) {
             PAD_TRY_GOTO(st, pad_synth_render(o, c, PAD_SYNTH_SPLIT_TEST_GOOD, i, rgb, NULL, NULL, NULL), done);
-            snprintf(path, sizeof path, "%s/%s/test/good/%s.png", out_dir, name, padded(num, wgood, i));
+            snprintf(path, sizeof path, "%s/%s/test/good/%s.png", out_dir, tname, padded(num, wgood, i));
             PAD_TRY_GOTO(st, write_png_atomic(path, o->size, 3, rgb), done);
             s.n_test++;
         }
@@ -709,16 +734,26 @@ pad_status pad_synth_write(const char *out_dir, const pad_synth_opts *o, pad_syn
             PAD_TRY_GOTO(st, pad_synth_render(o, c, PAD_SYNTH_SPLIT_TEST_BAD, i, rgb, mask, NULL, &type), done);
             const char *tn = pad_synth_defect_type(c, type);
             int k = i / PAD_SYNTH_N_TYPES;
-            snprintf(path, sizeof path, "%s/%s/test/%s/%s.png", out_dir, name, tn, padded(num, wbad, k));
+            snprintf(path, sizeof path, "%s/%s/test/%s/%s.png", out_dir, tname, tn, padded(num, wbad, k));
             PAD_TRY_GOTO(st, write_png_atomic(path, o->size, 3, rgb), done);
-            snprintf(path, sizeof path, "%s/%s/ground_truth/%s/%s_mask.png", out_dir, name, tn, padded(num, wbad, k));
+            snprintf(path, sizeof path, "%s/%s/ground_truth/%s/%s_mask.png", out_dir, tname, tn, padded(num, wbad, k));
             PAD_TRY_GOTO(st, write_png_atomic(path, o->size, 1, mask), done);
             s.n_test++;
             s.n_test_bad++;
         }
+        snprintf(path, sizeof path, "%s/.owner", tdir);
+        remove(path);
+        snprintf(path, sizeof path, "%s/%s", out_dir, name);
+        rmdir(path); // an empty class folder is replaced
+        if (rename(tdir, path) != 0) {
+            PAD_LOG_ERROR("%s: cannot move the generated class into place: %s", path, strerror(errno));
+            st = PAD_ERR_IO;
+            goto done;
+        }
         s.n_classes++;
     }
 done:
+    if (st != PAD_OK && tdir[0]) pad_remove_tree(tdir);
     free(rgb);
     free(mask);
     if (sum) *sum = s;

@@ -899,7 +899,7 @@ static pad_status pass_nfc(pad_tokenizer *t, cpbuf *buf) {
 }
 
 static bool same(const cpbuf *x, const cpbuf *y) {
-    return x->n == y->n && memcmp(x->v, y->v, x->n * sizeof *x->v) == 0;
+    return x->n == y->n && (x->n == 0 || memcmp(x->v, y->v, x->n * sizeof *x->v) == 0); // v is NULL when empty
 }
 
 // ftfy-lite on t->a (whole text) -> t->a. Segments end after each '\n'; unescaping stops from the first segment
@@ -964,7 +964,7 @@ static pad_status ftfy_lite(pad_tokenizer *t) {
             st = PAD_ERR_OOM;
             goto done;
         }
-        memcpy(dst->v + dst->n, cur.v, cur.n * sizeof *cur.v);
+        if (cur.n) memcpy(dst->v + dst->n, cur.v, cur.n * sizeof *cur.v); // an empty segment: v may be NULL
         dst->n += cur.n;
         pos = end;
     }
@@ -1295,16 +1295,24 @@ int pad_tokenizer_eot_index(const pad_tokenizer *tok, const int32_t *row, int co
 // files
 
 pad_status pad_tokenizer_write_byte_vocab(const char *path) {
-    gzFile gz = gzopen(path, "wb9");
+    // written under a temporary name and renamed into place: a reader (another run starting at the same time)
+    // never sees a partial file
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        PAD_LOG_ERROR("%s: path too long", path);
+        return PAD_ERR_INVALID_ARG;
+    }
+    gzFile gz = gzopen(tmp, "wb9");
     if (!gz) {
-        PAD_LOG_ERROR("%s: cannot write vocabulary (%s)", path, strerror(errno));
+        PAD_LOG_ERROR("%s: cannot write vocabulary (%s)", tmp, strerror(errno));
         return PAD_ERR_IO;
     }
     static const char header[] = "\"bpe_simple_vocab_16e6.txt#version: 0.2 (promptad byte-level vocabulary, no merges)";
     int k = gzwrite(gz, header, (unsigned)(sizeof header - 1));
     int rc = gzclose(gz);
-    if (k != (int)(sizeof header - 1) || rc != Z_OK) {
+    if (k != (int)(sizeof header - 1) || rc != Z_OK || rename(tmp, path) != 0) {
         PAD_LOG_ERROR("%s: cannot write vocabulary", path);
+        remove(tmp);
         return PAD_ERR_IO;
     }
     return PAD_OK;

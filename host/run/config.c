@@ -526,11 +526,9 @@ static bool set_path(const src_ctx *c, const char *key, const char *v, char *dst
     return true;
 }
 
+// The one rule for names that become folders under output.dir (dataset.h), for data.classes and data.name.
 static bool valid_class_name(const char *s) {
-    if (!s[0] || strcmp(s, ".") == 0 || strcmp(s, "..") == 0) return false;
-    for (const char *p = s; *p; p++)
-        if (*p == '/' || *p == '\\' || (unsigned char)*p < 32) return false;
-    return true;
+    return pad_dataset_class_name_ok(s);
 }
 
 // The model section of a document onto cfg (false after one error naming the key).

@@ -77,7 +77,9 @@ static pad_status read_unit(const char *path, const char *ds, const char *cls, i
     for (int m = 0; m < N_METRICS; m++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k_metric_keys[m]);
         u->m[m] = cJSON_IsNumber(it) ? it->valuedouble : NAN;
-        any = any || cJSON_IsNumber(it);
+        // null: undefined for this test set (e.g. no anomalous image: no AUROC), shown as n/a; a unit may have only
+        // undefined metrics, but not none of the keys
+        any = any || cJSON_IsNumber(it) || cJSON_IsNull(it);
     }
     cJSON_Delete(j);
     if (!any) {
@@ -579,7 +581,8 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
     sb_printf(&md, "# promptad results: %s\n\n", ds);
     sb_printf(&md,
               "Mean ± std over seeds (population std) in %%; image metrics from the cls task, pixel metrics from the "
-              "seg task (as in the paper). PRO = MVTec AU-PRO up to FPR 0.3.%s Config hash%s:",
+              "seg task (as in the paper). PRO = MVTec AU-PRO up to FPR 0.3. – = undefined for the class's test set "
+              "(no anomalous image: no AUROC; no masks: no pixel metric) or not run.%s Config hash%s:",
               paper ? " *paper* = PromptAD's supplementary Tables 6-13 (n/a: not published)." : "",
               n_hashes > 1 ? "es" : "");
     for (int h = 0; h < n_hashes; h++)

@@ -5,6 +5,7 @@
  * The method is described in docs/method.md; the other files of the loop are listed in run_internal.h. */
 #include "run_internal.h"
 
+#include "claim.h"
 #include "fsutil.h"
 #include "log.h"
 #include "report.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // ----------------------------------------------------------------------------
 // Progress and stop
@@ -56,92 +58,168 @@ static bool owns_group(const run_ctx *rc, int c, int a, int b) {
 }
 
 // ----------------------------------------------------------------------------
-// One class
+// Sharing a results folder
+//
+// Several runs may write into one output.dir at the same time (shards on a cluster pointed at one shared folder, or
+// two runs started by hand). Each (class, shot, seed) group is claimed before any of its work (claim.h: a lock on
+// <class>/k<k>/seed<s>/.claim, dropped by the kernel however the holder ends), so two runs never compute the same
+// group: a run that finds a group claimed defers it and goes on; at the end it comes back to its deferred groups,
+// waits for each claim and finds the units finished by the other run (counted as done by another), or computes
+// what that run left (it failed or was killed). Under the claim every temporary folder of the group is stale.
 
-static pad_status run_class(run_ctx *rc, int ci) {
+#define GROUP_DEFERRED 0x80 // claimed by another process on the first visit; bit t (1 << t): task t counted finished
+
+static uint8_t *group_flags(const run_ctx *rc, int c, int a, int b) {
+    return &rc->groups[((size_t)c * (size_t)rc->cfg->run.n_shots + (size_t)a) * (size_t)rc->cfg->run.n_seeds +
+                       (size_t)b];
+}
+
+// Reads the state of the group's units into todo[] (true: not finished with this config) and counts the units
+// found finished that were not at the survey nor by this run: another run finished them. Returns whether anything
+// is left to do (a unit, or the group's predict model).
+static bool group_refresh(run_ctx *rc, int ci, int a, int b, bool todo[PAD_N_TASKS]) {
     const pad_run_config *cfg = rc->cfg;
     const char *name = rc->classes[ci];
-    class_ctx cc;
-    memset(&cc, 0, sizeof cc);
-    cc.name = name;
-    // what is left to do (in this shard)
-    int todo_units = 0, todo_models = 0;
-    for (int a = 0; a < cfg->run.n_shots; a++)
-        for (int b = 0; b < cfg->run.n_seeds; b++) {
-            if (!owns_group(rc, ci, a, b)) continue;
-            bool all_done = true;
-            for (int t = 0; t < PAD_N_TASKS; t++) {
-                if (!(cfg->run.tasks & (1 << t))) continue;
-                if (run_unit_state(rc, name, cfg->run.shots[a], cfg->run.seeds[b], (pad_prompt_task)t) != UNIT_DONE) {
-                    todo_units++;
-                    all_done = false;
-                }
-            }
-            if (cfg->output.models &&
-                (!all_done || !run_model_is_current(rc, name, cfg->run.shots[a], cfg->run.seeds[b])))
-                todo_models++;
+    const int k = cfg->run.shots[a], seed = cfg->run.seeds[b];
+    uint8_t *fl = group_flags(rc, ci, a, b);
+    for (int t = 0; t < PAD_N_TASKS; t++) {
+        todo[t] = false;
+        if (!(cfg->run.tasks & (1 << t))) continue;
+        todo[t] = run_unit_state(rc, name, k, seed, (pad_prompt_task)t, NULL, 0) != UNIT_DONE;
+        if (!todo[t] && !(*fl & (1 << t))) {
+            *fl |= (uint8_t)(1 << t);
+            rc->n_by_other++;
+            rc->n_done++;
         }
-    if (!todo_units && !todo_models) return PAD_OK;
-    pad_status st = PAD_OK;
-    char name_buf[PAD_CFG_NAME_MAX];
-    st = pad_dataset_class_load(rc->ds, name, &cc.data);
-    if (st != PAD_OK) {
-        PAD_LOG_ERROR("class %s: cannot list the dataset (data.root %s)", name, cfg->data.root);
-        return st;
     }
-    cc.loaded = true;
-    st = run_class_prompts(rc, &cc, name_buf, sizeof name_buf);
-    if (st == PAD_OK && todo_units) st = run_prepare_class_test(rc, &cc);
-    for (int a = 0; a < cfg->run.n_shots && st == PAD_OK; a++) {
-        int k = cfg->run.shots[a];
-        for (int b = 0; b < cfg->run.n_seeds && st == PAD_OK; b++) {
-            if (!owns_group(rc, ci, a, b)) continue;
-            int seed = cfg->run.seeds[b];
-            bool todo[PAD_N_TASKS] = {false, false};
-            for (int t = 0; t < PAD_N_TASKS; t++)
-                todo[t] =
-                    (cfg->run.tasks & (1 << t)) && run_unit_state(rc, name, k, seed, (pad_prompt_task)t) != UNIT_DONE;
-            bool need_model = cfg->output.models && (todo[0] || todo[1] || !run_model_is_current(rc, name, k, seed));
-            if (!todo[0] && !todo[1] && !need_model) continue;
-            char seed_dir[PATH_CAP];
-            run_unit_path(rc, seed_dir, sizeof seed_dir, name, k, seed, NULL);
-            if ((st = pad_mkdir_p(seed_dir)) != PAD_OK) break;
-            run_remove_stale_tmp(seed_dir);
-            if (k > cc.data.n_train) {
-                PAD_LOG_ERROR("class %s: %d shots requested but %s has %d train images", name, k, cfg->data.root,
-                              cc.data.n_train);
-                st = PAD_ERR_INVALID_ARG;
+    return todo[0] || todo[1] || (cfg->output.models && !run_model_is_current(rc, name, k, seed));
+}
+
+// Takes the claim of a deferred group, polling so that a stop request is seen while another process holds it.
+static pad_status wait_claim(const run_ctx *rc, pad_claim *cl, const char *path, const char *name, int k, int seed) {
+    bool got = false, told = false;
+    for (;;) {
+        PAD_TRY(pad_claim_acquire(cl, path, false, &got));
+        if (got) return PAD_OK;
+        if (run_stop_requested(rc)) return PAD_ERR_ABORTED;
+        if (!told) run_emit_stage(rc, "%s k%d seed%d: waiting for the other run that is computing it", name, k, seed);
+        told = true;
+        nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// One group and one class
+
+// The class's listing and prompts (once), and its encoded test set when need_test (once).
+static pad_status class_ready(run_ctx *rc, class_ctx *cc, bool need_test, char *name_buf, size_t cap) {
+    if (!cc->loaded) {
+        pad_status st = pad_dataset_class_load(rc->ds, cc->name, &cc->data);
+        if (st != PAD_OK) {
+            PAD_LOG_ERROR("class %s: cannot list the dataset (data.root %s)", cc->name, rc->cfg->data.root);
+            return st;
+        }
+        cc->loaded = true;
+        PAD_TRY(run_class_prompts(rc, cc, name_buf, cap));
+    }
+    if (need_test && !cc->test_ready) {
+        PAD_TRY(run_prepare_class_test(rc, cc));
+        cc->test_ready = true;
+    }
+    return PAD_OK;
+}
+
+// The work of group (ci, a, b), whose claim the caller holds: the units still to do, then the predict model.
+static pad_status run_group(run_ctx *rc, class_ctx *cc, int ci, int a, int b, char *name_buf, size_t cap) {
+    const pad_run_config *cfg = rc->cfg;
+    const char *name = cc->name;
+    const int k = cfg->run.shots[a], seed = cfg->run.seeds[b];
+    uint8_t *fl = group_flags(rc, ci, a, b);
+    bool todo[PAD_N_TASKS];
+    if (!group_refresh(rc, ci, a, b, todo)) return PAD_OK; // finished meanwhile (by another run)
+    const bool need_model = cfg->output.models;
+    PAD_TRY(class_ready(rc, cc, todo[0] || todo[1], name_buf, cap));
+    if (k > cc->data.n_train) {
+        PAD_LOG_ERROR("class %s: %d shots requested but %s has %d train images", name, k, cfg->data.root,
+                      cc->data.n_train);
+        return PAD_ERR_INVALID_ARG;
+    }
+    for (int t = 0; t < PAD_N_TASKS; t++)
+        run_unit_summary_clear(&cc->done[t]);
+    pad_shots shots;
+    PAD_TRY(pad_shots_select(&cc->data, k, (pad_shot_select)cfg->run.shot_select, (uint64_t)seed, rc->lists, &shots));
+    pad_status st = run_shot_features(rc, cc, shots.index, k);
+    if (st == PAD_OK && (todo[0] || todo[1])) {
+        pad_bank *bank = NULL;
+        st = run_upload_shots(rc, cc, shots.index, k);
+        if (st == PAD_OK) st = pad_bank_init(&bank, rc->be, cc->shot_mid1, cc->shot_mid2, k, rc->P, rc->D);
+        if (st == PAD_OK) st = run_visual_scores(rc, cc, bank, todo[0]);
+        for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++) {
+            if (!todo[t]) continue;
+            if (run_stop_requested(rc)) {
+                st = PAD_ERR_ABORTED;
                 break;
             }
-            for (int t = 0; t < PAD_N_TASKS; t++)
-                run_unit_summary_clear(&cc.done[t]);
-            pad_shots shots;
-            st =
-                pad_shots_select(&cc.data, k, (pad_shot_select)cfg->run.shot_select, (uint64_t)seed, rc->lists, &shots);
+            st = run_train_unit(rc, cc, (pad_prompt_task)t, k, seed, &shots);
+            if (st == PAD_OK) *fl |= (uint8_t)(1 << t);
+        }
+        pad_bank_free(bank);
+    }
+    if (st == PAD_OK && need_model) st = run_write_model(rc, cc, k, seed, &shots);
+    pad_shots_free(&shots);
+    if (st == PAD_OK && run_stop_requested(rc)) st = PAD_ERR_ABORTED;
+    return st;
+}
+
+// The groups of class ci in this shard. First pass (deferred_pass false): every group with work left whose claim
+// is free; a claimed one is deferred. Second pass: the deferred groups, waiting for their claims.
+static pad_status run_class(run_ctx *rc, int ci, bool deferred_pass) {
+    const pad_run_config *cfg = rc->cfg;
+    class_ctx cc;
+    memset(&cc, 0, sizeof cc);
+    cc.name = rc->classes[ci];
+    char name_buf[PAD_CFG_NAME_MAX];
+    pad_status st = PAD_OK;
+    for (int a = 0; a < cfg->run.n_shots && st == PAD_OK; a++) {
+        const int k = cfg->run.shots[a];
+        for (int b = 0; b < cfg->run.n_seeds && st == PAD_OK; b++) {
+            const int seed = cfg->run.seeds[b];
+            uint8_t *fl = group_flags(rc, ci, a, b);
+            if (!owns_group(rc, ci, a, b) || deferred_pass != ((*fl & GROUP_DEFERRED) != 0)) continue;
+            bool todo[PAD_N_TASKS];
+            if (!deferred_pass && !group_refresh(rc, ci, a, b, todo)) continue;
+            char seed_dir[PATH_CAP], lock[PATH_CAP + 16];
+            run_unit_path(rc, seed_dir, sizeof seed_dir, cc.name, k, seed, NULL);
+            if ((st = pad_mkdir_p(seed_dir)) != PAD_OK) break;
+            snprintf(lock, sizeof lock, "%s/.claim", seed_dir);
+            pad_claim cl = PAD_CLAIM_INIT;
+            bool got = true;
+            if (deferred_pass)
+                st = wait_claim(rc, &cl, lock, cc.name, k, seed);
+            else
+                st = pad_claim_acquire(&cl, lock, false, &got);
             if (st != PAD_OK) break;
-            st = run_shot_features(rc, &cc, shots.index, k);
-            if (st == PAD_OK && (todo[0] || todo[1])) {
-                pad_bank *bank = NULL;
-                st = run_upload_shots(rc, &cc, shots.index, k);
-                if (st == PAD_OK) st = pad_bank_init(&bank, rc->be, cc.shot_mid1, cc.shot_mid2, k, rc->P, rc->D);
-                if (st == PAD_OK) st = run_visual_scores(rc, &cc, bank, todo[0]);
-                for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++) {
-                    if (!todo[t]) continue;
-                    if (run_stop_requested(rc)) {
-                        st = PAD_ERR_ABORTED;
-                        break;
-                    }
-                    st = run_train_unit(rc, &cc, (pad_prompt_task)t, k, seed, &shots);
-                }
-                pad_bank_free(bank);
+            if (!got) {
+                *fl |= GROUP_DEFERRED;
+                run_emit_stage(rc, "%s k%d seed%d: another run is computing it; coming back to it at the end", cc.name,
+                               k, seed);
+                continue;
             }
-            if (st == PAD_OK && need_model) st = run_write_model(rc, &cc, k, seed, &shots);
-            pad_shots_free(&shots);
-            if (st == PAD_OK && run_stop_requested(rc)) st = PAD_ERR_ABORTED;
+            *fl &= (uint8_t)~GROUP_DEFERRED;
+            run_remove_stale_tmp(seed_dir, !cl.unlocked);
+            st = run_group(rc, &cc, ci, a, b, name_buf, sizeof name_buf);
+            pad_claim_release(&cl);
         }
     }
     run_class_free(rc, &cc);
     return st;
+}
+
+static bool class_has_deferred(const run_ctx *rc, int ci) {
+    for (int a = 0; a < rc->cfg->run.n_shots; a++)
+        for (int b = 0; b < rc->cfg->run.n_seeds; b++)
+            if (*group_flags(rc, ci, a, b) & GROUP_DEFERRED) return true;
+    return false;
 }
 
 // ----------------------------------------------------------------------------
@@ -170,27 +248,39 @@ static pad_status pick_classes(run_ctx *rc) {
     return PAD_OK;
 }
 
-// Counts units and checks the finished ones before any work.
+// Counts units and checks the finished ones before any work; a broken unit (a file missing or cut short) is named
+// and will be recomputed.
 static pad_status survey(run_ctx *rc) {
     const pad_run_config *cfg = rc->cfg;
     rc->n_units = 0;
-    int mismatched = 0;
+    int mismatched = 0, broken = 0;
     char first[PATH_CAP] = "", fhash[64] = "";
+    size_t n_groups = (size_t)rc->n_classes * (size_t)cfg->run.n_shots * (size_t)cfg->run.n_seeds;
+    rc->groups = calloc(n_groups ? n_groups : 1, 1);
+    if (!rc->groups) return PAD_ERR_OOM;
     for (int c = 0; c < rc->n_classes; c++)
         for (int a = 0; a < cfg->run.n_shots; a++)
             for (int b = 0; b < cfg->run.n_seeds; b++)
                 for (int t = 0; t < PAD_N_TASKS; t++) {
                     if (!(cfg->run.tasks & (1 << t)) || !owns_group(rc, c, a, b)) continue;
                     rc->n_units++;
-                    unit_state s =
-                        run_unit_state(rc, rc->classes[c], cfg->run.shots[a], cfg->run.seeds[b], (pad_prompt_task)t);
-                    if (s == UNIT_DONE) rc->n_skipped++;
+                    const int k = cfg->run.shots[a], seed = cfg->run.seeds[b];
+                    char why[300], dir[PATH_CAP];
+                    unit_state s = run_unit_state(rc, rc->classes[c], k, seed, (pad_prompt_task)t, why, sizeof why);
+                    run_unit_path(rc, dir, sizeof dir, rc->classes[c], k, seed,
+                                  pad_prompt_task_name((pad_prompt_task)t));
+                    if (s == UNIT_DONE) {
+                        rc->n_skipped++;
+                        *group_flags(rc, c, a, b) |= (uint8_t)(1 << t);
+                    }
+                    if (s == UNIT_BROKEN && broken++ < 20)
+                        PAD_LOG_WARN("%s: unfinished or damaged unit (%s): it is recomputed", dir, why);
                     if (s == UNIT_MISMATCH && mismatched++ == 0) {
-                        run_unit_path(rc, first, sizeof first, rc->classes[c], cfg->run.shots[a], cfg->run.seeds[b],
-                                      pad_prompt_task_name((pad_prompt_task)t));
+                        snprintf(first, sizeof first, "%s", dir);
                         run_read_recorded_hash(first, fhash, sizeof fhash);
                     }
                 }
+    if (broken > 20) PAD_LOG_WARN("... and %d more unfinished or damaged units", broken - 20);
     rc->n_done = rc->n_skipped;
     if (mismatched && !cfg->output.redo_on_mismatch) {
         PAD_LOG_ERROR("%s (and %d other unit%s) was computed with other settings (config hash %s, this run has %s); "
@@ -252,16 +342,18 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
         PAD_LOG_INFO("backend %s; model %s (S %d, grid %d, E %d, D %d); config hash %s",
                      pad_backend_kind_str(pad_backend_get_kind(rc.be)), rc.weights_path, rc.S, rc.G, rc.E, rc.D,
                      rc.hash);
-        for (int c = 0; c < rc.n_classes && st == PAD_OK; c++) {
-            if (run_stop_requested(&rc)) {
-                st = PAD_ERR_ABORTED;
-                break;
+        for (int pass = 0; pass < 2; pass++) // the groups whose claims are free, then those deferred
+            for (int c = 0; c < rc.n_classes && st == PAD_OK; c++) {
+                if (run_stop_requested(&rc)) {
+                    st = PAD_ERR_ABORTED;
+                    break;
+                }
+                if (pass == 0 || class_has_deferred(&rc, c)) st = run_class(&rc, c, pass == 1);
             }
-            st = run_class(&rc, c);
-        }
     }
 done:
     res->n_computed = rc.n_computed;
+    res->n_by_other = rc.n_by_other;
     if (!dry && rc.ds_dir[0] && pad_path_is_dir(rc.ds_dir)) {
         char paper[PAD_CFG_PATH_MAX];
         pad_resolve_data_path("configs/paper_results.csv", paper, sizeof paper);
@@ -276,5 +368,6 @@ done:
     run_free_model(&rc);
     pad_dataset_free(rc.ds);
     free(rc.classes);
+    free(rc.groups);
     return st;
 }

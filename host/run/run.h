@@ -82,9 +82,10 @@ typedef struct pad_run_opts {
 } pad_run_opts;
 
 typedef struct pad_run_result {
-    int n_units, n_computed, n_skipped;
-    char *summary_md;       // the Markdown tables (malloc'd, may be NULL); caller frees
-    char results_dir[4096]; // <output.dir>/<dataset>
+    int n_units, n_computed, n_skipped; // of this run (shard); skipped: finished before it started
+    int n_by_other;                     // finished meanwhile by another run sharing output.dir (run.c)
+    char *summary_md;                   // the Markdown tables (malloc'd, may be NULL); caller frees
+    char results_dir[4096];             // <output.dir>/<dataset>
 } pad_run_result;
 
 // Runs the job described by cfg (pad_run_config_finalize must have been called). Generates the demo model and the

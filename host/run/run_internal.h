@@ -59,6 +59,8 @@ typedef struct run_ctx {
     char **classes;  // the classes of this run
     int n_classes;
     int n_units, n_done, n_skipped, n_computed;
+    int n_by_other;     // units found finished by another process sharing output.dir after the survey
+    uint8_t *groups;    // (n_classes * n_shots * n_seeds) GROUP_* flags of each (class, shot, seed), see run.c
     bool graphs;        // CUDA graphs for the per-epoch work (run.cuda_graphs resolved)
     pad_fcache *fcache; // the feature cache of encoded images (disabled with cache.dir none)
     float *enc_cls, *enc_tok, *enc_mid1, *enc_mid2; // (batch,E), (batch,P,E), (batch,P,D) x 2 backend: misses
@@ -85,6 +87,7 @@ typedef struct class_ctx {
     const char *name;
     pad_class_data data;
     bool loaded;
+    bool test_ready; // run_prepare_class_test done
     int n;           // test images used
     int *items;      // (n) indices into data.test
     uint8_t *labels; // (n)
@@ -146,7 +149,9 @@ typedef struct unit_result {
     float map_lo, map_hi;
 } unit_result;
 
-typedef enum unit_state { UNIT_TODO = 0, UNIT_DONE = 1, UNIT_MISMATCH = 2 } unit_state;
+// TODO: no folder; DONE: finished with this config hash; MISMATCH: finished with another one; BROKEN: a file is
+// missing, cut short or does not parse (the unit is recomputed).
+typedef enum unit_state { UNIT_TODO = 0, UNIT_DONE = 1, UNIT_MISMATCH = 2, UNIT_BROKEN = 3 } unit_state;
 
 // ----------------------------------------------------------------------------
 // run.c: progress and stop
@@ -173,10 +178,14 @@ pad_status run_open_cache(run_ctx *rc); // the feature cache of cache.dir (auto:
 void run_unit_path(const run_ctx *rc, char *out, size_t cap, const char *cls, int k, int seed, const char *leaf);
 // The config hash recorded in <dir>/metrics.json into hash (empty when absent/unreadable); false without the file.
 bool run_read_recorded_hash(const char *dir, char *hash, size_t cap);
-unit_state run_unit_state(const run_ctx *rc, const char *cls, int k, int seed, pad_prompt_task task);
+// The state of a unit; for BROKEN, why (may be NULL) receives what is wrong ("scores.csv is missing").
+unit_state run_unit_state(const run_ctx *rc, const char *cls, int k, int seed, pad_prompt_task task, char *why,
+                          size_t cap);
 // Whether <class>/k<k>/seed<s>/model holds a model of this config hash with every task of the run.
 bool run_model_is_current(const run_ctx *rc, const char *cls, int k, int seed);
-void run_remove_stale_tmp(const char *dir); // temporary folders of processes that no longer exist
+// Removes the temporary folders (".<name>.tmp-<pid>") in dir: all of them (all: the caller holds the claim of the
+// folder, so nobody else is writing there), or those whose owner is gone (claim.h, pad_tmp_dir_is_orphan).
+void run_remove_stale_tmp(const char *dir, bool all);
 pad_status run_commit_dir(const char *tmp, const char *final);
 void run_tmp_sibling(char *out, size_t cap, const char *final); // <parent>/.<name>.tmp-<pid>
 

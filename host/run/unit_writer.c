@@ -1,9 +1,11 @@
 /* unit_writer.c - the files of a finished unit, each written by its own function into the unit's temporary folder:
  * scores.csv (image score per test image), train.csv (the training log), prompts.safetensors (text vectors and
  * learned contexts of the reported epoch), maps.safetensors (output.maps), heatmaps/ (output.heatmaps) and, last,
- * metrics.json, whose presence marks the unit finished (run.h lists the layout). */
+ * metrics.json, which lists the other files with their sizes and whose presence marks the unit finished (run.h lists
+ * the layout, unit_dir.c checks it). */
 #include "run_internal.h"
 
+#include "claim.h"
 #include "fsutil.h"
 #include "heatmap.h"
 #include "jsonutil.h"
@@ -11,11 +13,13 @@
 #include "st_file.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static FILE *open_out(const char *p) {
     FILE *fp = fopen(p, "wb");
@@ -215,12 +219,37 @@ static void add_threshold_and_timing(cJSON *j, const unit_result *u) {
     cJSON_AddStringToObject(j, "promptad_version", PAD_VERSION);
 }
 
+// "files": {name: bytes} of every file written before metrics.json (heatmaps/ included): a unit is finished only
+// when all of them are there with these sizes (unit_dir.c).
+static void add_files(cJSON *j, const char *tmp) {
+    cJSON *files = cJSON_AddObjectToObject(j, "files");
+    static const char *const subs[] = {"", "heatmaps"};
+    for (int s = 0; s < 2; s++) {
+        char dir[PATH_CAP];
+        pad_path_join(dir, sizeof dir, tmp, subs[s]);
+        DIR *d = opendir(dir);
+        if (!d) continue;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' || strcmp(e->d_name, "metrics.json") == 0) continue;
+            char p[PATH_CAP], name[600];
+            pad_path_join(p, sizeof p, dir, e->d_name);
+            struct stat sb;
+            if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+            snprintf(name, sizeof name, "%s%s%s", subs[s], s ? "/" : "", e->d_name);
+            cJSON_AddNumberToObject(files, name, (double)sb.st_size);
+        }
+        closedir(d);
+    }
+}
+
 static pad_status write_metrics_json(const run_ctx *rc, const class_ctx *cc, const unit_result *u, const char *tmp) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return PAD_ERR_OOM;
     add_metrics(j, u);
     add_settings(j, rc, cc, u);
     add_threshold_and_timing(j, u);
+    add_files(j, tmp);
     char p[PATH_CAP];
     pad_path_join(p, sizeof p, tmp, "metrics.json");
     pad_status st = pad_json_write_file(p, j);
@@ -230,6 +259,7 @@ static pad_status write_metrics_json(const run_ctx *rc, const class_ctx *cc, con
 
 pad_status run_write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, const char *tmp) {
     PAD_TRY(pad_mkdir_p(tmp));
+    PAD_TRY(pad_owner_write(tmp)); // who writes this temporary folder (claim.h), removed before metrics.json
     PAD_TRY(write_scores_csv(cc, u, tmp));
     PAD_TRY(write_train_csv(u, tmp));
     PAD_TRY(write_prompts(rc, u, tmp));
@@ -237,5 +267,8 @@ pad_status run_write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, cons
     const bool cls = u->task == PAD_TASK_CLS;
     if (!cls || cc->vmaps_valid)
         PAD_TRY(write_heatmaps(rc, cc, tmp, cls ? cc->vmaps_host : cc->maps_host, u->map_lo, u->map_hi));
+    char owner[PATH_CAP];
+    pad_path_join(owner, sizeof owner, tmp, ".owner");
+    remove(owner);
     return write_metrics_json(rc, cc, u, tmp); // last: its presence marks the unit finished
 }

@@ -91,7 +91,8 @@ char *pad_test_fmt(const char *fmt, ...)
 #endif
     ;
 
-// Creates a fresh temporary directory (asserts); returns a static-lifetime string (leaked on purpose).
+// Creates a fresh temporary directory (asserts); returns its path in static storage (do not free; at most 64 per
+// test process).
 char *pad_test_tmpdir(const char *tag);
 // Writes bytes to a file (asserts).
 void pad_test_write_file(const char *path, const void *data, size_t n);
