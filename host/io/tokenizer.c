@@ -221,35 +221,39 @@ done:
     return PAD_OK;
 }
 
+// The text of a vocabulary file must be non-empty UTF-8 without NUL bytes.
+static pad_status check_vocab_text(const char *path, const char *text, size_t len) {
+    if (len == 0) {
+        PAD_LOG_ERROR("%s: empty vocabulary file; " VOCAB_HINT, path);
+        return PAD_ERR_FORMAT;
+    }
+    if (memchr(text, 0, len) != NULL) {
+        PAD_LOG_ERROR("%s: not a vocabulary (binary data)", path);
+        return PAD_ERR_FORMAT;
+    }
+    utf8proc_ssize_t pos = 0;
+    while ((size_t)pos < len) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)text + pos, (utf8proc_ssize_t)len - pos, &c);
+        if (k < 0) {
+            PAD_LOG_ERROR("%s: not valid UTF-8 at byte %zd", path, pos);
+            return PAD_ERR_FORMAT;
+        }
+        pos += k;
+    }
+    return PAD_OK;
+}
+
 pad_status pad_tokenizer_load(pad_tokenizer **out, const char *path) {
     if (!out || !path) return PAD_ERR_INVALID_ARG;
     *out = NULL;
     char *text = NULL;
     size_t len = 0;
     PAD_TRY(read_vocab_text(path, &text, &len));
-    if (len == 0) {
-        PAD_LOG_ERROR("%s: empty vocabulary file; " VOCAB_HINT, path);
+    pad_status cst = check_vocab_text(path, text, len);
+    if (cst != PAD_OK) {
         free(text);
-        return PAD_ERR_FORMAT;
-    }
-    if (memchr(text, 0, len) != NULL) {
-        PAD_LOG_ERROR("%s: not a vocabulary (binary data)", path);
-        free(text);
-        return PAD_ERR_FORMAT;
-    }
-    {
-        utf8proc_ssize_t pos = 0;
-        while ((size_t)pos < len) {
-            utf8proc_int32_t c;
-            utf8proc_ssize_t k =
-                utf8proc_iterate((const utf8proc_uint8_t *)text + pos, (utf8proc_ssize_t)len - pos, &c);
-            if (k < 0) {
-                PAD_LOG_ERROR("%s: not valid UTF-8 at byte %zd", path, pos);
-                free(text);
-                return PAD_ERR_FORMAT;
-            }
-            pos += k;
-        }
+        return cst;
     }
 
     // split lines: line 0 header, then merges
