@@ -109,6 +109,7 @@ typedef struct pad_run_config {
         int threads;                       // CPU threads, 0 = all
         int cuda_graphs;                   // -1 auto, 0 off, 1 on (CUDA graphs per epoch; not in the hash)
         int fast_math;                     // pad_math_mode of the vision tower on CUDA (in the hash when not fp32)
+        int cohort; // units trained in lockstep: 1 one by one (default), N, -1 auto (all tasks of a group); no hash
     } run;
     struct {
         float lr, lr_min, momentum, weight_decay, lambda_align, margin;
