@@ -9,7 +9,8 @@
  *   run:    protocol (clean|official), shots, seeds, tasks (cls|seg), epochs, device (auto|cpu|cuda),
  *           shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts (auto|<set>|<file>),
  *           resolution, batch, tau (raw|exp), fp16_scores (auto|true|false), test_bgr (auto|true|false),
- *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16)
+ *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16),
+ *           cohort (1|auto|N)
  *   train:  lr, lr_min, momentum, weight_decay, lambda_align, margin, n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg,
  *           n_pro_ab, eam (token-axis|per-token), lap (before-name|after-name)
  *   output: dir, maps (none|grid|full), heatmaps, models (true|false), on_mismatch (error|redo)
