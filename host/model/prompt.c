@@ -6,6 +6,7 @@
 #include "prompt.h"
 
 #include "log.h"
+#include "prompt_internal.h"
 #include "text.h"
 
 #include <math.h>
@@ -29,6 +30,8 @@ struct pad_prompt_learner {
     float *dnormal, *dabnormal;       // gradients, same shapes
     float *mom_normal, *mom_abnormal; // momentum buffers
     long n_steps;                     // steps since the parameters were set (0: the next is a "first" step)
+    unsigned long gen;                // bumped whenever the parameters change (set_ctx, step): see prompt_internal.h
+    int32_t *eot;                     // (P) host: EOT position of every prompt row
     // prompt assembly (backend)
     float *emb;     // (P, L, W) template embeddings; learned rows overwritten before each forward
     int32_t *idx_n; // (P*L) row of normal_ctx viewed as (n_pro*n_ctx, W) for each embedding row, or -1
@@ -116,6 +119,7 @@ void pad_prompt_learner_free(pad_prompt_learner *pl) {
     pad_graph_free(be, &pl->g_loss[1]);
     pad_graph_free(be, &pl->g_tvec);
     pad_text_encoder_free(pl->te);
+    free(pl->eot);
     free(pl);
 }
 
@@ -362,6 +366,8 @@ pad_status pad_prompt_learner_create(pad_prompt_learner **out, const pad_clip_we
     }
     PAD_LOG_DEBUG("prompt learner: class '%s' (\"%s\"): %d prompts (%d NP, %d MAP, %d LAP) of %d tokens", cls->key,
                   cls->name, P, pl->n_np, pl->n_map, pl->n_lap, L);
+    pl->eot = eot;
+    eot = NULL;
     *out = pl;
     pl = NULL; // the caller's now: below, only the temporaries are freed
     goto done;
@@ -376,8 +382,8 @@ done:
     free(ia);
     free(tr.ids);
     free(tr.ab_first);
-    free(eot);
     pad_prompt_learner_free(pl);
+    free(eot);
     return st;
 }
 
@@ -414,6 +420,7 @@ pad_status pad_prompt_learner_set_ctx(pad_prompt_learner *pl, const float *norma
     PAD_TRY(pad_buf_upload(pl->be, pl->normal_ctx, normal_ctx, n_normal(pl) * sizeof(float)));
     PAD_TRY(pad_buf_upload(pl->be, pl->abnormal_ctx, abnormal_ctx, n_abnormal(pl) * sizeof(float)));
     pl->n_steps = 0;
+    pl->gen++;
     pl->fwd_valid = false;
     return PAD_OK;
 }
@@ -525,19 +532,30 @@ typedef struct loss_job {
     bool forward;
 } loss_job;
 
+static pad_status head_grad_ops(pad_prompt_learner *pl);
+static pad_status ctx_grad_ops(pad_prompt_learner *pl);
+
 static pad_status loss_grad_ops(void *ctx) {
     const loss_job *job = (const loss_job *)ctx;
     pad_prompt_learner *pl = job->pl;
+    if (job->forward) {
+        PAD_TRY(text_forward(pl));
+        PAD_TRY(anchors(pl));
+    }
+    PAD_TRY(head_grad_ops(pl));
+    // text tower backward to the embeddings, then the learned rows into the parameter gradients
+    PAD_TRY(pad_text_encoder_backward(pl->te, pl->demb, pl->dfeat));
+    return ctx_grad_ops(pl);
+}
+
+// From the anchors and the images: the loss terms and dfeat(P, E), the gradient w.r.t. the raw text features.
+static pad_status head_grad_ops(pad_prompt_learner *pl) {
     pad_backend *be = pl->be;
     const pad_prompt_opts *o = &pl->o;
     const int E = pl->E, N = pl->N, K = 1 + pl->Pa, n_np = pl->n_np, Pa = pl->Pa;
     const int Ph = pl->n_map, Pl = pl->n_lap;
     const float lam = o->lambda_align;
     float *loss_total = pl->loss, *loss_ce = pl->loss + 1, *loss_eam = pl->loss + 2, *loss_align = pl->loss + 3;
-    if (job->forward) {
-        PAD_TRY(text_forward(pl));
-        PAD_TRY(anchors(pl));
-    }
     // (a) contrastive CE: logits(N, K) = tau f @ Z^T, target 0
     PAD_TRY(pad_op_gemm(be, false, true, N, K, E, pl->tau, pl->img, E, 0, pl->Z, E, 0, 0.0f, pl->logits, K, 0, 1));
     PAD_TRY(pad_op_xent0(be, loss_ce, pl->dlogits, pl->logits, N, K));
@@ -572,9 +590,13 @@ static pad_status loss_grad_ops(void *ctx) {
     PAD_TRY(pad_op_scale(be, pl->dmeans, pl->dmeans, 1.0f / (float)n_np, (size_t)E));
     PAD_TRY(pad_op_scale(be, pl->dmeans + E, pl->dmeans + E, 1.0f / (float)Pa, (size_t)E));
     PAD_TRY(pad_op_add_rows(be, pl->dfeat, pl->dmeans, n_np, E, 1));
-    PAD_TRY(pad_op_add_rows(be, pl->dfeat + (size_t)n_np * E, pl->dmeans + E, Pa, E, 1));
-    // text tower backward to the embeddings, then the learned rows into the parameter gradients
-    PAD_TRY(pad_text_encoder_backward(pl->te, pl->demb, pl->dfeat));
+    return pad_op_add_rows(be, pl->dfeat + (size_t)n_np * E, pl->dmeans + E, Pa, E, 1);
+}
+
+// The learned rows of demb(P, L, W) into the parameter gradients.
+static pad_status ctx_grad_ops(pad_prompt_learner *pl) {
+    pad_backend *be = pl->be;
+    const pad_prompt_opts *o = &pl->o;
     const int PL = pl->P * pl->L;
     PAD_TRY(pad_buf_zero(be, pl->dnormal, n_normal(pl) * sizeof(float)));
     PAD_TRY(pad_buf_zero(be, pl->dabnormal, n_abnormal(pl) * sizeof(float)));
@@ -618,6 +640,7 @@ pad_status pad_prompt_learner_step(pad_prompt_learner *pl, float lr) {
     PAD_TRY(pad_op_sgd_step(pl->be, pl->abnormal_ctx, pl->dabnormal, pl->mom_abnormal, n_abnormal(pl), lr, o->momentum,
                             o->weight_decay, first));
     pl->n_steps++;
+    pl->gen++;
     pl->fwd_valid = false;
     return PAD_OK;
 }
@@ -659,4 +682,62 @@ pad_status pad_prompt_learner_text_vectors(pad_prompt_learner *pl, float *out) {
 
 long pad_prompt_learner_graph_replays(const pad_prompt_learner *pl) {
     return pad_graph_replays(pl->g_loss[0]) + pad_graph_replays(pl->g_loss[1]) + pad_graph_replays(pl->g_tvec);
+}
+
+// ----------------------------------------------------------------------------
+// hooks of the cohort (prompt_internal.h)
+
+unsigned long pad_prompt_learner_cohort_gen(const pad_prompt_learner *pl) {
+    return pl->gen;
+}
+
+const int32_t *pad_prompt_learner_cohort_eot(const pad_prompt_learner *pl) {
+    return pl->eot;
+}
+
+bool pad_prompt_learner_cohort_has_images(const pad_prompt_learner *pl) {
+    return pl->img != NULL;
+}
+
+pad_status pad_prompt_learner_cohort_assemble(pad_prompt_learner *pl, float *dst, int Lc) {
+    if (Lc < pl->L) return PAD_ERR_INVALID_ARG;
+    pad_backend *be = pl->be;
+    const int PL = pl->P * pl->L;
+    PAD_TRY(pad_op_gather_rows(be, pl->emb, pl->normal_ctx, pl->idx_n, PL, pl->W));
+    PAD_TRY(pad_op_gather_rows(be, pl->emb, pl->abnormal_ctx, pl->idx_a, PL, pl->W));
+    const size_t row = (size_t)pl->L * pl->W;
+    if (Lc == pl->L) return pad_buf_copy(be, dst, pl->emb, (size_t)pl->P * row * sizeof(float));
+    for (int p = 0; p < pl->P; p++)
+        PAD_TRY(pad_buf_copy(be, dst + (size_t)p * Lc * pl->W, pl->emb + (size_t)p * row, row * sizeof(float)));
+    return PAD_OK;
+}
+
+pad_status pad_prompt_learner_cohort_head_grad(pad_prompt_learner *pl, const float *feat, float *dfeat) {
+    const size_t n = (size_t)pl->P * pl->E * sizeof(float);
+    pl->fwd_valid = false; // the learner's own encoder does not hold this forward
+    PAD_TRY(pad_buf_copy(pl->be, pl->feat, feat, n));
+    PAD_TRY(anchors(pl));
+    PAD_TRY(head_grad_ops(pl));
+    return pad_buf_copy(pl->be, dfeat, pl->dfeat, n);
+}
+
+pad_status pad_prompt_learner_cohort_ctx_grad(pad_prompt_learner *pl, const float *demb, int Lc) {
+    if (Lc < pl->L) return PAD_ERR_INVALID_ARG;
+    const size_t row = (size_t)pl->L * pl->W;
+    if (Lc == pl->L)
+        PAD_TRY(pad_buf_copy(pl->be, pl->demb, demb, (size_t)pl->P * row * sizeof(float)));
+    else
+        for (int p = 0; p < pl->P; p++)
+            PAD_TRY(
+                pad_buf_copy(pl->be, pl->demb + (size_t)p * row, demb + (size_t)p * Lc * pl->W, row * sizeof(float)));
+    return ctx_grad_ops(pl);
+}
+
+pad_status pad_prompt_learner_cohort_text_vectors(pad_prompt_learner *pl, const float *feat, float *out) {
+    pl->fwd_valid = false;
+    PAD_TRY(pad_buf_copy(pl->be, pl->feat, feat, (size_t)pl->P * pl->E * sizeof(float)));
+    PAD_TRY(anchors(pl));
+    const size_t row = (size_t)pl->E * sizeof(float);
+    PAD_TRY(pad_buf_copy(pl->be, out, pl->Z, row));
+    return pad_buf_copy(pl->be, out + pl->E, pl->wa, row);
 }

@@ -54,6 +54,10 @@ static const pad_config_key k_keys[] = {
     {"run.select", "auto | last | best (best = evaluate every epoch, keep the best test epoch)", false},
     {"run.fpr_limit", "FPR limit of the PRO metrics (0.3)", false},
     {"run.threads", "CPU threads (0 = all cores)", false},
+    {"run.cohort",
+     "auto | N: units of a (class, shot, seed) trained in lockstep, one text pass per epoch (1 = one by "
+     "one; same results)",
+     false},
     {"run.cuda_graphs", "auto | on | off: replay each epoch's ops as CUDA graphs (same results; auto = off for now)",
      false},
     {"run.fast_math", "fp32 | tf32 | bf16: tensor-core GEMMs in the CUDA vision tower (changes the numbers)", false},
@@ -135,6 +139,7 @@ void pad_run_config_default(pad_run_config *cfg) {
     cfg->run.fpr_limit = 0.3;
     cfg->run.cuda_graphs = -1;
     cfg->run.fast_math = 0;
+    cfg->run.cohort = 1;
     cfg->train.lr = 0.002f;
     cfg->train.lr_min = 1e-5f;
     cfg->train.momentum = 0.9f;
@@ -194,6 +199,7 @@ typedef struct y_run {
     char *fpr_limit;
     char *threads;
     char *cuda_graphs, *fast_math;
+    char *cohort;
 } y_run;
 
 typedef struct y_train {
@@ -278,6 +284,7 @@ static const cyaml_schema_field_t k_run_fields[] = {
     INT("threads", y_run, threads),
     STR("cuda_graphs", y_run, cuda_graphs),
     STR("fast_math", y_run, fast_math),
+    STR("cohort", y_run, cohort),
     CYAML_FIELD_END,
 };
 
@@ -669,6 +676,12 @@ static bool overlay_run(pad_run_config *cfg, const y_run *r, const src_ctx *c) {
     }
     if (r->fpr_limit && !parse_flt(c, "run.fpr_limit", r->fpr_limit, 1e-6, 1.0, &cfg->run.fpr_limit)) return false;
     if (r->threads && !set_int(c, "run.threads", r->threads, 0, 4096, &cfg->run.threads)) return false;
+    if (r->cohort) {
+        if (strcmp(r->cohort, "auto") == 0)
+            cfg->run.cohort = -1;
+        else if (!set_int(c, "run.cohort", r->cohort, 1, 1024, &cfg->run.cohort))
+            return false;
+    }
     if (r->cuda_graphs) {
         static const char *const s[] = {"off", "on", "auto"};
         if (!parse_choice(c, "run.cuda_graphs", r->cuda_graphs, s, 3, &iv)) return false;
@@ -1191,6 +1204,8 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
     sb_printf(b, "  select: %s\n", select_name(cfg->run.select));
     sb_printf(b, "  fpr_limit: %.17g\n", cfg->run.fpr_limit);
     if (!for_hash) sb_printf(b, "  threads: %d\n", cfg->run.threads);
+    if (!for_hash && cfg->run.cohort < 0) sb_printf(b, "  cohort: auto\n");
+    if (!for_hash && cfg->run.cohort > 0) sb_printf(b, "  cohort: %d\n", cfg->run.cohort);
     if (!for_hash)
         sb_printf(b, "  cuda_graphs: %s\n", cfg->run.cuda_graphs < 0 ? "auto" : cfg->run.cuda_graphs ? "on" : "off");
     // the GEMM precision changes the numbers: part of the hash, but only when not the default (so that the hashes

@@ -9,7 +9,8 @@
  *   run:    protocol (clean|official), shots, seeds, tasks (cls|seg), epochs, device (auto|cpu|cuda),
  *           shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts (auto|<set>|<file>),
  *           resolution, batch, tau (raw|exp), fp16_scores (auto|true|false), test_bgr (auto|true|false),
- *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16)
+ *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16),
+ *           cohort (1|auto|N)
  *   train:  lr, lr_min, momentum, weight_decay, lambda_align, margin, n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg,
  *           n_pro_ab, eam (token-axis|per-token), lap (before-name|after-name)
  *   output: dir, maps (none|grid|full), heatmaps, models (true|false), on_mismatch (error|redo)
@@ -109,6 +110,7 @@ typedef struct pad_run_config {
         int threads;                       // CPU threads, 0 = all
         int cuda_graphs;                   // -1 auto, 0 off, 1 on (CUDA graphs per epoch; not in the hash)
         int fast_math;                     // pad_math_mode of the vision tower on CUDA (in the hash when not fp32)
+        int cohort; // units trained in lockstep: 1 one by one (default), N, -1 auto (all tasks of a group); no hash
     } run;
     struct {
         float lr, lr_min, momentum, weight_decay, lambda_align, margin;

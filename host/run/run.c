@@ -154,7 +154,13 @@ static pad_status run_group(run_ctx *rc, class_ctx *cc, int ci, int a, int b, ch
         st = run_upload_shots(rc, cc, shots.index, k);
         if (st == PAD_OK) st = pad_bank_init(&bank, rc->be, cc->shot_mid1, cc->shot_mid2, k, rc->P, rc->D);
         if (st == PAD_OK) st = run_visual_scores(rc, cc, bank, todo[0]);
-        for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++) {
+        // run.cohort other than 1: the tasks of this (k, seed) in lockstep (the same results)
+        const bool group = rc->cfg->run.cohort != 1 && todo[0] && todo[1];
+        if (st == PAD_OK && group) {
+            st = run_train_group(rc, cc, todo, k, seed, &shots);
+            if (st == PAD_OK) *fl |= (uint8_t)((1 << PAD_TASK_CLS) | (1 << PAD_TASK_SEG));
+        }
+        for (int t = 0; t < PAD_N_TASKS && st == PAD_OK && !group; t++) {
             if (!todo[t]) continue;
             if (run_stop_requested(rc)) {
                 st = PAD_ERR_ABORTED;
@@ -211,6 +217,8 @@ static pad_status run_class(run_ctx *rc, int ci, bool deferred_pass) {
             pad_claim_release(&cl);
         }
     }
+    pad_prompt_cohort_free(cc.cohort);
+    cc.cohort = NULL;
     run_class_free(rc, &cc);
     return st;
 }

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "prompt.h"
+#include "prompt_cohort.h"
 #include "run.h"
 #include "score.h"
 #include "shots.h"
@@ -110,6 +111,7 @@ typedef struct class_ctx {
     int max_k;
     float *shot_cls, *shot_tok, *shot_mid1, *shot_mid2; // (max_k,E), (max_k,P,E), (max_k,P,D) x 2 backend
     pad_prompt_learner *pl[PAD_N_TASKS];
+    pad_prompt_cohort *cohort; // the learners of both tasks in lockstep (run.cohort), or NULL
     pad_prompt_class pclass;
     bool pclass_valid;
     float *tvec_dev;                // (2,E) backend
@@ -219,6 +221,9 @@ pad_status run_visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank, b
 pad_status run_class_prompts(run_ctx *rc, class_ctx *cc, char *name_buf, size_t cap);
 // One unit: trains, selects, evaluates, writes and commits it; on success fills cc->done[task].
 pad_status run_train_unit(run_ctx *rc, class_ctx *cc, pad_prompt_task task, int k, int seed, const pad_shots *shots);
+// The units of the tasks with todo[task] of one (class, k, seed) trained as one cohort (run.cohort; prompt_cohort.h):
+// one text pass per epoch for all of them, the same results as run_train_unit one by one; committed one by one.
+pad_status run_train_group(run_ctx *rc, class_ctx *cc, const bool *todo, int k, int seed, const pad_shots *shots);
 
 // ----------------------------------------------------------------------------
 // unit_writer.c

@@ -102,49 +102,63 @@ static void unit_release(unit_result *u) {
     free(u->ev.scores);
 }
 
-// The epochs: a training step each; with run.select best (official) every epoch is evaluated and the first epoch
-// with the strictly best selection metric is kept (a NaN metric never wins), else the last epoch. The kept epoch's
-// text vectors and contexts land in u; *t_eval accumulates the evaluation time.
-static pad_status train_epochs(run_ctx *rc, class_ctx *cc, pad_prompt_learner *pl, unit_result *u, double *t_eval) {
+// One unit on its way through the epochs: its result, learner and folders, and the best epoch so far.
+typedef struct unit_run {
+    unit_result u;
+    pad_prompt_learner *pl;
+    char final[PATH_CAP], tmp[PATH_CAP + 64];
+    double t0, t_eval, best;
+    int best_epoch;
+    bool open; // unit_open succeeded (unit_close must run)
+} unit_run;
+
+static bool wants_tvec(const run_ctx *rc, const unit_run *r, int e) {
+    return rc->cfg->run.select == PAD_SELECT_BEST || e == r->u.n_epochs - 1;
+}
+
+// After the training step of epoch e: with run.select best (official) every epoch is evaluated and the first epoch
+// with the strictly best selection metric is kept (a NaN metric never wins), else the last epoch. The text vectors
+// come from `tvec` (backend, (2,E)) when not NULL (a cohort computed them), else from the unit's learner. The kept
+// epoch's text vectors and contexts land in r->u.
+static pad_status unit_epoch(run_ctx *rc, class_ctx *cc, unit_run *r, int e, const float *tvec) {
     const bool best_mode = rc->cfg->run.select == PAD_SELECT_BEST;
-    const int n_epochs = u->n_epochs, E = rc->E;
-    double best = -INFINITY;
-    int best_epoch = -1;
-    for (int e = 0; e < n_epochs; e++) {
-        if (run_stop_requested(rc)) return PAD_ERR_ABORTED;
-        epoch_log *l = &u->log[e];
-        l->metric = NAN;
-        l->lr = pad_prompt_lr(pad_prompt_learner_opts(pl), e, n_epochs);
-        PAD_TRY(pad_prompt_learner_train_epoch(pl, e, n_epochs, &l->loss));
-        if (best_mode || e == n_epochs - 1) {
-            double te = pad_now();
-            pad_status st = pad_prompt_learner_text_vectors(pl, cc->tvec_dev);
-            if (st == PAD_OK && best_mode) st = run_eval_select(rc, cc, u->task, u->ev.scores, &l->metric);
-            *t_eval += pad_now() - te;
-            PAD_TRY(st);
-            if (!best_mode || best_epoch < 0 || l->metric > best) {
-                best = l->metric;
-                best_epoch = e;
-                PAD_TRY(pad_buf_download(rc->be, u->tvec, cc->tvec_dev, 2 * (size_t)E * sizeof(float)));
-                PAD_TRY(pad_prompt_learner_get_ctx(pl, u->normal_ctx, u->abnormal_ctx));
-            }
-            if (best_mode && e == n_epochs - 1) u->select_last = l->metric;
+    unit_result *u = &r->u;
+    epoch_log *l = &u->log[e];
+    if (wants_tvec(rc, r, e)) {
+        double te = pad_now();
+        pad_status st = tvec ? pad_buf_copy(rc->be, cc->tvec_dev, tvec, 2 * (size_t)rc->E * sizeof(float))
+                             : pad_prompt_learner_text_vectors(r->pl, cc->tvec_dev);
+        if (st == PAD_OK && best_mode) st = run_eval_select(rc, cc, u->task, u->ev.scores, &l->metric);
+        r->t_eval += pad_now() - te;
+        PAD_TRY(st);
+        if (!best_mode || r->best_epoch < 0 || l->metric > r->best) {
+            r->best = l->metric;
+            r->best_epoch = e;
+            PAD_TRY(pad_buf_download(rc->be, u->tvec, cc->tvec_dev, 2 * (size_t)rc->E * sizeof(float)));
+            PAD_TRY(pad_prompt_learner_get_ctx(r->pl, u->normal_ctx, u->abnormal_ctx));
         }
-        pad_run_event ev = {.kind = PAD_RUN_EV_EPOCH,
-                            .cls = cc->name,
-                            .task = pad_prompt_task_name(u->task),
-                            .k = u->k,
-                            .seed = u->seed,
-                            .epoch = e + 1,
-                            .n_epochs = n_epochs};
-        run_emit(rc, &ev);
+        if (best_mode && e == u->n_epochs - 1) u->select_last = l->metric;
     }
-    u->epoch_reported = best_epoch + 1;
-    u->select_best = best_mode ? best : NAN;
+    pad_run_event ev = {.kind = PAD_RUN_EV_EPOCH,
+                        .cls = cc->name,
+                        .task = pad_prompt_task_name(u->task),
+                        .k = u->k,
+                        .seed = u->seed,
+                        .epoch = e + 1,
+                        .n_epochs = u->n_epochs};
+    run_emit(rc, &ev);
+    return PAD_OK;
+}
+
+// The selection record of a unit whose epochs are done.
+static void unit_selected(const run_ctx *rc, unit_run *r) {
+    const bool best_mode = rc->cfg->run.select == PAD_SELECT_BEST;
+    unit_result *u = &r->u;
+    u->epoch_reported = r->best_epoch + 1;
+    u->select_best = best_mode ? r->best : NAN;
     u->selection = best_mode ? (u->task == PAD_TASK_CLS ? "best epoch by test image_auroc (official)"
                                                         : "best epoch by test pixel_auroc (official)")
                              : "last epoch";
-    return PAD_OK;
 }
 
 // The final evaluation with the kept text vectors, the max-F1 threshold and the colour range of the maps.
@@ -204,9 +218,14 @@ static void emit_unit_end(const run_ctx *rc, const class_ctx *cc, const unit_res
     run_emit(rc, &ev);
 }
 
-pad_status run_train_unit(run_ctx *rc, class_ctx *cc, pad_prompt_task task, int k, int seed, const pad_shots *shots) {
+// Announces the unit, prepares its learner (shots, seeded initialisation) and its result buffers.
+static pad_status unit_open(run_ctx *rc, class_ctx *cc, pad_prompt_task task, int k, int seed, const pad_shots *shots,
+                            unit_run *r) {
     const pad_run_config *cfg = rc->cfg;
-    double t0 = pad_now();
+    memset(r, 0, sizeof *r);
+    r->t0 = pad_now();
+    r->best = -INFINITY;
+    r->best_epoch = -1;
     pad_run_event ev = {.kind = PAD_RUN_EV_UNIT_BEGIN,
                         .cls = cc->name,
                         .task = pad_prompt_task_name(task),
@@ -214,46 +233,132 @@ pad_status run_train_unit(run_ctx *rc, class_ctx *cc, pad_prompt_task task, int 
                         .seed = seed,
                         .n_epochs = cfg->run.epochs};
     run_emit(rc, &ev);
-    char final[PATH_CAP], tmp[PATH_CAP + 64];
-    run_unit_path(rc, final, sizeof final, cc->name, k, seed, pad_prompt_task_name(task));
-    run_tmp_sibling(tmp, sizeof tmp, final);
-    pad_remove_tree(tmp);
+    run_unit_path(rc, r->final, sizeof r->final, cc->name, k, seed, pad_prompt_task_name(task));
+    run_tmp_sibling(r->tmp, sizeof r->tmp, r->final);
+    pad_remove_tree(r->tmp);
+    unit_result *u = &r->u;
+    u->task = task;
+    u->k = k;
+    u->seed = seed;
+    u->shots = shots;
+    u->n_epochs = cfg->run.epochs;
+    u->n_pro = task == PAD_TASK_CLS ? cfg->train.n_pro_cls : cfg->train.n_pro_seg;
+    u->select_best = u->select_last = NAN;
+    r->open = true;
+    PAD_TRY(learner_of(rc, cc, task, &r->pl));
+    PAD_TRY(start_unit(rc, cc, r->pl, task, k, seed));
+    PAD_TRY(unit_alloc(rc, cc, u));
+    for (int e = 0; e < u->n_epochs; e++)
+        u->log[e].metric = NAN;
+    return PAD_OK;
+}
 
-    pad_prompt_learner *pl = NULL;
-    PAD_TRY(learner_of(rc, cc, task, &pl));
-    PAD_TRY(start_unit(rc, cc, pl, task, k, seed));
-    unit_result u;
-    memset(&u, 0, sizeof u);
-    u.task = task;
-    u.k = k;
-    u.seed = seed;
-    u.shots = shots;
-    u.n_epochs = cfg->run.epochs;
-    u.n_pro = task == PAD_TASK_CLS ? cfg->train.n_pro_cls : cfg->train.n_pro_seg;
-    u.select_best = u.select_last = NAN;
-    double t_eval = 0;
-    pad_status st = unit_alloc(rc, cc, &u);
-    if (st == PAD_OK) st = train_epochs(rc, cc, pl, &u, &t_eval);
-    if (st == PAD_OK) st = finish_unit(rc, cc, &u, &t_eval);
+// Finishes the unit after its epochs (st: how they went): the final evaluation, its files written and committed by
+// one rename, its summary kept; on an error its temporary folder goes (the finished units stay).
+static pad_status unit_close(run_ctx *rc, class_ctx *cc, unit_run *r, pad_status st) {
+    unit_result *u = &r->u;
+    if (st == PAD_OK) unit_selected(rc, r);
+    if (st == PAD_OK) st = finish_unit(rc, cc, u, &r->t_eval);
     if (st == PAD_OK) {
-        u.t_total = pad_now() - t0;
-        u.t_eval = t_eval;
-        u.t_train = u.t_total - t_eval;
+        u->t_total = pad_now() - r->t0;
+        u->t_eval = r->t_eval;
+        u->t_train = u->t_total - r->t_eval;
         if (run_stop_requested(rc)) st = PAD_ERR_ABORTED;
     }
-    if (st == PAD_OK) st = run_write_unit(rc, cc, &u, tmp);
-    if (st == PAD_OK) st = run_commit_dir(tmp, final);
-    if (st == PAD_OK) st = keep_summary(rc, cc, &u);
+    if (st == PAD_OK) st = run_write_unit(rc, cc, u, r->tmp);
+    if (st == PAD_OK) st = run_commit_dir(r->tmp, r->final);
+    if (st == PAD_OK) st = keep_summary(rc, cc, u);
     if (st != PAD_OK) {
-        pad_remove_tree(tmp);
+        pad_remove_tree(r->tmp);
         if (st != PAD_ERR_ABORTED)
-            PAD_LOG_ERROR("class %s, k=%d, seed %d, task %s: failed (%s); the finished units are kept", cc->name, k,
-                          seed, pad_prompt_task_name(task), pad_status_str(st));
+            PAD_LOG_ERROR("class %s, k=%d, seed %d, task %s: failed (%s); the finished units are kept", cc->name, u->k,
+                          u->seed, pad_prompt_task_name(u->task), pad_status_str(st));
     } else {
         rc->n_done++;
         rc->n_computed++;
-        emit_unit_end(rc, cc, &u);
+        emit_unit_end(rc, cc, u);
     }
-    unit_release(&u);
+    unit_release(u);
+    r->open = false;
+    return st;
+}
+
+pad_status run_train_unit(run_ctx *rc, class_ctx *cc, pad_prompt_task task, int k, int seed, const pad_shots *shots) {
+    unit_run *r = malloc(sizeof *r);
+    if (!r) return PAD_ERR_OOM;
+    pad_status st = unit_open(rc, cc, task, k, seed, shots, r);
+    for (int e = 0; e < r->u.n_epochs && st == PAD_OK; e++) {
+        if (run_stop_requested(rc)) {
+            st = PAD_ERR_ABORTED;
+            break;
+        }
+        epoch_log *l = &r->u.log[e];
+        l->lr = pad_prompt_lr(pad_prompt_learner_opts(r->pl), e, r->u.n_epochs);
+        st = pad_prompt_learner_train_epoch(r->pl, e, r->u.n_epochs, &l->loss);
+        if (st == PAD_OK) st = unit_epoch(rc, cc, r, e, NULL);
+    }
+    if (r->open) st = unit_close(rc, cc, r, st);
+    free(r);
+    return st;
+}
+
+// The cohort of the class's learners of the tasks in `todo` (built on first use; prompt_cohort.h).
+static pad_status cohort_of(run_ctx *rc, class_ctx *cc, unit_run *const *r, int n, pad_prompt_cohort **out) {
+    if (cc->cohort && pad_prompt_cohort_size(cc->cohort) != n) {
+        pad_prompt_cohort_free(cc->cohort);
+        cc->cohort = NULL;
+    }
+    if (!cc->cohort) {
+        pad_prompt_learner *m[PAD_N_TASKS];
+        for (int i = 0; i < n; i++)
+            m[i] = r[i]->pl;
+        PAD_TRY(pad_prompt_cohort_create(&cc->cohort, rc->w_dev, m, n));
+    }
+    *out = cc->cohort;
+    return PAD_OK;
+}
+
+pad_status run_train_group(run_ctx *rc, class_ctx *cc, const bool *todo, int k, int seed, const pad_shots *shots) {
+    unit_run *r[PAD_N_TASKS] = {NULL, NULL};
+    float *tvec[PAD_N_TASKS] = {NULL, NULL};
+    int n = 0;
+    pad_status st = PAD_OK;
+    for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++) {
+        if (!todo[t]) continue;
+        if (!(r[n] = calloc(1, sizeof *r[n])) ||
+            !(tvec[n] = (float *)pad_buf_alloc(rc->be, 2 * (size_t)rc->E * sizeof(float)))) {
+            st = PAD_ERR_OOM;
+            n++;
+            break;
+        }
+        st = unit_open(rc, cc, (pad_prompt_task)t, k, seed, shots, r[n++]);
+    }
+    pad_prompt_cohort *c = NULL;
+    if (st == PAD_OK) st = cohort_of(rc, cc, r, n, &c);
+    const int n_epochs = rc->cfg->run.epochs;
+    pad_prompt_loss loss[PAD_N_TASKS];
+    for (int e = 0; e < n_epochs && st == PAD_OK; e++) {
+        if (run_stop_requested(rc)) {
+            st = PAD_ERR_ABORTED;
+            break;
+        }
+        st = pad_prompt_cohort_train_epoch(c, e, n_epochs, loss);
+        for (int i = 0; i < n && st == PAD_OK; i++) {
+            r[i]->u.log[e].lr = pad_prompt_lr(pad_prompt_learner_opts(r[i]->pl), e, n_epochs);
+            r[i]->u.log[e].loss = loss[i];
+        }
+        if (st == PAD_OK && wants_tvec(rc, r[0], e)) st = pad_prompt_cohort_text_vectors(c, tvec);
+        for (int i = 0; i < n && st == PAD_OK; i++)
+            st = unit_epoch(rc, cc, r[i], e, tvec[i]);
+    }
+    // the units are committed one by one: an interruption keeps those already written
+    for (int i = 0; i < n; i++) {
+        if (r[i] && r[i]->open) {
+            pad_status s = unit_close(rc, cc, r[i], st);
+            if (st == PAD_OK) st = s;
+        }
+        free(r[i]);
+        pad_buf_free(rc->be, tvec[i]);
+    }
     return st;
 }
