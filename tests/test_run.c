@@ -141,6 +141,128 @@ TestSuite(run, .init = pad_test_log_start, .timeout = 600);
 
 // ----------------------------------------------------------------------------
 
+// The files of unit <ds>/weave/k<k>/seed0/<task>: the contract's keys of metrics.json, scores.csv against the listing
+// and its AUROC, the shapes of maps.safetensors, the heatmaps; then the scores recomputed independently from the
+// saved prompts (vision tower + memory bank + pad_score_all).
+static void check_unit(const char *ds, int k, int t, pad_backend *be, pad_vit *vit, const pad_clip_weights *wh) {
+    const int S = wh->cfg.vision.image_size, G = wh->cfg.vision.grid, P = G * G, E = wh->cfg.embed_dim,
+              D = wh->cfg.vision.width, R = 64;
+    const char *task = t ? "seg" : "cls";
+    char u[1024];
+    snprintf(u, sizeof u, "%s/weave/k%d/seed0/%s", ds, k, task);
+    const char *files[] = {"scores.csv", "metrics.json", "maps.safetensors", "prompts.safetensors", "train.csv"};
+    for (int f = 0; f < 5; f++)
+        cr_assert(file_exists(pad_test_fmt("%s/%s", u, files[f])), "%s/%s missing", u, files[f]);
+    // metrics.json: the contract's keys, fractions, the protocol and the unit
+    cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+    const char *keys[] = {"image_auroc", "image_aupr", "pixel_auroc", "pixel_pro", "pixel_pro_200"};
+    for (int i = 0; i < 5; i++) {
+        double v = jnum(j, keys[i]);
+        cr_assert(v >= 0 && v <= 1, "%s: %s = %g", u, keys[i], v);
+    }
+    cr_assert_str_eq(jstr(j, "protocol"), "clean");
+    cr_assert_str_eq(jstr(j, "task"), task);
+    cr_assert_str_eq(jstr(j, "class"), "weave");
+    cr_assert_eq((int)jnum(j, "k"), k);
+    cr_assert_eq((int)jnum(j, "epoch"), 2, "clean reports the last epoch");
+    cr_assert_eq(strlen(jstr(j, "config_hash")), 16);
+    const cJSON *shots = cJSON_GetObjectItemCaseSensitive(j, "shots");
+    cr_assert_eq(cJSON_GetArraySize(shots), k);
+    // scores.csv: 6 test images, labels as the listing, AUROC recomputed from the file
+    char paths[16][512];
+    int labels[16];
+    float scores[16];
+    int n = read_scores(pad_test_fmt("%s/scores.csv", u), paths, labels, scores, 16);
+    cr_assert_eq(n, 6);
+    uint8_t lab[16];
+    int n_anom = 0;
+    for (int i = 0; i < n; i++) {
+        lab[i] = (uint8_t)labels[i];
+        n_anom += labels[i];
+        cr_assert_eq(labels[i], strstr(paths[i], "/test/good/") ? 0 : 1, "%s", paths[i]);
+    }
+    cr_assert_eq(n_anom, 3);
+    pad_image_metrics im;
+    cr_assert_eq(pad_metrics_image(scores, lab, n, &im), PAD_OK);
+    cr_assert_float_eq(im.auroc, jnum(j, "image_auroc"), 1e-12);
+    // maps.safetensors shapes
+    pad_st_file *mf = NULL;
+    cr_assert_eq(pad_st_open(&mf, pad_test_fmt("%s/maps.safetensors", u)), PAD_OK);
+    float *pm = NULL, *isc = NULL;
+    cr_assert_eq(pad_st_read_f32(mf, "pixel_map", 3, (int64_t[]){n, R, R}, &pm, NULL), PAD_OK);
+    cr_assert_eq(pad_st_read_f32(mf, "image_score", 1, (int64_t[]){n}, &isc, NULL), PAD_OK);
+    cr_assert(pad_st_find(mf, t ? "text_map" : "text_image_score") != NULL);
+    cr_assert(pad_st_find(mf, "visual_map") != NULL);
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(isc[i], scores[i], "image_score [%d] differs from scores.csv", i);
+    pad_st_close(mf);
+    // heatmaps
+    int nh = 0;
+    DIR *d = opendir(pad_test_fmt("%s/heatmaps", u));
+    cr_assert(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        nh += strstr(e->d_name, ".png") != NULL;
+    closedir(d);
+    cr_assert_eq(nh, 2);
+
+    // independent recomputation: encode the test images and the shots, score with the saved prompts
+    float *tv = NULL;
+    pad_st_file *pf = NULL;
+    cr_assert_eq(pad_st_open(&pf, pad_test_fmt("%s/prompts.safetensors", u)), PAD_OK);
+    cr_assert_eq(pad_st_read_f32(pf, "text_features", 2, (int64_t[]){2, E}, &tv, NULL), PAD_OK);
+    pad_st_close(pf);
+    int nimg = n + k;
+    float *pix = malloc((size_t)nimg * 3 * S * S * sizeof(float));
+    for (int i = 0; i < nimg; i++) {
+        const char *p = i < n ? paths[i] : cJSON_GetArrayItem(shots, i - n)->valuestring;
+        pad_image img = {0};
+        cr_assert_eq(pad_image_load(&img, p), PAD_OK);
+        cr_assert_eq(pad_preprocess(&img, PAD_PREPROCESS_SQUASH, S, false, pix + (size_t)i * 3 * S * S), PAD_OK);
+        pad_image_free(&img);
+    }
+    float *cls = malloc((size_t)nimg * E * 4), *tok = malloc((size_t)nimg * P * E * 4),
+          *m1 = malloc((size_t)nimg * P * D * 4), *m2 = malloc((size_t)nimg * P * D * 4);
+    pad_vit_out vo = {cls, tok, m1, m2};
+    cr_assert_eq(pad_vit_encode_host(vit, pix, nimg, &vo), PAD_OK);
+    pad_bank *bank = NULL;
+    cr_assert_eq(pad_bank_init(&bank, be, m1 + (size_t)n * P * D, m2 + (size_t)n * P * D, k, P, D), PAD_OK);
+    pad_scorer *sc = NULL;
+    pad_score_cfg scfg = pad_score_cfg_default(n, G, R);
+    cr_assert_eq(pad_scorer_init(&sc, be, &scfg), PAD_OK);
+    float *img_score = malloc((size_t)n * 4), *pixel = malloc((size_t)n * R * R * 4);
+    pad_score_outputs so = {.image_score = img_score, .pixel_map = pixel};
+    pad_score_feats feats = {cls, tok, m1, m2};
+    cr_assert_eq(pad_score_all(sc, bank, &feats, n, E, tv, tv + E, pad_score_tau(wh->logit_scale, false), &so), PAD_OK);
+    for (int i = 0; i < n; i++) {
+        float want = img_score[i];
+        if (t == 1) { // seg: the max of the smoothed map
+            want = pixel[(size_t)i * R * R];
+            for (int q = 1; q < R * R; q++)
+                want = fmaxf(want, pixel[(size_t)i * R * R + q]);
+        }
+        cr_assert(fabsf(scores[i] - want) <= 1e-5f * fabsf(want) + 1e-7f, "%s: image %d score %.9g, recomputed %.9g", u,
+                  i, (double)scores[i], (double)want);
+    }
+    if (t == 1)
+        for (int q = 0; q < n * R * R; q++)
+            cr_assert(fabsf(pm[q] - pixel[q]) <= 2e-3f * fabsf(pixel[q]) + 1e-6f, "%s: pixel_map[%d] %.6g vs %.6g", u,
+                      q, (double)pm[q], (double)pixel[q]);
+    free(pm);
+    free(isc);
+    free(img_score);
+    free(pixel);
+    pad_scorer_free(sc);
+    pad_bank_free(bank);
+    free(pix);
+    free(cls);
+    free(tok);
+    free(m1);
+    free(m2);
+    free(tv);
+    cJSON_Delete(j);
+}
+
 Test(run, layout_contents_and_independent_scores) {
     char *dir = pad_test_tmpdir("run_layout");
     pad_run_config *c = make_cfg(dir);
@@ -157,8 +279,7 @@ Test(run, layout_contents_and_independent_scores) {
 
     pad_clip_weights *wh = NULL;
     cr_assert_eq(pad_weights_load(&wh, pad_test_fmt("%s/model/tiny.safetensors", dir), PAD_WEIGHTS_ALL), PAD_OK);
-    const int S = wh->cfg.vision.image_size, G = wh->cfg.vision.grid, P = G * G, E = wh->cfg.embed_dim,
-              D = wh->cfg.vision.width, R = 64;
+    const int G = wh->cfg.vision.grid, P = G * G, D = wh->cfg.vision.width;
     pad_backend *be = NULL;
     cr_assert_eq(pad_backend_cpu_init(&be, 0), PAD_OK);
     pad_vit *vit = NULL;
@@ -167,125 +288,8 @@ Test(run, layout_contents_and_independent_scores) {
     cr_assert_eq(pad_vit_create(&vit, be, wh, &vp), PAD_OK);
 
     for (int k = 1; k <= 2; k++)
-        for (int t = 0; t < 2; t++) {
-            const char *task = t ? "seg" : "cls";
-            char u[1024];
-            snprintf(u, sizeof u, "%s/weave/k%d/seed0/%s", ds, k, task);
-            const char *files[] = {"scores.csv", "metrics.json", "maps.safetensors", "prompts.safetensors",
-                                   "train.csv"};
-            for (int f = 0; f < 5; f++)
-                cr_assert(file_exists(pad_test_fmt("%s/%s", u, files[f])), "%s/%s missing", u, files[f]);
-            // metrics.json: the contract's keys, fractions, the protocol and the unit
-            cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
-            const char *keys[] = {"image_auroc", "image_aupr", "pixel_auroc", "pixel_pro", "pixel_pro_200"};
-            for (int i = 0; i < 5; i++) {
-                double v = jnum(j, keys[i]);
-                cr_assert(v >= 0 && v <= 1, "%s: %s = %g", u, keys[i], v);
-            }
-            cr_assert_str_eq(jstr(j, "protocol"), "clean");
-            cr_assert_str_eq(jstr(j, "task"), task);
-            cr_assert_str_eq(jstr(j, "class"), "weave");
-            cr_assert_eq((int)jnum(j, "k"), k);
-            cr_assert_eq((int)jnum(j, "epoch"), 2, "clean reports the last epoch");
-            cr_assert_eq(strlen(jstr(j, "config_hash")), 16);
-            const cJSON *shots = cJSON_GetObjectItemCaseSensitive(j, "shots");
-            cr_assert_eq(cJSON_GetArraySize(shots), k);
-            // scores.csv: 6 test images, labels as the listing, AUROC recomputed from the file
-            char paths[16][512];
-            int labels[16];
-            float scores[16];
-            int n = read_scores(pad_test_fmt("%s/scores.csv", u), paths, labels, scores, 16);
-            cr_assert_eq(n, 6);
-            uint8_t lab[16];
-            int n_anom = 0;
-            for (int i = 0; i < n; i++) {
-                lab[i] = (uint8_t)labels[i];
-                n_anom += labels[i];
-                cr_assert_eq(labels[i], strstr(paths[i], "/test/good/") ? 0 : 1, "%s", paths[i]);
-            }
-            cr_assert_eq(n_anom, 3);
-            pad_image_metrics im;
-            cr_assert_eq(pad_metrics_image(scores, lab, n, &im), PAD_OK);
-            cr_assert_float_eq(im.auroc, jnum(j, "image_auroc"), 1e-12);
-            // maps.safetensors shapes
-            pad_st_file *mf = NULL;
-            cr_assert_eq(pad_st_open(&mf, pad_test_fmt("%s/maps.safetensors", u)), PAD_OK);
-            float *pm = NULL, *isc = NULL;
-            cr_assert_eq(pad_st_read_f32(mf, "pixel_map", 3, (int64_t[]){n, R, R}, &pm, NULL), PAD_OK);
-            cr_assert_eq(pad_st_read_f32(mf, "image_score", 1, (int64_t[]){n}, &isc, NULL), PAD_OK);
-            cr_assert(pad_st_find(mf, t ? "text_map" : "text_image_score") != NULL);
-            cr_assert(pad_st_find(mf, "visual_map") != NULL);
-            for (int i = 0; i < n; i++)
-                cr_assert_eq(isc[i], scores[i], "image_score [%d] differs from scores.csv", i);
-            pad_st_close(mf);
-            // heatmaps
-            int nh = 0;
-            DIR *d = opendir(pad_test_fmt("%s/heatmaps", u));
-            cr_assert(d);
-            struct dirent *e;
-            while ((e = readdir(d)) != NULL)
-                nh += strstr(e->d_name, ".png") != NULL;
-            closedir(d);
-            cr_assert_eq(nh, 2);
-
-            // independent recomputation: encode the test images and the shots, score with the saved prompts
-            float *tv = NULL;
-            pad_st_file *pf = NULL;
-            cr_assert_eq(pad_st_open(&pf, pad_test_fmt("%s/prompts.safetensors", u)), PAD_OK);
-            cr_assert_eq(pad_st_read_f32(pf, "text_features", 2, (int64_t[]){2, E}, &tv, NULL), PAD_OK);
-            pad_st_close(pf);
-            int nimg = n + k;
-            float *pix = malloc((size_t)nimg * 3 * S * S * sizeof(float));
-            for (int i = 0; i < nimg; i++) {
-                const char *p = i < n ? paths[i] : cJSON_GetArrayItem(shots, i - n)->valuestring;
-                pad_image img = {0};
-                cr_assert_eq(pad_image_load(&img, p), PAD_OK);
-                cr_assert_eq(pad_preprocess(&img, PAD_PREPROCESS_SQUASH, S, false, pix + (size_t)i * 3 * S * S),
-                             PAD_OK);
-                pad_image_free(&img);
-            }
-            float *cls = malloc((size_t)nimg * E * 4), *tok = malloc((size_t)nimg * P * E * 4),
-                  *m1 = malloc((size_t)nimg * P * D * 4), *m2 = malloc((size_t)nimg * P * D * 4);
-            pad_vit_out vo = {cls, tok, m1, m2};
-            cr_assert_eq(pad_vit_encode_host(vit, pix, nimg, &vo), PAD_OK);
-            pad_bank *bank = NULL;
-            cr_assert_eq(pad_bank_init(&bank, be, m1 + (size_t)n * P * D, m2 + (size_t)n * P * D, k, P, D), PAD_OK);
-            pad_scorer *sc = NULL;
-            pad_score_cfg scfg = pad_score_cfg_default(n, G, R);
-            cr_assert_eq(pad_scorer_init(&sc, be, &scfg), PAD_OK);
-            float *img_score = malloc((size_t)n * 4), *pixel = malloc((size_t)n * R * R * 4);
-            pad_score_outputs so = {.image_score = img_score, .pixel_map = pixel};
-            pad_score_feats feats = {cls, tok, m1, m2};
-            cr_assert_eq(pad_score_all(sc, bank, &feats, n, E, tv, tv + E, pad_score_tau(wh->logit_scale, false), &so),
-                         PAD_OK);
-            for (int i = 0; i < n; i++) {
-                float want = img_score[i];
-                if (t == 1) { // seg: the max of the smoothed map
-                    want = pixel[(size_t)i * R * R];
-                    for (int q = 1; q < R * R; q++)
-                        want = fmaxf(want, pixel[(size_t)i * R * R + q]);
-                }
-                cr_assert(fabsf(scores[i] - want) <= 1e-5f * fabsf(want) + 1e-7f,
-                          "%s: image %d score %.9g, recomputed %.9g", u, i, (double)scores[i], (double)want);
-            }
-            if (t == 1)
-                for (int q = 0; q < n * R * R; q++)
-                    cr_assert(fabsf(pm[q] - pixel[q]) <= 2e-3f * fabsf(pixel[q]) + 1e-6f,
-                              "%s: pixel_map[%d] %.6g vs %.6g", u, q, (double)pm[q], (double)pixel[q]);
-            free(pm);
-            free(isc);
-            free(img_score);
-            free(pixel);
-            pad_scorer_free(sc);
-            pad_bank_free(bank);
-            free(pix);
-            free(cls);
-            free(tok);
-            free(m1);
-            free(m2);
-            free(tv);
-            cJSON_Delete(j);
-        }
+        for (int t = 0; t < 2; t++)
+            check_unit(ds, k, t, be, vit, wh);
     // the model folders
     for (int k = 1; k <= 2; k++) {
         char m[1024];
