@@ -62,47 +62,281 @@ static void stage(const char *name, double s) {
     fflush(stdout);
 }
 
-int main(int argc, char **argv) {
-    const char *device = "cuda", *tasks_s = "cls,seg", *cls_name = "bottle", *vocab = NULL, *tag = "classrun";
-    const char *math_s = "fp32", *kernels_s = "safe";
-    int n_test = 200, R = 400, k = 4, epochs = 100, batch = 64, fp16 = 1;
-    bool graphs = false;
+// What one task's unit needs and what it measures.
+typedef struct task_run {
+    pad_backend *be;
+    const pad_clip_weights *w;
+    pad_tokenizer *tok;
+    const pad_prompt_class *pcls;
+    pad_scorer *sc;
+    pad_metrics_gt *gt;
+    pad_metrics_gpu *gt_gpu;
+    const uint8_t *labels;
+    float *cls_d, *tok_d, *sh_cls, *sh_tok, *tvec, *tvec_host, *scores, *maps_host;
+    int n_test, R, k, epochs, E, P;
+    bool graphs;
+    // measured, per task
+    double t_train[2], t_tvec[2], t_eval[2], t_final[2], t_unit[2];
+    long replays[2];
+    int n_prompts[2], seq_len[2];
+} task_run;
+
+// One unit of a task as the run does it: `epochs` epochs of training with the per-epoch evaluation of the official
+// protocol, then the final evaluation, each stage timed.
+static void run_task(task_run *r, int task) {
+    pad_backend *be = r->be;
+    const pad_clip_weights *w = r->w;
+    pad_tokenizer *tok = r->tok;
+    pad_scorer *sc = r->sc;
+    pad_metrics_gt *gt = r->gt;
+    pad_metrics_gpu *gt_gpu = r->gt_gpu;
+    const uint8_t *labels = r->labels;
+    float *cls_d = r->cls_d, *tok_d = r->tok_d, *sh_cls = r->sh_cls, *sh_tok = r->sh_tok, *tvec = r->tvec;
+    float *tvec_host = r->tvec_host, *scores = r->scores, *maps_host = r->maps_host;
+    const int n_test = r->n_test, R = r->R, k = r->k, epochs = r->epochs, E = r->E, P = r->P;
+    const bool graphs = r->graphs;
+    double *t_train = r->t_train, *t_tvec = r->t_tvec, *t_eval = r->t_eval, *t_final = r->t_final, *t_unit = r->t_unit;
+    long *replays = r->replays;
+    int *n_prompts = r->n_prompts, *seq_len = r->seq_len;
+    const double tu = pad_now();
+    pad_prompt_opts po = pad_prompt_opts_default(task ? PAD_TASK_SEG : PAD_TASK_CLS);
+    pad_prompt_learner *pl = NULL;
+    CHECK(pad_prompt_learner_create(&pl, w, tok, r->pcls, &po));
+    pad_prompt_learner_set_graphs(pl, graphs);
+    n_prompts[task] = pad_prompt_learner_counts(pl, NULL, NULL, NULL);
+    seq_len[task] = pad_prompt_learner_seq_len(pl);
+    if (task == 0)
+        CHECK(pad_prompt_learner_set_images(pl, sh_cls, k, 1));
+    else
+        CHECK(pad_prompt_learner_set_images(pl, sh_tok, k, P));
+    CHECK(pad_prompt_learner_init_random(pl, 1234 + (uint64_t)task));
+    double best = -INFINITY;
+    for (int e = 0; e < epochs; e++) {
+        double ta = pad_now();
+        pad_prompt_loss loss;
+        CHECK(pad_prompt_learner_train_epoch(pl, e, epochs, &loss)); // ends with the loss download (a sync)
+        double tb = pad_now();
+        CHECK(pad_prompt_learner_text_vectors(pl, tvec));
+        CHECK(pad_backend_sync(be));
+        double tc = pad_now();
+        double metric = NAN;
+        if (task == 0) { // eval_select, cls
+            CHECK(pad_scorer_text(sc, cls_d, NULL, tvec, tvec + E, 4.6051702f, n_test, E));
+            CHECK(pad_scorer_image_scores(sc, n_test, scores));
+            pad_image_metrics im;
+            CHECK(pad_metrics_image(scores, labels, n_test, &im));
+            metric = im.auroc;
+        } else { // eval_select, seg
+            CHECK(pad_scorer_text(sc, NULL, tok_d, tvec, tvec + E, 4.6051702f, n_test, E));
+            CHECK(pad_scorer_pixel_maps(sc, n_test));
+            pad_pixel_metrics pm;
+            CHECK(pad_backend_sync(be));
+            if (gt_gpu) {
+                CHECK(pad_metrics_gpu_pixel(gt_gpu, sc->maps, 0.3, 0, &pm));
+            } else {
+                CHECK(pad_buf_download(be, maps_host, sc->maps, (size_t)n_test * R * R * 4));
+                CHECK(pad_metrics_pixel(gt, maps_host, 0.3, 0, &pm));
+            }
+            metric = pm.auroc;
+        }
+        if (metric > best) { // the kept epoch's vectors come to the host (as run_unit)
+            best = metric;
+            CHECK(pad_buf_download(be, tvec_host, tvec, (size_t)2 * E * 4));
+        }
+        double td = pad_now();
+        t_train[task] += tb - ta;
+        t_tvec[task] += tc - tb;
+        t_eval[task] += td - tc;
+    }
+    replays[task] = pad_prompt_learner_graph_replays(pl);
+    // final evaluation (eval_final): the CPU reference metrics
+    double tf = pad_now();
+    if (task == 0) {
+        CHECK(pad_scorer_text(sc, cls_d, NULL, tvec, tvec + E, 4.6051702f, n_test, E));
+        CHECK(pad_scorer_image_scores(sc, n_test, scores));
+    } else {
+        CHECK(pad_scorer_text(sc, NULL, tok_d, tvec, tvec + E, 4.6051702f, n_test, E));
+        CHECK(pad_scorer_pixel_maps(sc, n_test));
+        CHECK(pad_buf_download(be, maps_host, sc->maps, (size_t)n_test * R * R * 4));
+        const size_t RR = (size_t)R * R;
+        for (int i = 0; i < n_test; i++) {
+            float mx = maps_host[i * RR];
+            for (size_t p = 1; p < RR; p++)
+                mx = maps_host[i * RR + p] > mx ? maps_host[i * RR + p] : mx;
+            scores[i] = mx;
+        }
+        pad_pixel_metrics pm;
+        CHECK(pad_metrics_pixel(gt, maps_host, 0.3, PAD_METRICS_ALL, &pm));
+    }
+    pad_image_metrics im;
+    CHECK(pad_metrics_image(scores, labels, n_test, &im));
+    double thr, f1, pr, rc;
+    pad_threshold_max_f1(scores, labels, n_test, &thr, &f1, &pr, &rc);
+    t_final[task] = pad_now() - tf;
+    t_unit[task] = pad_now() - tu;
+    pad_prompt_learner_free(pl);
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s: %d epochs train", task ? "seg" : "cls", epochs);
+    stage(nm, t_train[task]);
+    snprintf(nm, sizeof nm, "%s: text vectors", task ? "seg" : "cls");
+    stage(nm, t_tvec[task]);
+    snprintf(nm, sizeof nm, "%s: per-epoch scoring+AUROC", task ? "seg" : "cls");
+    stage(nm, t_eval[task]);
+    snprintf(nm, sizeof nm, "%s: final evaluation (CPU)", task ? "seg" : "cls");
+    stage(nm, t_final[task]);
+    snprintf(nm, sizeof nm, "%s: unit total", task ? "seg" : "cls");
+    stage(nm, t_unit[task]);
+}
+
+// The options of the benchmark.
+typedef struct bench_opts {
+    const char *device, *tasks_s, *cls_name, *vocab, *tag, *math_s, *kernels_s;
+    int n_test, R, k, epochs, batch, fp16;
+    bool graphs;
+} bench_opts;
+
+// Parses argv into o; 0 or the usage exit code.
+static int parse_args(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){"cuda", "cls,seg", "bottle", NULL, "classrun", "fp32", "safe", 200, 400, 4, 100, 64, 1, false};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--graphs")) {
-            graphs = true;
+            o->graphs = true;
             continue;
         }
         if (i + 1 >= argc) return usage();
-        const char *o = argv[i], *v = argv[++i];
-        if (!strcmp(o, "--device"))
-            device = v;
-        else if (!strcmp(o, "--n-test"))
-            n_test = atoi(v);
-        else if (!strcmp(o, "--res"))
-            R = atoi(v);
-        else if (!strcmp(o, "--shots"))
-            k = atoi(v);
-        else if (!strcmp(o, "--epochs"))
-            epochs = atoi(v);
-        else if (!strcmp(o, "--batch"))
-            batch = atoi(v);
-        else if (!strcmp(o, "--tasks"))
-            tasks_s = v;
-        else if (!strcmp(o, "--class"))
-            cls_name = v;
-        else if (!strcmp(o, "--vocab"))
-            vocab = v;
-        else if (!strcmp(o, "--math"))
-            math_s = v;
-        else if (!strcmp(o, "--kernels"))
-            kernels_s = v;
-        else if (!strcmp(o, "--fp16"))
-            fp16 = atoi(v);
-        else if (!strcmp(o, "--tag"))
-            tag = v;
+        const char *a = argv[i], *v = argv[++i];
+        if (!strcmp(a, "--device"))
+            o->device = v;
+        else if (!strcmp(a, "--n-test"))
+            o->n_test = atoi(v);
+        else if (!strcmp(a, "--res"))
+            o->R = atoi(v);
+        else if (!strcmp(a, "--shots"))
+            o->k = atoi(v);
+        else if (!strcmp(a, "--epochs"))
+            o->epochs = atoi(v);
+        else if (!strcmp(a, "--batch"))
+            o->batch = atoi(v);
+        else if (!strcmp(a, "--tasks"))
+            o->tasks_s = v;
+        else if (!strcmp(a, "--class"))
+            o->cls_name = v;
+        else if (!strcmp(a, "--vocab"))
+            o->vocab = v;
+        else if (!strcmp(a, "--math"))
+            o->math_s = v;
+        else if (!strcmp(a, "--kernels"))
+            o->kernels_s = v;
+        else if (!strcmp(a, "--fp16"))
+            o->fp16 = atoi(v);
+        else if (!strcmp(a, "--tag"))
+            o->tag = v;
         else
             return usage();
     }
+    return 0;
+}
+
+// The ground truth: labels (every other image anomalous) and elliptic regions at R x R (caller frees both).
+static void make_ground_truth(int n_test, int R, uint8_t **labels_out, uint8_t **masks_out) {
+    uint8_t *labels = malloc((size_t)n_test), *masks = calloc((size_t)n_test * R * R, 1);
+    for (int i = 0; i < n_test; i++) {
+        labels[i] = (uint8_t)(i % 2);
+        if (!labels[i]) continue;
+        const float cy = frand(0, (float)R), cx = frand(0, (float)R), ry = frand(4, R / 5.0f), rx = frand(4, R / 5.0f);
+        for (int y = 0; y < R; y++)
+            for (int x = 0; x < R; x++) {
+                const float dy = (y - cy) / ry, dx = (x - cx) / rx;
+                if (dy * dy + dx * dx <= 1.0f) masks[((size_t)i * R + y) * R + x] = 1;
+            }
+    }
+    *labels_out = labels;
+    *masks_out = masks;
+}
+
+// The real vocabulary when found (or given), else a byte-level one written for the run; *bytes says which.
+static pad_tokenizer *open_tokenizer(const char *vocab, bool *bytes) {
+    char vpath[4096] = "";
+    *bytes = false;
+    if (vocab)
+        snprintf(vpath, sizeof vpath, "%s", vocab);
+    else if (pad_tokenizer_find_vocab(vpath, sizeof vpath, NULL) != PAD_OK) {
+        snprintf(vpath, sizeof vpath, "/tmp/bench_classrun_vocab_%ld.txt.gz", (long)getpid());
+        CHECK(pad_tokenizer_write_byte_vocab(vpath));
+        *bytes = true;
+    }
+    pad_tokenizer *tok = NULL;
+    CHECK(pad_tokenizer_load(&tok, vpath));
+    if (*bytes) remove(vpath);
+    return tok;
+}
+
+// The one-line summary that bench_gpu.sh parses.
+static void print_summary(const bench_opts *o, pad_math_mode math, const pad_backend *be, bool bytes, const task_run *r,
+                          double t_setup, double t_enc, double t_shots, double t_v, double t_vmaps, double total) {
+    const int n_test = o->n_test, epochs = o->epochs;
+    const double *t_train = r->t_train, *t_tvec = r->t_tvec, *t_eval = r->t_eval, *t_final = r->t_final,
+                 *t_unit = r->t_unit;
+    const long *replays = r->replays;
+    printf("%s device=%s graphs=%d math=%s kernels=%s vocab=%s n_test=%d res=%d shots=%d epochs=%d batch=%d "
+           "cls_prompts=%d cls_len=%d seg_prompts=%d seg_len=%d setup_s=%.4f encode_test_s=%.4f "
+           "encode_img_per_s=%.1f shots_s=%.4f visual_s=%.4f cls_vmaps_s=%.4f "
+           "cls_train_s=%.4f cls_tvec_s=%.4f cls_eval_s=%.4f cls_final_s=%.4f cls_unit_s=%.4f "
+           "seg_train_s=%.4f seg_tvec_s=%.4f seg_eval_s=%.4f seg_final_s=%.4f seg_unit_s=%.4f "
+           "cls_epoch_ms=%.3f seg_epoch_ms=%.3f replays_cls=%ld replays_seg=%ld total_s=%.4f\n",
+           o->tag, be->ops->name, o->graphs, pad_math_mode_str(math), be->fast_kernels ? "fast" : "safe",
+           bytes ? "bytes" : "bpe", o->n_test, o->R, o->k, o->epochs, o->batch, r->n_prompts[0], r->seq_len[0],
+           r->n_prompts[1], r->seq_len[1], t_setup, t_enc, n_test / t_enc, t_shots, t_v, t_vmaps, t_train[0], t_tvec[0],
+           t_eval[0], t_final[0], t_unit[0], t_train[1], t_tvec[1], t_eval[1], t_final[1], t_unit[1],
+           1e3 * (t_train[0] + t_tvec[0] + t_eval[0]) / epochs, 1e3 * (t_train[1] + t_tvec[1] + t_eval[1]) / epochs,
+           replays[0], replays[1], total);
+    fflush(stdout);
+}
+
+// The test set encoded batch by batch (upload + forward), as the run's encode_images does.
+static void encode_test_set(pad_backend *be, pad_vit *vit, float *pix, const float *pix_h, int n_test, int batch,
+                            size_t per, int E, int P, int D, float *cls_d, float *tok_d, float *mid_d) {
+    const size_t nPD = (size_t)n_test * P * D;
+    for (int c0 = 0; c0 < n_test; c0 += batch) {
+        const int b = n_test - c0 < batch ? n_test - c0 : batch;
+        CHECK(pad_buf_upload(be, pix, pix_h, (size_t)b * per * sizeof(float)));
+        pad_vit_out o = {cls_d + (size_t)c0 * E, tok_d + (size_t)c0 * P * E, mid_d + (size_t)c0 * P * D,
+                         mid_d + nPD + (size_t)c0 * P * D};
+        CHECK(pad_vit_forward(vit, pix, b, &o));
+    }
+    CHECK(pad_backend_sync(be));
+}
+
+// The shots encoded, downloaded to the host cache and uploaded again (as shot_features/upload_shots); then the
+// GEMM precision back to fp32 for the text side.
+static void encode_shots(pad_backend *be, pad_vit *vit, float *pix, const float *pix_h, int k, size_t per, int P, int D,
+                         float *sh_cls, float *sh_tok, float *sh_mid, float *host_cache) {
+    CHECK(pad_buf_upload(be, pix, pix_h, (size_t)k * per * sizeof(float)));
+    pad_vit_out o = {sh_cls, sh_tok, sh_mid, sh_mid + (size_t)k * P * D};
+    CHECK(pad_vit_forward(vit, pix, k, &o)); // k <= batch
+    CHECK(pad_buf_download(be, host_cache, sh_mid, (size_t)2 * k * P * D * 4));
+    CHECK(pad_buf_upload(be, sh_mid, host_cache, (size_t)2 * k * P * D * 4));
+    pad_backend_set_math(be, PAD_MATH_FP32);
+    CHECK(pad_backend_sync(be));
+}
+
+// The cls pixel maps bilinear(V) and their CPU metrics (as visual_scores); returns the seconds it took.
+static double visual_maps(pad_backend *be, pad_scorer *sc, pad_metrics_gt *gt, float *maps_host, int n_test, int R) {
+    const double t0 = pad_now();
+    pad_pixel_metrics vm;
+    CHECK(pad_scorer_visual_maps(sc, n_test));
+    CHECK(pad_buf_download(be, maps_host, sc->maps, (size_t)n_test * R * R * 4));
+    CHECK(pad_metrics_pixel(gt, maps_host, 0.3, PAD_METRICS_ALL, &vm));
+    return pad_now() - t0;
+}
+
+int main(int argc, char **argv) {
+    bench_opts opt;
+    if (parse_args(argc, argv, &opt) != 0) return usage();
+    const char *device = opt.device, *tasks_s = opt.tasks_s, *cls_name = opt.cls_name, *vocab = opt.vocab,
+               *math_s = opt.math_s, *kernels_s = opt.kernels_s;
+    const int n_test = opt.n_test, R = opt.R, k = opt.k, epochs = opt.epochs, batch = opt.batch, fp16 = opt.fp16;
+    const bool graphs = opt.graphs;
     pad_backend_kind kind;
     pad_math_mode math;
     if (n_test < 2 || R < 16 || k < 1 || epochs < 1 || batch < k || pad_backend_kind_parse(device, &kind) != PAD_OK ||
@@ -117,19 +351,8 @@ int main(int argc, char **argv) {
     CHECK(pad_backend_init(&be, kind, 0));
     pad_backend_set_fast_kernels(be, !strcmp(kernels_s, "fast"));
     const bool cuda = pad_backend_get_kind(be) == PAD_BACKEND_CUDA;
-    // tokenizer: the real vocabulary when found, else bytes
-    char vpath[4096] = "";
     bool bytes = false;
-    if (vocab)
-        snprintf(vpath, sizeof vpath, "%s", vocab);
-    else if (pad_tokenizer_find_vocab(vpath, sizeof vpath, NULL) != PAD_OK) {
-        snprintf(vpath, sizeof vpath, "/tmp/bench_classrun_vocab_%ld.txt.gz", (long)getpid());
-        CHECK(pad_tokenizer_write_byte_vocab(vpath));
-        bytes = true;
-    }
-    pad_tokenizer *tok = NULL;
-    CHECK(pad_tokenizer_load(&tok, vpath));
-    if (bytes) remove(vpath);
+    pad_tokenizer *tok = open_tokenizer(vocab, &bytes);
     pad_prompt_set *set = NULL;
     pad_prompt_class pcls;
     CHECK(pad_prompt_set_open(&set, "official"));
@@ -144,18 +367,8 @@ int main(int argc, char **argv) {
     vp.max_batch = batch;
     pad_vit *vit = NULL;
     CHECK(pad_vit_create(&vit, be, w, &vp));
-    // the ground truth: labels (every other image anomalous) and elliptic regions at R x R
-    uint8_t *labels = malloc((size_t)n_test), *masks = calloc((size_t)n_test * R * R, 1);
-    for (int i = 0; i < n_test; i++) {
-        labels[i] = (uint8_t)(i % 2);
-        if (!labels[i]) continue;
-        const float cy = frand(0, (float)R), cx = frand(0, (float)R), ry = frand(4, R / 5.0f), rx = frand(4, R / 5.0f);
-        for (int y = 0; y < R; y++)
-            for (int x = 0; x < R; x++) {
-                const float dy = (y - cy) / ry, dx = (x - cx) / rx;
-                if (dy * dy + dx * dx <= 1.0f) masks[((size_t)i * R + y) * R + x] = 1;
-            }
-    }
+    uint8_t *labels = NULL, *masks = NULL;
+    make_ground_truth(n_test, R, &labels, &masks);
     pad_metrics_gt *gt = NULL;
     pad_metrics_gpu *gt_gpu = NULL;
     CHECK(pad_metrics_gt_init(&gt, masks, n_test, R, R));
@@ -175,20 +388,11 @@ int main(int argc, char **argv) {
     if (!cls_d || !tok_d || !mid_d) return 1;
     const size_t nPD = (size_t)n_test * P * D;
     pad_backend_set_math(be, math);
-    { // warm-up forward (cuBLAS heuristics, module loading), not timed
-        pad_vit_out o = {cls_d, tok_d, mid_d, mid_d + nPD};
-        CHECK(pad_vit_forward(vit, pix, 1, &o));
-        CHECK(pad_backend_sync(be));
-    }
-    t0 = pad_now();
-    for (int c0 = 0; c0 < n_test; c0 += batch) {
-        const int b = n_test - c0 < batch ? n_test - c0 : batch;
-        CHECK(pad_buf_upload(be, pix, pix_h, (size_t)b * per * sizeof(float)));
-        pad_vit_out o = {cls_d + (size_t)c0 * E, tok_d + (size_t)c0 * P * E, mid_d + (size_t)c0 * P * D,
-                         mid_d + nPD + (size_t)c0 * P * D};
-        CHECK(pad_vit_forward(vit, pix, b, &o));
-    }
+    pad_vit_out warm = {cls_d, tok_d, mid_d, mid_d + nPD}; // warm-up (cuBLAS heuristics, module loading), untimed
+    CHECK(pad_vit_forward(vit, pix, 1, &warm));
     CHECK(pad_backend_sync(be));
+    t0 = pad_now();
+    encode_test_set(be, vit, pix, pix_h, n_test, batch, per, E, P, D, cls_d, tok_d, mid_d);
     const double t_enc = pad_now() - t0;
     stage("encode test set", t_enc);
     // stage: the shots (encoded, downloaded to the host cache and uploaded again, as shot_features/upload_shots)
@@ -196,15 +400,7 @@ int main(int argc, char **argv) {
     float *sh_cls = pad_buf_alloc(be, (size_t)k * E * 4), *sh_tok = pad_buf_alloc(be, (size_t)k * P * E * 4);
     float *sh_mid = pad_buf_alloc(be, (size_t)2 * k * P * D * 4);
     float *host_cache = malloc((size_t)k * P * (E + 2 * D) * 4);
-    {
-        CHECK(pad_buf_upload(be, pix, pix_h, (size_t)k * per * sizeof(float)));
-        pad_vit_out o = {sh_cls, sh_tok, sh_mid, sh_mid + (size_t)k * P * D};
-        CHECK(pad_vit_forward(vit, pix, k, &o)); // k <= batch
-        CHECK(pad_buf_download(be, host_cache, sh_mid, (size_t)2 * k * P * D * 4));
-        CHECK(pad_buf_upload(be, sh_mid, host_cache, (size_t)2 * k * P * D * 4));
-    }
-    pad_backend_set_math(be, PAD_MATH_FP32);
-    CHECK(pad_backend_sync(be));
+    encode_shots(be, vit, pix, pix_h, k, per, P, D, sh_cls, sh_tok, sh_mid, host_cache);
     const double t_shots = pad_now() - t0;
     stage("encode shots", t_shots);
     // stage: memory bank, V, the cls pixel maps bilinear(V) and their CPU metrics (visual_scores)
@@ -221,130 +417,41 @@ int main(int argc, char **argv) {
     CHECK(pad_scorer_visual(sc, bank, mid_d, mid_d + nPD, n_test));
     CHECK(pad_buf_download(be, V_host, sc->V, (size_t)n_test * P * 4));
     const double t_v = pad_now() - t0;
-    double t_vmaps = 0;
-    if (do_cls) {
-        t0 = pad_now();
-        pad_pixel_metrics vm;
-        CHECK(pad_scorer_visual_maps(sc, n_test));
-        CHECK(pad_buf_download(be, maps_host, sc->maps, (size_t)n_test * R * R * 4));
-        CHECK(pad_metrics_pixel(gt, maps_host, 0.3, PAD_METRICS_ALL, &vm));
-        t_vmaps = pad_now() - t0;
-    }
+    const double t_vmaps = do_cls ? visual_maps(be, sc, gt, maps_host, n_test, R) : 0;
     stage("bank + V", t_v);
     stage("cls pixel maps + CPU metrics", t_vmaps);
 
     // per task: 100 epochs of training with the per-epoch evaluation, then the final evaluation
-    double t_train[2] = {0, 0}, t_tvec[2] = {0, 0}, t_eval[2] = {0, 0}, t_final[2] = {0, 0}, t_unit[2] = {0, 0};
-    long replays[2] = {0, 0};
-    int n_prompts[2] = {0, 0}, seq_len[2] = {0, 0};
     float *tvec = pad_buf_alloc(be, (size_t)2 * E * 4), *scores = malloc((size_t)n_test * 4);
     float *tvec_host = malloc((size_t)2 * E * 4);
-    for (int task = 0; task < 2; task++) {
-        if (!(task ? do_seg : do_cls)) continue;
-        const double tu = pad_now();
-        pad_prompt_opts po = pad_prompt_opts_default(task ? PAD_TASK_SEG : PAD_TASK_CLS);
-        pad_prompt_learner *pl = NULL;
-        CHECK(pad_prompt_learner_create(&pl, w, tok, &pcls, &po));
-        pad_prompt_learner_set_graphs(pl, graphs);
-        n_prompts[task] = pad_prompt_learner_counts(pl, NULL, NULL, NULL);
-        seq_len[task] = pad_prompt_learner_seq_len(pl);
-        if (task == 0)
-            CHECK(pad_prompt_learner_set_images(pl, sh_cls, k, 1));
-        else
-            CHECK(pad_prompt_learner_set_images(pl, sh_tok, k, P));
-        CHECK(pad_prompt_learner_init_random(pl, 1234 + (uint64_t)task));
-        double best = -INFINITY;
-        for (int e = 0; e < epochs; e++) {
-            double ta = pad_now();
-            pad_prompt_loss loss;
-            CHECK(pad_prompt_learner_train_epoch(pl, e, epochs, &loss)); // ends with the loss download (a sync)
-            double tb = pad_now();
-            CHECK(pad_prompt_learner_text_vectors(pl, tvec));
-            CHECK(pad_backend_sync(be));
-            double tc = pad_now();
-            double metric = NAN;
-            if (task == 0) { // eval_select, cls
-                CHECK(pad_scorer_text(sc, cls_d, NULL, tvec, tvec + E, 4.6051702f, n_test, E));
-                CHECK(pad_scorer_image_scores(sc, n_test, scores));
-                pad_image_metrics im;
-                CHECK(pad_metrics_image(scores, labels, n_test, &im));
-                metric = im.auroc;
-            } else { // eval_select, seg
-                CHECK(pad_scorer_text(sc, NULL, tok_d, tvec, tvec + E, 4.6051702f, n_test, E));
-                CHECK(pad_scorer_pixel_maps(sc, n_test));
-                pad_pixel_metrics pm;
-                CHECK(pad_backend_sync(be));
-                if (gt_gpu) {
-                    CHECK(pad_metrics_gpu_pixel(gt_gpu, sc->maps, 0.3, 0, &pm));
-                } else {
-                    CHECK(pad_buf_download(be, maps_host, sc->maps, (size_t)n_test * R * R * 4));
-                    CHECK(pad_metrics_pixel(gt, maps_host, 0.3, 0, &pm));
-                }
-                metric = pm.auroc;
-            }
-            if (metric > best) { // the kept epoch's vectors come to the host (as run_unit)
-                best = metric;
-                CHECK(pad_buf_download(be, tvec_host, tvec, (size_t)2 * E * 4));
-            }
-            double td = pad_now();
-            t_train[task] += tb - ta;
-            t_tvec[task] += tc - tb;
-            t_eval[task] += td - tc;
-        }
-        replays[task] = pad_prompt_learner_graph_replays(pl);
-        // final evaluation (eval_final): the CPU reference metrics
-        double tf = pad_now();
-        if (task == 0) {
-            CHECK(pad_scorer_text(sc, cls_d, NULL, tvec, tvec + E, 4.6051702f, n_test, E));
-            CHECK(pad_scorer_image_scores(sc, n_test, scores));
-        } else {
-            CHECK(pad_scorer_text(sc, NULL, tok_d, tvec, tvec + E, 4.6051702f, n_test, E));
-            CHECK(pad_scorer_pixel_maps(sc, n_test));
-            CHECK(pad_buf_download(be, maps_host, sc->maps, (size_t)n_test * R * R * 4));
-            const size_t RR = (size_t)R * R;
-            for (int i = 0; i < n_test; i++) {
-                float mx = maps_host[i * RR];
-                for (size_t p = 1; p < RR; p++)
-                    mx = maps_host[i * RR + p] > mx ? maps_host[i * RR + p] : mx;
-                scores[i] = mx;
-            }
-            pad_pixel_metrics pm;
-            CHECK(pad_metrics_pixel(gt, maps_host, 0.3, PAD_METRICS_ALL, &pm));
-        }
-        pad_image_metrics im;
-        CHECK(pad_metrics_image(scores, labels, n_test, &im));
-        double thr, f1, pr, rc;
-        pad_threshold_max_f1(scores, labels, n_test, &thr, &f1, &pr, &rc);
-        t_final[task] = pad_now() - tf;
-        t_unit[task] = pad_now() - tu;
-        pad_prompt_learner_free(pl);
-        char nm[64];
-        snprintf(nm, sizeof nm, "%s: %d epochs train", task ? "seg" : "cls", epochs);
-        stage(nm, t_train[task]);
-        snprintf(nm, sizeof nm, "%s: text vectors", task ? "seg" : "cls");
-        stage(nm, t_tvec[task]);
-        snprintf(nm, sizeof nm, "%s: per-epoch scoring+AUROC", task ? "seg" : "cls");
-        stage(nm, t_eval[task]);
-        snprintf(nm, sizeof nm, "%s: final evaluation (CPU)", task ? "seg" : "cls");
-        stage(nm, t_final[task]);
-        snprintf(nm, sizeof nm, "%s: unit total", task ? "seg" : "cls");
-        stage(nm, t_unit[task]);
-    }
+    task_run tr = {.be = be,
+                   .w = w,
+                   .tok = tok,
+                   .pcls = &pcls,
+                   .sc = sc,
+                   .gt = gt,
+                   .gt_gpu = gt_gpu,
+                   .labels = labels,
+                   .cls_d = cls_d,
+                   .tok_d = tok_d,
+                   .sh_cls = sh_cls,
+                   .sh_tok = sh_tok,
+                   .tvec = tvec,
+                   .tvec_host = tvec_host,
+                   .scores = scores,
+                   .maps_host = maps_host,
+                   .n_test = n_test,
+                   .R = R,
+                   .k = k,
+                   .epochs = epochs,
+                   .E = E,
+                   .P = P,
+                   .graphs = graphs};
+    for (int task = 0; task < 2; task++)
+        if (task ? do_seg : do_cls) run_task(&tr, task);
     const double total = pad_now() - t_all;
     stage("total", total);
-    printf("%s device=%s graphs=%d math=%s kernels=%s vocab=%s n_test=%d res=%d shots=%d epochs=%d batch=%d "
-           "cls_prompts=%d cls_len=%d seg_prompts=%d seg_len=%d setup_s=%.4f encode_test_s=%.4f "
-           "encode_img_per_s=%.1f shots_s=%.4f visual_s=%.4f cls_vmaps_s=%.4f "
-           "cls_train_s=%.4f cls_tvec_s=%.4f cls_eval_s=%.4f cls_final_s=%.4f cls_unit_s=%.4f "
-           "seg_train_s=%.4f seg_tvec_s=%.4f seg_eval_s=%.4f seg_final_s=%.4f seg_unit_s=%.4f "
-           "cls_epoch_ms=%.3f seg_epoch_ms=%.3f replays_cls=%ld replays_seg=%ld total_s=%.4f\n",
-           tag, be->ops->name, graphs, pad_math_mode_str(math), be->fast_kernels ? "fast" : "safe",
-           bytes ? "bytes" : "bpe", n_test, R, k, epochs, batch, n_prompts[0], seq_len[0], n_prompts[1], seq_len[1],
-           t_setup, t_enc, n_test / t_enc, t_shots, t_v, t_vmaps, t_train[0], t_tvec[0], t_eval[0], t_final[0],
-           t_unit[0], t_train[1], t_tvec[1], t_eval[1], t_final[1], t_unit[1],
-           1e3 * (t_train[0] + t_tvec[0] + t_eval[0]) / epochs, 1e3 * (t_train[1] + t_tvec[1] + t_eval[1]) / epochs,
-           replays[0], replays[1], total);
-    fflush(stdout);
+    print_summary(&opt, math, be, bytes, &tr, t_setup, t_enc, t_shots, t_v, t_vmaps, total);
     free(scores);
     free(tvec_host);
     pad_buf_free(be, tvec);
