@@ -280,8 +280,9 @@ def load_clip(path, dtype=torch.float64):
     return Clip({k: torch.from_numpy(v.astype(np.float64)).to(dtype) for k, v in sd32.items()}), sd32
 
 
-CHECKSUM_TENSORS = ["visual.conv1.weight", "visual.transformer.resblocks.11.mlp.c_fc.weight", "visual.proj",
-                    "token_embedding.weight", "text_projection"]
+# the float64 sums that tests/support/tiny_model.c checks (ref_text.py's list)
+CHECKSUM_TENSORS = ["token_embedding.weight", "positional_embedding", "transformer.resblocks.0.attn.in_proj_weight",
+                    "transformer.resblocks.11.mlp.c_proj.weight", "ln_final.weight", "text_projection"]
 
 
 def fixture(weights, path):
