@@ -56,6 +56,7 @@ static const pad_config_key k_keys[] = {
     {"run.cuda_graphs", "auto | on | off: replay each epoch's ops as CUDA graphs (same results; auto = off for now)",
      false},
     {"run.fast_math", "fp32 | tf32 | bf16: tensor-core GEMMs in the CUDA vision tower (changes the numbers)", false},
+    {"run.method", "promptad | cpe | winclip: PromptAD, or a CLIP baseline (docs/winclip.md)", false},
     {"train.lr", "initial learning rate (0.002)", false},
     {"train.lr_min", "final learning rate of the cosine schedule (1e-5)", false},
     {"train.momentum", "SGD momentum (0.9)", false},
@@ -133,6 +134,7 @@ void pad_run_config_default(pad_run_config *cfg) {
     cfg->run.fpr_limit = 0.3;
     cfg->run.cuda_graphs = -1;
     cfg->run.fast_math = 0;
+    cfg->run.method = PAD_RUN_METHOD_PROMPTAD;
     cfg->train.lr = 0.002f;
     cfg->train.lr_min = 1e-5f;
     cfg->train.momentum = 0.9f;
@@ -189,7 +191,7 @@ typedef struct y_run {
     char *tau, *fp16_scores, *test_bgr, *select;
     double *fpr_limit;
     int *threads;
-    char *cuda_graphs, *fast_math;
+    char *cuda_graphs, *fast_math, *method;
 } y_run;
 
 typedef struct y_train {
@@ -270,6 +272,7 @@ static const cyaml_schema_field_t k_run_fields[] = {
     INT("threads", y_run, threads),
     STR("cuda_graphs", y_run, cuda_graphs),
     STR("fast_math", y_run, fast_math),
+    STR("method", y_run, method),
     CYAML_FIELD_END,
 };
 
@@ -650,6 +653,11 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             static const char *const s[] = {"fp32", "tf32", "bf16"};
             if (!parse_choice(c, "run.fast_math", r->fast_math, s, 3, &iv)) return false;
             cfg->run.fast_math = iv; // pad_math_mode order
+        }
+        if (r->method) {
+            static const char *const s[] = {"promptad", "cpe", "winclip"};
+            if (!parse_choice(c, "run.method", r->method, s, 3, &iv)) return false;
+            cfg->run.method = iv; // pad_run_method order
         }
     }
     if (t->train) {
@@ -1135,6 +1143,9 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
     // of earlier fp32 results stay valid)
     if (!for_hash || cfg->run.fast_math != 0)
         sb_printf(b, "  fast_math: %s\n", pad_math_mode_str((pad_math_mode)cfg->run.fast_math));
+    // likewise the method: results of other methods live in their own folders (docs/winclip.md)
+    if (!for_hash || cfg->run.method != PAD_RUN_METHOD_PROMPTAD)
+        sb_printf(b, "  method: %s\n", pad_run_method_str(cfg->run.method));
     sb_printf(b,
               "train:\n  lr: %.9g\n  lr_min: %.9g\n  momentum: %.9g\n  weight_decay: %.9g\n  lambda_align: %.9g\n"
               "  margin: %.9g\n  n_ctx: %d\n  n_ctx_ab: %d\n  n_pro_cls: %d\n  n_pro_seg: %d\n  n_pro_ab: %d\n"
@@ -1150,6 +1161,11 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
                   maps[cfg->output.maps], cfg->output.heatmaps, cfg->output.models ? "true" : "false",
                   cfg->output.redo_on_mismatch ? "redo" : "error");
     }
+}
+
+const char *pad_run_method_str(int method) {
+    static const char *const names[] = {"promptad", "cpe", "winclip"};
+    return method >= 0 && method < 3 ? names[method] : "?";
 }
 
 size_t pad_run_config_to_yaml(const pad_run_config *cfg, char *buf, size_t cap) {

@@ -9,7 +9,8 @@
  *   run:    protocol (clean|official), shots, seeds, tasks (cls|seg), epochs, device (auto|cpu|cuda),
  *           shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts (auto|<set>|<file>),
  *           resolution, batch, tau (raw|exp), fp16_scores (auto|true|false), test_bgr (auto|true|false),
- *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16)
+ *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16),
+ *           method (promptad|cpe|winclip)
  *   train:  lr, lr_min, momentum, weight_decay, lambda_align, margin, n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg,
  *           n_pro_ab, eam (token-axis|per-token), lap (before-name|after-name)
  *   output: dir, maps (none|grid|full), heatmaps, models (true|false), on_mismatch (error|redo)
@@ -59,6 +60,14 @@ typedef enum pad_maps_mode {
     PAD_MAPS_FULL = 2, // plus the R x R pixel maps as F16: 2 R^2 bytes per test image (320 KB at R = 400)
 } pad_maps_mode;
 
+// The method of a run (run.method): PromptAD itself or one of the CLIP baselines of docs/winclip.md.
+typedef enum pad_run_method {
+    PAD_RUN_METHOD_PROMPTAD = 0,
+    PAD_RUN_METHOD_CPE = 1,     // zero-shot CPE + V-V CLIP
+    PAD_RUN_METHOD_WINCLIP = 2, // WinCLIP (0 shots) and WinCLIP+ (run.shots)
+} pad_run_method;
+const char *pad_run_method_str(int method); // "promptad", "cpe", "winclip"; "?" otherwise
+
 // Tasks (bit mask order = cls first).
 #define PAD_RUN_TASK_CLS 1
 #define PAD_RUN_TASK_SEG 2
@@ -104,6 +113,7 @@ typedef struct pad_run_config {
         int threads;                       // CPU threads, 0 = all
         int cuda_graphs;                   // -1 auto, 0 off, 1 on (CUDA graphs per epoch; not in the hash)
         int fast_math;                     // pad_math_mode of the vision tower on CUDA (in the hash when not fp32)
+        int method;                        // pad_run_method (docs/winclip.md; in the hash when not promptad)
     } run;
     struct {
         float lr, lr_min, momentum, weight_decay, lambda_align, margin;

@@ -3,6 +3,7 @@
  * memory bank and its visual score V are computed once and shared by both tasks; per task the prompts are trained
  * (promptad_spec.md §4.1) and only the text scores, maps and metrics are recomputed per evaluated epoch (§8.3). */
 #include "run.h"
+#include "run_method.h"
 
 #include "dataset.h"
 #include "fsutil.h"
@@ -1595,6 +1596,11 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
     PAD_TRY_GOTO(st, ensure_generated_model(cfg), done);
     PAD_TRY_GOTO(st, ensure_synth(cfg), done);
     PAD_TRY_GOTO(st, init_model(&rc), done);
+    if (cfg->run.method != PAD_RUN_METHOD_PROMPTAD) { // the CLIP baselines have their own units (run_method.h)
+        st = pad_run_baseline(cfg, opts, res, rc.hash, rc.vocab_path);
+        rc.n_computed = res->n_computed;
+        goto done;
+    }
     const char *fmt = strcmp(cfg->data.format, "synth") == 0 ? "mvtec" : cfg->data.format;
     PAD_TRY_GOTO(st, pad_dataset_format_parse(fmt, &rc.format), done);
     PAD_TRY_GOTO(st, pad_dataset_open(&rc.ds, rc.format, cfg->data.root), done);
