@@ -1,8 +1,9 @@
-/* test_run_method.c - `promptad run` with run.method cpe and winclip (host/run/run_method.h, docs/winclip.md) on a
- * tiny synthetic dataset with a generated tiny model: the config key (parse, YAML, hash), the results layout under
- * <output.dir>/<dataset>/<method>/ with its marker, the unit files, the image scores against the library path
- * (host/model/winclip.h on the same preprocessed test images), the metrics against pad_metrics_image of those
- * scores, resumption, and the report's side-by-side table. */
+/* test_run_method.c - `promptad run` with run.method cpe and winclip (host/run/run_method.h, docs/winclip.md) and
+ * PromptAD's ablation switches, on a tiny synthetic dataset with a generated tiny model: the config keys (parse,
+ * YAML, hash), the results layout under <output.dir>/<dataset>/<method>/ with its marker, the unit files, the image
+ * scores against the library path (host/model/winclip.h on the same preprocessed test images), the metrics against
+ * pad_metrics_image of those scores, resumption, the report's side-by-side table, and a run without the visual
+ * memory bank (image scores = text scores). */
 #include "check.h"
 #include "config.h"
 #include "fsutil.h"
@@ -45,7 +46,7 @@ static pad_run_config *make_cfg(const char *dir, const char *method) {
                           "output.maps=full"};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         cr_assert_eq(pad_run_config_set(c, sets[i]), PAD_OK, "%s", sets[i]);
-    cr_assert_eq(pad_run_config_finalize(c), PAD_OK);
+    if (strcmp(method, "promptad") != 0) cr_assert_eq(pad_run_config_finalize(c), PAD_OK);
     return c;
 }
 
@@ -65,7 +66,7 @@ static cJSON *read_json(const char *path) {
     return j;
 }
 
-// scores.csv: paths (quoted), labels, scores; returns the rows.
+// scores.csv: paths (quoted or not), labels, scores; returns the rows.
 static int read_scores(const char *path, char paths[][512], uint8_t *labels, float *scores) {
     FILE *f = fopen(path, "r");
     cr_assert(f, "%s", path);
@@ -73,14 +74,20 @@ static int read_scores(const char *path, char paths[][512], uint8_t *labels, flo
     cr_assert(fgets(line, sizeof line, f) && strcmp(line, "path,label,score\n") == 0);
     int n = 0;
     while (fgets(line, sizeof line, f) && n < N_TEST) {
-        char *q = strrchr(line, '"');
-        cr_assert(line[0] == '"' && q);
-        *q = 0;
-        cr_assert(strlen(line + 1) < 512);
-        memcpy(paths[n], line + 1, strlen(line + 1) + 1);
-        int lab;
-        cr_assert(sscanf(q + 1, ",%d,%f", &lab, &scores[n]) == 2);
-        labels[n++] = (uint8_t)lab;
+        char *c2 = strrchr(line, ',');
+        cr_assert(c2);
+        *c2 = 0;
+        char *c1 = strrchr(line, ',');
+        cr_assert(c1);
+        *c1 = 0;
+        scores[n] = strtof(c2 + 1, NULL);
+        labels[n] = (uint8_t)atoi(c1 + 1);
+        char *p = line;
+        size_t l = strlen(p);
+        if (p[0] == '"' && l >= 2 && p[l - 1] == '"') p[l - 1] = 0, p++;
+        cr_assert(strlen(p) < 512);
+        memcpy(paths[n], p, strlen(p) + 1);
+        n++;
     }
     fclose(f);
     return n;
@@ -209,6 +216,63 @@ Test(run_method, cpe) {
     cJSON_Delete(j);
     // PromptAD's own layout is untouched
     cr_assert(!pad_path_is_dir(pad_test_fmt("%s/results/synth/weave", dir)));
+    free(c);
+    pad_cmd_result rm = pad_cmd_run("rm -rf '%s'", dir);
+    pad_cmd_free(&rm);
+    free(dir);
+}
+
+// The "w/o VAD" ablation (run.use_vad false) with another (no MAPs): the cls unit's image scores are its text
+// scores s_T, no pixel metrics come from the cls task, no predict model is written, and the
+// hash differs from the full method's.
+Test(run_method, promptad_without_vad) {
+    char *dir = pad_test_tmpdir("run_novad");
+    pad_run_config *c = make_cfg(dir, "promptad");
+    cr_assert_eq(pad_run_config_set(c, "run.use_vad=false"), PAD_OK);
+    cr_assert_eq(pad_run_config_set(c, "train.use_map=false"), PAD_OK);
+    cr_assert_eq(pad_run_config_set(c, "run.epochs=1"), PAD_OK);
+    cr_assert_eq(pad_run_config_set(c, "output.maps=grid"), PAD_OK);
+    cr_assert_eq(pad_run_config_finalize(c), PAD_OK);
+    cr_assert(!c->output.models);
+    char h1[17], h2[17];
+    pad_run_config_hash(c, 1, 2, h1);
+    c->run.no_vad = false;
+    pad_run_config_hash(c, 1, 2, h2);
+    c->run.no_vad = true;
+    cr_assert(strcmp(h1, h2) != 0);
+    pad_run_result r = run(c);
+    cr_assert_eq(r.n_computed, 2); // cls and seg of (k1, seed0)
+    const char *u = pad_test_fmt("%s/results/synth/weave/k1/seed0/cls", dir);
+    char paths[N_TEST][512];
+    uint8_t labels[N_TEST];
+    float scores[N_TEST];
+    cr_assert_eq(read_scores(pad_test_fmt("%s/scores.csv", u), paths, labels, scores), N_TEST);
+    pad_st_file *f = NULL;
+    cr_assert(pad_st_open(&f, pad_test_fmt("%s/maps.safetensors", u)) == PAD_OK);
+    const pad_st_tensor *t = pad_st_find(f, "text_image_score");
+    cr_assert(t && t->numel == N_TEST);
+    PAD_ASSERT_CLOSE("image score = s_T", scores, (const float *)t->data, N_TEST, 0, 1e-7);
+    pad_st_close(f);
+    cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "pixel_auroc")));
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "method")->valuestring, "promptad-nomap-novad");
+    cJSON_Delete(j);
+    j = read_json(pad_test_fmt("%s/results/synth/weave/k1/seed0/seg/metrics.json", dir));
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "pixel_auroc")));
+    cJSON_Delete(j);
+    cr_assert(!pad_path_is_dir(pad_test_fmt("%s/results/synth/weave/k1/seed0/model", dir)));
+    char *md = NULL; // the report names the variant
+    cr_assert(pad_read_file(pad_test_fmt("%s/results/synth/summary.md", dir), &md, NULL) == PAD_OK);
+    cr_assert(strstr(md, "## clean/promptad-nomap-novad, 1-shot"), "%s", md);
+    free(md);
+    char name[96];
+    pad_run_variant_name(c, name, sizeof name);
+    cr_assert_str_eq(name, "promptad-nomap-novad");
+    c->model.taps[0] = 6;
+    c->model.taps[1] = 9;
+    c->run.no_vad = c->train.no_map = false;
+    pad_run_variant_name(c, name, sizeof name);
+    cr_assert_str_eq(name, "promptad-taps6-9");
     free(c);
     pad_cmd_result rm = pad_cmd_run("rm -rf '%s'", dir);
     pad_cmd_free(&rm);

@@ -3,7 +3,8 @@
 supplementary Tables 6-13 into configs/paper_results.csv, which `promptad run` prints beside our results; also the
 numbers of the baselines that run on our engine (docs/winclip.md), with a 7th column `method`: WinCLIP+ per class
 (Tables 6-13, method winclip), WinCLIP+ on MPDD and LOCO (Table 4), and the zero-shot rows of Table 1 (CPE+WinCLIP
-as winclip 0-shot, CPE+VV-CLIP as cpe 0-shot; dataset means of image and pixel AUROC).
+as winclip 0-shot, CPE+VV-CLIP as cpe 0-shot; dataset means of image and pixel AUROC), and PromptAD's ablations of
+Tables 1 and 2 (1-shot, w/o VAD) as methods promptad-novad, promptad-nomap-novad and promptad-nolap-novad.
 Usage: python3 tools/extract_paper_tables.py ../shared/seeds/promptad_supplementary.txt configs/paper_results.csv
 Rows the supplementary text does not hold (it is cut inside the VisA pixel-AUROC and pixel-PRO tables) are absent.
 The class names are normalised to the dataset folder names ("Garpet" -> carpet, "Cheewinggum" -> chewinggum)."""
@@ -71,6 +72,20 @@ def main(src, dst):
                     if (ds0, "mean", metric, 0, zero[cells[1]]) not in have:
                         have.add((ds0, "mean", metric, 0, zero[cells[1]]))
                         rows.append((ds0, "mean", metric, 0, v, "", zero[cells[1]]))
+            continue
+        # PromptAD without the visual memory bank (Table 1 "PromptAD", 1-shot w/o VAD) and the ablations of Table 2
+        # (1-shot, w/o VAD): the variants that run.use_vad / train.use_map / train.use_lap false compute
+        abl = None
+        if len(cells) == 6 and cells[0] == "PromptAD" and cells[1] == "":
+            abl, vals = "promptad-novad", cells[2:]
+        elif len(cells) == 5 and cells[0] in ("2 Prompt w/o MAPs", "3 Prompt w/o LAPs"):
+            abl, vals = ("promptad-nomap-novad" if "MAPs" in cells[0] else "promptad-nolap-novad"), cells[1:]
+        if abl:
+            for ds0, img, pix in (("mvtec", vals[0], vals[1]), ("visa", vals[2], vals[3])):
+                for metric, v in (("image_auroc", img), ("pixel_auroc", pix)):
+                    if (ds0, "mean", metric, 1, abl) not in have:
+                        have.add((ds0, "mean", metric, 1, abl))
+                        rows.append((ds0, "mean", metric, 1, v, "", abl))
             continue
         if not ds:
             continue

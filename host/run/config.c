@@ -57,7 +57,10 @@ static const pad_config_key k_keys[] = {
      false},
     {"run.fast_math", "fp32 | tf32 | bf16: tensor-core GEMMs in the CUDA vision tower (changes the numbers)", false},
     {"run.method", "promptad | cpe | winclip: PromptAD, or a CLIP baseline (docs/winclip.md)", false},
+    {"run.use_vad", "true | false: ablation; false = text scores only, no visual memory bank (paper: w/o VAD)", false},
     {"train.lr", "initial learning rate (0.002)", false},
+    {"train.use_map", "true | false: ablation; false = no manual anomaly prompts (paper Table 2, row 2)", false},
+    {"train.use_lap", "true | false: ablation; false = no learned anomaly prompts (paper Table 2, row 3)", false},
     {"train.lr_min", "final learning rate of the cosine schedule (1e-5)", false},
     {"train.momentum", "SGD momentum (0.9)", false},
     {"train.weight_decay", "SGD weight decay (5e-4)", false},
@@ -192,12 +195,14 @@ typedef struct y_run {
     double *fpr_limit;
     int *threads;
     char *cuda_graphs, *fast_math, *method;
+    bool *use_vad;
 } y_run;
 
 typedef struct y_train {
     double *lr, *lr_min, *momentum, *weight_decay, *lambda_align, *margin;
     int *n_ctx, *n_ctx_ab, *n_pro_cls, *n_pro_seg, *n_pro_ab;
     char *eam, *lap;
+    bool *use_map, *use_lap;
 } y_train;
 
 typedef struct y_output {
@@ -273,6 +278,7 @@ static const cyaml_schema_field_t k_run_fields[] = {
     STR("cuda_graphs", y_run, cuda_graphs),
     STR("fast_math", y_run, fast_math),
     STR("method", y_run, method),
+    CYAML_FIELD_BOOL_PTR("use_vad", OPT, y_run, use_vad),
     CYAML_FIELD_END,
 };
 
@@ -290,6 +296,8 @@ static const cyaml_schema_field_t k_train_fields[] = {
     INT("n_pro_ab", y_train, n_pro_ab),
     STR("eam", y_train, eam),
     STR("lap", y_train, lap),
+    CYAML_FIELD_BOOL_PTR("use_map", OPT, y_train, use_map),
+    CYAML_FIELD_BOOL_PTR("use_lap", OPT, y_train, use_lap),
     CYAML_FIELD_END,
 };
 
@@ -659,6 +667,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             if (!parse_choice(c, "run.method", r->method, s, 3, &iv)) return false;
             cfg->run.method = iv; // pad_run_method order
         }
+        if (r->use_vad) cfg->run.no_vad = !*r->use_vad;
     }
     if (t->train) {
         const y_train *tr = t->train;
@@ -701,6 +710,8 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             static const char *const s[] = {"before-name", "after-name"};
             if (!parse_choice(c, "train.lap", tr->lap, s, 2, &cfg->train.lap)) return false;
         }
+        if (tr->use_map) cfg->train.no_map = !*tr->use_map;
+        if (tr->use_lap) cfg->train.no_lap = !*tr->use_lap;
     }
     if (t->output) {
         const y_output *o = t->output;
@@ -1026,6 +1037,14 @@ pad_status pad_run_config_finalize(pad_run_config *cfg) {
                       cfg->model.generate);
         return PAD_ERR_INVALID_ARG;
     }
+    if (cfg->run.no_vad && cfg->output.models) {
+        PAD_LOG_INFO("run.use_vad false: no predict models are written (they score with the memory bank)");
+        cfg->output.models = false;
+    }
+    if (cfg->train.no_map && cfg->train.no_lap) {
+        PAD_LOG_ERROR("train.use_map and train.use_lap are both false: PromptAD needs anomaly prompts of one kind");
+        return PAD_ERR_INVALID_ARG;
+    }
     return PAD_OK;
 }
 
@@ -1146,6 +1165,7 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
     // likewise the method: results of other methods live in their own folders (docs/winclip.md)
     if (!for_hash || cfg->run.method != PAD_RUN_METHOD_PROMPTAD)
         sb_printf(b, "  method: %s\n", pad_run_method_str(cfg->run.method));
+    if (!for_hash || cfg->run.no_vad) sb_printf(b, "  use_vad: %s\n", cfg->run.no_vad ? "false" : "true");
     sb_printf(b,
               "train:\n  lr: %.9g\n  lr_min: %.9g\n  momentum: %.9g\n  weight_decay: %.9g\n  lambda_align: %.9g\n"
               "  margin: %.9g\n  n_ctx: %d\n  n_ctx_ab: %d\n  n_pro_cls: %d\n  n_pro_seg: %d\n  n_pro_ab: %d\n"
@@ -1154,6 +1174,9 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
               (double)cfg->train.weight_decay, (double)cfg->train.lambda_align, (double)cfg->train.margin,
               cfg->train.n_ctx, cfg->train.n_ctx_ab, cfg->train.n_pro_cls, cfg->train.n_pro_seg, cfg->train.n_pro_ab,
               cfg->train.eam ? "per-token" : "token-axis", cfg->train.lap ? "after-name" : "before-name");
+    // the ablation switches: in the hash only when switched off (earlier hashes stay valid)
+    if (!for_hash || cfg->train.no_map) sb_printf(b, "  use_map: %s\n", cfg->train.no_map ? "false" : "true");
+    if (!for_hash || cfg->train.no_lap) sb_printf(b, "  use_lap: %s\n", cfg->train.no_lap ? "false" : "true");
     if (!for_hash) {
         yq(q, sizeof q, cfg->output.dir);
         static const char *const maps[] = {"none", "grid", "full"};
@@ -1166,6 +1189,14 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
 const char *pad_run_method_str(int method) {
     static const char *const names[] = {"promptad", "cpe", "winclip"};
     return method >= 0 && method < 3 ? names[method] : "?";
+}
+
+void pad_run_variant_name(const pad_run_config *cfg, char *buf, size_t cap) {
+    const bool taps = cfg->model.taps[0] != 3 || cfg->model.taps[1] != 8;
+    char t[40] = "";
+    if (taps) snprintf(t, sizeof t, "-taps%d-%d", cfg->model.taps[0], cfg->model.taps[1]);
+    snprintf(buf, cap, "promptad%s%s%s%s", cfg->train.no_map ? "-nomap" : "", cfg->train.no_lap ? "-nolap" : "",
+             cfg->run.no_vad ? "-novad" : "", t);
 }
 
 size_t pad_run_config_to_yaml(const pad_run_config *cfg, char *buf, size_t cap) {
