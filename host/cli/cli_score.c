@@ -108,10 +108,7 @@ static const char *method_arg(int argc, char **argv) {
     return NULL;
 }
 
-int pad_cli_score(int argc, char **argv) {
-    // other methods have their own command line (cli_contract.md, docs/winclip.md)
-    const char *method = method_arg(argc, argv);
-    if (method && (strcmp(method, "cpe") == 0 || strcmp(method, "winclip") == 0)) return pad_cli_score_clip(argc, argv);
+static int score_promptad(int argc, char **argv) {
     const char *weights = NULL, *cls_key = NULL, *ctx = NULL, *shots_s = NULL, *res_s = NULL, *out = NULL;
     const char *prep_s = "squash", *device = "auto", *vocab = NULL, *prompts = "official", *scale_s = "raw";
     const char *lap_s = "before", *method_s = "promptad";
@@ -163,10 +160,6 @@ int pad_cli_score(int argc, char **argv) {
     int k = 0;
     pad_preprocess_mode prep;
     pad_backend_kind kind;
-    if (strcmp(method_s, "promptad") != 0) {
-        pad_args_error(cmd, "--method: expected promptad, cpe or winclip, got '%s'", method_s);
-        goto usage;
-    }
     if (!weights || !cls_key || !ctx || !shots_s || !res_s || !out) {
         pad_args_error(cmd, "--weights, --class, --ctx, --shots, --resolution and --out are required%s",
                        weights ? "" : " (weights/README.md says how to get the OpenCLIP weights)");
@@ -300,4 +293,15 @@ usage:
     free(shots_buf);
     free(imgs);
     return rc;
+}
+
+int pad_cli_score(int argc, char **argv) {
+    // other methods have their own command line (cli_contract.md, docs/winclip.md)
+    const char *method = method_arg(argc, argv);
+    if (method && (strcmp(method, "cpe") == 0 || strcmp(method, "winclip") == 0)) return pad_cli_score_clip(argc, argv);
+    if (method && strcmp(method, "promptad") != 0) {
+        pad_args_error(argv[0], "--method: expected promptad, cpe or winclip, got '%s'", method);
+        return 2;
+    }
+    return score_promptad(argc, argv);
 }
