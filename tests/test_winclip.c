@@ -222,6 +222,36 @@ Test(winclip, few_shot_batch1) {
     check_scores(true, 1);
 }
 
+// The test-feature cache: zero-shot and few-shot scores from one encoding of the test images, equal to
+// pad_winclip_score's bit for bit and to the goldens.
+Test(winclip, cached_scores) {
+    fx x = open_fx();
+    pad_winclip_params p = pad_winclip_default_params();
+    p.max_batch = 2; // two batches for three images
+    pad_winclip *wc = NULL;
+    cr_assert(pad_winclip_create(&wc, x.be, x.w, &p) == PAD_OK);
+    cr_assert(pad_winclip_set_text(wc, x.text) == PAD_OK);
+    pad_winclip_cache *c = NULL;
+    cr_assert(pad_winclip_cache_create(&c, wc, x.test, N_TEST) == PAD_OK);
+    float img[N_TEST], ref_img[N_TEST], *grid = malloc(sizeof(float) * N_TEST * x.P);
+    float *ref_grid = malloc(sizeof(float) * N_TEST * x.P);
+    for (int few = 0; few <= 1; few++) {
+        cr_assert(pad_winclip_set_refs(wc, x.shots, few ? N_SHOT : 0) == PAD_OK);
+        cr_assert(pad_winclip_score_cached(wc, c, img, grid, NULL) == PAD_OK);
+        cr_assert(pad_winclip_score(wc, x.test, N_TEST, ref_img, ref_grid, NULL) == PAD_OK);
+        cr_assert(memcmp(img, ref_img, sizeof img) == 0, "cached image scores differ (few-shot %d)", few);
+        cr_assert(memcmp(grid, ref_grid, sizeof(float) * N_TEST * x.P) == 0, "cached grids differ (few-shot %d)", few);
+        float *wg = want(&x, few ? "fs_grid" : "zs_grid", 3, (int64_t[]){N_TEST, x.G, x.G});
+        PAD_ASSERT_CLOSE("cached grid vs golden", grid, wg, (size_t)N_TEST * x.P, 1e-4, 0);
+        free(wg);
+    }
+    free(grid);
+    free(ref_grid);
+    pad_winclip_cache_free(c);
+    pad_winclip_free(wc);
+    close_fx(&x);
+}
+
 Test(winclip, cpe) {
     fx x = open_fx();
     pad_vit_params vp = pad_vit_default_params();

@@ -165,8 +165,8 @@ static pad_status check_params(const pad_clip_weights *w, pad_backend *be, const
         return PAD_ERR_INVALID_ARG;
     }
     const int G = w->cfg.vision.grid;
-    bool ok = p->max_batch >= 1 && p->max_batch <= 4096 && p->n_scales >= 1 && p->n_scales <= PAD_WINCLIP_MAX_SCALES &&
-              p->temperature > 0.0f && isfinite(p->temperature);
+    bool ok = G <= 64 && p->max_batch >= 1 && p->max_batch <= 4096 && p->n_scales >= 1 &&
+              p->n_scales <= PAD_WINCLIP_MAX_SCALES && p->temperature > 0.0f && isfinite(p->temperature);
     for (int s = 0; ok && s < p->n_scales; s++)
         ok = p->scales[s] >= 1 && p->scales[s] <= G;
     if (!ok) {
@@ -414,80 +414,105 @@ pad_status pad_winclip_set_refs(pad_winclip *wc, const float *pixels, int K) {
 // ----------------------------------------------------------------------------
 // scoring
 
-typedef struct score_ctx {
-    float *image_score, *grid;
-    const pad_winclip_parts *parts;
-} score_ctx;
-
 // Downloads the first m scores of wc->scores into wc->host.
 static pad_status scores_to_host(pad_winclip *wc, size_t m) {
     return pad_buf_download(wc->be, wc->host, wc->scores, m * sizeof(float));
 }
 
-static pad_status score_batch(pad_winclip *wc, void *vctx, int i0, int b) {
-    score_ctx *c = (score_ctx *)vctx;
+// Zero-shot part of a batch of b encoded images (wc->f, raw): img (b) the class scores of the image embeddings and
+// zrec (b, P) the sum over the 1 + n_scales maps of the reciprocals of the zero-shot scores.
+static pad_status zero_shot_part(pad_winclip *wc, int b, float *img, double *zrec) {
     pad_backend *be = wc->be;
-    const int G = wc->G, P = wc->P, S = wc->p.n_scales, K = wc->k_shot;
-    const float tau = 1.0f / wc->p.temperature;
-    const float *tn = wc->text, *ta = wc->text + wc->E;
-    double zs[64 * 64], fs[64 * 64], agg[64 * 64];
-    float img[4096];
-    if (P > 64 * 64 || b > 4096) return PAD_ERR_INVALID_ARG;
-    // zero-shot image scores
+    const int P = wc->P;
+    const float tau = 1.0f / wc->p.temperature, *tn = wc->text, *ta = wc->text + wc->E;
+    double agg[64 * 64];
     PAD_TRY(pad_op_text_score(be, wc->scores, wc->f.image, tn, ta, tau, b, wc->E));
     PAD_TRY(scores_to_host(wc, (size_t)b));
     memcpy(img, wc->host, (size_t)b * sizeof(float));
-    // per scale window scores: text (zero-shot) and distances to the references (few-shot), one pass each
-    double *zsum = (double *)calloc((size_t)b * P, sizeof(double)); // sum of reciprocals of the zero-shot maps
-    double *fsum = (double *)calloc((size_t)b * P, sizeof(double)); // sum of the few-shot maps
-    pad_status st = zsum && fsum ? PAD_OK : PAD_ERR_OOM;
-    for (int i = 0; i < b && st == PAD_OK; i++)
+    for (int i = 0; i < b; i++)
         for (int p = 0; p < P; p++)
-            zsum[(size_t)i * P + p] = 1.0 / (double)img[i];
-    if (st == PAD_OK && K) { // few-shot patch scale
-        st = pad_score_normalize(be, wc->f.patches, b * P, wc->D);
-        if (st == PAD_OK)
-            st = pad_op_knn_min(be, wc->scores, NULL, wc->f.patches, b * P, wc->ref_patches, K * P, wc->D, 1);
-        if (st == PAD_OK) st = scores_to_host(wc, (size_t)b * P);
-        for (size_t j = 0; st == PAD_OK && j < (size_t)b * P; j++)
-            fsum[j] = (double)wc->host[j];
-    }
-    for (int s = 0; s < S && st == PAD_OK; s++) {
+            zrec[(size_t)i * P + p] = 1.0 / (double)img[i];
+    for (int s = 0; s < wc->p.n_scales; s++) {
         const int n = wc->n_win[s], kk = wc->p.scales[s] * wc->p.scales[s];
-        st = pad_op_text_score(be, wc->scores, wc->f.windows[s], tn, ta, tau, b * n, wc->E);
-        if (st == PAD_OK) st = scores_to_host(wc, (size_t)b * n);
-        for (int i = 0; i < b && st == PAD_OK; i++) {
-            pad_winclip_harmonic(wc->host + (size_t)i * n, wc->masks[s], n, kk, G, agg);
+        PAD_TRY(pad_op_text_score(be, wc->scores, wc->f.windows[s], tn, ta, tau, b * n, wc->E));
+        PAD_TRY(scores_to_host(wc, (size_t)b * n));
+        for (int i = 0; i < b; i++) {
+            pad_winclip_harmonic(wc->host + (size_t)i * n, wc->masks[s], n, kk, wc->G, agg);
             for (int p = 0; p < P; p++)
-                zsum[(size_t)i * P + p] += 1.0 / agg[p];
+                zrec[(size_t)i * P + p] += 1.0 / agg[p];
         }
-        if (st != PAD_OK || !K) continue;
-        st = pad_score_normalize(be, wc->f.windows[s], b * n, wc->E);
-        if (st == PAD_OK)
-            st = pad_op_knn_min(be, wc->scores, NULL, wc->f.windows[s], b * n, wc->ref_windows[s], K * n, wc->E, 1);
-        if (st == PAD_OK) st = scores_to_host(wc, (size_t)b * n);
-        for (int i = 0; i < b && st == PAD_OK; i++) {
-            pad_winclip_harmonic(wc->host + (size_t)i * n, wc->masks[s], n, kk, G, agg);
+    }
+    return PAD_OK;
+}
+
+// Few-shot part of b images from their NORMALISED patch (b*P, D) and window (b*n_s, E) embeddings (backend):
+// fsum (b, P) the sum of the 1 + n_scales few-shot maps.
+static pad_status few_shot_part(pad_winclip *wc, int b, const float *patches, float *const *windows, double *fsum) {
+    pad_backend *be = wc->be;
+    const int P = wc->P, K = wc->k_shot;
+    double agg[64 * 64];
+    PAD_TRY(pad_op_knn_min(be, wc->scores, NULL, patches, b * P, wc->ref_patches, K * P, wc->D, 1));
+    PAD_TRY(scores_to_host(wc, (size_t)b * P));
+    for (size_t j = 0; j < (size_t)b * P; j++)
+        fsum[j] = (double)wc->host[j];
+    for (int s = 0; s < wc->p.n_scales; s++) {
+        const int n = wc->n_win[s], kk = wc->p.scales[s] * wc->p.scales[s];
+        PAD_TRY(pad_op_knn_min(be, wc->scores, NULL, windows[s], b * n, wc->ref_windows[s], K * n, wc->E, 1));
+        PAD_TRY(scores_to_host(wc, (size_t)b * n));
+        for (int i = 0; i < b; i++) {
+            pad_winclip_harmonic(wc->host + (size_t)i * n, wc->masks[s], n, kk, wc->G, agg);
             for (int p = 0; p < P; p++)
                 fsum[(size_t)i * P + p] += agg[p];
         }
     }
-    for (int i = 0; i < b && st == PAD_OK; i++) {
-        const size_t o = (size_t)(i0 + i);
+    return PAD_OK;
+}
+
+// The final scores of b images (rows o0 .. o0+b of the outputs) from the two parts (fsum NULL: zero-shot).
+static void combine(const pad_winclip *wc, int b, const float *img, const double *zrec, const double *fsum, size_t o0,
+                    float *image_score, float *grid, const pad_winclip_parts *parts) {
+    const int P = wc->P, S = wc->p.n_scales;
+    for (int i = 0; i < b; i++) {
+        const size_t o = o0 + (size_t)i;
         double fmax = -INFINITY;
         for (int p = 0; p < P; p++) {
-            zs[p] = (double)(S + 1) / zsum[(size_t)i * P + p];
-            fs[p] = fsum[(size_t)i * P + p] / (double)(S + 1);
-            if (fs[p] > fmax) fmax = fs[p];
+            const double zs = (double)(S + 1) / zrec[(size_t)i * P + p];
+            const double fs = fsum ? fsum[(size_t)i * P + p] / (double)(S + 1) : 0.0;
+            if (fs > fmax) fmax = fs;
+            grid[o * P + p] = (float)(fsum ? (zs + fs) / 2 : zs);
+            if (parts && parts->zs_grid) parts->zs_grid[o * P + p] = (float)zs;
+            if (parts && parts->fs_grid && fsum) parts->fs_grid[o * P + p] = (float)fs;
         }
-        for (int p = 0; p < P; p++) {
-            c->grid[o * P + p] = (float)(K ? (zs[p] + fs[p]) / 2 : zs[p]);
-            if (c->parts && c->parts->zs_grid) c->parts->zs_grid[o * P + p] = (float)zs[p];
-            if (c->parts && c->parts->fs_grid && K) c->parts->fs_grid[o * P + p] = (float)fs[p];
-        }
-        c->image_score[o] = (float)(K ? ((double)img[i] + fmax) / 2 : (double)img[i]);
+        image_score[o] = (float)(fsum ? ((double)img[i] + fmax) / 2 : (double)img[i]);
     }
-    free(zsum);
+}
+
+// Normalises the patch and window embeddings of the current batch in place (F.normalize, for the few-shot part).
+static pad_status normalize_batch(pad_winclip *wc, int b) {
+    PAD_TRY(pad_score_normalize(wc->be, wc->f.patches, b * wc->P, wc->D));
+    for (int s = 0; s < wc->p.n_scales; s++)
+        PAD_TRY(pad_score_normalize(wc->be, wc->f.windows[s], b * wc->n_win[s], wc->E));
+    return PAD_OK;
+}
+
+typedef struct score_ctx {
+    float *image_score, *grid;
+    const pad_winclip_parts *parts;
+} score_ctx;
+
+static pad_status score_batch(pad_winclip *wc, void *vctx, int i0, int b) {
+    score_ctx *c = (score_ctx *)vctx;
+    const size_t bP = (size_t)b * wc->P;
+    float *img = (float *)malloc((size_t)b * sizeof(float));
+    double *zrec = (double *)malloc(bP * sizeof(double)),
+           *fsum = wc->k_shot ? (double *)malloc(bP * sizeof(double)) : NULL;
+    pad_status st = img && zrec && (fsum || !wc->k_shot) ? PAD_OK : PAD_ERR_OOM;
+    if (st == PAD_OK) st = zero_shot_part(wc, b, img, zrec);
+    if (st == PAD_OK && wc->k_shot) st = normalize_batch(wc, b);
+    if (st == PAD_OK && wc->k_shot) st = few_shot_part(wc, b, wc->f.patches, wc->f.windows, fsum);
+    if (st == PAD_OK) combine(wc, b, img, zrec, fsum, (size_t)i0, c->image_score, c->grid, c->parts);
+    free(img);
+    free(zrec);
     free(fsum);
     return st;
 }
@@ -501,4 +526,85 @@ pad_status pad_winclip_score(pad_winclip *wc, const float *pixels, int n, float 
     if (n < 0 || (n > 0 && (!pixels || !image_score || !grid))) return PAD_ERR_INVALID_ARG;
     score_ctx c = {image_score, grid, parts};
     return encode_batches(wc, pixels, n, true, score_batch, &c);
+}
+
+// ----------------------------------------------------------------------------
+// test features kept for several reference sets
+
+struct pad_winclip_cache {
+    pad_backend *be;
+    int n;
+    float *img;                             // (n) host: zero-shot image scores
+    double *zrec;                           // (n, P) host: zero-shot reciprocal sums
+    float *patches;                         // (n*P, D) backend, normalised
+    float *windows[PAD_WINCLIP_MAX_SCALES]; // (n*n_s, E) backend, normalised
+};
+
+void pad_winclip_cache_free(pad_winclip_cache *c) {
+    if (!c) return;
+    pad_buf_free(c->be, c->patches);
+    for (int s = 0; s < PAD_WINCLIP_MAX_SCALES; s++)
+        pad_buf_free(c->be, c->windows[s]);
+    free(c->img);
+    free(c->zrec);
+    free(c);
+}
+
+static pad_status cache_batch(pad_winclip *wc, void *vctx, int i0, int b) {
+    pad_winclip_cache *c = (pad_winclip_cache *)vctx;
+    const size_t P = (size_t)wc->P, f = sizeof(float);
+    PAD_TRY(zero_shot_part(wc, b, c->img + i0, c->zrec + (size_t)i0 * P));
+    PAD_TRY(normalize_batch(wc, b));
+    PAD_TRY(pad_buf_copy(wc->be, c->patches + (size_t)i0 * P * wc->D, wc->f.patches, (size_t)b * P * wc->D * f));
+    for (int s = 0; s < wc->p.n_scales; s++) {
+        const size_t n = (size_t)wc->n_win[s];
+        PAD_TRY(
+            pad_buf_copy(wc->be, c->windows[s] + (size_t)i0 * n * wc->E, wc->f.windows[s], (size_t)b * n * wc->E * f));
+    }
+    return PAD_OK;
+}
+
+pad_status pad_winclip_cache_create(pad_winclip_cache **out, pad_winclip *wc, const float *pixels, int n) {
+    *out = NULL;
+    if (!wc->have_text) {
+        PAD_LOG_ERROR("winclip: cache before the text vectors were set");
+        return PAD_ERR_INVALID_ARG;
+    }
+    if (n < 1 || n > 1 << 20 || !pixels) return PAD_ERR_INVALID_ARG;
+    pad_winclip_cache *c = (pad_winclip_cache *)calloc(1, sizeof *c);
+    if (!c) return PAD_ERR_OOM;
+    c->be = wc->be;
+    c->n = n;
+    c->img = (float *)malloc((size_t)n * sizeof(float));
+    c->zrec = (double *)malloc((size_t)n * wc->P * sizeof(double));
+    bool ok = c->img && c->zrec && alloc_f(wc->be, &c->patches, (size_t)n * wc->P * wc->D);
+    for (int s = 0; ok && s < wc->p.n_scales; s++)
+        ok = alloc_f(wc->be, &c->windows[s], (size_t)n * wc->n_win[s] * wc->E);
+    pad_status st = ok ? encode_batches(wc, pixels, n, true, cache_batch, c) : PAD_ERR_OOM;
+    if (st != PAD_OK) {
+        pad_winclip_cache_free(c);
+        return st;
+    }
+    *out = c;
+    return PAD_OK;
+}
+
+pad_status pad_winclip_score_cached(pad_winclip *wc, const pad_winclip_cache *c, float *image_score, float *grid,
+                                    const pad_winclip_parts *parts) {
+    if (!c || !image_score || !grid) return PAD_ERR_INVALID_ARG;
+    const int Bm = wc->p.max_batch, P = wc->P;
+    double *fsum = wc->k_shot ? (double *)malloc((size_t)Bm * P * sizeof(double)) : NULL;
+    if (wc->k_shot && !fsum) return PAD_ERR_OOM;
+    pad_status st = PAD_OK;
+    for (int i0 = 0; i0 < c->n && st == PAD_OK; i0 += Bm) {
+        const int b = c->n - i0 < Bm ? c->n - i0 : Bm;
+        float *win[PAD_WINCLIP_MAX_SCALES] = {NULL};
+        for (int s = 0; s < wc->p.n_scales; s++)
+            win[s] = c->windows[s] + (size_t)i0 * wc->n_win[s] * wc->E;
+        if (wc->k_shot) st = few_shot_part(wc, b, c->patches + (size_t)i0 * P * wc->D, win, fsum);
+        if (st == PAD_OK)
+            combine(wc, b, c->img + i0, c->zrec + (size_t)i0 * P, fsum, (size_t)i0, image_score, grid, parts);
+    }
+    free(fsum);
+    return st;
 }

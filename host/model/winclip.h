@@ -118,6 +118,18 @@ typedef struct pad_winclip_parts {
 pad_status pad_winclip_score(pad_winclip *wc, const float *pixels, int n, float *image_score, float *grid,
                              const pad_winclip_parts *parts);
 
+// Test features kept on the backend for scoring against several reference sets (one per (shot, seed) of a run):
+// the zero-shot part is computed once at creation, each pad_winclip_score_cached runs only the few-shot part
+// against the current references. Same results as pad_winclip_score on the same images (the same ops in the same
+// order). The cache needs n * (G*G*D + sum_s n_s*E) floats on the backend (1.7 MB per image for ViT-B-16+).
+typedef struct pad_winclip_cache pad_winclip_cache;
+pad_status pad_winclip_cache_create(pad_winclip_cache **out, pad_winclip *wc, const float *pixels, int n);
+void pad_winclip_cache_free(pad_winclip_cache *c); // NULL is a no-op
+// Scores the cached images with wc's current references (none: zero-shot); outputs as pad_winclip_score. The text
+// vectors must be those the cache was created with.
+pad_status pad_winclip_score_cached(pad_winclip *wc, const pad_winclip_cache *c, float *image_score, float *grid,
+                                    const pad_winclip_parts *parts);
+
 // ----------------------------------------------------------------------------
 // CPE + V-V CLIP (zero-shot): text scores of PromptAD's dual-path features with the CPE text vectors.
 

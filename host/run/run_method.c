@@ -54,8 +54,9 @@ typedef struct mrun {
 // One class's test data.
 typedef struct mclass {
     const char *name;
-    char text[256];  // the class text of the prompts
-    float *text_raw; // (2,E) the averaged raw CPE text features
+    char text[256];           // the class text of the prompts
+    float *text_raw;          // (2,E) the averaged raw CPE text features
+    pad_winclip_cache *cache; // WinCLIP: the test features, scored against each unit's references
     pad_class_data data;
     int n, n_anom;
     int *items;
@@ -141,6 +142,7 @@ static pad_status load_mask(const mrun *m, const pad_test_item *it, uint8_t *out
 
 static void class_free(mclass *c) {
     free(c->text_raw);
+    pad_winclip_cache_free(c->cache);
     free(c->items);
     free(c->labels);
     free(c->pixels);
@@ -297,7 +299,7 @@ static pad_status score_unit(mrun *m, mclass *c, unit_out *u) {
     const size_t n = (size_t)c->n;
     pad_status st;
     if (m->winclip)
-        st = pad_winclip_score(m->wc, c->pixels, c->n, u->image_score, u->grid, NULL);
+        st = pad_winclip_score_cached(m->wc, c->cache, u->image_score, u->grid, NULL);
     else
         st = pad_cpe_score(m->be, m->vit, c->text_raw, PAD_WINCLIP_TEMPERATURE, c->pixels, c->n, u->image_score,
                            u->grid);
@@ -346,6 +348,7 @@ static pad_status run_class(mrun *m, const char *name) {
         st = PAD_ERR_OOM;
     if (st == PAD_OK) st = pad_cpe_text(m->w, m->tok, c.text, c.text_raw);
     if (st == PAD_OK && m->winclip) st = pad_winclip_set_text(m->wc, c.text_raw);
+    if (st == PAD_OK && m->winclip) st = pad_winclip_cache_create(&c.cache, m->wc, c.pixels, c.n);
     const size_t n = (size_t)c.n, RR = (size_t)m->R * m->R;
     unit_out u;
     memset(&u, 0, sizeof u);
