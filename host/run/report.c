@@ -72,10 +72,11 @@ static pad_status read_unit(const char *path, const char *ds, const char *cls, i
     u->src[pl] = 0;
     u->k = k;
     u->seed = seed;
-    if (pad_json_get_int(j, "k", 1, PAD_CFG_MAX_SHOTS, &u->k) < 0 ||
+    // k 0: the zero-shot units of the baselines (docs/winclip.md)
+    if (pad_json_get_int(j, "k", 0, PAD_CFG_MAX_SHOTS, &u->k) < 0 ||
         pad_json_get_int(j, "seed", 0, INT_MAX, &u->seed) < 0) {
         cJSON_Delete(j);
-        PAD_LOG_ERROR("%s: 'k' and 'seed' must be integers in [1, %d] and [0, %d]", path, PAD_CFG_MAX_SHOTS, INT_MAX);
+        PAD_LOG_ERROR("%s: 'k' and 'seed' must be integers in [0, %d] and [0, %d]", path, PAD_CFG_MAX_SHOTS, INT_MAX);
         return PAD_ERR_FORMAT;
     }
     bool any = false;
