@@ -55,6 +55,9 @@ static float *fx_get(fx_case *c, const char *name, size_t n) {
     return x;
 }
 
+// The ablation of the next fx_open: 0 none, 1 no MAPs, 2 no LAPs (paper Table 2).
+static int g_ablation;
+
 // layers == 0: the fixtures' model (checksum checked); otherwise a faster tiny model with that many text layers
 // (same vocabulary and sizes, other weights) for tests that do not compare with the reference.
 static void fx_open(fx_case *c, const char *file, const char *cls_key, pad_prompt_task task, int layers) {
@@ -74,6 +77,8 @@ static void fx_open(fx_case *c, const char *file, const char *cls_key, pad_promp
     pad_prompt_class cls;
     cr_assert(pad_prompt_set_class(c->set, cls_key, &cls) == PAD_OK);
     c->o = pad_prompt_opts_default(task);
+    c->o.no_map = g_ablation == 1;
+    c->o.no_lap = g_ablation == 2;
     cr_assert(pad_prompt_learner_create(&c->pl, c->w, c->tok, &cls, &c->o) == PAD_OK);
     c->W = c->hw->cfg.text.width;
     c->E = c->hw->cfg.embed_dim;
@@ -186,6 +191,34 @@ static void check_against_reference(const char *file, const char *cls_key, pad_p
 
 Test(prompt, cls_matches_reference) {
     check_against_reference("prompt_cls.safetensors", "bottle", PAD_TASK_CLS, 3 + 3 * 11 + 12);
+}
+
+// The ablations of the paper's Table 2 against the same reference: no MAPs (3 normal + 12 LAP prompts), no LAPs
+// (3 normal + 33 MAP prompts); the alignment loss is 0 in both.
+Test(prompt, cls_without_maps_matches_reference) {
+    g_ablation = 1;
+    check_against_reference("prompt_cls_nomap.safetensors", "bottle", PAD_TASK_CLS, 3 + 12);
+}
+
+Test(prompt, cls_without_laps_matches_reference) {
+    g_ablation = 2;
+    check_against_reference("prompt_cls_nolap.safetensors", "bottle", PAD_TASK_CLS, 3 + 3 * 11);
+}
+
+Test(prompt, no_maps_and_no_laps_is_an_error) {
+    pad_prompt_opts o = pad_prompt_opts_default(PAD_TASK_CLS);
+    o.no_map = o.no_lap = true;
+    fx_case c;
+    fx_open(&c, "prompt_cls.safetensors", "bottle", PAD_TASK_CLS, 2);
+    pad_prompt_set *set = c.set;
+    pad_prompt_class cls;
+    cr_assert(pad_prompt_set_class(set, "bottle", &cls) == PAD_OK);
+    pad_prompt_learner *pl = NULL;
+    pad_test_log_start();
+    cr_assert(pad_prompt_learner_create(&pl, c.w, c.tok, &cls, &o) == PAD_ERR_INVALID_ARG && !pl);
+    cr_assert(strstr(pad_test_log_text(), "no MAPs and no LAPs"));
+    pad_test_log_stop();
+    fx_close(&c);
 }
 
 Test(prompt, seg_matches_reference) {

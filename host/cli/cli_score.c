@@ -98,11 +98,23 @@ static pad_status score_images(pad_vit *vit, pad_backend *be, const pad_bank *ba
     return st;
 }
 
-int pad_cli_score(int argc, char **argv) {
+// The value of --method (NULL when absent) among the options of argv (before a "--").
+static const char *method_arg(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strcmp(argv[i], "--method") == 0) return i + 1 < argc ? argv[i + 1] : NULL;
+        if (strncmp(argv[i], "--method=", 9) == 0) return argv[i] + 9;
+    }
+    return NULL;
+}
+
+static int score_promptad(int argc, char **argv) {
     const char *weights = NULL, *cls_key = NULL, *ctx = NULL, *shots_s = NULL, *res_s = NULL, *out = NULL;
     const char *prep_s = "squash", *device = "auto", *vocab = NULL, *prompts = "official", *scale_s = "raw";
-    const char *lap_s = "before";
+    const char *lap_s = "before", *method_s = "promptad";
     const pad_opt opts[] = {
+        {"method", "M", "promptad (default); cpe and winclip take other options (see --method cpe --help)", &method_s,
+         NULL, NULL, NULL},
         {"weights", "W", "OpenCLIP checkpoint (.safetensors; weights/README.md)", &weights, NULL, NULL, NULL},
         {"class", "C", "class key in the prompt set (e.g. bottle, metal_nut, pcb1)", &cls_key, NULL, NULL, NULL},
         {"ctx", "CTX", ".safetensors with the learned normal_ctx and abnormal_ctx (train-prompts --out)", &ctx, NULL,
@@ -281,4 +293,15 @@ usage:
     free(shots_buf);
     free(imgs);
     return rc;
+}
+
+int pad_cli_score(int argc, char **argv) {
+    // other methods have their own command line (cli_contract.md, docs/winclip.md)
+    const char *method = method_arg(argc, argv);
+    if (method && (strcmp(method, "cpe") == 0 || strcmp(method, "winclip") == 0)) return pad_cli_score_clip(argc, argv);
+    if (method && strcmp(method, "promptad") != 0) {
+        pad_args_error(argv[0], "--method: expected promptad, cpe or winclip, got '%s'", method);
+        return 2;
+    }
+    return score_promptad(argc, argv);
 }

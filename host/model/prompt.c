@@ -129,6 +129,10 @@ static pad_status check_opts(const pad_prompt_opts *o) {
                       o->n_pro, o->n_pro_ab);
         return PAD_ERR_INVALID_ARG;
     }
+    if (o->no_map && o->no_lap) {
+        PAD_LOG_ERROR("prompt learner: no MAPs and no LAPs leave no anomaly prompt");
+        return PAD_ERR_INVALID_ARG;
+    }
     if (!(o->lr >= 0.0f) || !(o->lr_min >= 0.0f) || !(o->momentum >= 0.0f) || !(o->weight_decay >= 0.0f) ||
         !isfinite(o->lambda_align) || !isfinite(o->margin)) {
         PAD_LOG_ERROR("prompt learner: bad optimizer or loss settings (lr %g, lr_min %g, momentum %g, weight decay "
@@ -277,8 +281,8 @@ pad_status pad_prompt_learner_create(pad_prompt_learner **out, const pad_clip_we
     pl->W = w->cfg.text.width;
     pl->E = w->cfg.embed_dim;
     pl->n_np = o->n_pro;
-    pl->n_map = cls->n_states * o->n_pro;
-    pl->n_lap = o->n_pro * o->n_pro_ab;
+    pl->n_map = o->no_map ? 0 : cls->n_states * o->n_pro;
+    pl->n_lap = o->no_lap ? 0 : o->n_pro * o->n_pro_ab;
     pl->P = pl->n_np + pl->n_map + pl->n_lap;
     pl->Pa = pl->n_map + pl->n_lap;
     pl->tau = o->exp_logit_scale ? expf(w->logit_scale) : w->logit_scale;
@@ -567,20 +571,26 @@ static pad_status head_grad_ops(pad_prompt_learner *pl) {
     PAD_TRY(
         pad_op_eam_loss(be, loss_eam, pl->dZ, pl->dwa, pl->img, pl->Z, pl->wa, pl->B, pl->T, E, token_axis, o->margin));
     // (c) alignment || mean_j MAP_j hat - mean_k LAP_k hat ||^2 on the normalised rows Z[1 .. Ph], Z[1+Ph .. Pa]
+    // (0 without MAPs or without LAPs: the ablations of paper Table 2)
     const float *zh = pl->Z + E, *zl = pl->Z + (size_t)(1 + Ph) * E;
-    PAD_TRY(
-        pad_op_gemm(be, false, false, 1, E, Ph, 1.0f / (float)Ph, pl->ones, Ph, 0, zh, E, 0, 0.0f, pl->tmp, E, 0, 1));
-    PAD_TRY(pad_op_gemm(be, false, false, 1, E, Pl, 1.0f / (float)Pl, pl->ones, Pl, 0, zl, E, 0, 0.0f, pl->tmp + E, E,
-                        0, 1));
-    PAD_TRY(pad_op_axpy(be, pl->align_diff, pl->tmp, -1.0f, pl->tmp + E, (size_t)E));
-    PAD_TRY(pad_op_dot(be, loss_align, pl->align_diff, pl->align_diff, (size_t)E, 1.0f));
-    PAD_TRY(pad_op_scale(be, pl->tmp, pl->align_diff, 2.0f * lam / (float)Ph, (size_t)E));
-    PAD_TRY(pad_op_scale(be, pl->tmp + E, pl->align_diff, -2.0f * lam / (float)Pl, (size_t)E));
-    PAD_TRY(pad_op_add_rows(be, pl->dZ + E, pl->tmp, Ph, E, 1));
-    PAD_TRY(pad_op_add_rows(be, pl->dZ + (size_t)(1 + Ph) * E, pl->tmp + E, Pl, E, 1));
-    // total = ce + eam + lambda align
-    PAD_TRY(pad_op_axpy(be, loss_total, loss_ce, 1.0f, loss_eam, 1));
-    PAD_TRY(pad_op_axpy(be, loss_total, loss_total, lam, loss_align, 1));
+    if (Ph == 0 || Pl == 0) {
+        PAD_TRY(pad_buf_zero(be, loss_align, sizeof(float)));
+        PAD_TRY(pad_op_axpy(be, loss_total, loss_ce, 1.0f, loss_eam, 1));
+    } else {
+        PAD_TRY(pad_op_gemm(be, false, false, 1, E, Ph, 1.0f / (float)Ph, pl->ones, Ph, 0, zh, E, 0, 0.0f, pl->tmp, E,
+                            0, 1));
+        PAD_TRY(pad_op_gemm(be, false, false, 1, E, Pl, 1.0f / (float)Pl, pl->ones, Pl, 0, zl, E, 0, 0.0f, pl->tmp + E,
+                            E, 0, 1));
+        PAD_TRY(pad_op_axpy(be, pl->align_diff, pl->tmp, -1.0f, pl->tmp + E, (size_t)E));
+        PAD_TRY(pad_op_dot(be, loss_align, pl->align_diff, pl->align_diff, (size_t)E, 1.0f));
+        PAD_TRY(pad_op_scale(be, pl->tmp, pl->align_diff, 2.0f * lam / (float)Ph, (size_t)E));
+        PAD_TRY(pad_op_scale(be, pl->tmp + E, pl->align_diff, -2.0f * lam / (float)Pl, (size_t)E));
+        PAD_TRY(pad_op_add_rows(be, pl->dZ + E, pl->tmp, Ph, E, 1));
+        PAD_TRY(pad_op_add_rows(be, pl->dZ + (size_t)(1 + Ph) * E, pl->tmp + E, Pl, E, 1));
+        // total = ce + eam + lambda align
+        PAD_TRY(pad_op_axpy(be, loss_total, loss_ce, 1.0f, loss_eam, 1));
+        PAD_TRY(pad_op_axpy(be, loss_total, loss_total, lam, loss_align, 1));
+    }
     // back through the normalisations and means to the raw text features dfeat(P, E)
     PAD_TRY(pad_buf_zero(be, pl->dfeat, (size_t)pl->P * E * sizeof(float)));
     PAD_TRY(pad_buf_zero(be, pl->dmeans, (size_t)2 * E * sizeof(float)));

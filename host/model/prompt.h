@@ -72,6 +72,8 @@ typedef struct pad_prompt_opts {
     bool exp_logit_scale; // false (official): multiply cosines by the stored logit_scale; true: by exp(logit_scale)
     pad_eam_mode eam;     // SEG only
     pad_lap_position lap; // where the learned anomaly vectors sit in the LAP template
+    bool no_map;          // ablation: no manual anomaly prompts (MAPs); the alignment loss is then 0
+    bool no_lap;          // ablation: no learned anomaly prompts (LAPs); likewise (not both)
 } pad_prompt_opts;
 
 // The official defaults for a task (docs/method.md#default-hyper-parameters): n_ctx 4, n_ctx_ab 1, n_pro 3 (cls) / 1

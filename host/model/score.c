@@ -285,7 +285,10 @@ static pad_status pixel_maps_ops(void *ctx) {
     const maps_job *j = (const maps_job *)ctx;
     pad_scorer *sc = j->sc;
     const int G = sc->cfg.grid, R = sc->cfg.res, n = j->n;
-    PAD_TRY(pad_op_harmonic_fuse(sc->be, sc->fused, sc->T, sc->V, (size_t)n * sc->P));
+    if (sc->cfg.text_only) // the "w/o VAD" ablation: the text map alone
+        PAD_TRY(pad_buf_copy(sc->be, sc->fused, sc->T, (size_t)n * sc->P * sizeof(float)));
+    else
+        PAD_TRY(pad_op_harmonic_fuse(sc->be, sc->fused, sc->T, sc->V, (size_t)n * sc->P));
     PAD_TRY(pad_op_upsample_bilinear(sc->be, sc->maps, sc->fused, n, G, G, R, R));
     return smooth_maps(sc, n);
 }
@@ -310,6 +313,7 @@ pad_status pad_scorer_image_scores(pad_scorer *sc, int n, float *out) {
     PAD_TRY(check_n(sc, n, "image scores"));
     if (n == 0) return PAD_OK;
     float *h = sc->host;
+    if (sc->cfg.text_only) return pad_buf_download(sc->be, out, sc->sT, sizeof(float) * (size_t)n); // s_T alone
     pad_status st = pad_buf_download(sc->be, h, sc->vmax, sizeof(float) * (size_t)n);
     if (st == PAD_OK) st = pad_buf_download(sc->be, h + n, sc->sT, sizeof(float) * (size_t)n);
     if (st == PAD_OK)

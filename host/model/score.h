@@ -79,6 +79,8 @@ typedef struct pad_score_cfg {
     bool fp16;       // official protocol: round V, T and s_T to half before fusing (docs/protocols.md#fp16-rounding)
     int chunk;       // images per Gaussian launch, bounds the scratch (chunk*R*R floats); <= 0: 16
     bool graphs;     // replay pad_scorer_text and pad_scorer_pixel_maps as CUDA graphs (pad_graph_run; same results)
+    bool text_only;  // the "w/o VAD" ablation (paper Tables 1, 2): pixel maps from T alone, image scores = s_T; no
+                     // visual score is needed
 } pad_score_cfg;
 
 // Defaults: sigma 4, truncate 4, fp16 off, chunk 16, graphs off.
@@ -125,13 +127,15 @@ pad_status pad_scorer_visual_from(pad_scorer *sc, const float *V, int n);
 pad_status pad_scorer_text(pad_scorer *sc, const float *cls, const float *tokens, const float *t_n, const float *t_a,
                            float tau, int n, int E);
 
-// SEG pixel maps: maps = Gaussian(bilinear_R(1/(1/T + 1/V))) for n images (needs visual and text with tokens).
+// SEG pixel maps: maps = Gaussian(bilinear_R(1/(1/T + 1/V))) for n images (needs visual and text with tokens);
+// with cfg.text_only Gaussian(bilinear_R(T)).
 pad_status pad_scorer_pixel_maps(pad_scorer *sc, int n);
 
 // CLS-task pixel maps of the official code (am_pix): maps = bilinear_R(V), no text, no smoothing.
 pad_status pad_scorer_visual_maps(pad_scorer *sc, int n);
 
-// Image scores on the host: out[i] = pad_score_image(vmax[i], sT[i], cfg.fp16) (needs visual and text with cls).
+// Image scores on the host: out[i] = pad_score_image(vmax[i], sT[i], cfg.fp16) (needs visual and text with cls);
+// with cfg.text_only out[i] = sT[i].
 pad_status pad_scorer_image_scores(pad_scorer *sc, int n, float *out);
 
 // ----------------------------------------------------------------------------

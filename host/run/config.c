@@ -61,7 +61,11 @@ static const pad_config_key k_keys[] = {
     {"run.cuda_graphs", "auto | on | off: replay each epoch's ops as CUDA graphs (same results; auto = off for now)",
      false},
     {"run.fast_math", "fp32 | tf32 | bf16: tensor-core GEMMs in the CUDA vision tower (changes the numbers)", false},
+    {"run.method", "promptad | cpe | winclip: PromptAD, or a CLIP baseline (docs/winclip.md)", false},
+    {"run.use_vad", "true | false: ablation; false = text scores only, no visual memory bank (paper: w/o VAD)", false},
     {"train.lr", "initial learning rate (0.002)", false},
+    {"train.use_map", "true | false: ablation; false = no manual anomaly prompts (paper Table 2, row 2)", false},
+    {"train.use_lap", "true | false: ablation; false = no learned anomaly prompts (paper Table 2, row 3)", false},
     {"train.lr_min", "final learning rate of the cosine schedule (1e-5)", false},
     {"train.momentum", "SGD momentum (0.9)", false},
     {"train.weight_decay", "SGD weight decay (5e-4)", false},
@@ -140,6 +144,7 @@ void pad_run_config_default(pad_run_config *cfg) {
     cfg->run.cuda_graphs = -1;
     cfg->run.fast_math = 0;
     cfg->run.cohort = 1;
+    cfg->run.method = PAD_RUN_METHOD_PROMPTAD;
     cfg->train.lr = 0.002f;
     cfg->train.lr_min = 1e-5f;
     cfg->train.momentum = 0.9f;
@@ -198,14 +203,14 @@ typedef struct y_run {
     char *tau, *fp16_scores, *test_bgr, *select;
     char *fpr_limit;
     char *threads;
-    char *cuda_graphs, *fast_math;
+    char *cuda_graphs, *fast_math, *method, *use_vad;
     char *cohort;
 } y_run;
 
 typedef struct y_train {
     char *lr, *lr_min, *momentum, *weight_decay, *lambda_align, *margin;
     char *n_ctx, *n_ctx_ab, *n_pro_cls, *n_pro_seg, *n_pro_ab;
-    char *eam, *lap;
+    char *eam, *lap, *use_map, *use_lap;
 } y_train;
 
 typedef struct y_output {
@@ -285,6 +290,8 @@ static const cyaml_schema_field_t k_run_fields[] = {
     STR("cuda_graphs", y_run, cuda_graphs),
     STR("fast_math", y_run, fast_math),
     STR("cohort", y_run, cohort),
+    STR("method", y_run, method),
+    STR("use_vad", y_run, use_vad),
     CYAML_FIELD_END,
 };
 
@@ -302,6 +309,8 @@ static const cyaml_schema_field_t k_train_fields[] = {
     INT("n_pro_ab", y_train, n_pro_ab),
     STR("eam", y_train, eam),
     STR("lap", y_train, lap),
+    STR("use_map", y_train, use_map),
+    STR("use_lap", y_train, use_lap),
     CYAML_FIELD_END,
 };
 
@@ -692,6 +701,17 @@ static bool overlay_run(pad_run_config *cfg, const y_run *r, const src_ctx *c) {
         if (!parse_choice(c, "run.fast_math", r->fast_math, s, 3, &iv)) return false;
         cfg->run.fast_math = iv; // pad_math_mode order
     }
+    if (r->method) {
+        static const char *const s[] = {"promptad", "cpe", "winclip"};
+        if (!parse_choice(c, "run.method", r->method, s, 3, &iv)) return false;
+        cfg->run.method = iv; // pad_run_method order
+    }
+    bool vad = true;
+    if (r->use_vad && !pad_scalar_bool(r->use_vad, &vad)) {
+        src_error(c, "run.use_vad", "'%s' is not one of true, false", r->use_vad);
+        return false;
+    }
+    if (r->use_vad) cfg->run.no_vad = !vad;
     return true;
 }
 
@@ -736,6 +756,16 @@ static bool overlay_train(pad_run_config *cfg, const y_train *tr, const src_ctx 
     if (tr->lap) {
         static const char *const s[] = {"before-name", "after-name"};
         if (!parse_choice(c, "train.lap", tr->lap, s, 2, &cfg->train.lap)) return false;
+    }
+    const char *sw[2] = {tr->use_map, tr->use_lap}, *names[2] = {"train.use_map", "train.use_lap"};
+    bool *no[2] = {&cfg->train.no_map, &cfg->train.no_lap};
+    for (int i = 0; i < 2; i++) {
+        bool on = true;
+        if (sw[i] && !pad_scalar_bool(sw[i], &on)) {
+            src_error(c, names[i], "'%s' is not one of true, false", sw[i]);
+            return false;
+        }
+        if (sw[i]) *no[i] = !on;
     }
     return true;
 }
@@ -1093,6 +1123,14 @@ pad_status pad_run_config_finalize(pad_run_config *cfg) {
                       cfg->model.generate);
         return PAD_ERR_INVALID_ARG;
     }
+    if (cfg->run.no_vad && cfg->output.models) {
+        PAD_LOG_INFO("run.use_vad false: no predict models are written (they score with the memory bank)");
+        cfg->output.models = false;
+    }
+    if (cfg->train.no_map && cfg->train.no_lap) {
+        PAD_LOG_ERROR("train.use_map and train.use_lap are both false: PromptAD needs anomaly prompts of one kind");
+        return PAD_ERR_INVALID_ARG;
+    }
     return PAD_OK;
 }
 
@@ -1212,6 +1250,10 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
     // of earlier fp32 results stay valid)
     if (!for_hash || cfg->run.fast_math != 0)
         sb_printf(b, "  fast_math: %s\n", pad_math_mode_str((pad_math_mode)cfg->run.fast_math));
+    // likewise the method and the ablation switches (docs/winclip.md): in the hash only when not the default
+    if (!for_hash || cfg->run.method != PAD_RUN_METHOD_PROMPTAD)
+        sb_printf(b, "  method: %s\n", pad_run_method_str(cfg->run.method));
+    if (!for_hash || cfg->run.no_vad) sb_printf(b, "  use_vad: %s\n", cfg->run.no_vad ? "false" : "true");
     sb_printf(b,
               "train:\n  lr: %.9g\n  lr_min: %.9g\n  momentum: %.9g\n  weight_decay: %.9g\n  lambda_align: %.9g\n"
               "  margin: %.9g\n  n_ctx: %d\n  n_ctx_ab: %d\n  n_pro_cls: %d\n  n_pro_seg: %d\n  n_pro_ab: %d\n"
@@ -1220,6 +1262,8 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
               (double)cfg->train.weight_decay, (double)cfg->train.lambda_align, (double)cfg->train.margin,
               cfg->train.n_ctx, cfg->train.n_ctx_ab, cfg->train.n_pro_cls, cfg->train.n_pro_seg, cfg->train.n_pro_ab,
               cfg->train.eam ? "per-token" : "token-axis", cfg->train.lap ? "after-name" : "before-name");
+    if (!for_hash || cfg->train.no_map) sb_printf(b, "  use_map: %s\n", cfg->train.no_map ? "false" : "true");
+    if (!for_hash || cfg->train.no_lap) sb_printf(b, "  use_lap: %s\n", cfg->train.no_lap ? "false" : "true");
     if (!for_hash) {
         yq(q, sizeof q, cfg->output.dir);
         static const char *const maps[] = {"none", "grid", "full"};
@@ -1229,6 +1273,19 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
         yq(q, sizeof q, cfg->cache.dir);
         sb_printf(b, "cache:\n  dir: %s\n", q);
     }
+}
+
+const char *pad_run_method_str(int method) {
+    static const char *const names[] = {"promptad", "cpe", "winclip"};
+    return method >= 0 && method < 3 ? names[method] : "?";
+}
+
+void pad_run_variant_name(const pad_run_config *cfg, char *buf, size_t cap) {
+    const bool taps = cfg->model.taps[0] != 3 || cfg->model.taps[1] != 8;
+    char t[40] = "";
+    if (taps) snprintf(t, sizeof t, "-taps%d-%d", cfg->model.taps[0], cfg->model.taps[1]);
+    snprintf(buf, cap, "promptad%s%s%s%s", cfg->train.no_map ? "-nomap" : "", cfg->train.no_lap ? "-nolap" : "",
+             cfg->run.no_vad ? "-novad" : "", t);
 }
 
 size_t pad_run_config_to_yaml(const pad_run_config *cfg, char *buf, size_t cap) {

@@ -10,9 +10,9 @@
  *           shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts (auto|<set>|<file>),
  *           resolution, batch, tau (raw|exp), fp16_scores (auto|true|false), test_bgr (auto|true|false),
  *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16),
- *           cohort (1|auto|N)
+ *           method (promptad|cpe|winclip), use_vad (ablation), cohort (1|auto|N)
  *   train:  lr, lr_min, momentum, weight_decay, lambda_align, margin, n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg,
- *           n_pro_ab, eam (token-axis|per-token), lap (before-name|after-name)
+ *           n_pro_ab, eam (token-axis|per-token), lap (before-name|after-name), use_map, use_lap (ablations)
  *   output: dir, maps (none|grid|full), heatmaps, models (true|false), on_mismatch (error|redo)
  *   cache:  dir (auto|none|<dir>: the feature cache of encoded images, feature_cache.h)
  * `--set a.b=v` is parsed as the YAML document "a:\n  b: v"; for a list key a value with commas and no brackets
@@ -65,6 +65,14 @@ typedef enum pad_maps_mode {
     PAD_MAPS_FULL = 2, // plus the R x R pixel maps as F16: 2 R^2 bytes per test image (320 KB at R = 400)
 } pad_maps_mode;
 
+// The method of a run (run.method): PromptAD itself or one of the CLIP baselines of docs/winclip.md.
+typedef enum pad_run_method {
+    PAD_RUN_METHOD_PROMPTAD = 0,
+    PAD_RUN_METHOD_CPE = 1,     // zero-shot CPE + V-V CLIP
+    PAD_RUN_METHOD_WINCLIP = 2, // WinCLIP (0 shots) and WinCLIP+ (run.shots)
+} pad_run_method;
+const char *pad_run_method_str(int method); // "promptad", "cpe", "winclip"; "?" otherwise
+
 // Tasks (bit mask order = cls first).
 #define PAD_RUN_TASK_CLS 1
 #define PAD_RUN_TASK_SEG 2
@@ -110,13 +118,17 @@ typedef struct pad_run_config {
         int threads;                       // CPU threads, 0 = all
         int cuda_graphs;                   // -1 auto, 0 off, 1 on (CUDA graphs per epoch; not in the hash)
         int fast_math;                     // pad_math_mode of the vision tower on CUDA (in the hash when not fp32)
-        int cohort; // units trained in lockstep: 1 one by one (default), N, -1 auto (all tasks of a group); no hash
+        int cohort;  // units trained in lockstep: 1 one by one (default), N, -1 auto (all tasks of a group); no hash
+        int method;  // pad_run_method (docs/winclip.md; in the hash when not promptad)
+        bool no_vad; // ablation (run.use_vad false): text scores only, no memory bank ("w/o VAD", Tables 1, 2)
     } run;
     struct {
         float lr, lr_min, momentum, weight_decay, lambda_align, margin;
         int n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg, n_pro_ab;
-        int eam; // pad_eam_mode (prompt.h): 0 token-axis, 1 per-token
-        int lap; // pad_lap_position: 0 before-name, 1 after-name
+        int eam;     // pad_eam_mode (prompt.h): 0 token-axis, 1 per-token
+        int lap;     // pad_lap_position: 0 before-name, 1 after-name
+        bool no_map; // ablation (train.use_map false): no manual anomaly prompts (paper Table 2, row 2)
+        bool no_lap; // ablation (train.use_lap false): no learned anomaly prompts (Table 2, row 3)
     } train;
     struct {
         char dir[PAD_CFG_PATH_MAX];
@@ -148,6 +160,11 @@ pad_status pad_run_config_load_text(pad_run_config *cfg, const char *text, const
 // Resolves the "auto" values from the protocol and the format (table at the top), and checks the cross-field
 // constraints. Must be called once after the last load/set. Errors: PAD_ERR_INVALID_ARG with one line.
 pad_status pad_run_config_finalize(pad_run_config *cfg);
+
+// The name of PromptAD's variant under cfg's ablation switches, as the units' metrics.json and the report name it:
+// "promptad", then "-nomap", "-nolap", "-novad" for each switch off and "-taps<a>-<b>" for other memory-bank taps
+// than 3 and 8 (e.g. "promptad-nomap-novad", paper Table 2 row 2). Written into buf (cap >= 64 recommended).
+void pad_run_variant_name(const pad_run_config *cfg, char *buf, size_t cap);
 
 // The dataset name used under output.dir (data.name, else the format).
 const char *pad_run_config_dataset(const pad_run_config *cfg);

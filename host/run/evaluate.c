@@ -81,7 +81,18 @@ pad_status run_eval_final(run_ctx *rc, class_ctx *cc, pad_prompt_task task, eval
     return pad_metrics_image(e->scores, cc->labels, cc->n, &e->img);
 }
 
+// The "w/o VAD" ablation (run.use_vad false): the scorer is text-only (pad_score_cfg.text_only, set in
+// features.c), there is no visual score (V recorded as NaN) and the cls task has no pixel map (its map is V).
+static pad_status no_vad_scores(run_ctx *rc, class_ctx *cc) {
+    const size_t nP = (size_t)cc->n * (size_t)rc->P;
+    for (size_t i = 0; i < nP; i++)
+        cc->V_host[i] = NAN;
+    cc->vmaps_valid = false;
+    return PAD_OK;
+}
+
 pad_status run_visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank, bool need_vmaps) {
+    if (rc->cfg->run.no_vad) return no_vad_scores(rc, cc);
     size_t nPD = (size_t)cc->n * (size_t)rc->P * (size_t)rc->D;
     PAD_TRY(pad_scorer_visual(cc->sc, bank, cc->mid_dev, cc->mid_dev + nPD, cc->n));
     PAD_TRY(pad_buf_download(rc->be, cc->V_host, cc->sc->V, (size_t)cc->n * (size_t)rc->P * sizeof(float)));

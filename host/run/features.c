@@ -366,6 +366,7 @@ pad_status run_prepare_class_test(run_ctx *rc, class_ctx *cc) {
     pad_score_cfg scfg = pad_score_cfg_default(n, rc->G, rc->R);
     scfg.fp16 = cfg->run.fp16_scores != 0;
     scfg.graphs = rc->graphs;
+    scfg.text_only = cfg->run.no_vad; // the "w/o VAD" ablation (evaluate.c)
     PAD_TRY(pad_scorer_init(&cc->sc, rc->be, &scfg));
     size_t RR = (size_t)rc->R * (size_t)rc->R;
     cc->maps_host = malloc((size_t)n * RR * sizeof(float));

@@ -27,7 +27,8 @@ static const char *const k_metric_keys[N_METRICS] = {"image_auroc", "image_aupr"
                                                      "pixel_aupr",  "pixel_pro",  "pixel_pro_200"};
 
 typedef struct unit_rec {
-    char dataset[128], format[16], cls[128], task[8], protocol[16], hash[24];
+    char dataset[128], format[16], cls[128], task[8], protocol[48], hash[24];
+    char method[32]; // promptad, or a baseline of docs/winclip.md (then protocol reads "<protocol>/<method>")
     int k, seed;
     double m[N_METRICS];
     char src[1024];
@@ -59,7 +60,11 @@ static pad_status read_unit(const char *path, const char *ds, const char *cls, i
     snprintf(u->format, sizeof u->format, "%s", json_str(j, "format", ""));
     snprintf(u->cls, sizeof u->cls, "%s", json_str(j, "class", cls));
     snprintf(u->task, sizeof u->task, "%s", json_str(j, "task", task));
-    snprintf(u->protocol, sizeof u->protocol, "%s", json_str(j, "protocol", "?"));
+    snprintf(u->method, sizeof u->method, "%s", json_str(j, "method", "promptad"));
+    if (strcmp(u->method, "promptad") == 0)
+        snprintf(u->protocol, sizeof u->protocol, "%s", json_str(j, "protocol", "?"));
+    else // the tables group units by this string: one group per (protocol, method)
+        snprintf(u->protocol, sizeof u->protocol, "%.15s/%.31s", json_str(j, "protocol", "?"), u->method);
     snprintf(u->hash, sizeof u->hash, "%s", json_str(j, "config_hash", "?"));
     size_t pl = strlen(path);
     if (pl >= sizeof u->src) pl = sizeof u->src - 1;
@@ -67,10 +72,11 @@ static pad_status read_unit(const char *path, const char *ds, const char *cls, i
     u->src[pl] = 0;
     u->k = k;
     u->seed = seed;
-    if (pad_json_get_int(j, "k", 1, PAD_CFG_MAX_SHOTS, &u->k) < 0 ||
+    // k 0: the zero-shot units of the baselines (docs/winclip.md)
+    if (pad_json_get_int(j, "k", 0, PAD_CFG_MAX_SHOTS, &u->k) < 0 ||
         pad_json_get_int(j, "seed", 0, INT_MAX, &u->seed) < 0) {
         cJSON_Delete(j);
-        PAD_LOG_ERROR("%s: 'k' and 'seed' must be integers in [1, %d] and [0, %d]", path, PAD_CFG_MAX_SHOTS, INT_MAX);
+        PAD_LOG_ERROR("%s: 'k' and 'seed' must be integers in [0, %d] and [0, %d]", path, PAD_CFG_MAX_SHOTS, INT_MAX);
         return PAD_ERR_FORMAT;
     }
     bool any = false;
@@ -179,7 +185,41 @@ static bool parse_prefixed(const char *name, const char *prefix, int *v) {
     return true;
 }
 
-// <root>/<dataset>/<class>/k<k>/seed<s>/<task>/metrics.json
+// <pc> = .../<class>: its k<k>/seed<s>/<task>/metrics.json units.
+static pad_status scan_class(const char *pc, const char *ds, const char *cls, unit_list *units) {
+    name_list ks;
+    PAD_TRY(list_dirs(pc, &ks));
+    pad_status st = PAD_OK;
+    for (int c = 0; c < ks.n && st == PAD_OK; c++) {
+        int k;
+        if (!parse_prefixed(ks.v[c], "k", &k)) continue;
+        char pk[4096];
+        pad_path_join(pk, sizeof pk, pc, ks.v[c]);
+        name_list seeds;
+        if ((st = list_dirs(pk, &seeds)) != PAD_OK) break;
+        for (int e = 0; e < seeds.n && st == PAD_OK; e++) {
+            int seed;
+            if (!parse_prefixed(seeds.v[e], "seed", &seed)) continue;
+            static const char *const tasks[] = {"cls", "seg"};
+            for (int t = 0; t < 2 && st == PAD_OK; t++) {
+                char pm[4096], ps[4096], pt2[4096];
+                pad_path_join(ps, sizeof ps, pk, seeds.v[e]);
+                pad_path_join(pt2, sizeof pt2, ps, tasks[t]);
+                pad_path_join(pm, sizeof pm, pt2, "metrics.json");
+                if (!pad_path_is_file(pm)) continue;
+                unit_rec u;
+                st = read_unit(pm, ds, cls, k, seed, tasks[t], &u);
+                if (st == PAD_OK && !add_unit(units, &u)) st = PAD_ERR_OOM;
+            }
+        }
+        names_free(&seeds);
+    }
+    names_free(&ks);
+    return st;
+}
+
+// <root>/<dataset>/<class>/k<k>/seed<s>/<task>/metrics.json, and the units of other methods in
+// <root>/<dataset>/<method>/<class>/... (a folder holding the marker file method.txt, docs/winclip.md).
 static pad_status scan_root(const char *root, unit_list *units) {
     name_list dss;
     PAD_TRY(list_dirs(root, &dss));
@@ -190,36 +230,21 @@ static pad_status scan_root(const char *root, unit_list *units) {
         name_list cls;
         if ((st = list_dirs(pd, &cls)) != PAD_OK) break;
         for (int b = 0; b < cls.n && st == PAD_OK; b++) {
-            char pc[4096];
+            char pc[4096], marker[4200];
             pad_path_join(pc, sizeof pc, pd, cls.v[b]);
-            name_list ks;
-            if ((st = list_dirs(pc, &ks)) != PAD_OK) break;
-            for (int c = 0; c < ks.n && st == PAD_OK; c++) {
-                int k;
-                if (!parse_prefixed(ks.v[c], "k", &k)) continue;
-                char pk[4096];
-                pad_path_join(pk, sizeof pk, pc, ks.v[c]);
-                name_list seeds;
-                if ((st = list_dirs(pk, &seeds)) != PAD_OK) break;
-                for (int e = 0; e < seeds.n && st == PAD_OK; e++) {
-                    int seed;
-                    if (!parse_prefixed(seeds.v[e], "seed", &seed)) continue;
-                    static const char *const tasks[] = {"cls", "seg"};
-                    for (int t = 0; t < 2 && st == PAD_OK; t++) {
-                        char pm[4096];
-                        char ps[4096], pt2[4096];
-                        pad_path_join(ps, sizeof ps, pk, seeds.v[e]);
-                        pad_path_join(pt2, sizeof pt2, ps, tasks[t]);
-                        pad_path_join(pm, sizeof pm, pt2, "metrics.json");
-                        if (!pad_path_is_file(pm)) continue;
-                        unit_rec u;
-                        st = read_unit(pm, dss.v[a], cls.v[b], k, seed, tasks[t], &u);
-                        if (st == PAD_OK && !add_unit(units, &u)) st = PAD_ERR_OOM;
-                    }
-                }
-                names_free(&seeds);
+            snprintf(marker, sizeof marker, "%s/method.txt", pc);
+            if (!pad_path_is_file(marker)) {
+                st = scan_class(pc, dss.v[a], cls.v[b], units);
+                continue;
             }
-            names_free(&ks);
+            name_list mc;
+            if ((st = list_dirs(pc, &mc)) != PAD_OK) break;
+            for (int c = 0; c < mc.n && st == PAD_OK; c++) {
+                char pmc[4096];
+                pad_path_join(pmc, sizeof pmc, pc, mc.v[c]);
+                st = scan_class(pmc, dss.v[a], mc.v[c], units);
+            }
+            names_free(&mc);
         }
         names_free(&cls);
     }
@@ -231,7 +256,7 @@ static pad_status scan_root(const char *root, unit_list *units) {
 // The paper's numbers
 
 typedef struct paper_row {
-    char dataset[16], cls[64], metric[24];
+    char dataset[16], cls[64], metric[24], method[32]; // method: 7th column, promptad when absent
     int shots;
     double mean, std;
 } paper_row;
@@ -259,11 +284,11 @@ static void paper_load(const char *path, paper_table *pt) {
         paper_row r;
         memset(&r, 0, sizeof r);
         char mean[32] = "", std[32] = "";
-        // dataset,class,metric,shots,mean,std (std may be empty)
-        char *f[6] = {0};
+        // dataset,class,metric,shots,mean,std[,method] (std may be empty)
+        char *f[7] = {0};
         int nf = 0;
         char *p = line;
-        while (nf < 6) {
+        while (nf < 7) {
             f[nf++] = p;
             char *c = strchr(p, ',');
             if (!c) break;
@@ -277,6 +302,8 @@ static void paper_load(const char *path, paper_table *pt) {
         r.shots = atoi(f[3]);
         snprintf(mean, sizeof mean, "%s", f[4]);
         if (nf > 5) snprintf(std, sizeof std, "%s", f[5]);
+        snprintf(r.method, sizeof r.method, "%s", nf > 6 ? f[6] : "promptad");
+        r.method[strcspn(r.method, "\r ")] = 0;
         size_t sl = strlen(std);
         while (sl && (std[sl - 1] == '\r' || std[sl - 1] == ' '))
             std[--sl] = 0;
@@ -293,12 +320,15 @@ static void paper_load(const char *path, paper_table *pt) {
     free(text);
 }
 
+// The method whose published numbers paper_find and paper_mean look up (set per table by write_dataset).
+static const char *g_paper_method = "promptad";
+
 static const paper_row *paper_find(const paper_table *pt, const char *format, const char *cls, const char *metric,
                                    int shots) {
     for (int i = 0; i < pt->n; i++) {
         const paper_row *r = &pt->v[i];
         if (r->shots == shots && strcmp(r->dataset, format) == 0 && strcmp(r->cls, cls) == 0 &&
-            strcmp(r->metric, metric) == 0)
+            strcmp(r->metric, metric) == 0 && strcmp(r->method, g_paper_method) == 0)
             return r;
     }
     return NULL;
@@ -314,7 +344,7 @@ static const paper_row *paper_mean(const paper_table *pt, const char *format, ch
     for (int i = 0; i < pt->n; i++) {
         const paper_row *r = &pt->v[i];
         if (r->shots == shots && strcmp(r->dataset, format) == 0 && strcmp(r->metric, metric) == 0 &&
-            strcmp(r->cls, "mean") != 0)
+            strcmp(r->cls, "mean") != 0 && strcmp(r->method, g_paper_method) == 0)
             n_paper++;
     }
     double acc = 0;
@@ -528,11 +558,80 @@ static bool has_task(const unit_list *ul, const char *ds, const char *proto, int
     return false;
 }
 
+// Mean over seeds of metric m (task preferred, else the other) of (group, class, k); NaN when absent.
+static double group_value(const unit_list *ul, const char *ds, const char *group, const char *cls, int k, int m,
+                          const char *task) {
+    if (!has_task(ul, ds, group, k, task)) task = strcmp(task, "cls") ? "cls" : "seg";
+    double acc = 0;
+    int n = 0;
+    for (int i = 0; i < ul->n; i++) {
+        const unit_rec *u = &ul->v[i];
+        if (u->k == k && !isnan(u->m[m]) && strcmp(u->dataset, ds) == 0 && strcmp(u->protocol, group) == 0 &&
+            strcmp(u->cls, cls) == 0 && strcmp(u->task, task) == 0) {
+            acc += u->m[m];
+            n++;
+        }
+    }
+    return n ? acc / n : NAN;
+}
+
+// The methods side by side (docs/winclip.md): one column pair (I-AUROC, P-AUROC) per (method group, k) present,
+// each cell "ours (paper)", rows the classes and their plain mean. Written only when a baseline method ran.
+static void side_by_side(const unit_list *ul, const char *ds, const char *format, char (*groups)[48], int n_groups,
+                         const int *ks, int n_ks, char *const *classes, int n_classes, const paper_table *pt,
+                         sbuf *md) {
+    bool baseline = false;
+    for (int g = 0; g < n_groups; g++)
+        baseline = baseline || strchr(groups[g], '/') != NULL;
+    if (!baseline) return;
+    struct col_t {
+        int g, k;
+    } col[64];
+    int nc = 0;
+    for (int g = 0; g < n_groups; g++)
+        for (int ki = 0; ki < n_ks && nc < 64; ki++)
+            if (has_task(ul, ds, groups[g], ks[ki], "cls") || has_task(ul, ds, groups[g], ks[ki], "seg"))
+                col[nc++] = (struct col_t){g, ks[ki]};
+    sb_printf(md, "\n## Methods side by side (mean over seeds; *paper* in parentheses where published)\n\n| class |");
+    for (int c = 0; c < nc; c++) {
+        const char *g = groups[col[c].g], *m = strchr(g, '/');
+        sb_printf(md, " %s %d-shot%s I-AUROC | P-AUROC |", m ? m + 1 : "promptad", col[c].k,
+                  col[c].k == 0 ? " (zero-shot)" : "");
+    }
+    sb_printf(md, "\n|---|");
+    for (int c = 0; c < nc; c++)
+        sb_printf(md, "---:|---:|");
+    sb_printf(md, "\n");
+    for (int r = 0; r <= n_classes; r++) {
+        const char *cname = r < n_classes ? classes[r] : "mean";
+        sb_printf(md, r < n_classes ? "| %s |" : "| **%s** |", cname);
+        for (int c = 0; c < nc; c++) {
+            const char *g = groups[col[c].g], *m = strchr(g, '/');
+            g_paper_method = m ? m + 1 : "promptad";
+            for (int q = 0; q < 2; q++) {
+                const int metric = q ? M_PAUROC : M_IAUROC;
+                double v = 0;
+                int n = 0;
+                for (int c2 = r < n_classes ? r : 0; c2 < (r < n_classes ? r + 1 : n_classes); c2++) {
+                    double x = group_value(ul, ds, g, classes[c2], col[c].k, metric, q ? "seg" : "cls");
+                    if (!isnan(x)) v += x, n++;
+                }
+                const paper_row *pr = pt ? paper_find(pt, format, cname, k_metric_keys[metric], col[c].k) : NULL;
+                char a[32] = "–", b[48] = "";
+                if (n) snprintf(a, sizeof a, "%.1f", 100.0 * v / n);
+                if (pr && !isnan(pr->mean)) snprintf(b, sizeof b, " (%.1f)", pr->mean);
+                sb_printf(md, " %s%s |", a, b);
+            }
+        }
+        sb_printf(md, "\n");
+    }
+}
+
 static pad_status write_dataset(const unit_list *ul, const char *ds, const char *out_dir, const paper_table *pt,
                                 sbuf *md_all) {
     // what this dataset holds
     char format[16] = "";
-    char protos[4][16];
+    char protos[16][48];
     int n_protos = 0;
     int ks[64], n_ks = 0, seeds[256], n_seeds_all = 0;
     char **classes = NULL;
@@ -546,7 +645,7 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
         bool seen = false;
         for (int p = 0; p < n_protos; p++)
             seen = seen || strcmp(protos[p], u->protocol) == 0;
-        if (!seen && n_protos < 4) snprintf(protos[n_protos++], 16, "%s", u->protocol);
+        if (!seen && n_protos < 16) snprintf(protos[n_protos++], 48, "%s", u->protocol);
         seen = false;
         for (int h = 0; h < n_hashes; h++)
             seen = seen || strcmp(hashes[h], u->hash) == 0;
@@ -601,6 +700,7 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
     }
     for (int p = 0; p < n_protos; p++) {
         const char *proto = protos[p];
+        g_paper_method = strchr(proto, '/') ? strchr(proto, '/') + 1 : "promptad";
         for (int ki = 0; ki < n_ks; ki++) {
             int k = ks[ki];
             if (!has_task(ul, ds, proto, k, "cls") && !has_task(ul, ds, proto, k, "seg")) continue;
@@ -718,6 +818,8 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                                "published dataset mean covers every class).\n");
         }
     }
+    side_by_side(ul, ds, format, protos, n_protos, ks, n_ks, classes, n_classes, pt, &md);
+    g_paper_method = "promptad";
     free(vals);
     free(cls_means);
     free(classes);

@@ -4,6 +4,7 @@
  * evaluated, written and committed (unit_train.c); the predict model of the group follows (model_writer.c).
  * The method is described in docs/method.md; the other files of the loop are listed in run_internal.h. */
 #include "run_internal.h"
+#include "run_method.h"
 
 #include "claim.h"
 #include "fsutil.h"
@@ -318,6 +319,11 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
     PAD_TRY_GOTO(st, run_ensure_generated_model(cfg), done);
     PAD_TRY_GOTO(st, run_ensure_synth(cfg), done);
     PAD_TRY_GOTO(st, run_init_model(&rc), done);
+    if (cfg->run.method != PAD_RUN_METHOD_PROMPTAD) { // the CLIP baselines have their own units (run_method.h)
+        st = pad_run_baseline(cfg, opts, res, rc.hash, rc.vocab_path);
+        rc.n_computed = res->n_computed;
+        goto done;
+    }
     const char *fmt = strcmp(cfg->data.format, "synth") == 0 ? "mvtec" : cfg->data.format;
     PAD_TRY_GOTO(st, pad_dataset_format_parse(fmt, &rc.format), done);
     PAD_TRY_GOTO(st, pad_dataset_open(&rc.ds, rc.format, cfg->data.root), done);

@@ -57,6 +57,8 @@ static pad_status learner_of(run_ctx *rc, class_ctx *cc, pad_prompt_task task, p
         po.exp_logit_scale = cfg->run.tau_exp;
         po.eam = cfg->train.eam ? PAD_EAM_PER_TOKEN : PAD_EAM_TOKEN_AXIS;
         po.lap = cfg->train.lap ? PAD_LAP_AFTER_NAME : PAD_LAP_BEFORE_NAME;
+        po.no_map = cfg->train.no_map;
+        po.no_lap = cfg->train.no_lap;
         pad_status st = pad_prompt_learner_create(&cc->pl[task], rc->w_dev, rc->tok, &cc->pclass, &po);
         if (st != PAD_OK) {
             PAD_LOG_ERROR("class %s: cannot build the %s prompts (prompt set %s)", cc->name, pad_prompt_task_name(task),

@@ -143,16 +143,20 @@ CLASSES = {  # key: (text name, per-class states) from docs/method.md#prompt-set
 
 
 class Learner:
-    def __init__(self, m, key, n_pro, n_pro_ab, n_ctx=4, n_ctx_ab=1):
+    def __init__(self, m, key, n_pro, n_pro_ab, n_ctx=4, n_ctx_ab=1, no_map=False, no_lap=False):
+        """no_map / no_lap: the ablations of the paper's Table 2 (no manual / no learned anomaly prompts; the
+        alignment loss, which needs both, is then 0)."""
         name, extra = CLASSES[key]
-        states = GENERIC + extra
+        states = [] if no_map else GENERIC + extra
         self.m, self.n_pro, self.n_pro_ab, self.n_ctx, self.n_ctx_ab = m, n_pro, n_pro_ab, n_ctx, n_ctx_ab
         pre = " ".join(["N"] * n_ctx)
         pre_ab = " ".join(["A"] * n_ctx_ab)
         np_txt = [pre + " " + name + "." for _ in range(n_pro)]
         map_txt = [pre + " " + s.format(name) + "." for s in states for _ in range(n_pro)]
-        lap_txt = [pre + " " + pre_ab + " " + name + "." for _ in range(n_pro_ab) for _ in range(n_pro)]
-        self.ids = [torch.tensor([byte_tokenize(t) for t in txt]) for txt in (np_txt, map_txt, lap_txt)]
+        lap_txt = [pre + " " + pre_ab + " " + name + "." for _ in range(0 if no_lap else n_pro_ab) for _ in range(n_pro)]
+        self.ids = [torch.tensor([byte_tokenize(t) for t in txt], dtype=torch.long).reshape(len(txt), CTX)
+                    for txt in (np_txt, map_txt, lap_txt)]
+        self.n_lap_sets = 0 if no_lap else n_pro_ab
         self.emb = [m["token_embedding.weight"][i] for i in self.ids]
         self.n_map = len(states)
 
@@ -163,12 +167,18 @@ class Learner:
         np_emb = torch.cat([e_np[:, :1], normal_ctx, e_np[:, 1 + nc:]], dim=1)
         rep = normal_ctx.unsqueeze(0).expand(self.n_map, -1, -1, -1).reshape(-1, nc, normal_ctx.shape[-1])
         map_emb = torch.cat([e_map[:, :1], rep, e_map[:, 1 + nc:]], dim=1)
-        n_lap = self.n_pro * self.n_pro_ab
-        nrep = torch.stack([normal_ctx[i % self.n_pro] for i in range(n_lap)])
-        arep = torch.stack([abnormal_ctx[i % self.n_pro_ab] for i in range(n_lap)])
-        lap_emb = torch.cat([e_lap[:, :1], nrep, arep, e_lap[:, 1 + nc + self.n_ctx_ab:]], dim=1)
+        n_lap = self.n_pro * self.n_lap_sets
+        if n_lap:
+            nrep = torch.stack([normal_ctx[i % self.n_pro] for i in range(n_lap)])
+            arep = torch.stack([abnormal_ctx[i % self.n_pro_ab] for i in range(n_lap)])
+            lap_emb = torch.cat([e_lap[:, :1], nrep, arep, e_lap[:, 1 + nc + self.n_ctx_ab:]], dim=1)
+        else:
+            lap_emb = e_lap
         out = []
         for emb, ids in zip((np_emb, map_emb, lap_emb), self.ids):  # full 77-token sequences, no cut
+            if ids.shape[0] == 0:
+                out.append(torch.zeros(0, self.m["text_projection"].shape[1]))
+                continue
             out.append(text_tower(self.m, emb, ids.argmax(dim=-1)))
         return out
 
@@ -190,7 +200,10 @@ class Learner:
             else:
                 hinge = ((f - wn) ** 2).sum(dim=-1) - ((f - wa) ** 2).sum(dim=-1) + margin
         eam = torch.relu(hinge).mean()
-        align = (F.normalize(h, dim=-1).mean(dim=0) - F.normalize(l, dim=-1).mean(dim=0)).norm() ** 2
+        if h.shape[0] and l.shape[0]:
+            align = (F.normalize(h, dim=-1).mean(dim=0) - F.normalize(l, dim=-1).mean(dim=0)).norm() ** 2
+        else:
+            align = torch.zeros(())
         total = ce + eam + lam * align
         return total, ce, eam, align, hinge
 
@@ -200,12 +213,12 @@ class Learner:
         return torch.stack([F.normalize(n.mean(dim=0), dim=-1), F.normalize(a.mean(dim=0), dim=-1)])
 
 
-def prompt_fixture(m, key, task, n_pro, B, T, seed, epochs, path):
+def prompt_fixture(m, key, task, n_pro, B, T, seed, epochs, path, no_map=False, no_lap=False):
     g = torch.Generator().manual_seed(seed)
     W = m["width"]
     E = m["text_projection"].shape[1]
     tau = float(m["logit_scale"])
-    lr = Learner(m, key, n_pro, 4)
+    lr = Learner(m, key, n_pro, 4, no_map=no_map, no_lap=no_lap)
     shape = (B, E) if task == "cls" else (B, T, E)
     feats_raw = torch.randn(shape, generator=g) * 0.7 + 0.3
     f = F.normalize(feats_raw, dim=-1)
@@ -223,7 +236,8 @@ def prompt_fixture(m, key, task, n_pro, B, T, seed, epochs, path):
         "abnormal_ctx_init": actx0.numpy().astype(np.float32),
         "loss_terms": np.array([total.item(), ce.item(), eam.item(), align.item()], dtype=np.float64),
         "grad_normal_ctx": nctx.grad.numpy().astype(np.float32),
-        "grad_abnormal_ctx": actx.grad.numpy().astype(np.float32),
+        "grad_abnormal_ctx": (actx.grad if actx.grad is not None else torch.zeros_like(actx)).numpy().astype(
+            np.float32),
         "text_vectors_init": lr.text_vectors(nctx0, actx0).numpy().astype(np.float32),
     }
     # training: one SGD step per epoch, cosine-annealed lr (torch.optim semantics)
@@ -238,6 +252,8 @@ def prompt_fixture(m, key, task, n_pro, B, T, seed, epochs, path):
         assert hinge.abs().min() > 1e-4, "a hinge argument is too close to 0 during training: change the seed"
         losses.append(total.item())
         total.backward()
+        if actx.grad is None:  # no LAPs: a zero gradient (weight decay and momentum still apply, as in our SGD)
+            actx.grad = torch.zeros_like(actx)
         opt.step()
         sched.step()
     out["train_loss"] = np.array(losses, dtype=np.float64)
@@ -246,7 +262,8 @@ def prompt_fixture(m, key, task, n_pro, B, T, seed, epochs, path):
     out["text_vectors_trained"] = lr.text_vectors(nctx.detach(), actx.detach()).numpy().astype(np.float32)
     out["weights_checksum"] = m["checksum"]
     meta = {"class": key, "task": task, "n_pro": n_pro, "n_pro_ab": 4, "n_ctx": 4, "n_ctx_ab": 1, "epochs": epochs,
-            "prompt_counts": f"{n_pro} {lr.n_map * n_pro} {n_pro * 4}", "eam": "token-axis" if task == "seg" else "",
+            "prompt_counts": f"{n_pro} {lr.n_map * n_pro} {n_pro * lr.n_lap_sets}",
+            "eam": "token-axis" if task == "seg" else "", "no_map": no_map, "no_lap": no_lap,
             "generator": "tests/ref/ref_text.py"}
     st_io.save(path, out, meta)
     print(f"{path}: loss {out['loss_terms']}, train {out['train_loss']}")
@@ -320,6 +337,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--promptad", default="build/promptad", help="the promptad binary (for make-model)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures"))
+    ap.add_argument("--only-ablations", action="store_true", help="write only prompt_cls_no{map,lap}.safetensors")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -328,6 +346,13 @@ def main():
                         "--out", ckpt], check=True)
         m = load_model(ckpt)
     meta = {"generator": "tests/ref/ref_text.py", "model": "make-model --preset tiny --vocab-size 514 --seed 0"}
+    # the ablations of the paper's Table 2 (cls task, bottle, the same init as prompt_cls)
+    prompt_fixture(m, "bottle", "cls", 3, 3, 1, 11, 3, os.path.join(args.out, "prompt_cls_nomap.safetensors"),
+                   no_map=True)
+    prompt_fixture(m, "bottle", "cls", 3, 3, 1, 11, 3, os.path.join(args.out, "prompt_cls_nolap.safetensors"),
+                   no_lap=True)
+    if args.only_ablations:
+        return
 
     # text features of token ids
     ids = np.array([byte_tokenize(t) for t in TEXTS], dtype=np.int32)
