@@ -19,6 +19,7 @@ typedef struct cuda_impl {
     cublasHandle_t cublas;
     void *cublas_workspace;
     size_t cublas_workspace_bytes;
+    void *dnn; // cuDNN state of conv.cu (handle, cached convolution plans, workspace); NULL until first used
 } cuda_impl;
 
 static inline cuda_impl *cuda_impl_of(pad_backend *be) {

@@ -450,7 +450,8 @@ pad_status pad_model_preset_parse(const char *s, pad_model_preset *out) {
     else if (strcasecmp(s, "vit-b-16-plus-240") == 0 || strcasecmp(s, "ViT-B-16-plus-240") == 0)
         *out = PAD_MODEL_B16_PLUS_240;
     else {
-        PAD_LOG_ERROR("unknown model preset '%s' (expected tiny or vit-b-16-plus-240)", s);
+        PAD_LOG_ERROR("unknown model preset '%s' (expected tiny, vit-b-16-plus-240, wide-resnet50-2 or resnet-tiny)",
+                      s);
         return PAD_ERR_INVALID_ARG;
     }
     return PAD_OK;
