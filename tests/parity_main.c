@@ -23,6 +23,7 @@
 #include "metrics.h"
 #include "prompt.h"
 #include "prompt_set.h"
+#include "resnet.h"
 #include "score.h"
 #include "st_file.h"
 #include "text.h"
@@ -1422,6 +1423,135 @@ static void metrics_checks(void) {
 }
 
 // ----------------------------------------------------------------------------
+// convolutional networks (issue 13): the conv ops (cuda/conv.cu on cuDNN vs host/backend/cpu_conv.c) and the
+// bottleneck ResNet (host/model/resnet.c), tiny fixture and full-size random wide_resnet50_2
+
+static void conv_case(const char *tag, pad_conv2d_desc d, bool bias, bool res) {
+    const int Ho = pad_conv_out_size(d.H, d.kh, d.stride, d.pad), Wo = pad_conv_out_size(d.W, d.kw, d.stride, d.pad);
+    const size_t nx = (size_t)d.B * d.C * d.H * d.W, ny = (size_t)d.B * d.K * Ho * Wo;
+    const float a = 1.0f / sqrtf((float)(d.C * d.kh * d.kw));
+    twin x = tw_rand(nx, -1, 1), w = tw_rand((size_t)d.K * d.C * d.kh * d.kw, -a, a), y = tw_nan(ny);
+    twin b = bias ? tw_rand((size_t)d.K, -0.5f, 0.5f) : (twin){NULL, NULL, 0};
+    twin r = res ? tw_rand(ny, -1, 1) : (twin){NULL, NULL, 0};
+    char name[160];
+    snprintf(name, sizeof name, "conv2d %s B%d C%d %dx%d K%d k%d s%d p%d%s%s%s", tag, d.B, d.C, d.H, d.W, d.K, d.kh,
+             d.stride, d.pad, bias ? " +bias" : "", res ? " +res" : "", d.relu ? " relu" : "");
+    double ms = 0;
+    if (!selected(name)) goto done;
+    TRY_OR_FAIL(name, pad_op_conv2d(g.cpu, &d, y.c, x.c, w.c, b.c, r.c));
+    TRY_OR_FAIL(name, pad_op_conv2d(g.gpu, &d, y.d, x.d, w.d, b.d, r.d)); // plan + workspace made here
+    const double t0 = t_begin();
+    TRY_OR_FAIL(name, pad_op_conv2d(g.gpu, &d, y.d, x.d, w.d, b.d, r.d)); // cached plan
+    ms = t_end(t0);
+    tw_check(name, &y, 1e-4, 1e-4, 1e-10, ms);
+done:
+    tw_free(&x), tw_free(&w), tw_free(&y), tw_free(&b), tw_free(&r);
+}
+
+static void pool_case(const char *name, int B, int C, int H, int W, int k, int s, int p, int mode) {
+    const bool adaptive = mode < 0;
+    const int Ho = adaptive ? k : pad_conv_out_size(H, k, s, p), Wo = adaptive ? s : pad_conv_out_size(W, k, s, p);
+    twin x = tw_rand((size_t)B * C * H * W, -2, 2), y = tw_nan((size_t)B * C * Ho * Wo);
+    if (!selected(name)) goto done;
+    if (adaptive) {
+        TRY_OR_FAIL(name, pad_op_adaptive_avgpool2d(g.cpu, y.c, x.c, B, C, H, W, Ho, Wo));
+        TRY_OR_FAIL(name, pad_op_adaptive_avgpool2d(g.gpu, y.d, x.d, B, C, H, W, Ho, Wo));
+    } else {
+        TRY_OR_FAIL(name, pad_op_pool2d(g.cpu, y.c, x.c, B, C, H, W, k, s, p, (pad_pool_mode)mode));
+        TRY_OR_FAIL(name, pad_op_pool2d(g.gpu, y.d, x.d, B, C, H, W, k, s, p, (pad_pool_mode)mode));
+    }
+    {
+        float *h = gpu_get(y.d, y.n);
+        check_bits(name, h, y.c, y.n * sizeof(float), 0);
+        free(h);
+    }
+done:
+    tw_free(&x), tw_free(&y);
+}
+
+static void ops_conv(void) {
+    if (!path_on(false)) return;
+    // the fixture shapes of tests/test_conv.c, then the layer shapes of wide_resnet50_2 at 224 (B 2)
+    conv_case("small", (pad_conv2d_desc){2, 3, 11, 11, 5, 3, 3, 1, 1, true}, true, false);
+    conv_case("small", (pad_conv2d_desc){1, 3, 17, 13, 4, 7, 7, 2, 3, false}, false, false);
+    conv_case("small", (pad_conv2d_desc){2, 6, 5, 5, 8, 1, 1, 1, 0, true}, true, true);
+    conv_case("small", (pad_conv2d_desc){2, 4, 9, 9, 6, 1, 1, 2, 0, false}, true, false);
+    conv_case("small", (pad_conv2d_desc){1, 5, 10, 7, 3, 3, 3, 2, 1, true}, true, true);
+    conv_case("stem", (pad_conv2d_desc){2, 3, 224, 224, 64, 7, 7, 2, 3, true}, true, false);
+    conv_case("layer1", (pad_conv2d_desc){2, 128, 56, 56, 128, 3, 3, 1, 1, true}, true, false);
+    conv_case("layer2", (pad_conv2d_desc){2, 256, 56, 56, 256, 3, 3, 2, 1, true}, true, false);
+    conv_case("layer2", (pad_conv2d_desc){2, 256, 28, 28, 512, 1, 1, 1, 0, true}, true, true);
+    conv_case("layer3 downsample", (pad_conv2d_desc){2, 512, 28, 28, 1024, 1, 1, 2, 0, false}, true, false);
+    conv_case("layer3", (pad_conv2d_desc){2, 512, 14, 14, 512, 3, 3, 1, 1, true}, true, false);
+    pool_case("maxpool 3/2/1 (stem)", 2, 64, 112, 112, 3, 2, 1, PAD_POOL_MAX);
+    pool_case("avgpool 3/1/1 (PatchCore)", 2, 512, 28, 28, 3, 1, 1, PAD_POOL_AVG);
+    pool_case("avgpool 2/2/0 odd", 2, 3, 7, 9, 2, 2, 0, PAD_POOL_AVG);
+    pool_case("adaptive avgpool 3x4", 2, 3, 7, 9, 3, 4, 0, -1);
+    pool_case("adaptive avgpool 1x1", 2, 1024, 14, 14, 1, 1, 0, -1);
+    {
+        twin a = tw_rand(100003, -1, 1), b = tw_rand(100003, -1, 1), y = tw_nan(100003);
+        if (!selected("residual_add relu")) goto done;
+        TRY_OR_FAIL("residual_add relu", pad_op_residual_add(g.cpu, y.c, a.c, b.c, y.n, true));
+        TRY_OR_FAIL("residual_add relu", pad_op_residual_add(g.gpu, y.d, a.d, b.d, y.n, true));
+        float *h = gpu_get(y.d, y.n);
+        check_bits("residual_add relu", h, y.c, y.n * sizeof(float), 0);
+        free(h);
+    done:
+        tw_free(&a), tw_free(&b), tw_free(&y);
+    }
+}
+
+// Stage outputs of both backends for the same checkpoint and input.
+static void resnet_case(const char *tag, const char *path, int B, int H, int W, int last, double tol) {
+    pad_resnet *rc = NULL, *rg = NULL;
+    char name[160];
+    snprintf(name, sizeof name, "resnet %s B%d %dx%d", tag, B, H, W);
+    if (!selected(name)) return;
+    float *hx = rand_host((size_t)B * 3 * H * W, -2, 2);
+    twin x = tw_from(hx, (size_t)B * 3 * H * W);
+    free(hx);
+    TRY_OR_FAIL(name, pad_resnet_load(&rc, g.cpu, path, last));
+    TRY_OR_FAIL(name, pad_resnet_load(&rg, g.gpu, path, last));
+    pad_resnet_feats fc, fg;
+    TRY_OR_FAIL(name, pad_resnet_forward(rc, x.c, B, H, W, last, &fc));
+    TRY_OR_FAIL(name, pad_resnet_forward(rg, x.d, B, H, W, last, &fg));
+    const double t0 = t_begin();
+    TRY_OR_FAIL(name, pad_resnet_forward(rg, x.d, B, H, W, last, &fg));
+    const double ms = t_end(t0);
+    for (int s = 0; s < last; s++) {
+        const size_t n = (size_t)B * fc.C[s] * fc.H[s] * fc.W[s];
+        float *h = gpu_get(fg.data[s], n);
+        char nm[200];
+        snprintf(nm, sizeof nm, "%s layer%d", name, s + 1);
+        check_rel(nm, h, fc.data[s], n, tol, ms);
+        free(h);
+    }
+done:
+    pad_resnet_free(rc);
+    pad_resnet_free(rg);
+    tw_free(&x);
+}
+
+static void resnet_checks(void) {
+    if (!path_on(false)) return;
+    resnet_case("tiny fixture", PAD_FIXTURE_DIR "/resnet_tiny.safetensors", 2, 64, 48, 3, 1e-5);
+    if (g.quick) return;
+    char path[] = "/tmp/parity_wrn_XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0) {
+        fail("resnet wide_resnet50_2", "mkstemp failed");
+        return;
+    }
+    close(fd);
+    const pad_resnet_cfg cfg = pad_resnet_preset_cfg(PAD_RESNET_WIDE50_2);
+    if (pad_resnet_write_random(&cfg, 1, path) == PAD_OK)
+        resnet_case("wide_resnet50_2 (random)", path, 2, 224, 224, 3, 1e-4);
+    else
+        fail("resnet wide_resnet50_2", "cannot write the random checkpoint");
+    unlink(path);
+}
+
+// ----------------------------------------------------------------------------
 
 static const struct {
     const char *name;
@@ -1439,6 +1569,8 @@ static const struct {
     {"prompt + graphs/prompt", prompt_checks},
     {"score + graphs/score", scorer_checks},
     {"metrics", metrics_checks},
+    {"op/conv (conv2d on cuDNN, pools, residual add)", ops_conv},
+    {"tower/resnet (tiny fixture, wide_resnet50_2 random)", resnet_checks},
 };
 
 static void quiet_log(pad_log_level level, const char *msg, void *ud) {
