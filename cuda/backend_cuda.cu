@@ -180,6 +180,8 @@ static const pad_backend_ops k_cuda_ops = {
     /* pool2d */ cuda_pool2d,
     /* adaptive_avgpool2d */ cuda_adaptive_avgpool2d,
     /* residual_add */ cuda_residual_add,
+    /* to_rows */ cuda_to_rows,
+    /* knn_l2 */ cuda_knn_l2,
     /* graph_begin */ cu_graph_begin,
     /* graph_end */ cu_graph_end,
     /* graph_launch */ cu_graph_launch,

@@ -1,5 +1,6 @@
-/* conv.cu - CUDA twins of host/backend/cpu_conv.c: conv2d on cuDNN, pooling, adaptive average pooling and the
- * residual add as our own kernels.
+/* conv.cu - CUDA twins of host/backend/cpu_conv.c: conv2d on cuDNN; pooling, adaptive average pooling, the residual
+ * add, the NCHW-to-rows transpose and PatchCore's Euclidean nearest neighbour (cuBLAS GEMM + one warp per row) as
+ * our own kernels.
  *
  * conv2d runs cudnnConvolutionBiasActivationForward, which fuses the bias, the residual input (z, alpha2 = 1) and the
  * ReLU into the convolution. Each distinct shape gets a plan, made once and cached for the backend's lifetime: the
@@ -285,5 +286,85 @@ extern "C" pad_status cuda_residual_add(pad_backend *be, float *out, const float
     residual_add_kernel<<<(unsigned)CEIL_DIV((long long)n, 256), 256, 0, cuda_stream_of(be)>>>(out, a, b, (long long)n,
                                                                                                relu);
     PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+// ----------------------------------------------------------------------------
+// to_rows and knn_l2 (PatchCore's embedding layout and nearest neighbours)
+
+static __global__ void to_rows_kernel(float *out, int ldo, const float *inp, int C, int HW, long long total) {
+    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= total) return;
+    // t runs over (b, c, p) with p fastest: coalesced reads
+    const long long p = t % HW, c = (t / HW) % C, b = t / ((long long)HW * C);
+    out[(b * HW + p) * ldo + c] = inp[t];
+}
+
+extern "C" pad_status cuda_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW) {
+    const long long total = (long long)B * C * HW;
+    to_rows_kernel<<<(unsigned)CEIL_DIV(total, 256), 256, 0, cuda_stream_of(be)>>>(out, ldo, inp, C, HW, total);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+#define KNN_ROWS_PER_BLOCK 8 // warps per block of the one-warp-per-row kernels
+#define KNN_L2_TILE        1024
+
+// out(n) = squared norms of the rows of x(n, D), summed in double (one warp per row), rounded once.
+static __global__ void sq_norms_kernel(float *out, const float *x, int n, int D) {
+    const int row = blockIdx.x * KNN_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= n) return;
+    const float *r = x + (size_t)row * D;
+    double s = 0.0;
+    for (int d = lane; d < D; d += 32)
+        s += (double)r[d] * r[d];
+    s = warp_sum_d(s);
+    if (lane == 0) out[row] = (float)s;
+}
+
+// One warp per query row of s(m, Nb): the CPU's d2 in the same float operations, first minimum.
+static __global__ void l2_min_kernel(float *dist, int32_t *idx, const float *s, const float *qn, const float *bn, int m,
+                                     int Nb) {
+    const int row = blockIdx.x * KNN_ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= m) return;
+    const float *si = s + (size_t)row * Nb;
+    float best = NAN;
+    int bi = -1;
+    for (int j = lane; j < Nb; j += 32) {
+        float v = __fadd_rn(__fmul_rn(-2.0f, si[j]), qn[row]);
+        v = __fadd_rn(v, bn[j]);
+        v = v < 0.0f ? 0.0f : v;
+        if (v < best || (bi < 0 && !isnan(v))) best = v, bi = j;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (oi >= 0 && (bi < 0 || ob < best || (ob == best && oi < bi))) best = ob, bi = oi;
+    }
+    if (lane == 0) {
+        dist[row] = bi < 0 ? NAN : sqrtf(best);
+        if (idx) idx[row] = bi;
+    }
+}
+
+extern "C" pad_status cuda_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq,
+                                  const float *bank, int Nb, int D) {
+    const int tile = Nq < KNN_L2_TILE ? Nq : KNN_L2_TILE;
+    float *scr = (float *)pad_backend_scratch(be, ((size_t)tile * Nb + Nb + tile) * sizeof(float));
+    if (!scr) return PAD_ERR_OOM;
+    float *bn = scr, *qn = scr + Nb, *s = scr + Nb + tile;
+    cudaStream_t st = cuda_stream_of(be);
+    sq_norms_kernel<<<CEIL_DIV(Nb, KNN_ROWS_PER_BLOCK), 32 * KNN_ROWS_PER_BLOCK, 0, st>>>(bn, bank, Nb, D);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    for (int q0 = 0; q0 < Nq; q0 += tile) {
+        const int m = Nq - q0 < tile ? Nq - q0 : tile;
+        const float *q = query + (size_t)q0 * D;
+        sq_norms_kernel<<<CEIL_DIV(m, KNN_ROWS_PER_BLOCK), 32 * KNN_ROWS_PER_BLOCK, 0, st>>>(qn, q, m, D);
+        PAD_CUDA_CHECK_LAUNCH(be);
+        PAD_TRY(be->ops->gemm(be, false, true, m, Nb, D, 1.0f, q, D, 0, bank, D, 0, 0.0f, s, Nb, 0, 1));
+        l2_min_kernel<<<CEIL_DIV(m, KNN_ROWS_PER_BLOCK), 32 * KNN_ROWS_PER_BLOCK, 0, st>>>(
+            dist + q0, idx ? idx + q0 : NULL, s, qn, bn, m, Nb);
+        PAD_CUDA_CHECK_LAUNCH(be);
+    }
     return PAD_OK;
 }

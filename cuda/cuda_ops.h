@@ -70,6 +70,9 @@ pad_status cuda_pool2d(pad_backend *be, float *out, const float *inp, int B, int
 pad_status cuda_adaptive_avgpool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int Ho,
                                    int Wo);
 pad_status cuda_residual_add(pad_backend *be, float *out, const float *a, const float *b, size_t n, bool relu);
+pad_status cuda_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW);
+pad_status cuda_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                       int Nb, int D);
 // Frees conv.cu's cuDNN state (cuda_impl.dnn); called by the backend's destroy before the stream goes.
 void cuda_conv_release(pad_backend *be);
 

@@ -612,6 +612,20 @@ pad_status pad_op_residual_add(pad_backend *be, float *out, const float *a, cons
     return debug_check(be, be->ops->residual_add(be, out, a, b, n, relu), "residual_add", out, n);
 }
 
+pad_status pad_op_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW) {
+    CHECK_OP(be, to_rows);
+    CHECK_ARG(out && inp && out != inp && B > 0 && C > 0 && HW > 0 && ldo >= C);
+    CHECK_ARG((long long)B * HW * ldo < (1LL << 40));
+    return debug_check(be, be->ops->to_rows(be, out, ldo, inp, B, C, HW), "to_rows", NULL, 0);
+}
+
+pad_status pad_op_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                         int Nb, int D) {
+    CHECK_OP(be, knn_l2);
+    CHECK_ARG(dist && query && bank && Nq > 0 && Nb > 0 && D > 0);
+    return debug_check(be, be->ops->knn_l2(be, dist, idx, query, Nq, bank, Nb, D), "knn_l2", dist, (size_t)Nq);
+}
+
 #ifndef PAD_HAVE_CUDA
 // CPU-only build: the CUDA entry points exist and say why they cannot work.
 pad_status pad_backend_cuda_init(pad_backend **out, int device) {

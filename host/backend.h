@@ -223,6 +223,15 @@ struct pad_backend_ops {
                                      int Wo);
     // out(n) = a(n) + b(n), then max(., 0) when relu (NaN kept). out may alias a or b.
     pad_status (*residual_add)(pad_backend *be, float *out, const float *a, const float *b, size_t n, bool relu);
+    // NCHW to channels-last rows: out[(b*HW + p)*ldo + c] = inp[(b*C + c)*HW + p] for b < B, c < C, p < HW; the other
+    // columns of out (ldo >= C) are left untouched, so two calls with offset outputs concatenate channels.
+    pad_status (*to_rows)(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW);
+    // Euclidean nearest neighbour as anomalib's PatchCore computes it: with qn = |q_i|^2 and bn = |b_j|^2 (each summed
+    // in double, rounded once to float) and s = q_i . b_j (the backend's float GEMM), d2 = max((-2 s + qn) + bn, 0) in
+    // float; dist(Nq)[i] = sqrt(min_j d2), idx(Nq)[i] = the smallest j attaining min_j d2 (NaN never wins; all NaN:
+    // dist NaN, idx -1). query(Nq,D) and bank(Nb,D) are rows; idx may be NULL. Uses the backend's scratch.
+    pad_status (*knn_l2)(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                         int Nb, int D);
 
     // ---- CUDA graphs (cuda/backend_cuda.cu; NULL on the CPU backend) --------------------------------------------
     // Not ops: the machinery of pad_graph_run (below). graph_begin starts capturing the backend's stream;
@@ -345,6 +354,9 @@ pad_status pad_op_pool2d(pad_backend *be, float *out, const float *inp, int B, i
 pad_status pad_op_adaptive_avgpool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int Ho,
                                      int Wo);
 pad_status pad_op_residual_add(pad_backend *be, float *out, const float *a, const float *b, size_t n, bool relu);
+pad_status pad_op_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW);
+pad_status pad_op_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                         int Nb, int D);
 
 #ifdef __cplusplus
 }

@@ -167,6 +167,8 @@ static const pad_backend_ops k_cpu_ops = {
     .pool2d = cpu_pool2d,
     .adaptive_avgpool2d = cpu_adaptive_avgpool2d,
     .residual_add = cpu_residual_add,
+    .to_rows = cpu_to_rows,
+    .knn_l2 = cpu_knn_l2,
 };
 
 pad_status pad_backend_cpu_init(pad_backend **out, int n_threads) {

@@ -61,6 +61,9 @@ pad_status cpu_pool2d(pad_backend *be, float *out, const float *inp, int B, int 
 pad_status cpu_adaptive_avgpool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int Ho,
                                   int Wo);
 pad_status cpu_residual_add(pad_backend *be, float *out, const float *a, const float *b, size_t n, bool relu);
+pad_status cpu_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW);
+pad_status cpu_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank, int Nb,
+                      int D);
 
 // cpu_score.c
 pad_status cpu_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a, float tau,

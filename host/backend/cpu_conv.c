@@ -135,3 +135,61 @@ pad_status cpu_residual_add(pad_backend *be, float *out, const float *a, const f
     }
     return PAD_OK;
 }
+
+pad_status cpu_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW) {
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (long long r = 0; r < (long long)B * HW; r++) {
+        const long long b = r / HW, p = r % HW;
+        const float *src = inp + (size_t)b * C * HW + p;
+        float *dst = out + (size_t)r * ldo;
+        for (int c = 0; c < C; c++)
+            dst[c] = src[(size_t)c * HW];
+    }
+    return PAD_OK;
+}
+
+// Squared norms of n rows of x(n, D), summed in double and rounded once.
+static void sq_norms(float *out, const float *x, int n, int D) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const float *r = x + (size_t)i * D;
+        double s = 0.0;
+        for (int d = 0; d < D; d++)
+            s += (double)r[d] * r[d];
+        out[i] = (float)s;
+    }
+}
+
+#define KNN_L2_TILE 256 // queries per GEMM tile
+
+pad_status cpu_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank, int Nb,
+                      int D) {
+    const int tile = Nq < KNN_L2_TILE ? Nq : KNN_L2_TILE;
+    float *scr = (float *)pad_backend_scratch(be, ((size_t)tile * Nb + Nb + tile) * sizeof(float));
+    if (!scr) return PAD_ERR_OOM;
+    float *bn = scr, *qn = scr + Nb, *s = scr + Nb + tile;
+    sq_norms(bn, bank, Nb, D);
+    for (int q0 = 0; q0 < Nq; q0 += tile) {
+        const int m = Nq - q0 < tile ? Nq - q0 : tile;
+        sq_norms(qn, query + (size_t)q0 * D, m, D);
+        // s(m, Nb) = query_tile(m, D) @ bank(Nb, D)^T
+        PAD_TRY(be->ops->gemm(be, false, true, m, Nb, D, 1.0f, query + (size_t)q0 * D, D, 0, bank, D, 0, 0.0f, s, Nb, 0,
+                              1));
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < m; i++) {
+            const float *si = s + (size_t)i * Nb;
+            float best = NAN;
+            int32_t bi = -1;
+            for (int j = 0; j < Nb; j++) {
+                float v = -2.0f * si[j] + qn[i];
+                v = v + bn[j];
+                v = v < 0.0f ? 0.0f : v;
+                if (v < best || (bi < 0 && !isnan(v))) best = v, bi = j;
+            }
+            dist[q0 + i] = bi < 0 ? NAN : sqrtf(best);
+            if (idx) idx[q0 + i] = bi;
+        }
+    }
+    return PAD_OK;
+}

@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""patchcore_ref.py - our own PyTorch reference of PatchCore with anomalib's semantics (read from
+anomalib/models/image/patchcore/{torch_model,anomaly_map}.py and components/filters/blur.py; no anomalib import):
+
+  embedding  layer2 and layer3 of the backbone, each through AvgPool2d(3, 1, 1) (count_include_pad, torch's
+             default), layer3 resized to layer2's grid by F.interpolate(mode="bilinear") (align_corners False),
+             concatenated on the channels, one row per patch (permute(0, 2, 3, 1)).
+  distances  euclidean_dist: sqrt(clamp_min(x_norm + y_norm - 2 x @ y^T, 0)) in float32.
+  patch      min over the memory bank (distance and index).
+  image      num_neighbors == 1: max; otherwise the reweighting of compute_anomaly_score: the max patch m_test, its
+             nearest bank row m*, the support = topk(num_neighbors) nearest bank rows of m*, weight =
+             1 - softmax(euclidean_dist(m_test, support))[0], score = weight * s*.
+  map        F.interpolate(patch grid, image size) (mode 'nearest', the default), then GaussianBlur2d: kornia's
+             kernel (exp(-x^2 / 2 sigma^2) on integer offsets, normalised; 2-D = outer product, normalised by its
+             absolute sum), F.pad(mode="reflect") by the half kernel, conv2d.
+  coreset    k-center greedy on the full embedding (no random projection; start index given), float64.
+Used by make_patchcore_fixtures.py and eval/bench/bench_patchcore.py.
+"""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def embed(backbone_stages, x, layers=(2, 3)):
+    """backbone_stages(x) -> list of stage outputs (layer1, layer2, ...). Returns (rows (N, D), (B, D, h, w))."""
+    outs = backbone_stages(x)
+    pool = torch.nn.AvgPool2d(3, 1, 1)
+    feats = [pool(outs[i - 1]) for i in layers]
+    e = feats[0]
+    for f in feats[1:]:
+        e = torch.cat((e, F.interpolate(f, size=e.shape[-2:], mode="bilinear")), 1)
+    return e.permute(0, 2, 3, 1).reshape(-1, e.shape[1]), tuple(e.shape)
+
+
+def euclidean_dist(x, y):
+    x_norm = x.pow(2).sum(dim=-1, keepdim=True)
+    y_norm = y.pow(2).sum(dim=-1, keepdim=True)
+    res = torch.matmul(x, y.transpose(-2, -1))
+    res.mul_(-2)
+    res.add_(x_norm)
+    res.add_(y_norm.transpose(-2, -1))
+    return res.clamp_min_(0).sqrt_()
+
+
+def gaussian_kernel2d(sigma):
+    ks = 2 * int(4.0 * sigma + 0.5) + 1
+    x = torch.arange(ks, dtype=torch.float32) - ks // 2
+    g = torch.exp(-x.pow(2.0) / (2 * sigma ** 2))
+    g = g / g.sum()
+    k2 = torch.outer(g, g)
+    return k2 / k2.abs().sum()
+
+
+def blur(maps, sigma=4.0):
+    k = gaussian_kernel2d(sigma)
+    p = k.shape[-1] // 2
+    x = F.pad(maps, (p, p, p, p), mode="reflect")
+    return F.conv2d(x, k[None, None])
+
+
+def predict(rows, shape, bank, image_size, num_neighbors=9, sigma=4.0):
+    B, _, h, w = shape
+    d = euclidean_dist(rows, bank)
+    patch, loc = d.min(1)
+    patch, loc = patch.reshape(B, -1), loc.reshape(B, -1)
+    if num_neighbors == 1:
+        score = patch.amax(1)
+    else:
+        emb = rows.reshape(B, h * w, -1)
+        mp = torch.argmax(patch, dim=1)
+        feat = emb[torch.arange(B), mp]
+        s = patch[torch.arange(B), mp]
+        nn_idx = loc[torch.arange(B), mp]
+        k = min(num_neighbors, bank.shape[0])
+        _, support = euclidean_dist(bank[nn_idx], bank).topk(k=k, largest=False, dim=1)
+        dist = euclidean_dist(feat.unsqueeze(1), bank[support])
+        weights = (1 - F.softmax(dist.squeeze(1), 1))[..., 0]
+        score = weights * s
+    grid = patch.reshape(B, 1, h, w)
+    maps = blur(F.interpolate(grid, size=image_size), sigma)
+    return score, maps[:, 0], patch.reshape(B, h, w), loc
+
+
+def kcenter_greedy(x, k, start):
+    x = np.asarray(x, np.float64)
+    mind = np.full(x.shape[0], np.inf)
+    sel, c = [], start
+    for _ in range(k):
+        sel.append(c)
+        mind = np.minimum(mind, np.sqrt(((x - x[c]) ** 2).sum(1)))
+        mind[c] = 0.0
+        c = int(np.argmax(mind))
+    return np.array(sel, np.int32)
