@@ -1501,6 +1501,58 @@ static void ops_conv(void) {
     }
 }
 
+// PatchCore's ops: the channels-last transpose (bit for bit) and the Euclidean nearest neighbour (distances to
+// rounding, indices exact on random data).
+static void knn_l2_case(int Nq, int Nb, int D) {
+    char name[96];
+    snprintf(name, sizeof name, "knn_l2 Nq%d Nb%d D%d", Nq, Nb, D);
+    if (!selected(name)) return;
+    twin q = tw_rand((size_t)Nq * D, 0, 2), b = tw_rand((size_t)Nb * D, 0, 2), d = tw_nan((size_t)Nq);
+    int32_t *ic = NULL, *id = NULL, *hi = NULL;
+    ic = (int32_t *)pad_buf_alloc(g.cpu, (size_t)Nq * sizeof(int32_t));
+    id = (int32_t *)pad_buf_alloc(g.gpu, (size_t)Nq * sizeof(int32_t));
+    hi = (int32_t *)malloc((size_t)Nq * sizeof(int32_t));
+    if (!ic || !id || !hi) abort();
+    TRY_OR_FAIL(name, pad_op_knn_l2(g.cpu, d.c, ic, q.c, Nq, b.c, Nb, D));
+    const double t0 = t_begin();
+    TRY_OR_FAIL(name, pad_op_knn_l2(g.gpu, d.d, id, q.d, Nq, b.d, Nb, D));
+    const double ms = t_end(t0);
+    tw_check(name, &d, 1e-4, 1e-4, 1e-10, ms);
+    TRY_OR_FAIL(name, pad_buf_download(g.gpu, hi, id, (size_t)Nq * sizeof(int32_t)));
+    {
+        int bad = 0;
+        for (int i = 0; i < Nq; i++)
+            bad += hi[i] != ic[i];
+        char nm[128];
+        snprintf(nm, sizeof nm, "%s indices", name);
+        line(bad ? "FAIL" : "PASS", nm, "%d of %d differ", bad, Nq);
+    }
+done:
+    tw_free(&q), tw_free(&b), tw_free(&d);
+    pad_buf_free(g.cpu, ic);
+    pad_buf_free(g.gpu, id);
+    free(hi);
+}
+
+static void ops_patchcore(void) {
+    if (!path_on(false)) return;
+    {
+        const int B = 2, C = 512, HW = 28 * 28, ldo = 1536;
+        twin x = tw_rand((size_t)B * C * HW, -1, 1), y = tw_nan((size_t)B * HW * ldo);
+        if (!selected("to_rows")) goto done;
+        TRY_OR_FAIL("to_rows", pad_op_to_rows(g.cpu, y.c + 7, ldo, x.c, B, C, HW));
+        TRY_OR_FAIL("to_rows", pad_op_to_rows(g.gpu, y.d + 7, ldo, x.d, B, C, HW));
+        float *h = gpu_get(y.d, y.n);
+        check_bits("to_rows (B2 C512 28x28 into 1536-wide rows)", h, y.c, y.n * sizeof(float), 0);
+        free(h);
+    done:
+        tw_free(&x), tw_free(&y);
+    }
+    knn_l2_case(37, 50, 16);
+    knn_l2_case(1500, 3000, 96);
+    if (!g.quick) knn_l2_case(2 * 784, 4 * 784, 1536); // 2 test images against a 4-shot wide_resnet50_2 bank
+}
+
 // Stage outputs of both backends for the same checkpoint and input.
 static void resnet_case(const char *tag, const char *path, int B, int H, int W, int last, double tol) {
     pad_resnet *rc = NULL, *rg = NULL;
@@ -1570,6 +1622,7 @@ static const struct {
     {"score + graphs/score", scorer_checks},
     {"metrics", metrics_checks},
     {"op/conv (conv2d on cuDNN, pools, residual add)", ops_conv},
+    {"op/patchcore (to_rows, knn_l2)", ops_patchcore},
     {"tower/resnet (tiny fixture, wide_resnet50_2 random)", resnet_checks},
 };
 
