@@ -9,7 +9,8 @@ given for the start index the C code draws from its seed (splitmix64, shots_ref.
 
 Run from the repository root with Debian's python (torch 1.13, torchvision 0.14):
     /usr/bin/python3 tests/ref/make_patchcore_fixtures.py
-Writes tests/fixtures/patchcore_tiny.safetensors (~120 KB).
+Also PaDiM's goldens on the same images (patchcore_ref.padim_*: 40 of the 112 channels, seed 3; 3 shots and 1).
+Writes tests/fixtures/patchcore_tiny.safetensors (~400 KB) and padim_tiny.safetensors (~70 KB).
 """
 import os
 import sys
@@ -50,6 +51,17 @@ def main():
          "maps": maps.numpy(), "coreset_sel": sel, "coreset_seed": np.array([CORESET_SEED], np.int32)}
     st_io.save(os.path.join(FIX, "patchcore_tiny.safetensors"), t, {"generator": "tests/ref/make_patchcore_fixtures.py"})
     print("bank", tuple(bank.shape), "scores9", s9.numpy(), "scores1", s1.numpy())
+    # PaDiM on the same images: 40 of the 112 channels (seed 3), 3 shots and 1 shot
+    idx = ref.padim_channels(16 + 32 + 64, 40, 3)
+    p = {"channels": np.array(idx, np.int32)}
+    with torch.no_grad():
+        et = ref.padim_embed(model, test, idx)
+        for tag, shots in (("3", train), ("1", train[:1])):
+            mean, inv = ref.padim_fit(ref.padim_embed(model, shots, idx))
+            sc, mp, dist = ref.padim_predict(et, mean, inv, (64, 64))
+            p[f"score{tag}"], p[f"maps{tag}"], p[f"dist{tag}"] = sc.numpy(), mp.numpy(), dist.numpy()
+    st_io.save(os.path.join(FIX, "padim_tiny.safetensors"), p, {"generator": "tests/ref/make_patchcore_fixtures.py"})
+    print("padim scores3", p["score3"], "scores1", p["score1"])
 
 
 if __name__ == "__main__":

@@ -91,3 +91,46 @@ def kcenter_greedy(x, k, start):
         mind[c] = 0.0
         c = int(np.argmax(mind))
     return np.array(sel, np.int32)
+
+
+def padim_channels(total, d, seed):
+    """The C code's channel subset: the first d entries of a splitmix64 Fisher-Yates permutation, sorted."""
+    from shots_ref import SplitMix64, mix
+    rng = SplitMix64(mix(seed ^ 0x504144494D434831))
+    perm = list(range(total))
+    for i in range(d):
+        j = i + rng.below(total - i)
+        perm[i], perm[j] = perm[j], perm[i]
+    return sorted(perm[:d])
+
+
+def padim_embed(backbone_stages, x, idx):
+    """anomalib PadimModel.generate_embedding: layer1 + nearest-resized layer2, layer3, then index_select."""
+    outs = backbone_stages(x)
+    e = outs[0]
+    for f in outs[1:3]:
+        e = torch.cat((e, F.interpolate(f, size=e.shape[-2:], mode="nearest")), 1)
+    return torch.index_select(e, 1, torch.tensor(idx))
+
+
+def padim_fit(emb):
+    """anomalib MultiVariateGaussian in float64: mean over the images, covariance ddof 1 (divisor max(N-1, 1)) +
+    0.01 I, + 1e-5 I, inverse per position."""
+    B, C, H, W = emb.shape
+    v = emb.double().reshape(B, C, H * W)
+    mean = v.mean(0)
+    eye = torch.eye(C, dtype=torch.float64)
+    cov = torch.zeros(H * W, C, C, dtype=torch.float64)
+    for i in range(H * W):
+        xm = v[:, :, i] - mean[:, i]
+        cov[i] = xm.t() @ xm / max(B - 1, 1) + 0.01 * eye
+    return mean, torch.linalg.inv(cov + 1e-5 * eye)
+
+
+def padim_predict(emb, mean, inv_cov, image_size, sigma=4.0):
+    B, C, H, W = emb.shape
+    e = emb.double().reshape(B, C, H * W)
+    delta = (e - mean).permute(2, 0, 1)
+    dist = (torch.matmul(delta, inv_cov) * delta).sum(2).permute(1, 0).reshape(B, 1, H, W).clamp(0).sqrt().float()
+    maps = blur(F.interpolate(dist, size=image_size, mode="bilinear", align_corners=False), sigma)
+    return maps.amax(dim=(-2, -1))[:, 0], maps[:, 0], dist[:, 0]
