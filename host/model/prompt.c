@@ -58,6 +58,22 @@ struct pad_prompt_learner {
     pad_graph *g_loss[2], *g_tvec;
 };
 
+static const char *const k_task_names[PAD_N_TASKS] = {"cls", "seg"};
+
+const char *pad_prompt_task_name(pad_prompt_task task) {
+    return (unsigned)task < PAD_N_TASKS ? k_task_names[task] : "?";
+}
+
+pad_status pad_prompt_task_parse(const char *s, pad_prompt_task *out) {
+    for (int t = 0; t < PAD_N_TASKS; t++)
+        if (s && strcmp(s, k_task_names[t]) == 0) {
+            *out = (pad_prompt_task)t;
+            return PAD_OK;
+        }
+    PAD_LOG_ERROR("unknown task '%s' (expected cls or seg)", s ? s : "(null)");
+    return PAD_ERR_INVALID_ARG;
+}
+
 pad_prompt_opts pad_prompt_opts_default(pad_prompt_task task) {
     pad_prompt_opts o;
     memset(&o, 0, sizeof o);
