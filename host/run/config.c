@@ -19,6 +19,8 @@
 // ----------------------------------------------------------------------------
 // Keys
 
+static const char *const k_method_names[3] = {"promptad", "patchcore", "padim"}; // pad_run_method order
+
 static const pad_config_key k_keys[] = {
     {"model.weights", "OpenCLIP checkpoint (safetensors); weights/get_weights.sh fetches the real one", false},
     {"model.vocab", "CLIP BPE vocabulary (.txt.gz); empty = $PROMPTAD_VOCAB or weights/", false},
@@ -37,6 +39,10 @@ static const pad_config_key k_keys[] = {
     {"data.synth.test_good", "synth: test/good images per class", false},
     {"data.synth.test_bad", "synth: defective test images per class", false},
     {"run.protocol", "clean (default) | official", false},
+    {"run.method",
+     "promptad (default) | patchcore | padim (baselines on a ResNet in model.weights, "
+     "docs/conv_methods.md)",
+     false},
     {"run.shots", "numbers of normal shots, e.g. [1, 2, 4]", true},
     {"run.seeds", "seeds (shot draws and prompt initialisation), e.g. [0, 1, 2, 3, 4]", true},
     {"run.tasks", "cls and/or seg (two trainings, as the official code)", true},
@@ -112,6 +118,7 @@ void pad_run_config_default(pad_run_config *cfg) {
     cfg->data.synth.test_good = 10;
     cfg->data.synth.test_bad = 10;
     cfg->run.protocol = PAD_PROTOCOL_CLEAN;
+    cfg->run.method = PAD_METHOD_PROMPTAD;
     cfg->run.n_shots = 3;
     cfg->run.shots[0] = 1;
     cfg->run.shots[1] = 2;
@@ -176,7 +183,7 @@ typedef struct y_data {
 } y_data;
 
 typedef struct y_run {
-    char *protocol;
+    char *protocol, *method;
     int *shots;
     unsigned shots_count;
     int *seeds;
@@ -252,6 +259,7 @@ static const cyaml_schema_field_t k_data_fields[] = {
 
 static const cyaml_schema_field_t k_run_fields[] = {
     STR("protocol", y_run, protocol),
+    STR("method", y_run, method),
     INTS("shots", y_run, shots, 1),
     INTS("seeds", y_run, seeds, 1),
     STRS("tasks", y_run, tasks, 1),
@@ -587,6 +595,10 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             static const char *const p[] = {"clean", "official"};
             if (!parse_choice(c, "run.protocol", r->protocol, p, 2, &iv)) return false;
             cfg->run.protocol = (pad_protocol)iv;
+        }
+        if (r->method) {
+            if (!parse_choice(c, "run.method", r->method, k_method_names, 3, &iv)) return false;
+            cfg->run.method = iv;
         }
         if (r->shots &&
             !set_int_list(c, "run.shots", r->shots, r->shots_count, 1, 1024, cfg->run.shots, &cfg->run.n_shots))
@@ -1013,7 +1025,7 @@ pad_status pad_run_config_finalize(pad_run_config *cfg) {
         PAD_LOG_ERROR("train.lr_min (%g) is larger than train.lr (%g)", cfg->train.lr_min, cfg->train.lr);
         return PAD_ERR_INVALID_ARG;
     }
-    if (strcmp(cfg->model.generate, "none") != 0 && !cfg->model.vocab[0]) {
+    if (strcmp(cfg->model.generate, "none") != 0 && !cfg->model.vocab[0] && cfg->run.method == PAD_METHOD_PROMPTAD) {
         PAD_LOG_ERROR("model.generate %s needs model.vocab (where the byte-level vocabulary is written)",
                       cfg->model.generate);
         return PAD_ERR_INVALID_ARG;
@@ -1103,6 +1115,9 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
                   for_hash ? 0 : cfg->data.synth.classes, cfg->data.synth.seed, cfg->data.synth.size,
                   cfg->data.synth.train, cfg->data.synth.test_good, cfg->data.synth.test_bad);
     sb_printf(b, "run:\n  protocol: %s\n", cfg->run.protocol == PAD_PROTOCOL_OFFICIAL ? "official" : "clean");
+    // the method enters the hash only when it is not PromptAD, so that PromptAD's finished results keep their hash
+    if (!for_hash || cfg->run.method != PAD_METHOD_PROMPTAD)
+        sb_printf(b, "  method: %s\n", k_method_names[cfg->run.method]);
     if (!for_hash) {
         sb_printf(b, "  shots: [");
         for (int i = 0; i < cfg->run.n_shots; i++)

@@ -6,8 +6,8 @@
  *   model:  weights, vocab, generate (none|tiny), preprocess (auto|squash|openclip|official), taps [3, 8]
  *   data:   format (mvtec|visa|mpdd|loco|folder|synth), root, name, classes [..], max_test,
  *           synth: {classes, seed, size, train, test_good, test_bad}
- *   run:    protocol (clean|official), shots, seeds, tasks (cls|seg), epochs, device (auto|cpu|cuda),
- *           shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts (auto|<set>|<file>),
+ *   run:    protocol (clean|official), method (promptad|patchcore|padim), shots, seeds, tasks (cls|seg), epochs, device
+ * (auto|cpu|cuda), shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts (auto|<set>|<file>),
  *           resolution, batch, tau (raw|exp), fp16_scores (auto|true|false), test_bgr (auto|true|false),
  *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16)
  *   train:  lr, lr_min, momentum, weight_decay, lambda_align, margin, n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg,
@@ -47,6 +47,13 @@ typedef enum pad_protocol {
     PAD_PROTOCOL_OFFICIAL = 1, // the published code: best test epoch, BGR test images, fixed lists, fp16 scores
 } pad_protocol;
 
+// run.method: PromptAD (the default) or a memory-bank baseline on a ResNet (docs/conv_methods.md).
+typedef enum pad_run_method {
+    PAD_METHOD_PROMPTAD = 0,
+    PAD_METHOD_PATCHCORE = 1,
+    PAD_METHOD_PADIM = 2,
+} pad_run_method;
+
 typedef enum pad_epoch_select {
     PAD_SELECT_AUTO = -1,
     PAD_SELECT_LAST = 0, // train `epochs` epochs, evaluate once, report the last
@@ -84,6 +91,7 @@ typedef struct pad_run_config {
     } data;
     struct {
         pad_protocol protocol;
+        int method; // pad_run_method
         int shots[PAD_CFG_MAX_LIST];
         int n_shots;
         int seeds[PAD_CFG_MAX_LIST];

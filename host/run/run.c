@@ -90,8 +90,12 @@ static pad_status run_class(run_ctx *rc, int ci) {
         return st;
     }
     cc.loaded = true;
-    st = run_class_prompts(rc, &cc, name_buf, sizeof name_buf);
-    if (st == PAD_OK && todo_units) st = run_prepare_class_test(rc, &cc);
+    const bool baseline = cfg->run.method != PAD_METHOD_PROMPTAD;
+    if (baseline)
+        st = todo_units ? run_baseline_prepare_class(rc, &cc) : PAD_OK;
+    else
+        st = run_class_prompts(rc, &cc, name_buf, sizeof name_buf);
+    if (st == PAD_OK && todo_units && !baseline) st = run_prepare_class_test(rc, &cc);
     for (int a = 0; a < cfg->run.n_shots && st == PAD_OK; a++) {
         int k = cfg->run.shots[a];
         for (int b = 0; b < cfg->run.n_seeds && st == PAD_OK; b++) {
@@ -101,7 +105,9 @@ static pad_status run_class(run_ctx *rc, int ci) {
             for (int t = 0; t < PAD_N_TASKS; t++)
                 todo[t] =
                     (cfg->run.tasks & (1 << t)) && run_unit_state(rc, name, k, seed, (pad_prompt_task)t) != UNIT_DONE;
-            bool need_model = cfg->output.models && (todo[0] || todo[1] || !run_model_is_current(rc, name, k, seed));
+            // (no predict model for the baselines: promptad predict serves PromptAD's)
+            bool need_model =
+                !baseline && cfg->output.models && (todo[0] || todo[1] || !run_model_is_current(rc, name, k, seed));
             if (!todo[0] && !todo[1] && !need_model) continue;
             char seed_dir[PATH_CAP];
             run_unit_path(rc, seed_dir, sizeof seed_dir, name, k, seed, NULL);
@@ -119,8 +125,9 @@ static pad_status run_class(run_ctx *rc, int ci) {
             st =
                 pad_shots_select(&cc.data, k, (pad_shot_select)cfg->run.shot_select, (uint64_t)seed, rc->lists, &shots);
             if (st != PAD_OK) break;
-            st = run_shot_features(rc, &cc, shots.index, k);
-            if (st == PAD_OK && (todo[0] || todo[1])) {
+            if (baseline && (todo[0] || todo[1])) st = run_baseline_units(rc, &cc, k, seed, &shots, todo);
+            if (!baseline) st = run_shot_features(rc, &cc, shots.index, k);
+            if (st == PAD_OK && !baseline && (todo[0] || todo[1])) {
                 pad_bank *bank = NULL;
                 st = run_upload_shots(rc, &cc, shots.index, k);
                 if (st == PAD_OK) st = pad_bank_init(&bank, rc->be, cc.shot_mid1, cc.shot_mid2, k, rc->P, rc->D);
@@ -247,7 +254,10 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
     }
     if (rc.n_skipped < rc.n_units || cfg->output.models) {
         PAD_TRY_GOTO(st, run_init_backend(&rc), done);
-        PAD_TRY_GOTO(st, run_load_model(&rc), done);
+        if (cfg->run.method == PAD_METHOD_PROMPTAD)
+            PAD_TRY_GOTO(st, run_load_model(&rc), done);
+        else
+            PAD_TRY_GOTO(st, run_baseline_load(&rc), done);
         PAD_LOG_INFO("backend %s; model %s (S %d, grid %d, E %d, D %d); config hash %s",
                      pad_backend_kind_str(pad_backend_get_kind(rc.be)), rc.weights_path, rc.S, rc.G, rc.E, rc.D,
                      rc.hash);
