@@ -1,4 +1,4 @@
-/* test_run_baseline.c - run.method patchcore | padim (host/run/unit_baseline.c) end to end on a tiny synthetic
+/* test_run_baseline.c - run.method patchcore | padim | spade (host/run/unit_baseline.c) end to end on a tiny synthetic
  * dataset with a generated random resnet-tiny backbone (CPU backend): the unit layout (scores.csv, maps, heatmaps,
  * metrics.json naming the method, no training log nor prompts), both tasks from one fit, resumption, determinism,
  * and the config key. */
@@ -116,12 +116,16 @@ Test(run_baseline, padim_units) {
     check_method("padim");
 }
 
+Test(run_baseline, spade_units) {
+    check_method("spade");
+}
+
 Test(run_baseline, method_key) {
     pad_run_config c;
     pad_run_config_default(&c);
     cr_assert_eq(c.run.method, PAD_METHOD_PROMPTAD);
     pad_test_log_start();
-    cr_assert_eq(pad_run_config_set(&c, "run.method=spade"), PAD_ERR_INVALID_ARG);
+    cr_assert_eq(pad_run_config_set(&c, "run.method=winclip-"), PAD_ERR_INVALID_ARG);
     PAD_ASSERT_LOG_HAS("run.method");
     pad_test_log_stop();
     char h1[17], h2[17];

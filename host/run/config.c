@@ -19,7 +19,7 @@
 // ----------------------------------------------------------------------------
 // Keys
 
-static const char *const k_method_names[3] = {"promptad", "patchcore", "padim"}; // pad_run_method order
+static const char *const k_method_names[4] = {"promptad", "patchcore", "padim", "spade"}; // pad_run_method order
 
 static const pad_config_key k_keys[] = {
     {"model.weights", "OpenCLIP checkpoint (safetensors); weights/get_weights.sh fetches the real one", false},
@@ -40,7 +40,7 @@ static const pad_config_key k_keys[] = {
     {"data.synth.test_bad", "synth: defective test images per class", false},
     {"run.protocol", "clean (default) | official", false},
     {"run.method",
-     "promptad (default) | patchcore | padim (baselines on a ResNet in model.weights, "
+     "promptad (default) | patchcore | padim | spade (baselines on a ResNet in model.weights, "
      "docs/conv_methods.md)",
      false},
     {"run.shots", "numbers of normal shots, e.g. [1, 2, 4]", true},
@@ -597,7 +597,7 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             cfg->run.protocol = (pad_protocol)iv;
         }
         if (r->method) {
-            if (!parse_choice(c, "run.method", r->method, k_method_names, 3, &iv)) return false;
+            if (!parse_choice(c, "run.method", r->method, k_method_names, 4, &iv)) return false;
             cfg->run.method = iv;
         }
         if (r->shots &&

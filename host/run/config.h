@@ -6,9 +6,9 @@
  *   model:  weights, vocab, generate (none|tiny), preprocess (auto|squash|openclip|official), taps [3, 8]
  *   data:   format (mvtec|visa|mpdd|loco|folder|synth), root, name, classes [..], max_test,
  *           synth: {classes, seed, size, train, test_good, test_bad}
- *   run:    protocol (clean|official), method (promptad|patchcore|padim), shots, seeds, tasks (cls|seg), epochs, device
- * (auto|cpu|cuda), shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts (auto|<set>|<file>),
- *           resolution, batch, tau (raw|exp), fp16_scores (auto|true|false), test_bgr (auto|true|false),
+ *   run:    protocol (clean|official), method (promptad|patchcore|padim|spade), shots, seeds, tasks (cls|seg), epochs,
+ * device (auto|cpu|cuda), shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts
+ * (auto|<set>|<file>), resolution, batch, tau (raw|exp), fp16_scores (auto|true|false), test_bgr (auto|true|false),
  *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16)
  *   train:  lr, lr_min, momentum, weight_decay, lambda_align, margin, n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg,
  *           n_pro_ab, eam (token-axis|per-token), lap (before-name|after-name)
@@ -52,6 +52,7 @@ typedef enum pad_run_method {
     PAD_METHOD_PROMPTAD = 0,
     PAD_METHOD_PATCHCORE = 1,
     PAD_METHOD_PADIM = 2,
+    PAD_METHOD_SPADE = 3,
 } pad_run_method;
 
 typedef enum pad_epoch_select {

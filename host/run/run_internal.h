@@ -8,7 +8,7 @@
  *   unit_train.c    one unit: its prompts trained epoch by epoch, the epoch selected, the final evaluation
  *   unit_writer.c   the files of a finished unit (scores, training log, prompts, maps, heatmaps, metrics)
  *   model_writer.c  the predict model of a (class, shot, seed) from its finished units
- *   unit_baseline.c run.method patchcore | padim: the units of a memory-bank baseline on a ResNet
+ *   unit_baseline.c run.method patchcore | padim | spade: the units of a memory-bank baseline on a ResNet
  * Every function here returns pad_status (errors logged) unless it says otherwise. */
 #ifndef PAD_RUN_RUN_INTERNAL_H
 #define PAD_RUN_RUN_INTERNAL_H
@@ -213,9 +213,10 @@ pad_status run_class_prompts(run_ctx *rc, class_ctx *cc, char *name_buf, size_t 
 pad_status run_train_unit(run_ctx *rc, class_ctx *cc, pad_prompt_task task, int k, int seed, const pad_shots *shots);
 
 // ----------------------------------------------------------------------------
-// unit_baseline.c (run.method patchcore | padim)
+// unit_baseline.c (run.method patchcore | padim | spade)
 
-pad_status run_baseline_load(run_ctx *rc); // the ResNet of model.weights on the backend, R and the batch
+const char *run_baseline_name(const pad_run_config *cfg); // "patchcore", "padim" or "spade"
+pad_status run_baseline_load(run_ctx *rc);                // the ResNet of model.weights on the backend, R and the batch
 // The class's test images (normalised, host) and ground truth, in place of run_prepare_class_test.
 pad_status run_baseline_prepare_class(run_ctx *rc, class_ctx *cc);
 // The units of (k, seed) marked in todo[]: the baseline fitted on the shots, the test set scored, units written.

@@ -1,4 +1,5 @@
-/* unit_baseline.c - run.method patchcore | padim: the memory-bank baselines (host/model/patchcore.h, padim.h;
+/* unit_baseline.c - run.method patchcore | padim | spade: the memory-bank baselines (host/model/patchcore.h, padim.h,
+ * spade.h;
  * docs/conv_methods.md) inside the run loop. The backbone is the ResNet of model.weights; images go in at
  * run.resolution (R x R, the metric resolution, so the maps need no resize; 256 is anomalib's default) through the
  * resize of model.preprocess and ImageNet's normalisation. One fit per (class, k, seed) serves both tasks: the cls unit
@@ -10,20 +11,24 @@
 #include "log.h"
 #include "padim.h"
 #include "patchcore.h"
+#include "spade.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+const char *run_baseline_name(const pad_run_config *cfg) {
+    return cfg->run.method == PAD_METHOD_SPADE ? "spade" : cfg->run.method == PAD_METHOD_PADIM ? "padim" : "patchcore";
+}
+
 static const float k_imagenet_mean[3] = {0.485f, 0.456f, 0.406f}, k_imagenet_std[3] = {0.229f, 0.224f, 0.225f};
 
 pad_status run_baseline_load(run_ctx *rc) {
     const pad_run_config *cfg = rc->cfg;
-    // PatchCore taps layer2 + layer3, PaDiM layer1..3: layer4 is never loaded
-    PAD_TRY(pad_resnet_load(&rc->resnet, rc->be, rc->weights_path, 3));
+    // PatchCore taps layer2 + layer3, PaDiM layer1..3: layer4 is loaded for SPADE's global feature only
+    PAD_TRY(pad_resnet_load(&rc->resnet, rc->be, rc->weights_path, cfg->run.method == PAD_METHOD_SPADE ? 0 : 3));
     if (pad_resnet_config(rc->resnet)->n_stages < 3) {
-        PAD_LOG_ERROR("%s: run.method %s needs layer1..layer3", rc->weights_path,
-                      cfg->run.method == PAD_METHOD_PADIM ? "padim" : "patchcore");
+        PAD_LOG_ERROR("%s: run.method %s needs layer1..layer3", rc->weights_path, run_baseline_name(cfg));
         return PAD_ERR_FORMAT;
     }
     rc->R = rc->S = cfg->run.resolution;
@@ -116,17 +121,22 @@ pad_status run_baseline_prepare_class(run_ctx *rc, class_ctx *cc) {
 static pad_status fit_and_score(run_ctx *rc, class_ctx *cc, int seed, const pad_shots *shots, float *scores) {
     const int R = rc->R, k = shots->k, n = cc->n, B = rc->batch;
     const size_t img = (size_t)3 * R * R;
-    const bool padim = rc->cfg->run.method == PAD_METHOD_PADIM;
+    const bool padim = rc->cfg->run.method == PAD_METHOD_PADIM, spade = rc->cfg->run.method == PAD_METHOD_SPADE;
     char **paths = malloc((size_t)k * sizeof *paths);
     float *host = malloc((size_t)k * img * sizeof(float)), *dev = NULL;
     pad_patchcore *pc = NULL;
     pad_padim *pd = NULL;
+    pad_spade *sp = NULL;
     pad_status st = paths && host ? PAD_OK : PAD_ERR_OOM;
     for (int i = 0; i < k && st == PAD_OK; i++)
         paths[i] = cc->data.train[shots->index[i]];
     if (st == PAD_OK) st = load_pixels(rc, paths, k, host, NULL);
     if (st == PAD_OK) st = pad_buf_from_host(rc->be, &dev, host, (size_t)k * img);
-    if (st == PAD_OK && padim) {
+    if (st == PAD_OK && spade) {
+        const pad_spade_cfg c = pad_spade_default_cfg();
+        st = pad_spade_create(&sp, rc->resnet, rc->be, &c);
+        if (st == PAD_OK) st = pad_spade_fit(sp, dev, k, R, R);
+    } else if (st == PAD_OK && padim) {
         pad_padim_cfg c = pad_padim_default_cfg();
         c.seed = (uint64_t)seed;
         st = pad_padim_create(&pd, rc->resnet, rc->be, &c);
@@ -147,13 +157,15 @@ static pad_status fit_and_score(run_ctx *rc, class_ctx *cc, int seed, const pad_
         float *maps = cc->maps_host + (size_t)i * R * R;
         st = pad_buf_upload(rc->be, dev, cc->base_pix + (size_t)i * img, (size_t)m * img * sizeof(float));
         if (st == PAD_OK)
-            st = padim ? pad_padim_predict(pd, dev, m, R, R, scores + i, maps, NULL)
-                       : pad_patchcore_predict(pc, dev, m, R, R, scores + i, maps, NULL);
+            st = spade   ? pad_spade_predict(sp, dev, m, R, R, scores + i, maps)
+                 : padim ? pad_padim_predict(pd, dev, m, R, R, scores + i, maps, NULL)
+                         : pad_patchcore_predict(pc, dev, m, R, R, scores + i, maps, NULL);
         if (st == PAD_OK && run_stop_requested(rc)) st = PAD_ERR_ABORTED;
     }
     pad_buf_free(rc->be, dev);
     pad_patchcore_free(pc);
     pad_padim_free(pd);
+    pad_spade_free(sp);
     free(paths);
     free(host);
     return st;
@@ -166,7 +178,7 @@ static pad_status write_task_unit(run_ctx *rc, class_ctx *cc, pad_prompt_task t,
     unit_result u;
     memset(&u, 0, sizeof u);
     u.task = t, u.k = k, u.seed = seed, u.shots = shots, u.ev = *ev, u.ev.scores = scores;
-    u.baseline = cfg->run.method == PAD_METHOD_PADIM ? "padim" : "patchcore";
+    u.baseline = run_baseline_name(cfg);
     u.selection = "none (no training)";
     u.select_best = u.select_last = NAN;
     u.t_eval = u.t_total = secs;

@@ -179,11 +179,15 @@ static void add_settings(cJSON *j, const run_ctx *rc, const class_ctx *cc, const
         pad_json_add_num(j, "selection_last_epoch", u->select_last);
     }
     if (u->baseline) { // docs/conv_methods.md
-        const bool pc = !strcmp(u->baseline, "patchcore");
+        const bool pc = !strcmp(u->baseline, "patchcore"), sp = !strcmp(u->baseline, "spade");
         cJSON_AddStringToObject(j, "image_score",
-                                pc ? "reweighted max patch distance (anomalib, 9 neighbours)" : "max of the pixel map");
+                                pc   ? "reweighted max patch distance (anomalib, 9 neighbours)"
+                                : sp ? "mean distance of the global feature to the 5 nearest shots"
+                                     : "max of the pixel map");
         cJSON_AddStringToObject(j, "pixel_map",
-                                pc ? "gaussian_4(nearest(patch distances))" : "gaussian_4(bilinear(Mahalanobis))");
+                                pc   ? "gaussian_4(nearest(patch distances))"
+                                : sp ? "gaussian_4(mean over layer1..3 of bilinear(nearest-pixel distance))"
+                                     : "gaussian_4(bilinear(Mahalanobis))");
     } else {
         cJSON_AddStringToObject(j, "image_score", cls ? "1/(1/max(bilinear(V)) + 1/s_T)" : "max of the pixel map");
         cJSON_AddStringToObject(j, "pixel_map",

@@ -9,7 +9,7 @@ given for the start index the C code draws from its seed (splitmix64, shots_ref.
 
 Run from the repository root with Debian's python (torch 1.13, torchvision 0.14):
     /usr/bin/python3 tests/ref/make_patchcore_fixtures.py
-Also PaDiM's goldens on the same images (patchcore_ref.padim_*: 40 of the 112 channels, seed 3; 3 shots and 1).
+Also PaDiM's and SPADE's goldens on the same images (spade_tiny.safetensors: top_k 2) (patchcore_ref.padim_*: 40 of the 112 channels, seed 3; 3 shots and 1).
 Writes tests/fixtures/patchcore_tiny.safetensors (~400 KB) and padim_tiny.safetensors (~70 KB).
 """
 import os
@@ -61,6 +61,13 @@ def main():
             sc, mp, dist = ref.padim_predict(et, mean, inv, (64, 64))
             p[f"score{tag}"], p[f"maps{tag}"], p[f"dist{tag}"] = sc.numpy(), mp.numpy(), dist.numpy()
     st_io.save(os.path.join(FIX, "padim_tiny.safetensors"), p, {"generator": "tests/ref/make_patchcore_fixtures.py"})
+    # SPADE: top_k 2 of the 3 normal images; the tiny network's deepest stage (layer3) gives the global feature
+    with torch.no_grad():
+        ssc, smaps, sidx = ref.spade_predict(model(train), model(test), 2, (64, 64))
+    st_io.save(os.path.join(FIX, "spade_tiny.safetensors"),
+               {"score": ssc.numpy(), "maps": smaps.astype(np.float32), "nearest": sidx.numpy().astype(np.int32)},
+               {"generator": "tests/ref/make_patchcore_fixtures.py"})
+    print("spade scores", ssc.numpy(), "nearest", sidx.numpy().tolist())
     print("padim scores3", p["score3"], "scores1", p["score1"])
 
 

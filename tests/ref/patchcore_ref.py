@@ -134,3 +134,31 @@ def padim_predict(emb, mean, inv_cov, image_size, sigma=4.0):
     dist = (torch.matmul(delta, inv_cov) * delta).sum(2).permute(1, 0).reshape(B, 1, H, W).clamp(0).sqrt().float()
     maps = blur(F.interpolate(dist, size=image_size, mode="bilinear", align_corners=False), sigma)
     return maps.amax(dim=(-2, -1))[:, 0], maps[:, 0], dist[:, 0]
+
+
+def spade_predict(train_outs, test_outs, top_k, image_size, sigma=4.0):
+    """SPADE-pytorch's evaluation: outs are lists of stage outputs (layer1, layer2, layer3, ..., the last one's
+    global average pool is the image feature). Image score: mean of the top_k smallest Euclidean distances of the
+    global features; map: per stage the nearest gallery pixel (all pixels of the top_k images; SPADE-pytorch drops the
+    last len % 100 gallery pixels, we keep them) by pairwise_distance over the channels, bilinear to the image, mean over the 3
+    stages, scipy gaussian_filter(sigma)."""
+    from scipy.ndimage import gaussian_filter
+    gtr = torch.flatten(F.adaptive_avg_pool2d(train_outs[-1], 1), 1)
+    gte = torch.flatten(F.adaptive_avg_pool2d(test_outs[-1], 1), 1)
+    d = torch.sqrt(torch.pow(gte.unsqueeze(1) - gtr.unsqueeze(0), 2).sum(2))
+    k = min(top_k, gtr.shape[0])
+    vals, idx = torch.topk(d, k=k, dim=1, largest=False)
+    scores = vals.mean(1)
+    maps = []
+    for t in range(gte.shape[0]):
+        sm = []
+        for layer in range(3):
+            gallery = train_outs[layer][idx[t]].transpose(3, 1).flatten(0, 2).unsqueeze(-1).unsqueeze(-1)
+            # torch.pairwise_distance over the channels (dim 1), as in the PyTorch of SPADE-pytorch's time; recent
+            # versions reduce over the last dimension, so it is spelled out here
+            dist = torch.sqrt(torch.pow(gallery - test_outs[layer][t:t + 1] + 1e-6, 2).sum(1))
+            m = torch.min(dist, dim=0)[0]
+            sm.append(F.interpolate(m[None, None], size=image_size, mode="bilinear", align_corners=False))
+        m = torch.mean(torch.cat(sm, 0), dim=0)
+        maps.append(gaussian_filter(m.squeeze().numpy(), sigma=sigma))
+    return scores, np.stack(maps), idx
