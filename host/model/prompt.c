@@ -61,17 +61,14 @@ struct pad_prompt_learner {
 static const char *const k_task_names[PAD_N_TASKS] = {"cls", "seg"};
 
 const char *pad_prompt_task_name(pad_prompt_task task) {
-    return (unsigned)task < PAD_N_TASKS ? k_task_names[task] : "?";
+    return pad_enum_name(k_task_names, PAD_N_TASKS, (int)task);
 }
 
 pad_status pad_prompt_task_parse(const char *s, pad_prompt_task *out) {
-    for (int t = 0; t < PAD_N_TASKS; t++)
-        if (s && strcmp(s, k_task_names[t]) == 0) {
-            *out = (pad_prompt_task)t;
-            return PAD_OK;
-        }
-    PAD_LOG_ERROR("unknown task '%s' (expected cls or seg)", s ? s : "(null)");
-    return PAD_ERR_INVALID_ARG;
+    int i;
+    PAD_TRY(pad_enum_parse(k_task_names, PAD_N_TASKS, "task", s, &i));
+    *out = (pad_prompt_task)i;
+    return PAD_OK;
 }
 
 pad_prompt_opts pad_prompt_opts_default(pad_prompt_task task) {

@@ -176,15 +176,16 @@ static pad_status keep_summary(const run_ctx *rc, class_ctx *cc, const unit_resu
     s->tvec = malloc(2 * (size_t)rc->E * sizeof(float));
     if (!s->tvec) return PAD_ERR_OOM;
     memcpy(s->tvec, u->tvec, 2 * (size_t)rc->E * sizeof(float));
-    s->thr = u->thr;
-    s->f1 = u->f1;
-    s->prec = u->prec;
-    s->rec = u->rec;
-    s->map_lo = u->map_lo;
-    s->map_hi = u->map_hi;
-    s->n_test = cc->n;
-    s->n_test_anomalous = cc->n_anom;
-    s->valid = true;
+    *s = (unit_summary){.valid = true,
+                        .tvec = s->tvec,
+                        .thr = u->thr,
+                        .f1 = u->f1,
+                        .prec = u->prec,
+                        .rec = u->rec,
+                        .map_lo = u->map_lo,
+                        .map_hi = u->map_hi,
+                        .n_test = cc->n,
+                        .n_test_anomalous = cc->n_anom};
     return PAD_OK;
 }
 
