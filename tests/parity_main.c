@@ -22,8 +22,11 @@
 #include "log.h"
 #include "metrics.h"
 #include "prompt.h"
+#include "padim.h"
+#include "patchcore.h"
 #include "prompt_set.h"
 #include "resnet.h"
+#include "spade.h"
 #include "score.h"
 #include "st_file.h"
 #include "text.h"
@@ -1584,6 +1587,73 @@ done:
     tw_free(&x);
 }
 
+// The three baselines end to end on the tiny fixture network (host/model/patchcore.h, padim.h, spade.h): image
+// scores and maps of the CUDA backend against the CPU's.
+static void methods_case(const char *name, int method) {
+    if (!selected(name)) return;
+    pad_resnet *rc = NULL, *rg = NULL;
+    const int S = 64, k = 3, n = 2;
+    float *hs = rand_host((size_t)k * 3 * S * S, -2, 2), *ht = rand_host((size_t)n * 3 * S * S, -2, 2);
+    twin shots = tw_from(hs, (size_t)k * 3 * S * S), test = tw_from(ht, (size_t)n * 3 * S * S);
+    float sc[2][2], *maps[2] = {malloc(sizeof(float) * n * S * S), malloc(sizeof(float) * n * S * S)};
+    double ms = 0;
+    free(hs), free(ht);
+    for (int bk = 0; bk < 2; bk++) {
+        pad_backend *be = bk ? g.gpu : g.cpu;
+        pad_resnet **net = bk ? &rg : &rc;
+        const float *sp = bk ? shots.d : shots.c, *tp = bk ? test.d : test.c;
+        TRY_OR_FAIL(name, pad_resnet_load(net, be, PAD_FIXTURE_DIR "/resnet_tiny.safetensors", 0));
+        const double t0 = bk ? t_begin() : 0;
+        if (method == 0) {
+            pad_patchcore *pc = NULL;
+            const pad_patchcore_cfg cfg = pad_patchcore_default_cfg();
+            pad_status st = pad_patchcore_create(&pc, *net, be, &cfg);
+            if (st == PAD_OK) st = pad_patchcore_add(pc, sp, k, S, S);
+            if (st == PAD_OK) st = pad_patchcore_build(pc);
+            if (st == PAD_OK) st = pad_patchcore_predict(pc, tp, n, S, S, sc[bk], maps[bk], NULL);
+            pad_patchcore_free(pc);
+            TRY_OR_FAIL(name, st);
+        } else if (method == 1) {
+            pad_padim *pd = NULL;
+            pad_padim_cfg cfg = pad_padim_default_cfg();
+            cfg.n_features = 40;
+            pad_status st = pad_padim_create(&pd, *net, be, &cfg);
+            if (st == PAD_OK) st = pad_padim_fit(pd, sp, k, S, S);
+            if (st == PAD_OK) st = pad_padim_predict(pd, tp, n, S, S, sc[bk], maps[bk], NULL);
+            pad_padim_free(pd);
+            TRY_OR_FAIL(name, st);
+        } else {
+            pad_spade *spd = NULL;
+            const pad_spade_cfg cfg = pad_spade_default_cfg();
+            pad_status st = pad_spade_create(&spd, *net, be, &cfg);
+            if (st == PAD_OK) st = pad_spade_fit(spd, sp, k, S, S);
+            if (st == PAD_OK) st = pad_spade_predict(spd, tp, n, S, S, sc[bk], maps[bk]);
+            pad_spade_free(spd);
+            TRY_OR_FAIL(name, st);
+        }
+        if (bk) ms = t_end(t0);
+    }
+    {
+        char nm[128];
+        snprintf(nm, sizeof nm, "%s image scores", name);
+        check_rel(nm, sc[1], sc[0], (size_t)n, 1e-4, ms);
+        snprintf(nm, sizeof nm, "%s maps", name);
+        check_rel(nm, maps[1], maps[0], (size_t)n * S * S, 1e-4, ms);
+    }
+done:
+    pad_resnet_free(rc);
+    pad_resnet_free(rg);
+    tw_free(&shots), tw_free(&test);
+    free(maps[0]), free(maps[1]);
+}
+
+static void methods_checks(void) {
+    if (!path_on(false)) return;
+    methods_case("method patchcore (tiny fixture network)", 0);
+    methods_case("method padim (tiny fixture network)", 1);
+    methods_case("method spade (tiny fixture network)", 2);
+}
+
 static void resnet_checks(void) {
     if (!path_on(false)) return;
     resnet_case("tiny fixture", PAD_FIXTURE_DIR "/resnet_tiny.safetensors", 2, 64, 48, 3, 1e-5);
@@ -1624,6 +1694,7 @@ static const struct {
     {"op/conv (conv2d on cuDNN, pools, residual add)", ops_conv},
     {"op/patchcore (to_rows, knn_l2)", ops_patchcore},
     {"tower/resnet (tiny fixture, wide_resnet50_2 random)", resnet_checks},
+    {"method/patchcore, padim, spade (tiny fixture network)", methods_checks},
 };
 
 static void quiet_log(pad_log_level level, const char *msg, void *ud) {
