@@ -13,7 +13,8 @@
 int pad_cli_make_model(int argc, char **argv) {
     const char *preset = "tiny", *seed_s = "0", *out = NULL, *vocab_s = NULL;
     const pad_opt opts[] = {
-        {"preset", "P", "tiny (default), vit-b-16-plus-240, wide-resnet50-2 or resnet-tiny", &preset, NULL, NULL, NULL},
+        {"preset", "P", "tiny (default), vit-b-16-plus-240, vit-l-14, wide-resnet50-2 or resnet-tiny", &preset, NULL,
+         NULL, NULL},
         {"seed", "S", "random seed (default 0)", &seed_s, NULL, NULL, NULL},
         {"vocab-size", "N", "text vocabulary size (default 49408, the CLIP BPE vocabulary)", &vocab_s, NULL, NULL,
          NULL},
@@ -21,12 +22,12 @@ int pad_cli_make_model(int argc, char **argv) {
     };
     const char *pos[1];
     int n_pos = 0;
-    pad_args_result r =
-        pad_args_parse(argc, argv, opts, 4, pos, 0, &n_pos,
-                       "promptad make-model [--preset tiny|vit-b-16-plus-240|wide-resnet50-2|resnet-tiny] [--seed S] "
-                       "[--vocab-size N] --out FILE",
-                       "Writes a random OpenCLIP-shaped (or torchvision ResNet-shaped) checkpoint: the "
-                       "same seed gives the same weights on every machine.");
+    pad_args_result r = pad_args_parse(
+        argc, argv, opts, 4, pos, 0, &n_pos,
+        "promptad make-model [--preset tiny|vit-b-16-plus-240|vit-l-14|wide-resnet50-2|resnet-tiny] [--seed S] "
+        "[--vocab-size N] --out FILE",
+        "Writes a random OpenCLIP-shaped (or torchvision ResNet-shaped) checkpoint: the "
+        "same seed gives the same weights on every machine.");
     if (r != PAD_ARGS_OK) return r == PAD_ARGS_HELP ? 0 : 2;
     if (!out) {
         pad_args_error(argv[0], "--out is required");
