@@ -130,3 +130,40 @@ Test(st_file, error_messages_name_file_and_problem) {
     cr_assert(r.exit_code > 0, "exit code %d", r.exit_code);
     pad_cmd_free(&r);
 }
+
+// Writes a header of n zero-size tensors "t0".."t<n-1>" (plus a copy of "t<dup>" at the end when dup >= 0).
+static char *write_many_empty(const char *dir, const char *name, int n, int dup) {
+    size_t cap = (size_t)n * 64 + 128, len = 0;
+    char *hdr = malloc(cap);
+    cr_assert(hdr);
+    len += (size_t)snprintf(hdr + len, cap - len, "{");
+    for (int i = 0; i < n + (dup >= 0); i++)
+        len +=
+            (size_t)snprintf(hdr + len, cap - len, "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                             i ? "," : "", i < n ? i : dup);
+    snprintf(hdr + len, cap - len, "}");
+    char *p = write_raw(dir, name, strlen(hdr), hdr, NULL, 0);
+    free(hdr);
+    return p;
+}
+
+// Regression (issue 15): the duplicate-name check compared every pair of names (100k empty tensors: over a minute)
+// and every lookup scanned the whole list. Names are now sorted once; the test's timeout is the guard.
+Test(st_file, many_tensors_open_and_duplicates_are_found_by_sorting, .timeout = 30) {
+    char *dir = pad_test_tmpdir("stmany");
+    pad_st_file *f = NULL;
+    cr_assert(pad_st_open(&f, write_many_empty(dir, "many.st", 100000, -1)) == PAD_OK);
+    cr_assert(f->n_tensors == 100000);
+    for (int i = 0; i < 100000; i += 997) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "t%d", i);
+        const pad_st_tensor *t = pad_st_find(f, nm);
+        cr_assert(t && strcmp(t->name, nm) == 0 && t->numel == 0, "lookup of %s", nm);
+    }
+    cr_assert(pad_st_find(f, "t100000") == NULL && pad_st_find(f, "") == NULL && pad_st_find(f, "t") == NULL);
+    pad_st_close(f);
+    pad_test_log_start_all();
+    expect_bad(write_many_empty(dir, "dup.st", 100000, 4242), PAD_ERR_FORMAT);
+    cr_assert(strstr(pad_test_log_text(), "dup.st: tensor 't4242' appears twice"), "message: %s", pad_test_log_text());
+    pad_test_log_stop();
+}

@@ -44,15 +44,21 @@ static inline int pad_conv_out_size(int n, int k, int stride, int pad) {
 struct pad_backend {
     pad_backend_kind kind;
     const pad_backend_ops *ops;
-    void *impl;        // backend-private state (cuBLAS handle, stream, scratch, ...)
-    bool poisoned;     // set after a CUDA error: every later call returns PAD_ERR_CUDA
-    int math;          // pad_math_mode of the GEMMs: PAD_MATH_FP32 unless set (CUDA only; never in parity tests)
-    bool fast_kernels; // CUDA only: the fast-path kernels (warp-per-row LayerNorm, attention_dual through
-                       // batched cuBLAS GEMMs); off by default until verified on a GPU (PROMPTAD_CUDA_KERNELS)
-    bool debug_ops;    // PROMPTAD_DEBUG_OPS=1: sync after each op and scan outputs for NaN/Inf
-    bool capturing;    // a CUDA graph capture is in progress: no sync, transfer or allocation is allowed
-    int device;        // CUDA device ordinal
-    void *scratch;     // grow-only scratch buffer for ops that need temporary memory (im2col, GEMM chunks)
+    void *impl;             // backend-private state (cuBLAS handle, stream, scratch, ...)
+    bool poisoned;          // set after a CUDA error: every later call returns PAD_ERR_CUDA
+    int math;               // pad_math_mode of the GEMMs: PAD_MATH_FP32 unless set (CUDA only; never in parity tests)
+    bool fast_kernels;      // CUDA only: the fast-path kernels (warp-per-row LayerNorm, attention_dual through
+                            // batched cuBLAS GEMMs); off by default until verified on a GPU (PROMPTAD_CUDA_KERNELS)
+    bool debug_ops;         // PROMPTAD_DEBUG_OPS=1: sync after each op and scan outputs for NaN/Inf
+    bool capturing;         // a CUDA graph capture is in progress: no sync, transfer, allocation or free is allowed
+    bool capture_failed;    // an error was met during the current capture: the graph is discarded (not poisoned)
+    int gemm_mode;          // CUDA only: how batched GEMMs run (PAD_CUDA_GEMM_*; PROMPTAD_CUDA_GEMM)
+    bool att_v2;            // CUDA only: the register-tiled attention kernel (PROMPTAD_CUDA_ATTENTION=v2); off until
+                            // verified on a GPU
+    void *deferred_free[8]; // buffers freed during a capture: released after it (pad_graph_run)
+    int n_deferred_free;
+    int device;    // CUDA device ordinal
+    void *scratch; // grow-only scratch buffer for ops that need temporary memory (im2col, GEMM chunks)
     size_t scratch_bytes;
     unsigned scratch_gen; // incremented whenever the scratch buffer moves (a captured graph that used it is stale)
 };
@@ -96,7 +102,8 @@ struct pad_backend_ops {
     // int32 array (n). out must not alias inp.
     pad_status (*gather_rows)(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
     // dtable(R,C)[r,:] += sum over i with idx[i] == r of dout[i,:], summed in increasing i (deterministic).
-    // idx entries < 0 are skipped.
+    // idx entries < 0 are skipped; an entry >= R is an error (PAD_ERR_INVALID_ARG, dtable then undefined): the CPU
+    // returns it from the call, CUDA (which reads idx in the kernel) from the next sync or download.
     pad_status (*scatter_add_rows)(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
                                    int R);
 
@@ -242,7 +249,26 @@ struct pad_backend_ops {
     pad_status (*graph_end)(pad_backend *be, void **exec);
     pad_status (*graph_launch)(pad_backend *be, void *exec);
     void (*graph_destroy)(pad_backend *be, void *exec);
+
+    // ---- one GEMM over many rows, bias fused (cuda/gemm_lt.cu; NULL on the CPU backend) ----------------------
+    // out(M,N) = inp(M,K) @ w(N,K)^T + bias(N) (+ out when accumulate) as one GEMM whose algorithm does not depend
+    // on M, so a row's result does not depend on how many rows come with it. PAD_ERR_UNSUPPORTED (nothing done)
+    // when no such algorithm exists: pad_op_linear_rows then runs gemm + add_rows.
+    pad_status (*linear_rows)(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M,
+                              int K, int N, bool accumulate);
 };
+
+// How the CUDA backend runs a GEMM with batch > 1 (be->gemm_mode). Every image of a batch must give the bits it
+// gives alone (the CPU does: OpenBLAS never splits K), but cuBLAS picks its algorithm (split-K or not, tile shape)
+// from the whole problem, batch count included, so a batched call may round an image differently from a call with
+// that image alone.
+//  LOOP (default): one cuBLAS call per batch entry, each with the sizes of one image: the same algorithm for that
+//                  image whatever the batch (every stride of our models is a multiple of 16 bytes, so alignment
+//                  does not change the choice either).
+//  PINNED: every GEMM (batch 1 too) as one cuBLASLt call with an algorithm chosen once per (sizes of one entry,
+//          math mode) without split-K and pinned for every batch count; faster, on trial until a GPU verifies it.
+//  BATCHED: one strided-batched cuBLAS call (the old way; results may depend on the batch): for comparisons.
+enum { PAD_CUDA_GEMM_LOOP = 0, PAD_CUDA_GEMM_PINNED = 1, PAD_CUDA_GEMM_BATCHED = 2 };
 
 // Largest radius accepted by gaussian_filter (sigma 4 with truncate 4 gives 16).
 #define PAD_GAUSS_MAX_RADIUS 64
@@ -309,6 +335,10 @@ pad_status pad_op_gemm(pad_backend *be, bool transA, bool transB, int M, int N, 
 // out(M,N) = inp(M,K) @ w(N,K)^T + bias(N) [torch.nn.Linear layout]; bias may be NULL; accumulate: out += ...
 pad_status pad_op_linear(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M, int K,
                          int N, bool accumulate);
+// Same as pad_op_linear, as one GEMM with the bias fused where the backend has linear_rows (CUDA: a cuBLASLt
+// algorithm pinned independently of M), else exactly pad_op_linear. Within float rounding of pad_op_linear.
+pad_status pad_op_linear_rows(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M,
+                              int K, int N, bool accumulate);
 // dinp(M,K) (+)= dout(M,N) @ w(N,K)   [input gradient of pad_op_linear]
 pad_status pad_op_linear_backward(pad_backend *be, float *dinp, const float *dout, const float *w, int M, int K, int N,
                                   bool accumulate);
