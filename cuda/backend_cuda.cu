@@ -23,6 +23,7 @@
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,25 @@ extern "C" int pad_cuda_device_count(void) {
         return 0;
     }
     return n;
+}
+
+// cudaErrorNoDevice is the driver saying "no device"; any other failure is the driver's (or the install's) fault.
+extern "C" pad_cuda_state pad_cuda_probe(char *why, size_t cap) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    cudaGetLastError();
+    pad_cuda_state s = e == cudaSuccess ? (n > 0 ? PAD_CUDA_READY : PAD_CUDA_NO_DEVICE)
+                                        : (e == cudaErrorNoDevice ? PAD_CUDA_NO_DEVICE : PAD_CUDA_DRIVER_ERROR);
+    if (!why || !cap) return s;
+    if (s == PAD_CUDA_READY)
+        snprintf(why, cap, "%d CUDA device%s", n, n == 1 ? "" : "s");
+    else if (s == PAD_CUDA_NO_DEVICE)
+        snprintf(why, cap, "no CUDA device (the driver sees none%s)",
+                 getenv("CUDA_VISIBLE_DEVICES") ? "; CUDA_VISIBLE_DEVICES is set" : "");
+    else
+        snprintf(why, cap, "CUDA driver error: %s (%s)%s", cudaGetErrorName(e), cudaGetErrorString(e),
+                 e == cudaErrorInsufficientDriver ? "; is the NVIDIA driver installed?" : "");
+    return s;
 }
 
 // NULL when out of memory (not sticky: the backend stays usable) and NULL with the backend poisoned when the
@@ -292,7 +312,9 @@ extern "C" pad_status pad_backend_cuda_open(pad_backend **out, int device) {
     *out = NULL;
     int n = pad_cuda_device_count();
     if (n <= 0) {
-        PAD_LOG_ERROR("device cuda: no usable CUDA device (driver missing or no GPU); use --device cpu");
+        char why[256];
+        pad_cuda_probe(why, sizeof why);
+        PAD_LOG_ERROR("device cuda: %s; use --device cpu", why);
         return PAD_ERR_UNSUPPORTED;
     }
     if (device < 0 || device >= n) {

@@ -120,14 +120,52 @@ Test(st_file, malformed_files_are_rejected) {
     pad_st_close(f);
 }
 
+// Opens a bad file with the log captured: the status is PAD_ERR_FORMAT and the error names the file and the problem.
+static void expect_message(const char *path, const char *problem) {
+    pad_test_log_start();
+    pad_st_file *f = (pad_st_file *)1;
+    cr_assert(pad_st_open(&f, path) == PAD_ERR_FORMAT && f == NULL, "%s opened", path);
+    PAD_ASSERT_LOG_HAS(path);
+    PAD_ASSERT_LOG_HAS(problem);
+    pad_test_log_stop();
+}
+
 Test(st_file, error_messages_name_file_and_problem) {
     char *dir = pad_test_tmpdir("stmsg");
     float data[4] = {1, 2, 3, 4};
+    const char *ok = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
     const char *h1 = "{\"a\":{\"dtype\":\"Q4\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
+    const char *h2 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,16]}}";
+    const char *h3 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[8,24]}}";
+    const char *h4 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                     "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+    expect_message(write_raw(dir, "hlen.st", 1000000, ok, data, 16), "header length 1000000 is larger than the file");
+    expect_message(write_raw(dir, "json.st", strlen(ok) - 5, ok, NULL, 0), "header is not a JSON object");
+    expect_message(write_raw(dir, "dtype.st", strlen(h1), h1, data, 16), "tensor 'a': unknown dtype 'Q4'");
+    expect_message(write_raw(dir, "shape.st", strlen(h2), h2, data, 16),
+                   "tensor 'a': shape (3, 2) of F32 needs 24 bytes but data_offsets span 16");
+    expect_message(write_raw(dir, "range.st", strlen(h3), h3, data, 16),
+                   "tensor 'a': data_offsets [8, 24] are out of range (data is 16 bytes");
+    expect_message(write_raw(dir, "overlap.st", strlen(h4), h4, data, 16),
+                   "tensors 'a' and 'b' have overlapping data_offsets");
+    // reading a tensor with the wrong shape names the file, the tensor and both shapes
+    pad_st_file *f = NULL;
+    cr_assert(pad_st_open(&f, write_raw(dir, "good.st", strlen(ok), ok, data, 16)) == PAD_OK);
+    float *x = NULL;
+    pad_test_log_start();
+    cr_assert(pad_st_read_f32(f, "a", 2, (int64_t[]){4, 1}, &x, NULL) == PAD_ERR_FORMAT && x == NULL);
+    PAD_ASSERT_LOG_HAS(f->path);
+    PAD_ASSERT_LOG_HAS("tensor 'a': expected shape (4, 1), got (2, 2)");
+    cr_assert(pad_st_read_f32(f, "b", -1, NULL, &x, NULL) == PAD_ERR_FORMAT && x == NULL);
+    PAD_ASSERT_LOG_HAS("missing tensor 'b'");
+    pad_test_log_stop();
+    pad_st_close(f);
+    // through the CLI: a non-zero exit, no crash, and the same message on stderr
     char *p = write_raw(dir, "dtype.st", strlen(h1), h1, data, 16);
     pad_cmd_result r = pad_cmd_run("%s metrics --in %s --out %s/o.json", pad_test_binary(), p, dir);
-    // whichever command reads it, the error must name the file and the dtype, with a non-zero exit, no crash
     cr_assert(r.exit_code > 0, "exit code %d", r.exit_code);
+    cr_assert(strstr(r.err, p) && strstr(r.err, "unknown dtype 'Q4'"), "stderr does not name the file and dtype:\n%s",
+              r.err);
     pad_cmd_free(&r);
 }
 

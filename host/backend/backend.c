@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -752,5 +753,10 @@ pad_status pad_backend_cuda_open(pad_backend **out, int device) {
 
 int pad_cuda_device_count(void) {
     return 0;
+}
+
+pad_cuda_state pad_cuda_probe(char *why, size_t cap) {
+    if (why && cap) snprintf(why, cap, "built without CUDA (configure with nvcc installed, -DPROMPTAD_CUDA=ON)");
+    return PAD_CUDA_NOT_BUILT;
 }
 #endif

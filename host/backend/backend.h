@@ -289,6 +289,19 @@ void *pad_backend_cuda_stream(pad_backend *be);
 // backend that launches its own CUDA work (the GPU metrics) queues it on this stream.
 void *pad_backend_stream(pad_backend *be);
 
+// Why CUDA can or cannot be used here. pad_cuda_device_count() is 0 in each of the three "cannot" states, which
+// tests and error messages tell apart.
+typedef enum pad_cuda_state {
+    PAD_CUDA_READY = 0,    // at least one device
+    PAD_CUDA_NOT_BUILT,    // this build has no CUDA backend
+    PAD_CUDA_NO_DEVICE,    // the driver answers and sees no device (none installed, or CUDA_VISIBLE_DEVICES hides all)
+    PAD_CUDA_DRIVER_ERROR, // the device count failed: no driver, a driver older than the runtime, a broken install
+} pad_cuda_state;
+// Asks the CUDA runtime now (cudaGetDeviceCount and its error code). When why is not NULL it receives one line
+// (cap bytes, cut to fit) that starts with "built without CUDA", "no CUDA device" or "CUDA driver error" and, for
+// the last, names the runtime's error; for PAD_CUDA_READY it gives the device count.
+pad_cuda_state pad_cuda_probe(char *why, size_t cap);
+
 // Returns a scratch buffer of at least nbytes owned by the backend (grow-only; valid until the next call that
 // grows it, so an op may use one scratch region at a time). NULL on OOM, and NULL (logged) when it would have to
 // grow during a graph capture.
