@@ -134,6 +134,7 @@ static void cu_destroy(pad_backend *be) {
     cuda_impl *im = cuda_impl_of(be);
     if (im) {
         if (im->stream) cudaStreamSynchronize(im->stream);
+        cuda_conv_release(be);
         if (im->cublas) cublasDestroy(im->cublas);
         if (im->cublas_workspace) cudaFree(im->cublas_workspace);
         if (im->err_host) cudaFreeHost(im->err_host);
@@ -290,6 +291,12 @@ static const pad_backend_ops k_cuda_ops = {
     /* eam_loss */ cuda_eam_loss,
     /* dot */ cuda_dot,
     /* bias_gelu */ cuda_bias_gelu,
+    /* conv2d */ cuda_conv2d,
+    /* pool2d */ cuda_pool2d,
+    /* adaptive_avgpool2d */ cuda_adaptive_avgpool2d,
+    /* residual_add */ cuda_residual_add,
+    /* to_rows */ cuda_to_rows,
+    /* knn_l2 */ cuda_knn_l2,
     /* graph_begin */ cu_graph_begin,
     /* graph_end */ cu_graph_end,
     /* graph_launch */ cu_graph_launch,

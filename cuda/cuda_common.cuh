@@ -22,6 +22,7 @@ typedef struct cuda_impl {
     cublasHandle_t cublas;
     void *cublas_workspace;
     size_t cublas_workspace_bytes;
+    void *dnn; // cuDNN state of conv.cu (handle, cached convolution plans, workspace); NULL until first used
     // Error flag of the ops that validate device-side data (scatter_add_rows indices): mapped pinned host memory,
     // written by kernels through err_dev, read by the host after a synchronisation (cu_sync, cu_download).
     int *err_host, *err_dev;

@@ -1,6 +1,6 @@
 /* cuda_ops.h - internal: the CUDA backend's op launchers, one file per group (nn.cu, attention.cu, grad.cu,
- * knn.cu, score.cu, loss.cu, gemm_lt.cu). Semantics are those of pad_backend_ops in backend.h; every launcher checks
- * the launch and poisons the backend on failure. */
+ * knn.cu, score.cu, loss.cu, gemm_lt.cu, conv.cu). Semantics are those of pad_backend_ops in backend.h; every launcher
+ * checks the launch and poisons the backend on failure. */
 #ifndef PAD_CUDA_OPS_H
 #define PAD_CUDA_OPS_H
 
@@ -65,6 +65,20 @@ pad_status cuda_upsample_bilinear(pad_backend *be, float *out, const float *inp,
 pad_status cuda_gaussian_filter(pad_backend *be, float *out, float *tmp, const float *inp, int B, int H, int W,
                                 const double *w, int r);
 pad_status cuda_row_max(pad_backend *be, float *out, const float *inp, int B, long long n);
+
+// conv.cu
+pad_status cuda_conv2d(pad_backend *be, const pad_conv2d_desc *d, float *out, const float *inp, const float *w,
+                       const float *bias, const float *res);
+pad_status cuda_pool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int k, int s, int p,
+                       pad_pool_mode mode);
+pad_status cuda_adaptive_avgpool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int Ho,
+                                   int Wo);
+pad_status cuda_residual_add(pad_backend *be, float *out, const float *a, const float *b, size_t n, bool relu);
+pad_status cuda_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW);
+pad_status cuda_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                       int Nb, int D);
+// Frees conv.cu's cuDNN state (cuda_impl.dnn); called by the backend's destroy before the stream goes.
+void cuda_conv_release(pad_backend *be);
 
 #ifdef __cplusplus
 }

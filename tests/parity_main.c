@@ -42,6 +42,10 @@ static const struct {
     {"prompt + graphs/prompt", prompt_checks},
     {"score + graphs/score", scorer_checks},
     {"metrics", metrics_checks},
+    {"op/conv (conv2d on cuDNN, pools, residual add)", ops_conv},
+    {"op/patchcore (to_rows, knn_l2)", ops_patchcore},
+    {"tower/resnet (tiny fixture, wide_resnet50_2 random)", resnet_checks},
+    {"method/patchcore, padim, spade (tiny fixture network)", methods_checks},
 };
 
 static void quiet_log(pad_log_level level, const char *msg, void *ud) {

@@ -2,11 +2,15 @@
 # get_weights.sh - fetch the real CLIP weights and the BPE vocabulary once (needs internet), into this folder:
 #   weights/vit_b_16_plus_240-laion400m_e32.safetensors   (what PromptAD uses; converted from the release .pt)
 #   weights/bpe_simple_vocab_16e6.txt.gz                   (the CLIP tokenizer vocabulary)
-# Usage: bash weights/get_weights.sh [--e31]
+#   weights/wide_resnet50_2.safetensors                    (with --resnet: torchvision's ImageNet wide_resnet50_2,
+#                                                           the backbone of PatchCore, PaDiM and SPADE)
+# Usage: bash weights/get_weights.sh [--e31 | --resnet]
 #   default  downloads the laion400m_e32 release checkpoint (the file PromptAD's code loads), checks the sha256
 #            prefix 699c4b84 in its name, and converts it to safetensors (needs python3 with torch)
 #   --e31    takes the laion400m_e31 safetensors from the Hugging Face hub directly (no torch needed; note that
 #            modern open_clip silently maps laion400m_e32 to these e31 weights, docs/clip.md#weight-names)
+#   --resnet torchvision's wide_resnet50_2 IMAGENET1K_V1 weights (wide_resnet50_2-95faca4d.pth; the name carries the
+#            sha256 prefix, checked), converted by convert_torchvision.py (needs python3 with torch)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
@@ -26,6 +30,16 @@ if [ ! -f "$vocab" ]; then
     fetch https://github.com/openai/CLIP/raw/main/clip/bpe_simple_vocab_16e6.txt.gz "$vocab"
 fi
 check_sha "$vocab" 924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a
+
+if [ "${1:-}" = "--resnet" ]; then
+    pth=wide_resnet50_2-95faca4d.pth
+    out=wide_resnet50_2.safetensors
+    [ -f "$pth" ] || fetch "https://download.pytorch.org/models/$pth" "$pth"
+    check_sha "$pth" 95faca4d
+    [ -f "$out" ] || python3 "$here/convert_torchvision.py" "$pth" "$out"
+    echo "done: $here/$out"
+    exit 0
+fi
 
 if [ "${1:-}" = "--e31" ]; then
     out=vit_b_16_plus_240-laion400m_e31.safetensors

@@ -668,6 +668,70 @@ pad_status pad_op_bias_gelu(pad_backend *be, float *out, const float *inp, const
     return debug_check(be, be->ops->bias_gelu(be, out, inp, bias, M, N), "bias_gelu", out, (size_t)M * (size_t)N);
 }
 
+// Sizes of a convolution: every field positive where it must be, the window fitting the padded input, and every
+// tensor's element count within a 32-bit int (the backends index with ints inside one image).
+static bool conv_desc_ok(const pad_conv2d_desc *d) {
+    if (!d || d->B <= 0 || d->C <= 0 || d->H <= 0 || d->W <= 0 || d->K <= 0 || d->kh <= 0 || d->kw <= 0 ||
+        d->stride <= 0 || d->pad < 0 || d->pad > 65536)
+        return false;
+    const int Ho = pad_conv_out_size(d->H, d->kh, d->stride, d->pad),
+              Wo = pad_conv_out_size(d->W, d->kw, d->stride, d->pad);
+    if (Ho <= 0 || Wo <= 0) return false;
+    const long long lim = 1LL << 31;
+    return (long long)d->C * d->H * d->W < lim && (long long)d->K * Ho * Wo < lim &&
+           (long long)d->C * d->kh * d->kw * Ho * Wo < lim && (long long)d->K * d->C * d->kh * d->kw < lim;
+}
+
+pad_status pad_op_conv2d(pad_backend *be, const pad_conv2d_desc *d, float *out, const float *inp, const float *w,
+                         const float *bias, const float *res) {
+    CHECK_OP(be, conv2d);
+    CHECK_ARG(conv_desc_ok(d) && out && inp && w && out != inp && out != res);
+    const size_t n = (size_t)d->B * d->K * pad_conv_out_size(d->H, d->kh, d->stride, d->pad) *
+                     pad_conv_out_size(d->W, d->kw, d->stride, d->pad);
+    return debug_check(be, be->ops->conv2d(be, d, out, inp, w, bias, res), "conv2d", out, n);
+}
+
+pad_status pad_op_pool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int k, int s, int p,
+                         pad_pool_mode mode) {
+    CHECK_OP(be, pool2d);
+    CHECK_ARG(out && inp && out != inp && B > 0 && C > 0 && H > 0 && W > 0 && k > 0 && s > 0 && p >= 0 && p <= k / 2);
+    CHECK_ARG(mode == PAD_POOL_MAX || mode == PAD_POOL_AVG);
+    const int Ho = pad_conv_out_size(H, k, s, p), Wo = pad_conv_out_size(W, k, s, p);
+    CHECK_ARG(Ho > 0 && Wo > 0 && (long long)C * H * W < (1LL << 31));
+    return debug_check(be, be->ops->pool2d(be, out, inp, B, C, H, W, k, s, p, mode), "pool2d", out,
+                       (size_t)B * C * Ho * Wo);
+}
+
+pad_status pad_op_adaptive_avgpool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int Ho,
+                                     int Wo) {
+    CHECK_OP(be, adaptive_avgpool2d);
+    CHECK_ARG(out && inp && out != inp && B > 0 && C > 0 && H > 0 && W > 0 && Ho > 0 && Wo > 0);
+    CHECK_ARG((long long)C * H * W < (1LL << 31) && (long long)C * Ho * Wo < (1LL << 31));
+    return debug_check(be, be->ops->adaptive_avgpool2d(be, out, inp, B, C, H, W, Ho, Wo), "adaptive_avgpool2d", out,
+                       (size_t)B * C * Ho * Wo);
+}
+
+pad_status pad_op_residual_add(pad_backend *be, float *out, const float *a, const float *b, size_t n, bool relu) {
+    CHECK_OP(be, residual_add);
+    CHECK_ARG(out && a && b);
+    if (n == 0) return PAD_OK;
+    return debug_check(be, be->ops->residual_add(be, out, a, b, n, relu), "residual_add", out, n);
+}
+
+pad_status pad_op_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW) {
+    CHECK_OP(be, to_rows);
+    CHECK_ARG(out && inp && out != inp && B > 0 && C > 0 && HW > 0 && ldo >= C);
+    CHECK_ARG((long long)B * HW * ldo < (1LL << 40));
+    return debug_check(be, be->ops->to_rows(be, out, ldo, inp, B, C, HW), "to_rows", NULL, 0);
+}
+
+pad_status pad_op_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                         int Nb, int D) {
+    CHECK_OP(be, knn_l2);
+    CHECK_ARG(dist && query && bank && Nq > 0 && Nb > 0 && D > 0);
+    return debug_check(be, be->ops->knn_l2(be, dist, idx, query, Nq, bank, Nb, D), "knn_l2", dist, (size_t)Nq);
+}
+
 void *pad_backend_stream(pad_backend *be) {
     return be && be->kind == PAD_BACKEND_CUDA ? pad_backend_cuda_stream(be) : NULL;
 }

@@ -27,6 +27,20 @@ extern "C" {
 
 typedef struct pad_backend_ops pad_backend_ops;
 
+// One 2-D convolution (see conv2d below): input (B,C,H,W), K output channels, a kh x kw kernel, stride, zero
+// padding on every side, dilation 1, groups 1; relu fuses max(x, 0) after the bias and residual adds.
+typedef struct pad_conv2d_desc {
+    int B, C, H, W, K, kh, kw, stride, pad;
+    bool relu;
+} pad_conv2d_desc;
+
+typedef enum pad_pool_mode { PAD_POOL_MAX = 0, PAD_POOL_AVG = 1 } pad_pool_mode;
+
+// Output height/width of a convolution or pooling window: (n + 2 pad - k) / stride + 1 (0 or less when invalid).
+static inline int pad_conv_out_size(int n, int k, int stride, int pad) {
+    return stride > 0 && n + 2 * pad >= k ? (n + 2 * pad - k) / stride + 1 : 0;
+}
+
 struct pad_backend {
     pad_backend_kind kind;
     const pad_backend_ops *ops;
@@ -196,6 +210,36 @@ struct pad_backend_ops {
     // add_rows(inp, bias, M, N, 1) followed by gelu, in one pass. out may alias inp.
     pad_status (*bias_gelu)(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
 
+    // ---- convolutional networks (cpu_conv.c / cuda/conv.cu; docs/conv_methods.md) -------------------------------
+    // Tensors are NCHW, contiguous. d describes one convolution (dilation 1, groups 1, zero padding):
+    // out(B,K,Ho,Wo) = act(conv(inp(B,C,H,W), w(K,C,kh,kw)) + bias(K) + res(B,K,Ho,Wo)) with
+    // Ho = (H + 2 pad - kh) / stride + 1 (likewise Wo), act = ReLU (max(x, 0), NaN kept) when d->relu, else identity.
+    // bias and res may be NULL (then 0). Batch norm is folded into w and bias by the caller. out must not alias inp,
+    // w or res. Accumulation order is unspecified (GEMM), so backends agree to rounding, not bit for bit.
+    pad_status (*conv2d)(pad_backend *be, const pad_conv2d_desc *d, float *out, const float *inp, const float *w,
+                         const float *bias, const float *res);
+    // out(B,C,Ho,Wo) = pooling of inp(B,C,H,W) with a k x k window, stride s and padding p (Ho = (H + 2p - k)/s + 1,
+    // torch's floor mode). PAD_POOL_MAX: max over the window's in-image samples (padding never wins; NaN wins);
+    // PAD_POOL_AVG: sum of the in-image samples divided by k*k (padding counts as zeros: torch's AvgPool2d default
+    // count_include_pad=True), summed in row-major window order. Requires p <= k/2. out must not alias inp.
+    pad_status (*pool2d)(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int k, int s, int p,
+                         pad_pool_mode mode);
+    // torch AdaptiveAvgPool2d: out(B,C,Ho,Wo)[i,j] = mean of inp rows [floor(i H/Ho), ceil((i+1) H/Ho)) and columns
+    // likewise, summed in row-major order in double, rounded once. out must not alias inp.
+    pad_status (*adaptive_avgpool2d)(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int Ho,
+                                     int Wo);
+    // out(n) = a(n) + b(n), then max(., 0) when relu (NaN kept). out may alias a or b.
+    pad_status (*residual_add)(pad_backend *be, float *out, const float *a, const float *b, size_t n, bool relu);
+    // NCHW to channels-last rows: out[(b*HW + p)*ldo + c] = inp[(b*C + c)*HW + p] for b < B, c < C, p < HW; the other
+    // columns of out (ldo >= C) are left untouched, so two calls with offset outputs concatenate channels.
+    pad_status (*to_rows)(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW);
+    // Euclidean nearest neighbour as anomalib's PatchCore computes it: with qn = |q_i|^2 and bn = |b_j|^2 (each summed
+    // in double, rounded once to float) and s = q_i . b_j (the backend's float GEMM), d2 = max((-2 s + qn) + bn, 0) in
+    // float; dist(Nq)[i] = sqrt(min_j d2), idx(Nq)[i] = the smallest j attaining min_j d2 (NaN never wins; all NaN:
+    // dist NaN, idx -1). query(Nq,D) and bank(Nb,D) are rows; idx may be NULL. Uses the backend's scratch.
+    pad_status (*knn_l2)(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                         int Nb, int D);
+
     // ---- CUDA graphs (cuda/backend_cuda.cu; NULL on the CPU backend) --------------------------------------------
     // Not ops: the machinery of pad_graph_run (below). graph_begin starts capturing the backend's stream;
     // graph_end stops it and instantiates what was captured into *exec (NULL with PAD_ERR_UNSUPPORTED when the
@@ -354,6 +398,16 @@ pad_status pad_op_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa,
                            const float *wa, int B, int T, int D, bool token_axis, float margin);
 pad_status pad_op_dot(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha);
 pad_status pad_op_bias_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
+pad_status pad_op_conv2d(pad_backend *be, const pad_conv2d_desc *d, float *out, const float *inp, const float *w,
+                         const float *bias, const float *res);
+pad_status pad_op_pool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int k, int s, int p,
+                         pad_pool_mode mode);
+pad_status pad_op_adaptive_avgpool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int Ho,
+                                     int Wo);
+pad_status pad_op_residual_add(pad_backend *be, float *out, const float *a, const float *b, size_t n, bool relu);
+pad_status pad_op_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW);
+pad_status pad_op_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
+                         int Nb, int D);
 
 #ifdef __cplusplus
 }

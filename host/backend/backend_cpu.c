@@ -163,6 +163,12 @@ static const pad_backend_ops k_cpu_ops = {
     .eam_loss = cpu_eam_loss,
     .dot = cpu_dot,
     .bias_gelu = cpu_bias_gelu,
+    .conv2d = cpu_conv2d,
+    .pool2d = cpu_pool2d,
+    .adaptive_avgpool2d = cpu_adaptive_avgpool2d,
+    .residual_add = cpu_residual_add,
+    .to_rows = cpu_to_rows,
+    .knn_l2 = cpu_knn_l2,
 };
 
 pad_status pad_backend_cpu_open(pad_backend **out, int n_threads) {

@@ -1,7 +1,7 @@
 /* cpu_ops.h - internal: the CPU backend's op implementations, one file per group (cpu_nn.c, cpu_attention.c,
- * cpu_grad.c, cpu_knn.c, cpu_loss.c, cpu_score.c). Semantics are those of pad_backend_ops in backend.h. Loops are
- * parallelised with OpenMP over rows/heads/batches only, never over a reduction axis, so results do not depend on
- * the thread count. */
+ * cpu_grad.c, cpu_knn.c, cpu_loss.c, cpu_score.c, cpu_conv.c). Semantics are those of pad_backend_ops in backend.h.
+ * Loops are parallelised with OpenMP over rows/heads/batches only, never over a reduction axis, so results do not
+ * depend on the thread count. */
 #ifndef PAD_HOST_CPU_OPS_H
 #define PAD_HOST_CPU_OPS_H
 
@@ -52,6 +52,18 @@ pad_status cpu_dot(pad_backend *be, float *out, const float *a, const float *b, 
 // cpu_knn.c
 pad_status cpu_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
                        int Nb, int D, int nb);
+
+// cpu_conv.c
+pad_status cpu_conv2d(pad_backend *be, const pad_conv2d_desc *d, float *out, const float *inp, const float *w,
+                      const float *bias, const float *res);
+pad_status cpu_pool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int k, int s, int p,
+                      pad_pool_mode mode);
+pad_status cpu_adaptive_avgpool2d(pad_backend *be, float *out, const float *inp, int B, int C, int H, int W, int Ho,
+                                  int Wo);
+pad_status cpu_residual_add(pad_backend *be, float *out, const float *a, const float *b, size_t n, bool relu);
+pad_status cpu_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW);
+pad_status cpu_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank, int Nb,
+                      int D);
 
 // cpu_score.c
 pad_status cpu_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a, float tau,

@@ -505,8 +505,12 @@ pad_status pad_model_preset_parse(const char *s, pad_model_preset *out) {
         *out = PAD_MODEL_TINY;
     else if (strcasecmp(s, "vit-b-16-plus-240") == 0 || strcasecmp(s, "ViT-B-16-plus-240") == 0)
         *out = PAD_MODEL_B16_PLUS_240;
+    else if (strcasecmp(s, "vit-l-14") == 0)
+        *out = PAD_MODEL_L14;
     else {
-        PAD_LOG_ERROR("unknown model preset '%s' (expected tiny or vit-b-16-plus-240)", s);
+        PAD_LOG_ERROR(
+            "unknown model preset '%s' (expected tiny, vit-b-16-plus-240, vit-l-14, wide-resnet50-2 or resnet-tiny)",
+            s);
         return PAD_ERR_INVALID_ARG;
     }
     return PAD_OK;
@@ -515,7 +519,11 @@ pad_status pad_model_preset_parse(const char *s, pad_model_preset *out) {
 pad_clip_cfg pad_model_preset_cfg(pad_model_preset p) {
     pad_clip_cfg c;
     memset(&c, 0, sizeof c);
-    if (p == PAD_MODEL_B16_PLUS_240) {
+    if (p == PAD_MODEL_L14) {
+        c.vision = (pad_vision_cfg){.width = 1024, .layers = 24, .patch = 14, .image_size = 224, .mlp = 4096};
+        c.text = (pad_text_cfg){.width = 768, .layers = 12, .context = 77, .vocab = 49408, .mlp = 3072};
+        c.embed_dim = 768;
+    } else if (p == PAD_MODEL_B16_PLUS_240) {
         c.vision = (pad_vision_cfg){.width = 896, .layers = 12, .patch = 16, .image_size = 240, .mlp = 3584};
         c.text = (pad_text_cfg){.width = 640, .layers = 12, .context = 77, .vocab = 49408, .mlp = 2560};
         c.embed_dim = 640;

@@ -121,9 +121,12 @@ typedef enum pad_model_preset {
     PAD_MODEL_TINY = 0,         // vision 128 wide, 2 heads, 12 layers, patch 16, image 64; text 128 wide, 2 heads,
                                 // 12 layers, context 77, vocab 49408; embed 64
     PAD_MODEL_B16_PLUS_240 = 1, // the ViT-B-16-plus-240 architecture (random weights, for speed measurements)
+    PAD_MODEL_L14 = 2,          // OpenCLIP ViT-L-14: vision 1024 wide, 24 layers, patch 14, image 224 (grid 16), MLP
+                                // 4096; text 768 wide, 12 layers, MLP 3072; embed 768. Exact-GELU towers (laion2b);
+                                // the openai weights need QuickGELU, which the towers do not implement
 } pad_model_preset;
 
-// Parses "tiny" or "vit-b-16-plus-240".
+// Parses "tiny", "vit-b-16-plus-240" or "vit-l-14".
 pad_status pad_model_preset_parse(const char *s, pad_model_preset *out);
 pad_clip_cfg pad_model_preset_cfg(pad_model_preset p);
 

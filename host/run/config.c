@@ -20,6 +20,10 @@
 // ----------------------------------------------------------------------------
 // Keys
 
+// pad_run_method order
+static const char *const k_method_names[PAD_RUN_N_METHODS] = {"promptad",  "cpe",   "winclip",
+                                                              "patchcore", "padim", "spade"};
+
 static const pad_config_key k_keys[] = {
     {"model.weights", "OpenCLIP checkpoint (safetensors); weights/get_weights.sh fetches the real one", false},
     {"model.vocab", "CLIP BPE vocabulary (.txt.gz); empty = $PROMPTAD_VOCAB or weights/", false},
@@ -38,6 +42,10 @@ static const pad_config_key k_keys[] = {
     {"data.synth.test_good", "synth: test/good images per class", false},
     {"data.synth.test_bad", "synth: defective test images per class", false},
     {"run.protocol", "clean (default) | official", false},
+    {"run.method",
+     "promptad (default) | cpe | winclip (CLIP baselines, docs/winclip.md) | patchcore | padim | spade (baselines on "
+     "a ResNet in model.weights, docs/conv_methods.md)",
+     false},
     {"run.shots", "numbers of normal shots, e.g. [1, 2, 4]", true},
     {"run.seeds", "seeds (shot draws and prompt initialisation), e.g. [0, 1, 2, 3, 4]", true},
     {"run.tasks", "cls and/or seg (two trainings, as the official code)", true},
@@ -61,7 +69,6 @@ static const pad_config_key k_keys[] = {
     {"run.cuda_graphs", "auto | on | off: replay each epoch's ops as CUDA graphs (same results; auto = off for now)",
      false},
     {"run.fast_math", "fp32 | tf32 | bf16: tensor-core GEMMs in the CUDA vision tower (changes the numbers)", false},
-    {"run.method", "promptad | cpe | winclip: PromptAD, or a CLIP baseline (docs/winclip.md)", false},
     {"run.use_vad", "true | false: ablation; false = text scores only, no visual memory bank (paper: w/o VAD)", false},
     {"train.lr", "initial learning rate (0.002)", false},
     {"train.use_map", "true | false: ablation; false = no manual anomaly prompts (paper Table 2, row 2)", false},
@@ -702,8 +709,7 @@ static bool overlay_run(pad_run_config *cfg, const y_run *r, const src_ctx *c) {
         cfg->run.fast_math = iv; // pad_math_mode order
     }
     if (r->method) {
-        static const char *const s[] = {"promptad", "cpe", "winclip"};
-        if (!parse_choice(c, "run.method", r->method, s, 3, &iv)) return false;
+        if (!parse_choice(c, "run.method", r->method, k_method_names, PAD_RUN_N_METHODS, &iv)) return false;
         cfg->run.method = iv; // pad_run_method order
     }
     bool vad = true;
@@ -1118,7 +1124,8 @@ pad_status pad_run_config_finalize(pad_run_config *cfg) {
         PAD_LOG_ERROR("train.lr_min (%g) is larger than train.lr (%g)", cfg->train.lr_min, cfg->train.lr);
         return PAD_ERR_INVALID_ARG;
     }
-    if (strcmp(cfg->model.generate, "none") != 0 && !cfg->model.vocab[0]) {
+    if (strcmp(cfg->model.generate, "none") != 0 && !cfg->model.vocab[0] &&
+        cfg->run.method == PAD_RUN_METHOD_PROMPTAD) {
         PAD_LOG_ERROR("model.generate %s needs model.vocab (where the byte-level vocabulary is written)",
                       cfg->model.generate);
         return PAD_ERR_INVALID_ARG;
@@ -1276,8 +1283,7 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
 }
 
 const char *pad_run_method_str(int method) {
-    static const char *const names[] = {"promptad", "cpe", "winclip"};
-    return method >= 0 && method < 3 ? names[method] : "?";
+    return pad_enum_name(k_method_names, PAD_RUN_N_METHODS, method);
 }
 
 void pad_run_variant_name(const pad_run_config *cfg, char *buf, size_t cap) {

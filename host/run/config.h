@@ -10,7 +10,7 @@
  *           shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts (auto|<set>|<file>),
  *           resolution, batch, tau (raw|exp), fp16_scores (auto|true|false), test_bgr (auto|true|false),
  *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16),
- *           method (promptad|cpe|winclip), use_vad (ablation), cohort (1|auto|N)
+ *           method (promptad|cpe|winclip|patchcore|padim|spade), use_vad (ablation), cohort (1|auto|N)
  *   train:  lr, lr_min, momentum, weight_decay, lambda_align, margin, n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg,
  *           n_pro_ab, eam (token-axis|per-token), lap (before-name|after-name), use_map, use_lap (ablations)
  *   output: dir, maps (none|grid|full), heatmaps, models (true|false), on_mismatch (error|redo)
@@ -68,10 +68,15 @@ typedef enum pad_maps_mode {
 // The method of a run (run.method): PromptAD itself or one of the CLIP baselines of docs/winclip.md.
 typedef enum pad_run_method {
     PAD_RUN_METHOD_PROMPTAD = 0,
-    PAD_RUN_METHOD_CPE = 1,     // zero-shot CPE + V-V CLIP
-    PAD_RUN_METHOD_WINCLIP = 2, // WinCLIP (0 shots) and WinCLIP+ (run.shots)
+    PAD_RUN_METHOD_CPE = 1,       // zero-shot CPE + V-V CLIP
+    PAD_RUN_METHOD_WINCLIP = 2,   // WinCLIP (0 shots) and WinCLIP+ (run.shots)
+    PAD_RUN_METHOD_PATCHCORE = 3, // the memory-bank baselines on a ResNet (docs/conv_methods.md)
+    PAD_RUN_METHOD_PADIM = 4,
+    PAD_RUN_METHOD_SPADE = 5,
 } pad_run_method;
-const char *pad_run_method_str(int method); // "promptad", "cpe", "winclip"; "?" otherwise
+#define PAD_RUN_N_METHODS 6
+// "promptad", "cpe", "winclip", "patchcore", "padim", "spade"; "?" otherwise
+const char *pad_run_method_str(int method);
 
 // Tasks (bit mask order = cls first).
 #define PAD_RUN_TASK_CLS 1
@@ -189,6 +194,11 @@ typedef struct pad_config_key {
     bool list; // a sequence (comma-separated in --set)
 } pad_config_key;
 const pad_config_key *pad_config_keys(int *n);
+
+// Whether run.method is one of the ResNet baselines (patchcore, padim, spade).
+static inline bool run_is_baseline(const pad_run_config *cfg) {
+    return cfg->run.method >= PAD_RUN_METHOD_PATCHCORE;
+}
 
 #ifdef __cplusplus
 }

@@ -228,7 +228,7 @@ static pad_status mask_union(const pad_test_item *it, pad_mask *u, const char **
 // resizes image and mask independently) with one warning per class naming the first such file; a normal image
 // (label 0) whose mask marks pixels keeps an empty ground truth, and an anomalous image with an empty mask is kept
 // as it is, each with a warning naming the file.
-static pad_status load_masks(run_ctx *rc, class_ctx *cc) {
+pad_status run_load_masks(run_ctx *rc, class_ctx *cc) {
     const size_t RR = (size_t)rc->R * (size_t)rc->R;
     cc->masks = calloc((size_t)cc->n * RR, 1);
     if (!cc->masks) {
@@ -352,7 +352,7 @@ pad_status run_prepare_class_test(run_ctx *rc, class_ctx *cc) {
     PAD_TRY(pad_score_normalize(rc->be, cc->mid_dev, 2 * n * rc->P, rc->D));
     cc->data.has_masks = cc->data.has_masks && cc->n_anom > 0;
     if (cc->data.has_masks) {
-        PAD_TRY(load_masks(rc, cc));
+        PAD_TRY(run_load_masks(rc, cc));
         PAD_TRY(pad_metrics_gt_init(&cc->gt, cc->masks, n, rc->R, rc->R));
         if (pad_backend_get_kind(rc->be) == PAD_BACKEND_CUDA) {
             if (pad_metrics_gpu_init(&cc->gt_gpu, cc->gt, rc->be) != PAD_OK) {
@@ -500,6 +500,7 @@ void run_class_free(run_ctx *rc, class_ctx *cc) {
         free(cc->cache[i].mid2);
     }
     free(cc->cache);
+    free(cc->base_pix);
     for (int i = 0; i < cc->n_samples; i++)
         pad_image_free(&cc->sample_img[i]);
     free(cc->sample_img);

@@ -93,7 +93,8 @@ static bool group_refresh(run_ctx *rc, int ci, int a, int b, bool todo[PAD_N_TAS
             rc->n_done++;
         }
     }
-    return todo[0] || todo[1] || (cfg->output.models && !run_model_is_current(rc, name, k, seed));
+    return todo[0] || todo[1] ||
+           (cfg->output.models && !run_is_baseline(cfg) && !run_model_is_current(rc, name, k, seed));
 }
 
 // Takes the claim of a deferred group, polling so that a stop request is seen while another process holds it.
@@ -121,10 +122,11 @@ static pad_status class_ready(run_ctx *rc, class_ctx *cc, bool need_test, char *
             return st;
         }
         cc->loaded = true;
-        PAD_TRY(run_class_prompts(rc, cc, name_buf, cap));
+        if (!run_is_baseline(rc->cfg)) PAD_TRY(run_class_prompts(rc, cc, name_buf, cap));
     }
     if (need_test && !cc->test_ready) {
-        PAD_TRY(run_prepare_class_test(rc, cc));
+        // the ResNet baselines keep normalised test images, PromptAD the encoded test set
+        PAD_TRY(run_is_baseline(rc->cfg) ? run_baseline_prepare_class(rc, cc) : run_prepare_class_test(rc, cc));
         cc->test_ready = true;
     }
     return PAD_OK;
@@ -138,7 +140,8 @@ static pad_status run_group(run_ctx *rc, class_ctx *cc, int ci, int a, int b, ch
     uint8_t *fl = group_flags(rc, ci, a, b);
     bool todo[PAD_N_TASKS];
     if (!group_refresh(rc, ci, a, b, todo)) return PAD_OK; // finished meanwhile (by another run)
-    const bool need_model = cfg->output.models;
+    const bool baseline = run_is_baseline(cfg);
+    const bool need_model = cfg->output.models && !baseline; // promptad predict serves PromptAD's models only
     PAD_TRY(class_ready(rc, cc, todo[0] || todo[1], name_buf, cap));
     if (k > cc->data.n_train) {
         PAD_LOG_ERROR("class %s: %d shots requested but %s has %d train images", name, k, cfg->data.root,
@@ -149,8 +152,15 @@ static pad_status run_group(run_ctx *rc, class_ctx *cc, int ci, int a, int b, ch
         run_unit_summary_clear(&cc->done[t]);
     pad_shots shots;
     PAD_TRY(pad_shots_select(&cc->data, k, (pad_shot_select)cfg->run.shot_select, (uint64_t)seed, rc->lists, &shots));
-    pad_status st = run_shot_features(rc, cc, shots.index, k);
-    if (st == PAD_OK && (todo[0] || todo[1])) {
+    pad_status st = PAD_OK;
+    if (baseline) {
+        if (todo[0] || todo[1]) st = run_baseline_units(rc, cc, k, seed, &shots, todo);
+        for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++)
+            if (todo[t]) *fl |= (uint8_t)(1 << t);
+    } else {
+        st = run_shot_features(rc, cc, shots.index, k);
+    }
+    if (st == PAD_OK && !baseline && (todo[0] || todo[1])) {
         pad_bank *bank = NULL;
         st = run_upload_shots(rc, cc, shots.index, k);
         if (st == PAD_OK) st = pad_bank_init(&bank, rc->be, cc->shot_mid1, cc->shot_mid2, k, rc->P, rc->D);
@@ -319,7 +329,8 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
     PAD_TRY_GOTO(st, run_ensure_generated_model(cfg), done);
     PAD_TRY_GOTO(st, run_ensure_synth(cfg), done);
     PAD_TRY_GOTO(st, run_init_model(&rc), done);
-    if (cfg->run.method != PAD_RUN_METHOD_PROMPTAD) { // the CLIP baselines have their own units (run_method.h)
+    if (cfg->run.method == PAD_RUN_METHOD_CPE || cfg->run.method == PAD_RUN_METHOD_WINCLIP) {
+        // the CLIP baselines have their own units (run_method.h)
         st = pad_run_baseline(cfg, opts, res, rc.hash, rc.vocab_path);
         rc.n_computed = res->n_computed;
         goto done;
@@ -351,8 +362,12 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
     }
     if (rc.n_skipped < rc.n_units || cfg->output.models) {
         PAD_TRY_GOTO(st, run_init_backend(&rc), done);
-        PAD_TRY_GOTO(st, run_load_model(&rc), done);
-        PAD_TRY_GOTO(st, run_open_cache(&rc), done);
+        if (run_is_baseline(cfg)) {
+            PAD_TRY_GOTO(st, run_baseline_load(&rc), done); // the feature cache holds CLIP encodings only
+        } else {
+            PAD_TRY_GOTO(st, run_load_model(&rc), done);
+            PAD_TRY_GOTO(st, run_open_cache(&rc), done);
+        }
         PAD_LOG_INFO("backend %s; model %s (S %d, grid %d, E %d, D %d); config hash %s",
                      pad_backend_kind_str(pad_backend_get_kind(rc.be)), rc.weights_path, rc.S, rc.G, rc.E, rc.D,
                      rc.hash);

@@ -8,6 +8,7 @@
  *   unit_train.c    one unit: its prompts trained epoch by epoch, the epoch selected, the final evaluation
  *   unit_writer.c   the files of a finished unit (scores, training log, prompts, maps, heatmaps, metrics)
  *   model_writer.c  the predict model of a (class, shot, seed) from its finished units
+ *   unit_baseline.c run.method patchcore | padim | spade: the units of a memory-bank baseline on a ResNet
  * Every function here returns pad_status (errors logged) unless it says otherwise. */
 #ifndef PAD_RUN_RUN_INTERNAL_H
 #define PAD_RUN_RUN_INTERNAL_H
@@ -19,6 +20,7 @@
 #include "metrics.h"
 #include "prompt.h"
 #include "prompt_cohort.h"
+#include "resnet.h"
 #include "run.h"
 #include "score.h"
 #include "shots.h"
@@ -65,7 +67,7 @@ typedef struct run_ctx {
     bool graphs;        // CUDA graphs for the per-epoch work (run.cuda_graphs resolved)
     pad_fcache *fcache; // the feature cache of encoded images (disabled with cache.dir none)
     float *enc_cls, *enc_tok, *enc_mid1, *enc_mid2; // (batch,E), (batch,P,E), (batch,P,D) x 2 backend: misses
-
+    pad_resnet *resnet; // run.method patchcore | padim: the backbone (unit_baseline.c); NULL for PromptAD
 } run_ctx;
 
 // Encoded features of one train image (host), cached per class.
@@ -117,6 +119,7 @@ typedef struct class_ctx {
     float *tvec_dev;                // (2,E) backend
     float *tmp_dev;                 // (n) backend
     unit_summary done[PAD_N_TASKS]; // the units of the current (k, seed) finished by this run, for its predict model
+    float *base_pix;                // baselines: (n,3,R,R) normalised test images (host)
 } class_ctx;
 
 typedef struct eval_out {
@@ -149,6 +152,7 @@ typedef struct unit_result {
     double t_train, t_eval, t_total;
     double thr, f1, prec, rec;
     float map_lo, map_hi;
+    const char *baseline; // NULL for PromptAD; else the baseline's name (no training log, prompts nor grids)
 } unit_result;
 
 // TODO: no folder; DONE: finished with this config hash; MISMATCH: finished with another one; BROKEN: a file is
@@ -199,6 +203,7 @@ void run_tmp_sibling(char *out, size_t cap, const char *final); // <parent>/.<na
 pad_status run_encode_images(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
                              float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep);
 pad_status run_prepare_class_test(run_ctx *rc, class_ctx *cc); // the test set encoded, the ground truth labelled
+pad_status run_load_masks(run_ctx *rc, class_ctx *cc);         // cc->masks at R x R for cc->items
 pad_status run_shot_features(run_ctx *rc, class_ctx *cc, const int *index, int k); // encodes the uncached shots
 const shot_feat *run_cached_shot(const class_ctx *cc, int index);                  // NULL when not cached
 pad_status run_upload_shots(run_ctx *rc, class_ctx *cc, const int *index, int k);
@@ -224,6 +229,17 @@ pad_status run_train_unit(run_ctx *rc, class_ctx *cc, pad_prompt_task task, int 
 // The units of the tasks with todo[task] of one (class, k, seed) trained as one cohort (run.cohort; prompt_cohort.h):
 // one text pass per epoch for all of them, the same results as run_train_unit one by one; committed one by one.
 pad_status run_train_group(run_ctx *rc, class_ctx *cc, const bool *todo, int k, int seed, const pad_shots *shots);
+
+// ----------------------------------------------------------------------------
+// unit_baseline.c (run.method patchcore | padim | spade)
+
+const char *run_baseline_name(const pad_run_config *cfg); // "patchcore", "padim" or "spade"
+pad_status run_baseline_load(run_ctx *rc);                // the ResNet of model.weights on the backend, R and the batch
+// The class's test images (normalised, host) and ground truth, in place of run_prepare_class_test.
+pad_status run_baseline_prepare_class(run_ctx *rc, class_ctx *cc);
+// The units of (k, seed) marked in todo[]: the baseline fitted on the shots, the test set scored, units written.
+pad_status run_baseline_units(run_ctx *rc, class_ctx *cc, int k, int seed, const pad_shots *shots,
+                              const bool todo[PAD_N_TASKS]);
 
 // ----------------------------------------------------------------------------
 // unit_writer.c

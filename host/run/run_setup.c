@@ -22,6 +22,20 @@
 pad_status run_ensure_generated_model(const pad_run_config *cfg) {
     if (strcmp(cfg->model.generate, "tiny") != 0) return PAD_OK;
     char dir[PAD_CFG_PATH_MAX];
+    if (cfg->run.method != PAD_RUN_METHOD_PROMPTAD) { // a baseline: a random resnet-tiny backbone, no vocabulary
+        if (pad_path_is_file(cfg->model.weights)) return PAD_OK;
+        snprintf(dir, sizeof dir, "%s", cfg->model.weights);
+        char *sl = strrchr(dir, '/');
+        if (sl) {
+            *sl = 0;
+            PAD_TRY(pad_mkdir_p(dir));
+        }
+        const pad_resnet_cfg rc = pad_resnet_preset_cfg(PAD_RESNET_TINY);
+        PAD_TRY(pad_resnet_write_random(&rc, 0, cfg->model.weights));
+        PAD_LOG_WARN("wrote a RANDOM resnet-tiny backbone to %s: the numbers of this run mean nothing",
+                     cfg->model.weights);
+        return PAD_OK;
+    }
     if (!pad_path_is_file(cfg->model.vocab)) {
         snprintf(dir, sizeof dir, "%s", cfg->model.vocab);
         char *s = strrchr(dir, '/');
@@ -165,9 +179,10 @@ pad_status run_init_backend(run_ctx *rc) {
 pad_status run_init_model(run_ctx *rc) {
     const pad_run_config *cfg = rc->cfg;
     snprintf(rc->weights_path, sizeof rc->weights_path, "%s", cfg->model.weights);
+    const bool baseline = cfg->run.method != PAD_RUN_METHOD_PROMPTAD; // no tokenizer: no vocabulary in the hash
     if (cfg->model.vocab[0])
         snprintf(rc->vocab_path, sizeof rc->vocab_path, "%s", cfg->model.vocab);
-    else
+    else if (!baseline)
         PAD_TRY(pad_tokenizer_find_vocab(rc->vocab_path, sizeof rc->vocab_path, NULL));
     if (!pad_path_is_file(rc->weights_path)) {
         PAD_LOG_ERROR(
@@ -177,7 +192,7 @@ pad_status run_init_model(run_ctx *rc) {
         return PAD_ERR_IO;
     }
     PAD_TRY(pad_file_fingerprint(rc->weights_path, &rc->weights_fp, &rc->weights_size));
-    PAD_TRY(pad_file_fingerprint(rc->vocab_path, &rc->vocab_fp, NULL));
+    if (!baseline) PAD_TRY(pad_file_fingerprint(rc->vocab_path, &rc->vocab_fp, NULL));
     pad_run_config_hash(cfg, rc->weights_fp, rc->vocab_fp, rc->hash);
     return PAD_OK;
 }
@@ -255,6 +270,8 @@ pad_status run_open_cache(run_ctx *rc) {
 }
 
 void run_free_model(run_ctx *rc) {
+    pad_resnet_free(rc->resnet);
+    rc->resnet = NULL;
     pad_fcache_free(rc->fcache);
     rc->fcache = NULL;
     if (rc->be) {

@@ -97,10 +97,11 @@ static pad_status write_maps(const run_ctx *rc, const class_ctx *cc, const unit_
     PAD_TRY(pad_st_writer_init(&w));
     pad_status st = pad_st_writer_add_f32(w, "image_score", 1, (int64_t[]){n}, u->ev.scores);
     if (st == PAD_OK) st = pad_st_writer_add(w, "labels", PAD_DTYPE_U8, 1, (int64_t[]){n}, cc->labels);
-    if (st == PAD_OK) st = pad_st_writer_add_f32(w, "visual_map", 3, (int64_t[]){n, G, G}, cc->V_host);
-    float *grid = malloc((size_t)n * (size_t)P * sizeof(float));
-    if (!grid) st = PAD_ERR_OOM;
-    if (st == PAD_OK && u->task == PAD_TASK_SEG) {
+    if (st == PAD_OK && !u->baseline) st = pad_st_writer_add_f32(w, "visual_map", 3, (int64_t[]){n, G, G}, cc->V_host);
+    float *grid = u->baseline ? NULL : malloc((size_t)n * (size_t)P * sizeof(float));
+    if (!grid && !u->baseline) st = PAD_ERR_OOM;
+    if (st == PAD_OK && u->baseline) { // the baselines have no V / T grids: image scores and pixel maps only
+    } else if (st == PAD_OK && u->task == PAD_TASK_SEG) {
         st = pad_buf_download(rc->be, grid, cc->sc->T, (size_t)n * (size_t)P * sizeof(float));
         if (st == PAD_OK) st = pad_st_writer_add_f32(w, "text_map", 3, (int64_t[]){n, G, G}, grid);
     } else if (st == PAD_OK) {
@@ -109,7 +110,7 @@ static pad_status write_maps(const run_ctx *rc, const class_ctx *cc, const unit_
     }
     free(grid);
     if (st == PAD_OK && cfg->output.maps == PAD_MAPS_FULL) {
-        const float *maps = u->task == PAD_TASK_CLS ? cc->vmaps_host : cc->maps_host;
+        const float *maps = u->task == PAD_TASK_CLS && !u->baseline ? cc->vmaps_host : cc->maps_host;
         uint16_t *h = malloc((size_t)n * RR * sizeof(uint16_t));
         if (!h) st = PAD_ERR_OOM;
         for (size_t i = 0; h && i < (size_t)n * RR; i++)
@@ -171,21 +172,35 @@ static void add_settings(cJSON *j, const run_ctx *rc, const class_ctx *cc, const
     cJSON_AddNumberToObject(j, "k", u->k);
     cJSON_AddNumberToObject(j, "seed", u->seed);
     cJSON_AddStringToObject(j, "task", pad_prompt_task_name(u->task));
+    cJSON_AddStringToObject(j, "method", u->baseline ? u->baseline : "promptad");
     cJSON_AddStringToObject(j, "protocol", cfg->run.protocol == PAD_PROTOCOL_OFFICIAL ? "official" : "clean");
     char variant[96];
     pad_run_variant_name(cfg, variant, sizeof variant);
     if (strcmp(variant, "promptad") != 0) cJSON_AddStringToObject(j, "method", variant); // an ablation (report.c)
     cJSON_AddStringToObject(j, "config_hash", rc->hash);
-    cJSON_AddNumberToObject(j, "epochs", cfg->run.epochs);
-    cJSON_AddNumberToObject(j, "epoch", u->epoch_reported);
+    if (!u->baseline) cJSON_AddNumberToObject(j, "epochs", cfg->run.epochs);
+    if (!u->baseline) cJSON_AddNumberToObject(j, "epoch", u->epoch_reported);
     cJSON_AddStringToObject(j, "selection", u->selection);
     if (cfg->run.select == PAD_SELECT_BEST) {
         pad_json_add_num(j, "selection_best", u->select_best);
         pad_json_add_num(j, "selection_last_epoch", u->select_last);
     }
-    cJSON_AddStringToObject(j, "image_score", cls ? "1/(1/max(bilinear(V)) + 1/s_T)" : "max of the pixel map");
-    cJSON_AddStringToObject(
-        j, "pixel_map", cls ? "bilinear(V), unsmoothed (official cls am_pix)" : "gaussian_4(bilinear(1/(1/T + 1/V)))");
+    if (u->baseline) { // docs/conv_methods.md
+        const bool pc = !strcmp(u->baseline, "patchcore"), sp = !strcmp(u->baseline, "spade");
+        cJSON_AddStringToObject(j, "image_score",
+                                pc   ? "reweighted max patch distance (anomalib, 9 neighbours)"
+                                : sp ? "mean distance of the global feature to the 5 nearest shots"
+                                     : "max of the pixel map");
+        cJSON_AddStringToObject(j, "pixel_map",
+                                pc   ? "gaussian_4(nearest(patch distances))"
+                                : sp ? "gaussian_4(mean over layer1..3 of bilinear(nearest-pixel distance))"
+                                     : "gaussian_4(bilinear(Mahalanobis))");
+    } else {
+        cJSON_AddStringToObject(j, "image_score", cls ? "1/(1/max(bilinear(V)) + 1/s_T)" : "max of the pixel map");
+        cJSON_AddStringToObject(j, "pixel_map",
+                                cls ? "bilinear(V), unsmoothed (official cls am_pix)"
+                                    : "gaussian_4(bilinear(1/(1/T + 1/V)))");
+    }
     cJSON_AddNumberToObject(j, "n_test", cc->n);
     cJSON_AddNumberToObject(j, "n_test_anomalous", cc->n_anom);
     cJSON_AddStringToObject(j, "shot_select", pad_shot_select_str(u->shots->mode));
@@ -196,7 +211,7 @@ static void add_settings(cJSON *j, const run_ctx *rc, const class_ctx *cc, const
     cJSON_AddStringToObject(j, "preprocess", pad_preprocess_mode_str((pad_preprocess_mode)cfg->model.preprocess));
     cJSON_AddBoolToObject(j, "test_bgr", cfg->run.test_bgr != 0);
     cJSON_AddBoolToObject(j, "fp16_scores", cfg->run.fp16_scores != 0);
-    cJSON_AddStringToObject(j, "prompts", pad_prompt_set_name(rc->pset));
+    if (rc->pset) cJSON_AddStringToObject(j, "prompts", pad_prompt_set_name(rc->pset));
     cJSON_AddNumberToObject(j, "resolution", rc->R);
     cJSON_AddNumberToObject(j, "fpr_limit", cfg->run.fpr_limit);
     cJSON_AddStringToObject(j, "weights", rc->weights_path);
@@ -264,10 +279,10 @@ pad_status run_write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, cons
     PAD_TRY(pad_mkdir_p(tmp));
     PAD_TRY(pad_owner_write(tmp)); // who writes this temporary folder (claim.h), removed before metrics.json
     PAD_TRY(write_scores_csv(cc, u, tmp));
-    PAD_TRY(write_train_csv(u, tmp));
-    PAD_TRY(write_prompts(rc, u, tmp));
+    if (!u->baseline) PAD_TRY(write_train_csv(u, tmp));
+    if (!u->baseline) PAD_TRY(write_prompts(rc, u, tmp));
     PAD_TRY(write_maps(rc, cc, u, tmp));
-    const bool cls = u->task == PAD_TASK_CLS;
+    const bool cls = u->task == PAD_TASK_CLS && !u->baseline;
     if (!cls || cc->vmaps_valid)
         PAD_TRY(write_heatmaps(rc, cc, tmp, cls ? cc->vmaps_host : cc->maps_host, u->map_lo, u->map_hi));
     char owner[PATH_CAP];

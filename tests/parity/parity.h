@@ -83,7 +83,7 @@ double t_end(double t0);
 // The tiny fixture model (tests/fixtures), loaded on the host (towers.c).
 pad_status tiny514(pad_clip_weights **w);
 
-// Check groups: ops.c, robust.c, towers.c, train.c, metrics.c
+// Check groups: ops.c, robust.c, towers.c, train.c, metrics.c, conv.c
 void ops_gemm(void);
 void ops_elementwise(void);
 void ops_rows(void);
@@ -97,5 +97,10 @@ void towers_text(void);
 void prompt_checks(void);
 void scorer_checks(void);
 void metrics_checks(void);
+// conv.c (issue 13): conv ops, PatchCore ops, the ResNet, the baselines end to end
+void ops_conv(void);
+void ops_patchcore(void);
+void resnet_checks(void);
+void methods_checks(void);
 
 #endif // PAD_TESTS_PARITY_H
