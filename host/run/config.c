@@ -1,6 +1,8 @@
-/* config.c - the `promptad run` configuration of config.h: defaults, the YAML schema (libcyaml), overrides, the
- * protocol-dependent "auto" values, the resolved dump and the result hash. */
-#include "config.h"
+/* config.c - the `promptad run` configuration of config.h: the YAML schema (libcyaml), where a message points, the
+ * overlay of a document onto the configuration with its value checks, loading files and --set overrides, and the
+ * protocol-dependent "auto" values. The keys and defaults are in config_keys.c, the dump and hash in
+ * config_dump.c. */
+#include "config_internal.h"
 
 #include "dataset.h"
 #include "image.h"
@@ -16,163 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-// ----------------------------------------------------------------------------
-// Keys
-
-// pad_run_method order
-static const char *const k_method_names[PAD_RUN_N_METHODS] = {"promptad",  "cpe",   "winclip",
-                                                              "patchcore", "padim", "spade"};
-
-static const pad_config_key k_keys[] = {
-    {"model.weights", "OpenCLIP checkpoint (safetensors); weights/get_weights.sh fetches the real one", false},
-    {"model.vocab", "CLIP BPE vocabulary (.txt.gz); empty = $PROMPTAD_VOCAB or weights/", false},
-    {"model.generate", "none | tiny: write a random tiny model + byte vocabulary at the paths above if missing", false},
-    {"model.preprocess", "auto | squash | openclip | official (image to model input)", false},
-    {"model.taps", "the two memory-bank blocks (0-based), default [3, 8]", true},
-    {"data.format", "mvtec | visa | mpdd | loco | folder | synth", false},
-    {"data.root", "dataset root folder (synth: generated there if absent)", false},
-    {"data.name", "name of the results folder of this dataset (default: the format)", false},
-    {"data.classes", "classes to run (default: every class present, official order)", true},
-    {"data.max_test", "0 = every test image; N = an evenly spaced subset of N (smoke tests)", false},
-    {"data.synth.classes", "synth: number of classes (1..16)", false},
-    {"data.synth.seed", "synth: dataset seed", false},
-    {"data.synth.size", "synth: image side in pixels", false},
-    {"data.synth.train", "synth: train/good images per class", false},
-    {"data.synth.test_good", "synth: test/good images per class", false},
-    {"data.synth.test_bad", "synth: defective test images per class", false},
-    {"run.protocol", "clean (default) | official", false},
-    {"run.method",
-     "promptad (default) | cpe | winclip (CLIP baselines, docs/winclip.md) | patchcore | padim | spade (baselines on "
-     "a ResNet in model.weights, docs/conv_methods.md)",
-     false},
-    {"run.shots", "numbers of normal shots, e.g. [1, 2, 4]", true},
-    {"run.seeds", "seeds (shot draws and prompt initialisation), e.g. [0, 1, 2, 3, 4]", true},
-    {"run.tasks", "cls and/or seg (two trainings, as the official code)", true},
-    {"run.epochs", "prompt-training epochs (one SGD step each)", false},
-    {"run.device", "auto | cpu | cuda", false},
-    {"run.shot_select", "auto | random | sorted-index | basename | glob", false},
-    {"run.shot_lists", "official shot list file (default configs/official_shots/<format>.yaml)", false},
-    {"run.prompts", "auto | official | paper | mpdd | loco | synth | <file.yaml>", false},
-    {"run.resolution", "side of the anomaly maps and ground truth (400)", false},
-    {"run.batch", "images per vision-tower forward", false},
-    {"run.tau", "raw (official: logit_scale as stored) | exp", false},
-    {"run.fp16_scores", "auto | true | false: round V, T, s_T to half before the metrics", false},
-    {"run.test_bgr", "auto | true | false: feed test images in BGR order (the official code's quirk)", false},
-    {"run.select", "auto | last | best (best = evaluate every epoch, keep the best test epoch)", false},
-    {"run.fpr_limit", "FPR limit of the PRO metrics (0.3)", false},
-    {"run.threads", "CPU threads (0 = all cores)", false},
-    {"run.cohort",
-     "auto | N: units of a (class, shot, seed) trained in lockstep, one text pass per epoch (1 = one by "
-     "one; same results)",
-     false},
-    {"run.cuda_graphs", "auto | on | off: replay each epoch's ops as CUDA graphs (same results; auto = off for now)",
-     false},
-    {"run.fast_math", "fp32 | tf32 | bf16: tensor-core GEMMs in the CUDA vision tower (changes the numbers)", false},
-    {"run.use_vad", "true | false: ablation; false = text scores only, no visual memory bank (paper: w/o VAD)", false},
-    {"train.lr", "initial learning rate (0.002)", false},
-    {"train.use_map", "true | false: ablation; false = no manual anomaly prompts (paper Table 2, row 2)", false},
-    {"train.use_lap", "true | false: ablation; false = no learned anomaly prompts (paper Table 2, row 3)", false},
-    {"train.lr_min", "final learning rate of the cosine schedule (1e-5)", false},
-    {"train.momentum", "SGD momentum (0.9)", false},
-    {"train.weight_decay", "SGD weight decay (5e-4)", false},
-    {"train.lambda_align", "weight of the MAP/LAP alignment loss (0.001)", false},
-    {"train.margin", "EAM margin (0)", false},
-    {"train.n_ctx", "learned context vectors per normal prompt (4)", false},
-    {"train.n_ctx_ab", "learned anomaly vectors per LAP (1)", false},
-    {"train.n_pro_cls", "normal prompts of the cls task (3)", false},
-    {"train.n_pro_seg", "normal prompts of the seg task (1)", false},
-    {"train.n_pro_ab", "learned anomaly vector sets (4)", false},
-    {"train.eam", "token-axis (official seg quirk) | per-token", false},
-    {"train.lap", "before-name (official) | after-name (paper figure)", false},
-    {"output.dir", "results folder: <dir>/<dataset>/<class>/k<k>/seed<s>/<task>/", false},
-    {"output.maps", "none | grid | full (maps.safetensors per unit; full adds F16 R x R pixel maps)", false},
-    {"output.heatmaps", "heatmap overlay PNGs per unit (0 = none)", false},
-    {"output.models", "true | false: save a predict model per (class, shot, seed)", false},
-    {"output.on_mismatch", "error | redo: a finished unit computed with another config hash", false},
-    {"cache.dir", "feature cache of encoded images: auto (<output.dir>/../.promptad-cache) | none | <dir>", false},
-};
-#define N_KEYS (int)(sizeof k_keys / sizeof k_keys[0])
-
-const pad_config_key *pad_config_keys(int *n) {
-    *n = N_KEYS;
-    return k_keys;
-}
-
-static const pad_config_key *find_key(const char *key) {
-    for (int i = 0; i < N_KEYS; i++)
-        if (strcmp(k_keys[i].key, key) == 0) return &k_keys[i];
-    return NULL;
-}
-
-// ----------------------------------------------------------------------------
-// Defaults
-
-static void copy_str(char *dst, size_t cap, const char *src) {
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-#define COPY(dst, src) copy_str((dst), sizeof(dst), (src))
-
-void pad_run_config_default(pad_run_config *cfg) {
-    memset(cfg, 0, sizeof *cfg);
-    COPY(cfg->model.weights, "weights/vit_b_16_plus_240-laion400m_e32.safetensors");
-    COPY(cfg->model.vocab, "");
-    COPY(cfg->model.generate, "none");
-    cfg->model.preprocess = -1;
-    cfg->model.taps[0] = 3;
-    cfg->model.taps[1] = 8;
-    COPY(cfg->data.format, "mvtec");
-    cfg->data.synth.classes = 2;
-    cfg->data.synth.seed = 0;
-    cfg->data.synth.size = 256;
-    cfg->data.synth.train = 12;
-    cfg->data.synth.test_good = 10;
-    cfg->data.synth.test_bad = 10;
-    cfg->run.protocol = PAD_PROTOCOL_CLEAN;
-    cfg->run.n_shots = 3;
-    cfg->run.shots[0] = 1;
-    cfg->run.shots[1] = 2;
-    cfg->run.shots[2] = 4;
-    cfg->run.n_seeds = 5;
-    for (int i = 0; i < 5; i++)
-        cfg->run.seeds[i] = i;
-    cfg->run.tasks = PAD_RUN_TASK_CLS | PAD_RUN_TASK_SEG;
-    cfg->run.epochs = 100;
-    cfg->run.device = PAD_BACKEND_AUTO;
-    cfg->run.shot_select = -1;
-    COPY(cfg->run.prompts, "auto");
-    cfg->run.resolution = 400;
-    cfg->run.batch = 16;
-    cfg->run.tau_exp = false;
-    cfg->run.fp16_scores = -1;
-    cfg->run.test_bgr = -1;
-    cfg->run.select = PAD_SELECT_AUTO;
-    cfg->run.fpr_limit = 0.3;
-    cfg->run.cuda_graphs = -1;
-    cfg->run.fast_math = 0;
-    cfg->run.cohort = 1;
-    cfg->run.method = PAD_RUN_METHOD_PROMPTAD;
-    cfg->train.lr = 0.002f;
-    cfg->train.lr_min = 1e-5f;
-    cfg->train.momentum = 0.9f;
-    cfg->train.weight_decay = 5e-4f;
-    cfg->train.lambda_align = 0.001f;
-    cfg->train.margin = 0.0f;
-    cfg->train.n_ctx = 4;
-    cfg->train.n_ctx_ab = 1;
-    cfg->train.n_pro_cls = 3;
-    cfg->train.n_pro_seg = 1;
-    cfg->train.n_pro_ab = 4;
-    COPY(cfg->output.dir, "results");
-    COPY(cfg->cache.dir, "auto");
-    cfg->output.maps = PAD_MAPS_GRID;
-    cfg->output.heatmaps = 8;
-    cfg->output.models = true;
-}
-
-const char *pad_run_config_dataset(const pad_run_config *cfg) {
-    return cfg->data.name[0] ? cfg->data.name : cfg->data.format;
-}
 
 // ----------------------------------------------------------------------------
 // The YAML schema: every value is a pointer (NULL = not given), so a document only overrides what it names.
@@ -709,7 +554,7 @@ static bool overlay_run(pad_run_config *cfg, const y_run *r, const src_ctx *c) {
         cfg->run.fast_math = iv; // pad_math_mode order
     }
     if (r->method) {
-        if (!parse_choice(c, "run.method", r->method, k_method_names, PAD_RUN_N_METHODS, &iv)) return false;
+        if (!parse_choice(c, "run.method", r->method, pad_cfg_method_names, PAD_RUN_N_METHODS, &iv)) return false;
         cfg->run.method = iv; // pad_run_method order
     }
     bool vad = true;
@@ -851,12 +696,13 @@ static int find_unknown_key(const char *text, const char *key, int from, char *p
 // The closest known key with the same section prefix as `path` ("run.epoch" -> "run.epochs"), or NULL.
 static const char *suggest_key(const char *path) {
     const char *best = NULL;
-    int bd = 3;
-    for (int i = 0; i < N_KEYS; i++) {
-        int d = edit_distance(path, k_keys[i].key);
+    int bd = 3, n_keys = 0;
+    const pad_config_key *keys = pad_config_keys(&n_keys);
+    for (int i = 0; i < n_keys; i++) {
+        int d = edit_distance(path, keys[i].key);
         if (d < bd) {
             bd = d;
-            best = k_keys[i].key;
+            best = keys[i].key;
         }
     }
     return best;
@@ -1027,7 +873,7 @@ pad_status pad_run_config_set(pad_run_config *cfg, const char *assignment) {
         PAD_LOG_ERROR("--set %s: the value must be a single line", assignment);
         return PAD_ERR_INVALID_ARG;
     }
-    const pad_config_key *ki = find_key(c.set_key);
+    const pad_config_key *ki = pad_cfg_find_key(c.set_key);
     if (!ki) {
         const char *sug = suggest_key(c.set_key);
         if (sug)
@@ -1138,233 +984,5 @@ pad_status pad_run_config_finalize(pad_run_config *cfg) {
         PAD_LOG_ERROR("train.use_map and train.use_lap are both false: PromptAD needs anomaly prompts of one kind");
         return PAD_ERR_INVALID_ARG;
     }
-    return PAD_OK;
-}
-
-// ----------------------------------------------------------------------------
-// Dump and hash
-
-static const char *tri_str(int v) {
-    return v < 0 ? "auto" : v ? "true" : "false";
-}
-
-// YAML double-quoted scalar of s into out.
-static void yq(char *out, size_t cap, const char *s) {
-    size_t n = 0;
-    if (cap < 3) return;
-    out[n++] = '"';
-    for (const char *p = s; *p && n + 3 < cap; p++) {
-        if (*p == '"' || *p == '\\') out[n++] = '\\';
-        out[n++] = *p;
-    }
-    out[n++] = '"';
-    out[n] = 0;
-}
-
-typedef struct sbuf {
-    char *buf;
-    size_t cap, len;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) PAD_PRINTF_LIKE(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    char tmp[8192];
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if (b->buf && b->len < b->cap) snprintf(b->buf + b->len, b->cap - b->len, "%s", tmp);
-    b->len += (size_t)n;
-}
-
-static const char *preprocess_name(int p) {
-    return p < 0 ? "auto" : pad_preprocess_mode_str((pad_preprocess_mode)p);
-}
-
-static const char *shot_select_name(int s) {
-    return s < 0 ? "auto" : pad_shot_select_str((pad_shot_select)s);
-}
-
-static const char *select_name(int s) {
-    return s < 0 ? "auto" : s == PAD_SELECT_BEST ? "best" : "last";
-}
-
-static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
-    char q[2 * PAD_CFG_PATH_MAX + 4];
-    sb_printf(b, "model:\n");
-    if (!for_hash) {
-        yq(q, sizeof q, cfg->model.weights);
-        sb_printf(b, "  weights: %s\n", q);
-        yq(q, sizeof q, cfg->model.vocab);
-        sb_printf(b, "  vocab: %s\n", q);
-        sb_printf(b, "  generate: %s\n", cfg->model.generate);
-    }
-    sb_printf(b, "  preprocess: %s\n", preprocess_name(cfg->model.preprocess));
-    sb_printf(b, "  taps: [%d, %d]\n", cfg->model.taps[0], cfg->model.taps[1]);
-    sb_printf(b, "data:\n  format: %s\n", cfg->data.format);
-    if (!for_hash) {
-        yq(q, sizeof q, cfg->data.root);
-        sb_printf(b, "  root: %s\n", q);
-        yq(q, sizeof q, cfg->data.name);
-        sb_printf(b, "  name: %s\n", q);
-        sb_printf(b, "  classes: [");
-        for (int i = 0; i < cfg->data.n_classes; i++) {
-            yq(q, sizeof q, cfg->data.classes[i]);
-            sb_printf(b, "%s%s", i ? ", " : "", q);
-        }
-        sb_printf(b, "]\n");
-    }
-    sb_printf(b, "  max_test: %d\n", cfg->data.max_test);
-    if (!for_hash || strcmp(cfg->data.format, "synth") == 0)
-        sb_printf(b,
-                  "  synth:\n    classes: %d\n    seed: %d\n    size: %d\n    train: %d\n    test_good: %d\n"
-                  "    test_bad: %d\n",
-                  for_hash ? 0 : cfg->data.synth.classes, cfg->data.synth.seed, cfg->data.synth.size,
-                  cfg->data.synth.train, cfg->data.synth.test_good, cfg->data.synth.test_bad);
-    sb_printf(b, "run:\n  protocol: %s\n", cfg->run.protocol == PAD_PROTOCOL_OFFICIAL ? "official" : "clean");
-    if (!for_hash) {
-        sb_printf(b, "  shots: [");
-        for (int i = 0; i < cfg->run.n_shots; i++)
-            sb_printf(b, "%s%d", i ? ", " : "", cfg->run.shots[i]);
-        sb_printf(b, "]\n  seeds: [");
-        for (int i = 0; i < cfg->run.n_seeds; i++)
-            sb_printf(b, "%s%d", i ? ", " : "", cfg->run.seeds[i]);
-        sb_printf(b, "]\n  tasks: [%s%s%s]\n", (cfg->run.tasks & PAD_RUN_TASK_CLS) ? "cls" : "",
-                  (cfg->run.tasks & PAD_RUN_TASK_CLS) && (cfg->run.tasks & PAD_RUN_TASK_SEG) ? ", " : "",
-                  (cfg->run.tasks & PAD_RUN_TASK_SEG) ? "seg" : "");
-    }
-    sb_printf(b, "  epochs: %d\n", cfg->run.epochs);
-    if (!for_hash) sb_printf(b, "  device: %s\n", pad_backend_kind_str((pad_backend_kind)cfg->run.device));
-    sb_printf(b, "  shot_select: %s\n", shot_select_name(cfg->run.shot_select));
-    yq(q, sizeof q, cfg->run.shot_lists);
-    sb_printf(b, "  shot_lists: %s\n", q);
-    yq(q, sizeof q, cfg->run.prompts);
-    sb_printf(b, "  prompts: %s\n", q);
-    sb_printf(b, "  resolution: %d\n", cfg->run.resolution);
-    if (!for_hash) sb_printf(b, "  batch: %d\n", cfg->run.batch);
-    sb_printf(b, "  tau: %s\n", cfg->run.tau_exp ? "exp" : "raw");
-    sb_printf(b, "  fp16_scores: %s\n", tri_str(cfg->run.fp16_scores));
-    sb_printf(b, "  test_bgr: %s\n", tri_str(cfg->run.test_bgr));
-    sb_printf(b, "  select: %s\n", select_name(cfg->run.select));
-    sb_printf(b, "  fpr_limit: %.17g\n", cfg->run.fpr_limit);
-    if (!for_hash) sb_printf(b, "  threads: %d\n", cfg->run.threads);
-    if (!for_hash && cfg->run.cohort < 0) sb_printf(b, "  cohort: auto\n");
-    if (!for_hash && cfg->run.cohort > 0) sb_printf(b, "  cohort: %d\n", cfg->run.cohort);
-    if (!for_hash)
-        sb_printf(b, "  cuda_graphs: %s\n", cfg->run.cuda_graphs < 0 ? "auto" : cfg->run.cuda_graphs ? "on" : "off");
-    // the GEMM precision changes the numbers: part of the hash, but only when not the default (so that the hashes
-    // of earlier fp32 results stay valid)
-    if (!for_hash || cfg->run.fast_math != 0)
-        sb_printf(b, "  fast_math: %s\n", pad_math_mode_str((pad_math_mode)cfg->run.fast_math));
-    // likewise the method and the ablation switches (docs/winclip.md): in the hash only when not the default
-    if (!for_hash || cfg->run.method != PAD_RUN_METHOD_PROMPTAD)
-        sb_printf(b, "  method: %s\n", pad_run_method_str(cfg->run.method));
-    if (!for_hash || cfg->run.no_vad) sb_printf(b, "  use_vad: %s\n", cfg->run.no_vad ? "false" : "true");
-    sb_printf(b,
-              "train:\n  lr: %.9g\n  lr_min: %.9g\n  momentum: %.9g\n  weight_decay: %.9g\n  lambda_align: %.9g\n"
-              "  margin: %.9g\n  n_ctx: %d\n  n_ctx_ab: %d\n  n_pro_cls: %d\n  n_pro_seg: %d\n  n_pro_ab: %d\n"
-              "  eam: %s\n  lap: %s\n",
-              (double)cfg->train.lr, (double)cfg->train.lr_min, (double)cfg->train.momentum,
-              (double)cfg->train.weight_decay, (double)cfg->train.lambda_align, (double)cfg->train.margin,
-              cfg->train.n_ctx, cfg->train.n_ctx_ab, cfg->train.n_pro_cls, cfg->train.n_pro_seg, cfg->train.n_pro_ab,
-              cfg->train.eam ? "per-token" : "token-axis", cfg->train.lap ? "after-name" : "before-name");
-    if (!for_hash || cfg->train.no_map) sb_printf(b, "  use_map: %s\n", cfg->train.no_map ? "false" : "true");
-    if (!for_hash || cfg->train.no_lap) sb_printf(b, "  use_lap: %s\n", cfg->train.no_lap ? "false" : "true");
-    if (!for_hash) {
-        yq(q, sizeof q, cfg->output.dir);
-        static const char *const maps[] = {"none", "grid", "full"};
-        sb_printf(b, "output:\n  dir: %s\n  maps: %s\n  heatmaps: %d\n  models: %s\n  on_mismatch: %s\n", q,
-                  maps[cfg->output.maps], cfg->output.heatmaps, cfg->output.models ? "true" : "false",
-                  cfg->output.redo_on_mismatch ? "redo" : "error");
-        yq(q, sizeof q, cfg->cache.dir);
-        sb_printf(b, "cache:\n  dir: %s\n", q);
-    }
-}
-
-const char *pad_run_method_str(int method) {
-    return pad_enum_name(k_method_names, PAD_RUN_N_METHODS, method);
-}
-
-void pad_run_variant_name(const pad_run_config *cfg, char *buf, size_t cap) {
-    const bool taps = cfg->model.taps[0] != 3 || cfg->model.taps[1] != 8;
-    char t[40] = "";
-    if (taps) snprintf(t, sizeof t, "-taps%d-%d", cfg->model.taps[0], cfg->model.taps[1]);
-    snprintf(buf, cap, "promptad%s%s%s%s", cfg->train.no_map ? "-nomap" : "", cfg->train.no_lap ? "-nolap" : "",
-             cfg->run.no_vad ? "-novad" : "", t);
-}
-
-size_t pad_run_config_to_yaml(const pad_run_config *cfg, char *buf, size_t cap) {
-    sbuf b = {buf, cap, 0};
-    if (buf && cap) buf[0] = 0;
-    dump(cfg, &b, false);
-    return b.len;
-}
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001B3ull;
-    }
-    return h;
-}
-
-void pad_run_config_hash(const pad_run_config *cfg, uint64_t weights_fp, uint64_t vocab_fp, char hex[17]) {
-    sbuf b = {NULL, 0, 0};
-    dump(cfg, &b, true);
-    char *text = malloc(b.len + 1);
-    uint64_t h = 0xCBF29CE484222325ull;
-    if (text) {
-        sbuf b2 = {text, b.len + 1, 0};
-        dump(cfg, &b2, true);
-        h = fnv1a(h, text, b2.len);
-        free(text);
-    }
-    h = fnv1a(h, &weights_fp, sizeof weights_fp);
-    h = fnv1a(h, &vocab_fp, sizeof vocab_fp);
-    snprintf(hex, 17, "%016llx", (unsigned long long)h);
-}
-
-pad_status pad_file_fingerprint(const char *path, uint64_t *fp, int64_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        PAD_LOG_ERROR("%s: cannot open: %s", path, strerror(errno));
-        return PAD_ERR_IO;
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0) {
-        fclose(f);
-        PAD_LOG_ERROR("%s: cannot stat: %s", path, strerror(errno));
-        return PAD_ERR_IO;
-    }
-    int64_t n = (int64_t)sb.st_size;
-    uint64_t h = fnv1a(0xCBF29CE484222325ull, &n, sizeof n);
-    enum { HEAD = 65536 };
-    unsigned char *buf = malloc(HEAD);
-    if (!buf) {
-        fclose(f);
-        PAD_LOG_ERROR("%s: out of memory", path);
-        return PAD_ERR_OOM;
-    }
-    size_t r = fread(buf, 1, HEAD, f);
-    h = fnv1a(h, buf, r);
-    if (n > HEAD)
-        for (int i = 0; i < 16; i++) {
-            int64_t off = HEAD + (n - HEAD - 4096) * i / 15;
-            if (off < 0) off = 0;
-            if (fseeko(f, (off_t)off, SEEK_SET) != 0) break;
-            r = fread(buf, 1, 4096, f);
-            h = fnv1a(h, buf, r);
-        }
-    bool err = ferror(f) != 0;
-    fclose(f);
-    free(buf);
-    if (err) {
-        PAD_LOG_ERROR("%s: read error", path);
-        return PAD_ERR_IO;
-    }
-    *fp = h;
-    if (size) *size = n;
     return PAD_OK;
 }
