@@ -108,50 +108,89 @@ static const char *method_arg(int argc, char **argv) {
     return NULL;
 }
 
-static int score_promptad(int argc, char **argv) {
-    const char *weights = NULL, *cls_key = NULL, *ctx = NULL, *shots_s = NULL, *res_s = NULL, *out = NULL;
-    const char *prep_s = "squash", *device = "auto", *vocab = NULL, *prompts = "official", *scale_s = "raw";
-    const char *lap_s = "before", *method_s = "promptad";
+// Writes the dump of `score` (the contract's tensors, then the metadata pairs and the resolution) to out.
+static pad_status write_dump(const char *out, const score_dump *d, int n, int G, int R, int E, const float *tvec,
+                             const char *meta[][2], int n_meta) {
+    pad_st_writer *wr = NULL;
+    char res_str[16];
+    snprintf(res_str, sizeof res_str, "%d", R);
+    pad_status st = pad_st_writer_init(&wr);
+    if (st == PAD_OK) st = pad_st_writer_add_f32(wr, "image_score", 1, (int64_t[]){n}, d->image_score);
+    if (st == PAD_OK) st = pad_st_writer_add_f32(wr, "text_image_score", 1, (int64_t[]){n}, d->text_image_score);
+    if (st == PAD_OK) st = pad_st_writer_add_f32(wr, "visual_map", 3, (int64_t[]){n, G, G}, d->visual_map);
+    if (st == PAD_OK) st = pad_st_writer_add_f32(wr, "text_map", 3, (int64_t[]){n, G, G}, d->text_map);
+    if (st == PAD_OK) st = pad_st_writer_add_f32(wr, "pixel_map", 3, (int64_t[]){n, R, R}, d->pixel_map);
+    if (st == PAD_OK) st = pad_st_writer_add_f32(wr, "text_features", 2, (int64_t[]){2, E}, tvec);
+    for (int i = 0; i < n_meta && st == PAD_OK; i++)
+        st = pad_st_writer_meta(wr, meta[i][0], meta[i][1]);
+    if (st == PAD_OK) st = pad_st_writer_meta(wr, "resolution", res_str);
+    if (st == PAD_OK) st = pad_st_writer_save(wr, out);
+    pad_st_writer_free(wr);
+    return st;
+}
+
+// The options of `score --method promptad` (the contract's score command).
+typedef struct score_opts {
+    const char *weights, *cls_key, *ctx, *shots_s, *res_s, *out, *prep_s, *device, *vocab, *prompts, *scale_s, *lap_s,
+        *method_s;
+} score_opts;
+
+// Parses argv into o and the test images into imgs[0..*n).
+static pad_args_result parse_score_opts(int argc, char **argv, score_opts *o, const char **imgs, int *n) {
+    *o = (score_opts){.prep_s = "squash",
+                      .device = "auto",
+                      .prompts = "official",
+                      .scale_s = "raw",
+                      .lap_s = "before",
+                      .method_s = "promptad"};
     const pad_opt opts[] = {
-        {"method", "M", "promptad (default); cpe and winclip take other options (see --method cpe --help)", &method_s,
-         NULL, NULL, NULL},
-        {"weights", "W", "OpenCLIP checkpoint (.safetensors; weights/README.md)", &weights, NULL, NULL, NULL},
-        {"class", "C", "class key in the prompt set (e.g. bottle, metal_nut, pcb1)", &cls_key, NULL, NULL, NULL},
-        {"ctx", "CTX", ".safetensors with the learned normal_ctx and abnormal_ctx (train-prompts --out)", &ctx, NULL,
+        {"method", "M", "promptad (default); cpe and winclip take other options (see --method cpe --help)",
+         &o->method_s, NULL, NULL, NULL},
+        {"weights", "W", "OpenCLIP checkpoint (.safetensors; weights/README.md)", &o->weights, NULL, NULL, NULL},
+        {"class", "C", "class key in the prompt set (e.g. bottle, metal_nut, pcb1)", &o->cls_key, NULL, NULL, NULL},
+        {"ctx", "CTX", ".safetensors with the learned normal_ctx and abnormal_ctx (train-prompts --out)", &o->ctx, NULL,
          NULL, NULL},
-        {"shots", "A,B,...", "the normal images of the memory bank, comma-separated", &shots_s, NULL, NULL, NULL},
-        {"resolution", "R", "side of pixel_map (the official code uses 400)", &res_s, NULL, NULL, NULL},
-        {"out", "O", "output .safetensors", &out, NULL, NULL, NULL},
-        {"preprocess", "P", "squash (default), openclip or official, for shots and test images", &prep_s, NULL, NULL,
+        {"shots", "A,B,...", "the normal images of the memory bank, comma-separated", &o->shots_s, NULL, NULL, NULL},
+        {"resolution", "R", "side of pixel_map (the official code uses 400)", &o->res_s, NULL, NULL, NULL},
+        {"out", "O", "output .safetensors", &o->out, NULL, NULL, NULL},
+        {"preprocess", "P", "squash (default), openclip or official, for shots and test images", &o->prep_s, NULL, NULL,
          NULL},
-        {"device", "D", "auto (default), cpu or cuda", &device, NULL, NULL, NULL},
+        {"device", "D", "auto (default), cpu or cuda", &o->device, NULL, NULL, NULL},
         {"vocab", "V",
          "CLIP BPE vocabulary; default: $PROMPTAD_VOCAB, ./weights/, then <binary>/../weights/ "
          "(weights/README.md)",
-         &vocab, NULL, NULL, NULL},
+         &o->vocab, NULL, NULL, NULL},
         {"prompts", "SET", "prompt set: official (default), paper, mpdd, loco, or a .yaml file (as for training)",
-         &prompts, NULL, NULL, NULL},
-        {"logit-scale", "raw|exp", "multiply cosines by the stored logit_scale (raw, official) or its exp", &scale_s,
+         &o->prompts, NULL, NULL, NULL},
+        {"logit-scale", "raw|exp", "multiply cosines by the stored logit_scale (raw, official) or its exp", &o->scale_s,
          NULL, NULL, NULL},
         {"lap-position", "before|after",
          "learned anomaly vector before (official) or after the class name (as for "
          "training)",
-         &lap_s, NULL, NULL, NULL},
+         &o->lap_s, NULL, NULL, NULL},
     };
-    const char **imgs = (const char **)malloc((size_t)(argc > 0 ? argc : 1) * sizeof *imgs);
-    if (!imgs) return 1;
-    int n = 0;
-    pad_args_result r = pad_args_parse(
-        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), imgs, argc, &n,
+    return pad_args_parse(
+        argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), imgs, argc, n,
         "promptad score --weights W --class C --ctx CTX.safetensors --shots a.png,b.png --resolution R "
         "[--preprocess P] --out O.safetensors IMG...",
         "Anomaly scores and maps of the test images IMG... (docs/method.md#scores): image_score [n], text_image_score "
         "[n], visual_map [n,G,G] (memory bank of the shots), text_map [n,G,G], pixel_map [n,R,R] (fused, "
         "bilinear-upsampled, Gaussian sigma 4), with the prompts of CTX; also text_features [2,E] (t_n, t_a).");
+}
+
+static int score_promptad(int argc, char **argv) {
+    score_opts so;
+    const char **imgs = (const char **)malloc((size_t)(argc > 0 ? argc : 1) * sizeof *imgs);
+    if (!imgs) return 1;
+    int n = 0;
+    pad_args_result r = parse_score_opts(argc, argv, &so, imgs, &n);
     if (r != PAD_ARGS_OK) {
         free(imgs);
         return r == PAD_ARGS_HELP ? 0 : 2;
     }
+    const char *weights = so.weights, *cls_key = so.cls_key, *ctx = so.ctx, *shots_s = so.shots_s, *res_s = so.res_s,
+               *out = so.out, *prep_s = so.prep_s, *device = so.device, *vocab = so.vocab, *prompts = so.prompts,
+               *scale_s = so.scale_s, *lap_s = so.lap_s;
     const char *cmd = argv[0];
     int rc = 2, scale_i, lap_i;
     long res;
@@ -190,7 +229,6 @@ static int score_promptad(int argc, char **argv) {
     pad_vit *vit = NULL;
     pad_bank *bank = NULL;
     pad_st_file *fc = NULL;
-    pad_st_writer *wr = NULL;
     float *nctx = NULL, *actx = NULL, *shot_px = NULL, *tvec_dev = NULL, *tvec = NULL;
     uint8_t *shot_u8 = NULL, *test_u8 = NULL;
     score_dump d = {NULL, NULL, NULL, NULL, NULL};
@@ -248,27 +286,16 @@ static int score_promptad(int argc, char **argv) {
                  be->ops->name);
     if (score_images(vit, be, bank, test_u8, n, R, tvec_dev, tau, &d) != PAD_OK) goto done;
 
-    char res_str[16];
-    snprintf(res_str, sizeof res_str, "%d", R);
-    if (pad_st_writer_init(&wr) != PAD_OK ||
-        pad_st_writer_add_f32(wr, "image_score", 1, (int64_t[]){n}, d.image_score) != PAD_OK ||
-        pad_st_writer_add_f32(wr, "text_image_score", 1, (int64_t[]){n}, d.text_image_score) != PAD_OK ||
-        pad_st_writer_add_f32(wr, "visual_map", 3, (int64_t[]){n, G, G}, d.visual_map) != PAD_OK ||
-        pad_st_writer_add_f32(wr, "text_map", 3, (int64_t[]){n, G, G}, d.text_map) != PAD_OK ||
-        pad_st_writer_add_f32(wr, "pixel_map", 3, (int64_t[]){n, R, R}, d.pixel_map) != PAD_OK ||
-        pad_st_writer_add_f32(wr, "text_features", 2, (int64_t[]){2, E}, tvec) != PAD_OK ||
-        pad_st_writer_meta(wr, "class", cls.key) != PAD_OK ||
-        pad_st_writer_meta(wr, "prompts", pad_prompt_set_name(set)) != PAD_OK ||
-        pad_st_writer_meta(wr, "preprocess", pad_preprocess_mode_str(prep)) != PAD_OK ||
-        pad_st_writer_meta(wr, "logit_scale", scale_s) != PAD_OK ||
-        pad_st_writer_meta(wr, "lap_position", lap_s) != PAD_OK ||
-        pad_st_writer_meta(wr, "resolution", res_str) != PAD_OK ||
-        pad_st_writer_meta(wr, "device", be->ops->name) != PAD_OK || pad_st_writer_save(wr, out) != PAD_OK)
-        goto done;
+    const char *meta[][2] = {{"class", cls.key},
+                             {"prompts", pad_prompt_set_name(set)},
+                             {"preprocess", pad_preprocess_mode_str(prep)},
+                             {"logit_scale", scale_s},
+                             {"lap_position", lap_s},
+                             {"device", be->ops->name}};
+    if (write_dump(out, &d, n, G, R, E, tvec, meta, (int)(sizeof meta / sizeof meta[0])) != PAD_OK) goto done;
     PAD_LOG_INFO("wrote %s", out);
     rc = 0;
 done:
-    pad_st_writer_free(wr);
     pad_st_close(fc);
     pad_bank_free(bank);
     pad_vit_free(vit);
