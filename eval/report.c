@@ -6,6 +6,7 @@
 #include "fsutil.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "report_html.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -782,12 +783,20 @@ pad_status pad_report_write(const char *const *dirs, int n_dirs, const char *out
     paper_load(paper_csv, &pt);
     sbuf md = {0};
     // datasets in first-seen order
+    const char **ds = malloc((size_t)ul.n * sizeof *ds), **srcs = malloc((size_t)ul.n * sizeof *srcs);
+    int n_ds = 0;
+    if (!ds || !srcs) st = PAD_ERR_OOM;
     for (int i = 0; i < ul.n && st == PAD_OK; i++) {
         bool done = false;
         for (int j = 0; j < i; j++)
             done = done || strcmp(ul.v[j].dataset, ul.v[i].dataset) == 0;
         if (!done) st = write_dataset(&ul, ul.v[i].dataset, out_dir, &pt, md_out ? &md : NULL);
+        if (!done) ds[n_ds++] = ul.v[i].dataset;
+        srcs[i] = ul.v[i].src;
     }
+    if (st == PAD_OK) st = pad_report_html_write(out_dir, ds, n_ds, srcs, ul.n);
+    free(ds);
+    free(srcs);
     free(pt.v);
     free(ul.v);
     if (st == PAD_OK && md_out) {
