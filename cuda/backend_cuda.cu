@@ -181,7 +181,11 @@ static const pad_backend_ops k_cuda_ops = {
     /* graph_destroy */ cu_graph_destroy,
 };
 
-extern "C" pad_status pad_backend_cuda_init(pad_backend **out, int device) {
+extern "C" void *pad_backend_cuda_stream(pad_backend *be) {
+    return (void *)cuda_stream_of(be);
+}
+
+extern "C" pad_status pad_backend_cuda_open(pad_backend **out, int device) {
     *out = NULL;
     int n = pad_cuda_device_count();
     if (n <= 0) {

@@ -27,6 +27,7 @@
 #include <time.h>
 
 extern "C" {
+#include "backend.h"
 #include "log.h"
 #include "metrics.h"
 }
@@ -239,8 +240,14 @@ static pad_status setup(pad_metrics_gpu *g, const pad_metrics_gt *gt) {
     return PAD_OK;
 }
 
-extern "C" pad_status pad_metrics_gpu_init(pad_metrics_gpu **out, const pad_metrics_gt *gt, int device, void *stream) {
+extern "C" pad_status pad_metrics_gpu_init(pad_metrics_gpu **out, const pad_metrics_gt *gt, pad_backend *be) {
     *out = NULL;
+    if (!be || pad_backend_get_kind(be) != PAD_BACKEND_CUDA) {
+        PAD_LOG_ERROR("GPU metrics: need a CUDA backend");
+        return PAD_ERR_UNSUPPORTED;
+    }
+    const int device = be->device;
+    void *stream = pad_backend_stream(be);
     int nd = 0;
     if (cudaGetDeviceCount(&nd) != cudaSuccess || nd <= 0) {
         cudaGetLastError();

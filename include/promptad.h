@@ -76,10 +76,14 @@ const char *pad_backend_kind_str(pad_backend_kind k);
 
 typedef struct pad_backend pad_backend; // defined in host/backend.h
 
-// Creates a backend. kind AUTO resolves as described above; CUDA fails with PAD_ERR_UNSUPPORTED when the build
-// has no CUDA or no device is usable. device is the CUDA device ordinal (ignored on CPU).
+// Creates a backend with default parameters of the given kind: pad_backend_create with kind and device set.
+// kind AUTO resolves as described above; CUDA fails with PAD_ERR_UNSUPPORTED when the build has no CUDA or no
+// device is usable. device is the CUDA device ordinal (ignored on CPU).
 // On success *out owns the backend (free with pad_backend_free); on failure *out is NULL.
 pad_status pad_backend_init(pad_backend **out, pad_backend_kind kind, int device);
+// Shorthands: a CPU backend with n_threads (<= 0: all cores), a CUDA backend on device.
+pad_status pad_backend_cpu_init(pad_backend **out, int n_threads);
+pad_status pad_backend_cuda_init(pad_backend **out, int device);
 void pad_backend_free(pad_backend *be); // NULL is a no-op
 pad_backend_kind pad_backend_get_kind(const pad_backend *be);
 
@@ -103,6 +107,21 @@ void pad_backend_set_fast_math(pad_backend *be, bool on);
 // Same function within float rounding; off by default until verified on a GPU. PROMPTAD_CUDA_KERNELS=fast in the
 // environment turns them on for every CUDA backend. No-op on CPU.
 void pad_backend_set_fast_kernels(pad_backend *be, bool on);
+
+// Everything a backend is made with. Get the defaults from pad_backend_params_default() and change fields.
+typedef struct pad_backend_params {
+    pad_backend_kind kind; // AUTO (default), CPU or CUDA
+    int device;            // CUDA device ordinal (default 0; ignored on CPU)
+    int n_threads;         // CPU threads, <= 0 = all cores (default 0); results do not depend on it
+    pad_math_mode math;    // GEMM precision on CUDA (default FP32)
+    int fast_kernels;      // CUDA fast-path kernels: 1 on, 0 off, -1 (default) = $PROMPTAD_CUDA_KERNELS
+    int debug_ops;         // sync + NaN/Inf scan after every op: 1 on, 0 off, -1 (default) = $PROMPTAD_DEBUG_OPS
+} pad_backend_params;
+
+pad_backend_params pad_backend_params_default(void);
+// The one backend constructor (every other constructor calls it). On success *out owns the backend (free with
+// pad_backend_free); on failure *out is NULL and the reason is logged. params NULL = the defaults.
+pad_status pad_backend_create(pad_backend **out, const pad_backend_params *params);
 
 // Number of usable CUDA devices (0 in CPU-only builds or without a driver).
 int pad_cuda_device_count(void);

@@ -1372,7 +1372,7 @@ static void metrics_checks(void) {
         pad_metrics_gpu *gm = NULL;
         float *dmaps = NULL;
         pad_pixel_metrics c, d;
-        if (pad_metrics_gt_init(&gt, masks, n, H, W) != PAD_OK || pad_metrics_gpu_init(&gm, gt, 0, NULL) != PAD_OK ||
+        if (pad_metrics_gt_init(&gt, masks, n, H, W) != PAD_OK || pad_metrics_gpu_init(&gm, gt, g.gpu) != PAD_OK ||
             pad_buf_from_host(g.gpu, &dmaps, maps, (size_t)n * H * W) != PAD_OK) {
             fail(name, "GPU metrics init failed");
         } else {

@@ -369,7 +369,7 @@ Test(metrics, gpu_unsupported_without_cuda) {
     cr_assert(pad_metrics_gt_init(&gt, mask, 1, 2, 2) == PAD_OK);
     pad_metrics_gpu *g = (pad_metrics_gpu *)gt; // must be overwritten with NULL
     capture_on();
-    cr_assert(pad_metrics_gpu_init(&g, gt, 0, NULL) == PAD_ERR_UNSUPPORTED && g == NULL);
+    cr_assert(pad_metrics_gpu_init(&g, gt, NULL) == PAD_ERR_UNSUPPORTED && g == NULL);
     cr_assert(strstr(g_cap.last, "no CUDA support"), "%s", g_cap.last);
     pad_metrics_gpu_free(NULL);
     pad_log_set(NULL, NULL);

@@ -21,6 +21,19 @@ static void count_warn(pad_log_level level, const char *msg, void *user) {
 }
 #endif
 
+// The CUDA backend whose stream the GPU metrics run on: one per test process, freed at exit.
+static pad_backend *g_be;
+static void free_backend(void) {
+    pad_backend_free(g_be);
+}
+static pad_backend *test_backend(void) {
+    if (!g_be) {
+        cr_assert(pad_backend_cuda_init(&g_be, 0) == PAD_OK, "cannot create the CUDA backend");
+        atexit(free_backend);
+    }
+    return g_be;
+}
+
 static void assert_same(const char *what, const pad_pixel_metrics *gpu, const pad_pixel_metrics *cpu) {
     cr_assert(gpu->auroc == cpu->auroc || (isnan(gpu->auroc) && isnan(cpu->auroc)), "%s: AUROC gpu %.17g cpu %.17g",
               what, gpu->auroc, cpu->auroc);
@@ -35,7 +48,7 @@ static void compare(const char *what, const uint8_t *masks, const float *maps, i
     pad_metrics_gt *gt;
     cr_assert(pad_metrics_gt_init(&gt, masks, n, H, W) == PAD_OK);
     pad_metrics_gpu *g;
-    cr_assert(pad_metrics_gpu_init(&g, gt, 0, NULL) == PAD_OK, "%s: GPU init failed", what);
+    cr_assert(pad_metrics_gpu_init(&g, gt, test_backend()) == PAD_OK, "%s: GPU init failed", what);
     const double limits[] = {0.3, 0.05, 1.0, 0.01};
     for (int l = 0; l < 4; l++) {
         pad_pixel_metrics c, d;
@@ -121,7 +134,7 @@ Test(metrics_cuda, device_maps_image_scores_and_errors) {
     pad_metrics_gt *gt;
     cr_assert(pad_metrics_gt_init(&gt, mask, n, H, W) == PAD_OK);
     pad_metrics_gpu *g;
-    cr_assert(pad_metrics_gpu_init(&g, gt, 0, NULL) == PAD_OK);
+    cr_assert(pad_metrics_gpu_init(&g, gt, test_backend()) == PAD_OK);
     float *dmap = NULL;
     cr_assert(cudaMalloc((void **)&dmap, (size_t)N * sizeof *dmap) == cudaSuccess);
     cr_assert(cudaMemcpy(dmap, map, (size_t)N * sizeof *dmap, cudaMemcpyHostToDevice) == cudaSuccess);
@@ -161,7 +174,7 @@ Test(metrics_cuda, device_maps_image_scores_and_errors) {
     // no anomalous pixel: NaN and the same warnings as the CPU
     memset(mask, 0, (size_t)N);
     cr_assert(pad_metrics_gt_init(&gt, mask, n, H, W) == PAD_OK);
-    cr_assert(pad_metrics_gpu_init(&g, gt, 0, NULL) == PAD_OK);
+    cr_assert(pad_metrics_gpu_init(&g, gt, test_backend()) == PAD_OK);
     pad_metrics_gt_free(gt); // the GPU context does not need it any more
     pad_log_set(count_warn, NULL);
     cr_assert(pad_metrics_gpu_pixel_host(g, map, 0.3, PAD_METRICS_PRO, &d) == PAD_OK);

@@ -450,35 +450,35 @@ Test(tokenizer, cli_default_vocab) {
     cr_assert(r.exit_code == 0, "%s", r.err);
     pad_cmd_free(&r);
 
-    // nothing found: exit 1, says where it looked and points to weights/README.md
-    r = pad_cmd_run("cd '%s/run' && env -u PROMPTAD_VOCAB '%s/bin/promptad' tokenize hi", dir, dir);
-    cr_assert(r.exit_code == 1, "exit %d", r.exit_code);
-    cr_assert(strstr(r.err, "weights/README.md") && strstr(r.err, "weights/" PAD_TOKENIZER_VOCAB_NAME) &&
-                  strstr(r.err, "PROMPTAD_VOCAB"),
-              "%s", r.err);
+    // nothing beside the binary or in the working directory: the copy shipped in the source tree's configs/vocab
+    r = pad_cmd_run("cd '%s/run' && env -u PROMPTAD_VOCAB '%s/bin/promptad' tokenize 'Hello World!'", dir, dir);
+    cr_assert(r.exit_code == 0 && strncmp(r.out, "49406 3306 1002 256 49407 0", 27) == 0, "%s%s", r.out, r.err);
     pad_cmd_free(&r);
 
     // $PROMPTAD_VOCAB
     r = pad_cmd_run("cd '%s/run' && PROMPTAD_VOCAB='%s' '%s/bin/promptad' tokenize 'Hello World!'", dir, v, dir);
     cr_assert(r.exit_code == 0 && strncmp(r.out, "49406 3306 1002 256 49407 0", 27) == 0, "%s%s", r.out, r.err);
     pad_cmd_free(&r);
+    // a PROMPTAD_VOCAB that does not exist is an error (never a silent fallback), pointing to the READMEs
     r = pad_cmd_run("PROMPTAD_VOCAB=/nonexistent.gz '%s/bin/promptad' tokenize hi", dir);
-    cr_assert(r.exit_code == 1 && strstr(r.err, "PROMPTAD_VOCAB=/nonexistent.gz"), "%s", r.err);
+    cr_assert(r.exit_code == 1 && strstr(r.err, "PROMPTAD_VOCAB=/nonexistent.gz") &&
+                  strstr(r.err, "weights/README.md") && strstr(r.err, "configs/vocab/README.md"),
+              "%s", r.err);
     pad_cmd_free(&r);
 
-    // ./weights/ of the current directory
-    r = pad_cmd_run("mkdir -p '%s/run/weights' && ln -s '%s' '%s/run/weights/" PAD_TOKENIZER_VOCAB_NAME
-                    "' && cd '%s/run' && env -u PROMPTAD_VOCAB '%s/bin/promptad' tokenize 'Hello World!'",
-                    dir, v, dir, dir, dir);
-    cr_assert(r.exit_code == 0 && strncmp(r.out, "49406 3306 1002", 15) == 0, "%s%s", r.out, r.err);
-    pad_cmd_free(&r);
-
-    // <binary>/../weights/
-    r = pad_cmd_run("mkdir -p '%s/weights' && ln -s '%s' '%s/weights/" PAD_TOKENIZER_VOCAB_NAME
-                    "' && cd / && env -u PROMPTAD_VOCAB '%s/bin/promptad' tokenize 'Hello World!'",
-                    dir, v, dir, dir);
-    cr_assert(r.exit_code == 0 && strncmp(r.out, "49406 3306 1002", 15) == 0, "%s%s", r.out, r.err);
-    pad_cmd_free(&r);
+    // ./configs/vocab/ of the working directory (a Docker image's working directory holds configs/), ./weights/ of
+    // the working directory, <binary>/../weights/: each found in turn (the vocabulary linked there)
+    const struct {
+        const char *folder, *workdir; // relative to dir
+    } places[] = {{"run/configs/vocab", "run"}, {"run/weights", "run"}, {"weights", "bin"}};
+    for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
+        r = pad_cmd_run("mkdir -p '%s/%s' && ln -sf '%s' '%s/%s/" PAD_TOKENIZER_VOCAB_NAME "' && cd '%s/%s' && env -u "
+                        "PROMPTAD_VOCAB '%s/bin/promptad' tokenize 'Hello World!'",
+                        dir, places[i].folder, v, dir, places[i].folder, dir, places[i].workdir, dir);
+        cr_assert(r.exit_code == 0 && strncmp(r.out, "49406 3306 1002", 15) == 0, "%s: %s%s", places[i].folder, r.out,
+                  r.err);
+        pad_cmd_free(&r);
+    }
     pad_cmd_result rm = pad_cmd_run("rm -rf '%s'", dir);
     pad_cmd_free(&rm);
 }

@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
     pad_metrics_gt *gt = NULL;
     pad_metrics_gpu *gt_gpu = NULL;
     CHECK(pad_metrics_gt_init(&gt, masks, n_test, R, R));
-    if (cuda) CHECK(pad_metrics_gpu_init(&gt_gpu, gt, be->device, NULL));
+    if (cuda) CHECK(pad_metrics_gpu_init(&gt_gpu, gt, be));
     CHECK(pad_backend_sync(be));
     const double t_setup = pad_now() - t0;
     stage("setup (model, gt labelling)", t_setup);

@@ -44,9 +44,14 @@ static double median(double *v, int n) {
         }                                                                                                              \
     } while (0)
 
-int main(int argc, char **argv) {
-    const char *device = "cpu", *cls_key = "carpet", *task_s = "cls", *vocab = NULL, *prompts = "official";
-    int k = 4, reps = 5;
+typedef struct bench_opts {
+    const char *device, *cls_key, *task_s, *vocab, *prompts;
+    int k, reps;
+} bench_opts;
+
+// Parses the options; returns 0 or the exit code 2.
+static int parse_args(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){"cpu", "carpet", "cls", NULL, "official", 4, 5};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -54,26 +59,73 @@ int main(int argc, char **argv) {
             return 2;
         }
         if (strcmp(a, "--device") == 0)
-            device = v;
+            o->device = v;
         else if (strcmp(a, "--class") == 0)
-            cls_key = v;
+            o->cls_key = v;
         else if (strcmp(a, "--task") == 0)
-            task_s = v;
+            o->task_s = v;
         else if (strcmp(a, "--shots") == 0)
-            k = atoi(v);
+            o->k = atoi(v);
         else if (strcmp(a, "--reps") == 0)
-            reps = atoi(v);
+            o->reps = atoi(v);
         else if (strcmp(a, "--vocab") == 0)
-            vocab = v;
+            o->vocab = v;
         else if (strcmp(a, "--prompts") == 0)
-            prompts = v;
+            o->prompts = v;
         else {
             fprintf(stderr, "bench_text: unknown option %s\n", a);
             return 2;
         }
         i++;
     }
-    if (k < 1 || reps < 1) return 2;
+    return o->k < 1 || o->reps < 1 ? 2 : 0;
+}
+
+// The medians of the timed pieces (seconds).
+typedef struct bench_times {
+    double epoch, loss_grad, step, tvec, fwd, bwd;
+} bench_times;
+
+static void print_report(const pad_backend *be, const pad_clip_weights *hw, const pad_prompt_class *cls,
+                         const pad_prompt_set *set, const bench_opts *o, int P, int n_np, int n_map, int n_lap, int L,
+                         const bench_times *m, const pad_prompt_loss *loss) {
+    const pad_text_cfg *tc = &hw->cfg.text;
+    const int E = hw->cfg.embed_dim;
+    // FLOPs of the text forward (GEMMs and attention; the backward's activation gradients are about the same)
+    const double M = (double)P * L, C = tc->width, H = tc->mlp;
+    const double gf =
+        (tc->layers * (2.0 * M * (3 * C * C + C * C + 2 * C * H) + 2.0 * 2.0 * P * L * L * C) + 2.0 * P * C * E) / 1e9;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    printf("bench_text: OpenBLAS core %s (set OPENBLAS_CORETYPE if it is a generic one, e.g. Prescott)\n",
+           openblas_get_corename());
+    printf("bench_text: %s backend (%d threads), text tower %d x %d (heads %d, MLP %d, embed %d), class %s (%s), task "
+           "%s, %d shots\n",
+           be->ops->name, threads, tc->layers, tc->width, tc->heads, tc->mlp, E, cls->key, pad_prompt_set_name(set),
+           o->task_s, o->k);
+    printf("  prompts per step: %d (%d NP + %d MAP + %d LAP), %d tokens each after the cut; forward %.1f GFLOP\n", P,
+           n_np, n_map, n_lap, L, gf);
+    printf("  median of %d reps (ms):\n", o->reps);
+    printf("    epoch (forward + loss + backward + SGD step + loss download) %9.1f\n", m->epoch * 1e3);
+    printf("      loss_grad (forward + loss + backward)                       %9.1f\n", m->loss_grad * 1e3);
+    printf("      SGD step                                                    %9.3f\n", m->step * 1e3);
+    printf("    text forward + anchors (the inference vectors)                %9.1f\n", m->tvec * 1e3);
+    printf("    text encoder forward alone   %9.1f  (%.1f GFLOP/s)\n", m->fwd * 1e3, gf / m->fwd);
+    printf("    text encoder backward alone  %9.1f  (%.1f GFLOP/s at the forward's FLOPs)\n", m->bwd * 1e3,
+           gf / m->bwd);
+    printf("  split of loss_grad: forward %.0f%%, loss + backward %.0f%%\n", 100.0 * m->tvec / m->loss_grad,
+           100.0 * (m->loss_grad - m->tvec) / m->loss_grad);
+    printf("  last loss %.6f (ce %.6f, eam %.6f, align %.6f)\n", loss->total, loss->ce, loss->eam, loss->align);
+}
+
+int main(int argc, char **argv) {
+    bench_opts opt;
+    if (parse_args(argc, argv, &opt) != 0) return 2;
+    const char *device = opt.device, *cls_key = opt.cls_key, *task_s = opt.task_s, *vocab = opt.vocab;
+    const char *prompts = opt.prompts;
+    const int k = opt.k, reps = opt.reps;
     const pad_prompt_task task = strcmp(task_s, "seg") == 0 ? PAD_TASK_SEG : PAD_TASK_CLS;
     char found[4096];
     if (!vocab) {
@@ -169,34 +221,9 @@ int main(int argc, char **argv) {
         t_fwd[r] = t5 - t4;
         t_bwd[r] = t6 - t5;
     }
-    // FLOPs of the text forward (GEMMs and attention; the backward's activation gradients are about the same)
-    const double M = (double)P * L, C = tc->width, H = tc->mlp;
-    const double gf =
-        (tc->layers * (2.0 * M * (3 * C * C + C * C + 2 * C * H) + 2.0 * 2.0 * P * L * L * C) + 2.0 * P * C * E) / 1e9;
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
-    const double me = median(t_epoch, reps), mlg = median(t_lg, reps), ms = median(t_step, reps);
-    const double mtv = median(t_tv, reps), mf = median(t_fwd, reps), mb = median(t_bwd, reps);
-    printf("bench_text: OpenBLAS core %s (set OPENBLAS_CORETYPE if it is a generic one, e.g. Prescott)\n",
-           openblas_get_corename());
-    printf("bench_text: %s backend (%d threads), text tower %d x %d (heads %d, MLP %d, embed %d), class %s (%s), task "
-           "%s, %d shots\n",
-           be->ops->name, threads, tc->layers, tc->width, tc->heads, tc->mlp, E, cls.key, pad_prompt_set_name(set),
-           task_s, k);
-    printf("  prompts per step: %d (%d NP + %d MAP + %d LAP), %d tokens each after the cut; forward %.1f GFLOP\n", P,
-           n_np, n_map, n_lap, L, gf);
-    printf("  median of %d reps (ms):\n", reps);
-    printf("    epoch (forward + loss + backward + SGD step + loss download) %9.1f\n", me * 1e3);
-    printf("      loss_grad (forward + loss + backward)                       %9.1f\n", mlg * 1e3);
-    printf("      SGD step                                                    %9.3f\n", ms * 1e3);
-    printf("    text forward + anchors (the inference vectors)                %9.1f\n", mtv * 1e3);
-    printf("    text encoder forward alone   %9.1f  (%.1f GFLOP/s)\n", mf * 1e3, gf / mf);
-    printf("    text encoder backward alone  %9.1f  (%.1f GFLOP/s at the forward's FLOPs)\n", mb * 1e3, gf / mb);
-    printf("  split of loss_grad: forward %.0f%%, loss + backward %.0f%%\n", 100.0 * mtv / mlg,
-           100.0 * (mlg - mtv) / mlg);
-    printf("  last loss %.6f (ce %.6f, eam %.6f, align %.6f)\n", loss.total, loss.ce, loss.eam, loss.align);
+    const bench_times m = {median(t_epoch, reps), median(t_lg, reps),  median(t_step, reps),
+                           median(t_tv, reps),    median(t_fwd, reps), median(t_bwd, reps)};
+    print_report(be, hw, &cls, set, &opt, P, n_np, n_map, n_lap, L, &m, &loss);
 
     pad_buf_free(be, emb);
     pad_buf_free(be, demb);

@@ -74,14 +74,9 @@ float *pad_fixture_f32(pad_st_file *f, const char *name, int ndim, const int64_t
 }
 
 const char *pad_test_vocab_path(void) {
-    static char buf[4096];
     const char *env = getenv("PROMPTAD_TEST_VOCAB");
-    if (env && access(env, R_OK) == 0) return env;
-    if (PAD_SHARED_DATA_DIR[0]) {
-        snprintf(buf, sizeof buf, "%s/bpe_simple_vocab_16e6.txt.gz", PAD_SHARED_DATA_DIR);
-        if (access(buf, R_OK) == 0) return buf;
-    }
-    return NULL;
+    if (env && env[0]) return access(env, R_OK) == 0 ? env : NULL;
+    return access(PAD_VOCAB_PATH, R_OK) == 0 ? PAD_VOCAB_PATH : NULL;
 }
 
 const char *pad_test_binary(void) {

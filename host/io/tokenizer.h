@@ -78,9 +78,10 @@ int pad_tokenizer_eot_index(const pad_tokenizer *tok, const int32_t *row, int co
 // the file cannot be written.
 pad_status pad_tokenizer_write_byte_vocab(const char *path);
 
-// Finds the default vocabulary: $PROMPTAD_VOCAB if set (it must exist), else ./weights/<name>, else
-// <dir of exe_path>/../weights/<name> (exe_path may be NULL; it is resolved via /proc/self/exe then). On success
-// copies the path into buf and returns PAD_OK; otherwise logs where it looked (and that weights/README.md says
+// Finds the default vocabulary: $PROMPTAD_VOCAB if set (it must exist), else the first readable of ./weights/<name>,
+// <dir of exe_path>/../weights/<name>, ./configs/vocab/<name>, <dir of exe_path>/../configs/vocab/<name> and the
+// copy shipped in the source tree's configs/vocab/ (exe_path may be NULL; it is resolved via /proc/self/exe then). On
+// success copies the path into buf and returns PAD_OK; otherwise logs where it looked (and that weights/README.md says
 // how to get the file) and returns PAD_ERR_IO.
 pad_status pad_tokenizer_find_vocab(char *buf, size_t cap, const char *exe_path);
 

@@ -24,63 +24,6 @@
 #define PATH_CAP 4096
 
 // ----------------------------------------------------------------------------
-// Threshold
-
-typedef struct scored_item {
-    float s;
-    uint8_t l;
-} scored_item;
-
-static int cmp_desc(const void *a, const void *b) {
-    float x = ((const scored_item *)a)->s, y = ((const scored_item *)b)->s;
-    return (x < y) - (x > y);
-}
-
-void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, double *thr, double *f1, double *precision,
-                          double *recall) {
-    *thr = *f1 = *precision = *recall = NAN;
-    if (n <= 0) return;
-    scored_item *v = malloc((size_t)n * sizeof *v);
-    if (!v) return;
-    int P = 0;
-    float mx = scores[0], mn = scores[0];
-    for (int i = 0; i < n; i++) {
-        v[i].s = scores[i];
-        v[i].l = labels[i] ? 1 : 0;
-        P += v[i].l;
-        mx = scores[i] > mx ? scores[i] : mx;
-        mn = scores[i] < mn ? scores[i] : mn;
-    }
-    if (P == 0) {
-        *thr = nextafter((double)mx, INFINITY);
-        free(v);
-        return;
-    }
-    qsort(v, (size_t)n, sizeof *v, cmp_desc);
-    int tp = 0, fp = 0;
-    double best = -1;
-    for (int i = 0; i < n;) {
-        int j = i;
-        while (j < n && v[j].s == v[i].s) {
-            tp += v[j].l;
-            fp += 1 - v[j].l;
-            j++;
-        }
-        double f = 2.0 * tp / (2.0 * tp + fp + (P - tp));
-        if (f > best) {
-            best = f;
-            *thr = v[i].s;
-            *f1 = f;
-            *precision = (double)tp / (tp + fp);
-            *recall = (double)tp / P;
-        }
-        i = j;
-    }
-    (void)mn;
-    free(v);
-}
-
-// ----------------------------------------------------------------------------
 // Saving
 
 pad_status pad_model_save(const char *dir, const pad_model_info *m) {
@@ -400,13 +343,10 @@ pad_status pad_predict(const pad_predict_opts *o, int *n_scored) {
     }
     // backend and vision tower
     {
-        pad_backend_kind kind = (pad_backend_kind)o->device;
-        if (kind == PAD_BACKEND_AUTO) kind = pad_cuda_device_count() > 0 ? PAD_BACKEND_CUDA : PAD_BACKEND_CPU;
-        if (kind == PAD_BACKEND_CPU)
-            st = pad_backend_cpu_init(&be, o->threads);
-        else
-            st = pad_backend_init(&be, kind, 0);
-        if (st != PAD_OK) goto done;
+        pad_backend_params bp = pad_backend_params_default();
+        bp.kind = (pad_backend_kind)o->device;
+        bp.n_threads = o->threads;
+        PAD_TRY_GOTO(st, pad_backend_create(&be, &bp), done);
     }
     PAD_TRY_GOTO(st, pad_weights_load(&wh, wpath, PAD_WEIGHTS_VISION), done);
     if (wh->cfg.vision.image_size != m.S || wh->cfg.vision.grid != m.G || wh->cfg.embed_dim != m.E ||

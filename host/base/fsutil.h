@@ -39,6 +39,11 @@ void pad_csv_field(FILE *fp, const char *s);
 // Seconds on a monotonic clock.
 double pad_now(void);
 
+// Resolves a file that ships with promptad (e.g. "configs/paper_results.csv"): `rel` itself when it exists
+// (relative to the working directory, or absolute), else <dir of the executable>/../<rel>. Writes the chosen path
+// (rel itself when neither exists, so the caller's error names it) and returns whether it exists.
+bool pad_resolve_data_path(const char *rel, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,11 +19,6 @@
 extern "C" {
 #endif
 
-// Resolves a file that ships with promptad (e.g. "configs/paper_results.csv"): `rel` itself when it exists
-// (relative to the working directory, or absolute), else <dir of the executable>/../<rel>. Writes the chosen path
-// (rel itself when neither exists, so the caller's error names it) and returns whether it exists.
-bool pad_resolve_data_path(const char *rel, char *out, size_t cap);
-
 // Reads every unit under dirs[0..n_dirs) and writes the summary files of each dataset found into out_dir (created
 // if needed). A unit present in two folders is taken from the first (warning). paper_csv may be NULL (no paper
 // columns) or a path that does not exist (warning, no paper columns). When md_out is not NULL it receives the

@@ -45,6 +45,12 @@ void pad_assert_fail(const char *file, int line, const char *cond);
         if ((st) != PAD_OK) goto label;                                                                                \
     } while (0)
 
+// Name tables of enums: names[i] is the name of value i. pad_enum_parse finds s among the n names and stores its
+// index in *out; otherwise it logs "unknown <what> '<s>' (expected a, b or c)" and returns PAD_ERR_INVALID_ARG.
+pad_status pad_enum_parse(const char *const *names, int n, const char *what, const char *s, int *out);
+// names[i], or "?" when i is out of range.
+const char *pad_enum_name(const char *const *names, int n, int i);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,24 +39,65 @@ const char *pad_backend_kind_str(pad_backend_kind k) {
     return "?";
 }
 
-pad_status pad_backend_init(pad_backend **out, pad_backend_kind kind, int device) {
+pad_backend_params pad_backend_params_default(void) {
+    pad_backend_params p = {
+        .kind = PAD_BACKEND_AUTO,
+        .device = 0,
+        .n_threads = 0,
+        .math = PAD_MATH_FP32,
+        .fast_kernels = -1,
+        .debug_ops = -1,
+    };
+    return p;
+}
+
+// The one constructor: every backend of the program is made here, so the settings that apply to all of them
+// (PROMPTAD_DEBUG_OPS, the math mode, the kernel variant) are applied in one place.
+pad_status pad_backend_create(pad_backend **out, const pad_backend_params *params) {
     *out = NULL;
+    pad_backend_params p = params ? *params : pad_backend_params_default();
     pad_status st;
-    if (kind == PAD_BACKEND_CPU)
-        st = pad_backend_cpu_init(out, 0);
-    else if (kind == PAD_BACKEND_CUDA)
-        st = pad_backend_cuda_init(out, device);
-    else if (pad_cuda_device_count() > 0 && (st = pad_backend_cuda_init(out, device)) == PAD_OK)
+    if (p.kind == PAD_BACKEND_CPU)
+        st = pad_backend_cpu_open(out, p.n_threads);
+    else if (p.kind == PAD_BACKEND_CUDA)
+        st = pad_backend_cuda_open(out, p.device);
+    else if (pad_cuda_device_count() > 0 && (st = pad_backend_cuda_open(out, p.device)) == PAD_OK)
         st = PAD_OK;
     else {
         PAD_LOG_INFO("device auto: no usable CUDA device, using the CPU backend");
-        st = pad_backend_cpu_init(out, 0);
+        st = pad_backend_cpu_open(out, p.n_threads);
     }
-    if (st == PAD_OK) {
+    if (st != PAD_OK) return st;
+    if (p.debug_ops < 0) {
         const char *dbg = getenv("PROMPTAD_DEBUG_OPS");
         (*out)->debug_ops = dbg && strcmp(dbg, "0") != 0;
+    } else {
+        (*out)->debug_ops = p.debug_ops != 0;
     }
-    return st;
+    pad_backend_set_math(*out, p.math);
+    if (p.fast_kernels >= 0) pad_backend_set_fast_kernels(*out, p.fast_kernels != 0);
+    return PAD_OK;
+}
+
+pad_status pad_backend_init(pad_backend **out, pad_backend_kind kind, int device) {
+    pad_backend_params p = pad_backend_params_default();
+    p.kind = kind;
+    p.device = device;
+    return pad_backend_create(out, &p);
+}
+
+pad_status pad_backend_cpu_init(pad_backend **out, int n_threads) {
+    pad_backend_params p = pad_backend_params_default();
+    p.kind = PAD_BACKEND_CPU;
+    p.n_threads = n_threads;
+    return pad_backend_create(out, &p);
+}
+
+pad_status pad_backend_cuda_init(pad_backend **out, int device) {
+    pad_backend_params p = pad_backend_params_default();
+    p.kind = PAD_BACKEND_CUDA;
+    p.device = device;
+    return pad_backend_create(out, &p);
 }
 
 void pad_backend_free(pad_backend *be) {
@@ -562,9 +603,18 @@ pad_status pad_op_bias_gelu(pad_backend *be, float *out, const float *inp, const
     return debug_check(be, be->ops->bias_gelu(be, out, inp, bias, M, N), "bias_gelu", out, (size_t)M * (size_t)N);
 }
 
+void *pad_backend_stream(pad_backend *be) {
+    return be && be->kind == PAD_BACKEND_CUDA ? pad_backend_cuda_stream(be) : NULL;
+}
+
 #ifndef PAD_HAVE_CUDA
 // CPU-only build: the CUDA entry points exist and say why they cannot work.
-pad_status pad_backend_cuda_init(pad_backend **out, int device) {
+void *pad_backend_cuda_stream(pad_backend *be) {
+    (void)be;
+    return NULL;
+}
+
+pad_status pad_backend_cuda_open(pad_backend **out, int device) {
     (void)device;
     *out = NULL;
     PAD_LOG_ERROR("device cuda: this build of promptad has no CUDA support (rebuild with nvcc installed, "

@@ -810,10 +810,9 @@ static pad_status no_cuda(void) {
     return PAD_ERR_UNSUPPORTED;
 }
 
-pad_status pad_metrics_gpu_init(pad_metrics_gpu **out, const pad_metrics_gt *gt, int device, void *stream) {
+pad_status pad_metrics_gpu_init(pad_metrics_gpu **out, const pad_metrics_gt *gt, pad_backend *be) {
     (void)gt;
-    (void)device;
-    (void)stream;
+    (void)be;
     if (out) *out = NULL;
     return no_cuda();
 }
@@ -852,3 +851,60 @@ pad_status pad_metrics_gpu_image(pad_metrics_gpu *g, const float *scores_dev, co
     return no_cuda();
 }
 #endif
+
+// ----------------------------------------------------------------------------
+// Threshold (the max-F1 operating point of image scores; the run and predict report it)
+
+typedef struct thr_item {
+    float s;
+    uint8_t l;
+} thr_item;
+
+static int thr_cmp_desc(const void *a, const void *b) {
+    float x = ((const thr_item *)a)->s, y = ((const thr_item *)b)->s;
+    return (x < y) - (x > y);
+}
+
+void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, double *thr, double *f1, double *precision,
+                          double *recall) {
+    *thr = *f1 = *precision = *recall = NAN;
+    if (n <= 0) return;
+    thr_item *v = malloc((size_t)n * sizeof *v);
+    if (!v) return;
+    int P = 0;
+    float mx = scores[0], mn = scores[0];
+    for (int i = 0; i < n; i++) {
+        v[i].s = scores[i];
+        v[i].l = labels[i] ? 1 : 0;
+        P += v[i].l;
+        mx = scores[i] > mx ? scores[i] : mx;
+        mn = scores[i] < mn ? scores[i] : mn;
+    }
+    if (P == 0) {
+        *thr = nextafter((double)mx, INFINITY);
+        free(v);
+        return;
+    }
+    qsort(v, (size_t)n, sizeof *v, thr_cmp_desc);
+    int tp = 0, fp = 0;
+    double best = -1;
+    for (int i = 0; i < n;) {
+        int j = i;
+        while (j < n && v[j].s == v[i].s) {
+            tp += v[j].l;
+            fp += 1 - v[j].l;
+            j++;
+        }
+        double f = 2.0 * tp / (2.0 * tp + fp + (P - tp));
+        if (f > best) {
+            best = f;
+            *thr = v[i].s;
+            *f1 = f;
+            *precision = (double)tp / (tp + fp);
+            *recall = (double)tp / P;
+        }
+        i = j;
+    }
+    (void)mn;
+    free(v);
+}

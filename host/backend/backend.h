@@ -204,12 +204,20 @@ struct pad_backend_ops {
 #define PAD_GAUSS_MAX_RADIUS 64
 
 // ----------------------------------------------------------------------------
-// Backend construction (backend.c). pad_backend_init / pad_backend_free are in promptad.h.
+// Backend construction. pad_backend_create (promptad.h) is the one constructor; pad_backend_init,
+// pad_backend_cpu_init and pad_backend_cuda_init are shorthands for it. The two functions below make the bare
+// backend of one kind and are called only by pad_backend_create (backend.c).
 
 // CPU backend. n_threads <= 0 uses all cores. Results do not depend on n_threads.
-pad_status pad_backend_cpu_init(pad_backend **out, int n_threads);
+pad_status pad_backend_cpu_open(pad_backend **out, int n_threads);
 // CUDA backend on `device`. Returns PAD_ERR_UNSUPPORTED (and logs why) in CPU-only builds or without a device.
-pad_status pad_backend_cuda_init(pad_backend **out, int device);
+pad_status pad_backend_cuda_open(pad_backend **out, int device);
+// The stream of a CUDA backend (backend_cuda.cu); use pad_backend_stream, which checks the kind.
+void *pad_backend_cuda_stream(pad_backend *be);
+
+// The CUDA stream (a cudaStream_t) every op of a CUDA backend runs on; NULL for other backends. Code outside the
+// backend that launches its own CUDA work (the GPU metrics) queues it on this stream.
+void *pad_backend_stream(pad_backend *be);
 
 // Returns a scratch buffer of at least nbytes owned by the backend (grow-only; valid until the next call that
 // grows it, so an op may use one scratch region at a time). NULL on OOM, and NULL (logged) when it would have to

@@ -18,28 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-bool pad_resolve_data_path(const char *rel, char *out, size_t cap) {
-    if (access(rel, R_OK) == 0 || rel[0] == '/') {
-        snprintf(out, cap, "%s", rel);
-        return access(rel, R_OK) == 0;
-    }
-    char exe[4096];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[k > 0 ? k : 0] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash) {
-        *slash = 0;
-        char cand[8192];
-        snprintf(cand, sizeof cand, "%s/../%s", exe, rel);
-        if (access(cand, R_OK) == 0) {
-            snprintf(out, cap, "%s", cand);
-            return true;
-        }
-    }
-    snprintf(out, cap, "%s", rel);
-    return false;
-}
-
 // ----------------------------------------------------------------------------
 // Units
 

@@ -19,13 +19,10 @@ static const char *const k_mode_names[] = {"random", "sorted-index", "basename",
 #define N_MODES 4
 
 pad_status pad_shot_select_parse(const char *s, pad_shot_select *out) {
-    for (int i = 0; i < N_MODES; i++)
-        if (s && strcmp(s, k_mode_names[i]) == 0) {
-            *out = (pad_shot_select)i;
-            return PAD_OK;
-        }
-    PAD_LOG_ERROR("unknown shot selection '%s' (expected random, sorted-index, basename or glob)", s ? s : "(null)");
-    return PAD_ERR_INVALID_ARG;
+    int i;
+    PAD_TRY(pad_enum_parse(k_mode_names, N_MODES, "shot selection", s, &i));
+    *out = (pad_shot_select)i;
+    return PAD_OK;
 }
 
 const char *pad_shot_select_str(pad_shot_select m) {

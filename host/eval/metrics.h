@@ -31,6 +31,7 @@
 #ifndef PAD_EVAL_METRICS_H
 #define PAD_EVAL_METRICS_H
 
+#include "backend.h"
 #include "promptad.h"
 
 #ifdef __cplusplus
@@ -103,17 +104,24 @@ pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_l
 // NaN metric is written as null. Errors: PAD_ERR_IO naming the path.
 pad_status pad_metrics_write_json(const char *path, const pad_image_metrics *img, const pad_pixel_metrics *pix);
 
+// Image threshold with the best F1 (ties: the highest such threshold) over n scores with 0/1 labels: predictions
+// are score >= thr. Without anomalous labels thr is just above the largest score (f1 NaN); without normal ones it
+// is the smallest score.
+void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, double *thr, double *f1, double *precision,
+                          double *recall);
+
 // ----------------------------------------------------------------------------
 // GPU twin (cuda/metrics.cu). In builds without CUDA every call returns PAD_ERR_UNSUPPORTED (logged once per
 // call); pad_metrics_gpu_free accepts NULL everywhere.
 
 typedef struct pad_metrics_gpu pad_metrics_gpu;
 
-// Uploads gt's region labels and per-region overlap increments to device `device` and sizes the workspace
-// (about 80 bytes per pixel: 4 GB for 50 M pixels). `stream` is a cudaStream_t (NULL = the legacy default stream);
-// every later call runs on it and synchronises it before returning. gt may be freed afterwards. On failure *out is
+// Uploads gt's region labels and per-region overlap increments to the device of the CUDA backend `be` and sizes
+// the workspace (about 80 bytes per pixel: 4 GB for 50 M pixels). Every later call runs on the backend's stream
+// and synchronises it before returning, so maps written by the backend's ops are read in order. gt may be freed
+// afterwards; be must outlive g. PAD_ERR_UNSUPPORTED for a CPU backend or a CPU-only build. On failure *out is
 // NULL.
-pad_status pad_metrics_gpu_init(pad_metrics_gpu **out, const pad_metrics_gt *gt, int device, void *stream);
+pad_status pad_metrics_gpu_init(pad_metrics_gpu **out, const pad_metrics_gt *gt, pad_backend *be);
 void pad_metrics_gpu_free(pad_metrics_gpu *g); // NULL is a no-op
 
 // As pad_metrics_pixel for device-resident maps (n*H*W floats in device memory, not modified). `which` may

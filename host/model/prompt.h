@@ -40,6 +40,13 @@ typedef enum pad_prompt_task {
     PAD_TASK_SEG = 1, // one feature per patch token (V-V tokens), train_seg.py
 } pad_prompt_task;
 
+#define PAD_N_TASKS 2
+
+// The one name table of the tasks: "cls" and "seg" (used for parsing, folder names, files and messages).
+const char *pad_prompt_task_name(pad_prompt_task task);
+// Parses "cls" or "seg". PAD_ERR_INVALID_ARG (logged, naming the value) otherwise.
+pad_status pad_prompt_task_parse(const char *s, pad_prompt_task *out);
+
 typedef enum pad_eam_mode {
     PAD_EAM_TOKEN_AXIS = 0, // SEG as in the official code: distances summed over the token axis (dim 1) (default)
     PAD_EAM_PER_TOKEN = 1,  // SEG, the evident intent: one hinge per patch token, distances over channels

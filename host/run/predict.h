@@ -78,12 +78,6 @@ typedef struct pad_predict_opts {
 // (optional) receives the number of images scored.
 pad_status pad_predict(const pad_predict_opts *o, int *n_scored);
 
-// Image threshold with the best F1 (ties: the highest such threshold) over n scores with 0/1 labels: predictions
-// are score >= thr. Without anomalous labels thr is just above the largest score (f1 NaN); without normal ones it
-// is the smallest score.
-void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, double *thr, double *f1, double *precision,
-                          double *recall);
-
 #ifdef __cplusplus
 }
 #endif

@@ -93,3 +93,25 @@ const char *pad_status_str(pad_status s) {
     }
     return "unknown status";
 }
+
+pad_status pad_enum_parse(const char *const *names, int n, const char *what, const char *s, int *out) {
+    for (int i = 0; i < n; i++)
+        if (s && strcmp(s, names[i]) == 0) {
+            *out = i;
+            return PAD_OK;
+        }
+    char list[512] = "";
+    size_t len = 0;
+    for (int i = 0; i < n && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s",
+                                i == 0       ? ""
+                                : i == n - 1 ? " or "
+                                             : ", ",
+                                names[i]);
+    PAD_LOG_ERROR("unknown %s '%s' (expected %s)", what, s ? s : "(null)", list);
+    return PAD_ERR_INVALID_ARG;
+}
+
+const char *pad_enum_name(const char *const *names, int n, int i) {
+    return i >= 0 && i < n ? names[i] : "?";
+}

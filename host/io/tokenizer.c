@@ -12,6 +12,10 @@
 #include "log.h"
 #include "tokenizer_tables.h"
 
+#ifndef PAD_CONFIG_DIR
+#define PAD_CONFIG_DIR "" // configs/ of the source tree (set by CMake)
+#endif
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -21,7 +25,7 @@
 #include <utf8proc.h>
 #include <zlib.h>
 
-#define VOCAB_HINT "see weights/README.md for where to get the CLIP vocabulary " PAD_TOKENIZER_VOCAB_NAME
+#define VOCAB_HINT "see configs/vocab/README.md and weights/README.md for the CLIP vocabulary " PAD_TOKENIZER_VOCAB_NAME
 
 // ----------------------------------------------------------------------------
 // small growable buffers
@@ -1289,8 +1293,9 @@ pad_status pad_tokenizer_find_vocab(char *buf, size_t cap, const char *exe_path)
         snprintf(buf, cap, "%s", env);
         return PAD_OK;
     }
-    char cand[2][4096 + 64];
-    snprintf(cand[0], sizeof cand[0], "weights/%s", PAD_TOKENIZER_VOCAB_NAME);
+    // ./weights, <exe>/../weights, ./configs/vocab, <exe>/../configs/vocab, <source tree>/configs/vocab
+    enum { NCAND = 5 };
+    char cand[NCAND][4096 + 64];
     char exe[4096] = "";
     if (exe_path) {
         snprintf(exe, sizeof exe, "%s", exe_path);
@@ -1301,18 +1306,22 @@ pad_status pad_tokenizer_find_vocab(char *buf, size_t cap, const char *exe_path)
     char *slash = strrchr(exe, '/');
     if (slash) {
         *slash = 0;
-        snprintf(cand[1], sizeof cand[1], "%s/../weights/%s", exe, PAD_TOKENIZER_VOCAB_NAME);
     } else {
-        snprintf(cand[1], sizeof cand[1], "../weights/%s", PAD_TOKENIZER_VOCAB_NAME);
+        snprintf(exe, sizeof exe, ".");
     }
-    for (int i = 0; i < 2; i++) {
-        if (access(cand[i], R_OK) == 0) {
+    snprintf(cand[0], sizeof cand[0], "weights/%s", PAD_TOKENIZER_VOCAB_NAME);
+    snprintf(cand[1], sizeof cand[1], "%s/../weights/%s", exe, PAD_TOKENIZER_VOCAB_NAME);
+    snprintf(cand[2], sizeof cand[2], "configs/vocab/%s", PAD_TOKENIZER_VOCAB_NAME);
+    snprintf(cand[3], sizeof cand[3], "%s/../configs/vocab/%s", exe, PAD_TOKENIZER_VOCAB_NAME);
+    snprintf(cand[4], sizeof cand[4], "%s/vocab/%s", PAD_CONFIG_DIR, PAD_TOKENIZER_VOCAB_NAME);
+    for (int i = 0; i < NCAND; i++) {
+        if ((i < 4 || PAD_CONFIG_DIR[0]) && access(cand[i], R_OK) == 0) {
             snprintf(buf, cap, "%s", cand[i]);
             return PAD_OK;
         }
     }
-    PAD_LOG_ERROR("CLIP vocabulary not found: $PROMPTAD_VOCAB is not set, and neither %s nor %s exists; pass --vocab "
-                  "FILE or %s",
-                  cand[0], cand[1], VOCAB_HINT);
+    PAD_LOG_ERROR("CLIP vocabulary not found: $PROMPTAD_VOCAB is not set, and none of %s, %s, %s, %s exists; pass "
+                  "--vocab FILE or %s",
+                  cand[0], cand[1], cand[2], cand[3], VOCAB_HINT);
     return PAD_ERR_IO;
 }

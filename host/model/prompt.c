@@ -58,6 +58,19 @@ struct pad_prompt_learner {
     pad_graph *g_loss[2], *g_tvec;
 };
 
+static const char *const k_task_names[PAD_N_TASKS] = {"cls", "seg"};
+
+const char *pad_prompt_task_name(pad_prompt_task task) {
+    return pad_enum_name(k_task_names, PAD_N_TASKS, (int)task);
+}
+
+pad_status pad_prompt_task_parse(const char *s, pad_prompt_task *out) {
+    int i;
+    PAD_TRY(pad_enum_parse(k_task_names, PAD_N_TASKS, "task", s, &i));
+    *out = (pad_prompt_task)i;
+    return PAD_OK;
+}
+
 pad_prompt_opts pad_prompt_opts_default(pad_prompt_task task) {
     pad_prompt_opts o;
     memset(&o, 0, sizeof o);

@@ -165,7 +165,7 @@ static const pad_backend_ops k_cpu_ops = {
     .bias_gelu = cpu_bias_gelu,
 };
 
-pad_status pad_backend_cpu_init(pad_backend **out, int n_threads) {
+pad_status pad_backend_cpu_open(pad_backend **out, int n_threads) {
     *out = NULL;
     pad_backend *be = (pad_backend *)calloc(1, sizeof *be);
     if (!be) return PAD_ERR_OOM;

@@ -1,0 +1,357 @@
+/* features.c - the test-feature and shot cache of one class: its test images decoded and preprocessed on all
+ * cores, encoded once by the vision tower (features stay on the backend), the ground truth labelled once at the
+ * metric resolution; the shots' features encoded on first use and kept on the host for every (shot, seed) that
+ * draws them. */
+#include "run_internal.h"
+
+#include "fsutil.h"
+#include "log.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// Decodes and preprocesses paths[0..n) into rc->pix_host (parallel over images). keep[i] (optional) receives the
+// decoded image i (ownership passes to the caller). Errors name the class and the file.
+static pad_status load_batch(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, pad_image **keep) {
+    pad_status first = PAD_OK;
+    int bad = -1;
+    size_t per = 3 * (size_t)rc->S * (size_t)rc->S;
+    pad_preprocess_mode mode = (pad_preprocess_mode)rc->cfg->model.preprocess;
+#pragma omp parallel
+    {
+        pad_resize_ws *ws = NULL;
+        pad_status wst = pad_resize_ws_init(&ws);
+#pragma omp for schedule(dynamic)
+        for (int i = 0; i < n; i++) {
+            pad_status st = wst;
+            pad_image img = {0};
+            if (st == PAD_OK) st = pad_image_load(&img, paths[i]);
+            if (st == PAD_OK) st = pad_preprocess_ws(&img, mode, rc->S, bgr, rc->pix_host + (size_t)i * per, ws);
+            if (st == PAD_OK && keep && keep[i]) {
+                *keep[i] = img;
+                img = (pad_image){0};
+            }
+            pad_image_free(&img);
+            if (st != PAD_OK) {
+#pragma omp critical
+                {
+                    if (bad < 0 || i < bad) {
+                        bad = i;
+                        first = st;
+                    }
+                }
+            }
+        }
+        pad_resize_ws_free(ws);
+    }
+    if (bad >= 0) PAD_LOG_ERROR("class %s: cannot read image %s", cls, paths[bad]);
+    return first;
+}
+
+static pad_status encode_images_in(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
+                                   float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep);
+
+pad_status run_encode_images(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
+                             float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep) {
+    pad_backend_set_math(rc->be, (pad_math_mode)rc->cfg->run.fast_math);
+    pad_status st = encode_images_in(rc, cls, paths, n, bgr, cls_out, tok_out, mid1_out, mid2_out, keep);
+    pad_backend_set_math(rc->be, PAD_MATH_FP32);
+    return st;
+}
+
+static pad_status encode_images_in(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
+                                   float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep) {
+    size_t per = 3 * (size_t)rc->S * (size_t)rc->S;
+    for (int c0 = 0; c0 < n; c0 += rc->batch) {
+        int b = n - c0 < rc->batch ? n - c0 : rc->batch;
+        PAD_TRY(load_batch(rc, cls, paths + c0, b, bgr, keep ? keep + c0 : NULL));
+        PAD_TRY(pad_buf_upload(rc->be, rc->pix_dev, rc->pix_host, (size_t)b * per * sizeof(float)));
+        pad_vit_out o = {
+            cls_out ? cls_out + (size_t)c0 * (size_t)rc->E : NULL,
+            tok_out ? tok_out + (size_t)c0 * (size_t)rc->P * (size_t)rc->E : NULL,
+            mid1_out ? mid1_out + (size_t)c0 * (size_t)rc->P * (size_t)rc->D : NULL,
+            mid2_out ? mid2_out + (size_t)c0 * (size_t)rc->P * (size_t)rc->D : NULL,
+        };
+        PAD_TRY(pad_vit_forward(rc->vit, rc->pix_dev, b, &o));
+        if (run_stop_requested(rc)) return PAD_ERR_ABORTED;
+    }
+    return pad_backend_sync(rc->be);
+}
+
+static pad_status load_masks(run_ctx *rc, class_ctx *cc) {
+    const size_t RR = (size_t)rc->R * (size_t)rc->R;
+    cc->masks = calloc((size_t)cc->n * RR, 1);
+    if (!cc->masks) {
+        PAD_LOG_ERROR("class %s: out of memory for %d masks", cc->name, cc->n);
+        return PAD_ERR_OOM;
+    }
+    pad_preprocess_mode mode = (pad_preprocess_mode)rc->cfg->model.preprocess;
+    pad_status first = PAD_OK;
+    int bad = -1;
+    char bad_path[PATH_CAP] = "";
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < cc->n; i++) {
+        const pad_test_item *it = &cc->data.test[cc->items[i]];
+        if (it->label == 0 || it->n_masks == 0) continue;
+        pad_mask u = {0};
+        pad_status st = PAD_OK;
+        const char *at = it->mask_paths[0];
+        for (int m = 0; m < it->n_masks && st == PAD_OK; m++) {
+            pad_mask mk = {0};
+            at = it->mask_paths[m];
+            st = pad_mask_load(&mk, at);
+            if (st != PAD_OK) break;
+            if (m == 0) {
+                u = mk;
+                continue;
+            }
+            if (mk.w != u.w || mk.h != u.h) {
+                PAD_LOG_ERROR("%s: mask is %dx%d, the first mask of %s is %dx%d", at, mk.w, mk.h, it->path, u.w, u.h);
+                st = PAD_ERR_FORMAT;
+            } else {
+                for (size_t p = 0; p < (size_t)u.w * (size_t)u.h; p++)
+                    u.m[p] = (uint8_t)(u.m[p] | mk.m[p]);
+            }
+            pad_mask_free(&mk);
+        }
+        pad_mask r = {0};
+        if (st == PAD_OK) st = pad_mask_preprocess(&u, mode, rc->R, &r);
+        if (st == PAD_OK) memcpy(cc->masks + (size_t)i * RR, r.m, RR);
+        pad_mask_free(&r);
+        pad_mask_free(&u);
+        if (st != PAD_OK) {
+#pragma omp critical
+            {
+                if (bad < 0 || i < bad) {
+                    bad = i;
+                    first = st;
+                    snprintf(bad_path, sizeof bad_path, "%s", at);
+                }
+            }
+        }
+    }
+    if (bad >= 0) PAD_LOG_ERROR("class %s: cannot read the ground truth %s", cc->name, bad_path);
+    return first;
+}
+
+// Lists the class, decodes + encodes its test set, labels the ground truth.
+pad_status run_prepare_class_test(run_ctx *rc, class_ctx *cc) {
+    const pad_run_config *cfg = rc->cfg;
+    int n_all = cc->data.n_test;
+    int n = cfg->data.max_test > 0 && cfg->data.max_test < n_all ? cfg->data.max_test : n_all;
+    cc->n = n;
+    cc->items = malloc((size_t)n * sizeof *cc->items);
+    cc->labels = malloc((size_t)n);
+    char **paths = malloc((size_t)n * sizeof *paths);
+    if (!cc->items || !cc->labels || !paths) {
+        free(paths);
+        PAD_LOG_ERROR("class %s: out of memory", cc->name);
+        return PAD_ERR_OOM;
+    }
+    cc->n_anom = 0;
+    for (int i = 0; i < n; i++) {
+        cc->items[i] = (int)((long long)i * n_all / n); // evenly spaced subset (all when n == n_all)
+        const pad_test_item *it = &cc->data.test[cc->items[i]];
+        cc->labels[i] = (uint8_t)it->label;
+        cc->n_anom += it->label;
+        paths[i] = it->path;
+    }
+    if (cc->n_anom == 0 || cc->n_anom == n)
+        PAD_LOG_WARN("class %s: the test set has %s; AUROC is undefined", cc->name,
+                     cc->n_anom ? "no normal image" : "no anomalous image");
+    // heatmap samples: evenly spaced over the test list (sorted by defect type, so every type is visited)
+    int ns = cfg->output.heatmaps < n ? cfg->output.heatmaps : n;
+    cc->n_samples = ns;
+    cc->samples = calloc((size_t)(ns > 0 ? ns : 1), sizeof *cc->samples);
+    cc->sample_img = calloc((size_t)(ns > 0 ? ns : 1), sizeof *cc->sample_img);
+    pad_image **keep = calloc((size_t)n, sizeof *keep);
+    if (!cc->samples || !cc->sample_img || !keep) {
+        free(paths);
+        free(keep);
+        return PAD_ERR_OOM;
+    }
+    for (int s = 0; s < ns; s++) {
+        cc->samples[s] = (int)(((long long)2 * s + 1) * n / (2 * ns));
+        keep[cc->samples[s]] = &cc->sample_img[s];
+    }
+    size_t nE = (size_t)n * (size_t)rc->E, nPE = nE * (size_t)rc->P, nPD = (size_t)n * (size_t)rc->P * (size_t)rc->D;
+    cc->cls_dev = pad_buf_alloc(rc->be, nE * sizeof(float));
+    cc->tok_dev = pad_buf_alloc(rc->be, nPE * sizeof(float));
+    cc->mid_dev = pad_buf_alloc(rc->be, 2 * nPD * sizeof(float));
+    cc->tvec_dev = pad_buf_alloc(rc->be, 2 * (size_t)rc->E * sizeof(float));
+    cc->tmp_dev = pad_buf_alloc(rc->be, (size_t)n * sizeof(float));
+    pad_status st = PAD_OK;
+    if (!cc->cls_dev || !cc->tok_dev || !cc->mid_dev || !cc->tvec_dev || !cc->tmp_dev) st = PAD_ERR_OOM;
+    if (st == PAD_OK) {
+        run_emit_stage(rc, "class %s: encoding %d test images", cc->name, n);
+        st = run_encode_images(rc, cc->name, paths, n, cfg->run.test_bgr != 0, cc->cls_dev, cc->tok_dev, cc->mid_dev,
+                               cc->mid_dev + nPD, keep);
+    }
+    free(paths);
+    free(keep);
+    if (st != PAD_OK) return st;
+    PAD_TRY(pad_score_normalize(rc->be, cc->mid_dev, 2 * n * rc->P, rc->D));
+    cc->data.has_masks = cc->data.has_masks && cc->n_anom > 0;
+    if (cc->data.has_masks) {
+        PAD_TRY(load_masks(rc, cc));
+        PAD_TRY(pad_metrics_gt_init(&cc->gt, cc->masks, n, rc->R, rc->R));
+        if (pad_backend_get_kind(rc->be) == PAD_BACKEND_CUDA) {
+            if (pad_metrics_gpu_init(&cc->gt_gpu, cc->gt, rc->be) != PAD_OK) {
+                PAD_LOG_WARN("class %s: GPU metrics unavailable; pixel metrics on the CPU", cc->name);
+                cc->gt_gpu = NULL;
+            }
+        }
+    } else {
+        PAD_LOG_WARN("class %s: no ground-truth masks; pixel metrics are skipped", cc->name);
+    }
+    pad_score_cfg scfg = pad_score_cfg_default(n, rc->G, rc->R);
+    scfg.fp16 = cfg->run.fp16_scores != 0;
+    scfg.graphs = rc->graphs;
+    PAD_TRY(pad_scorer_init(&cc->sc, rc->be, &scfg));
+    size_t RR = (size_t)rc->R * (size_t)rc->R;
+    cc->maps_host = malloc((size_t)n * RR * sizeof(float));
+    cc->vmaps_host = malloc((size_t)n * RR * sizeof(float));
+    cc->V_host = malloc((size_t)n * (size_t)rc->P * sizeof(float));
+    if (!cc->maps_host || !cc->vmaps_host || !cc->V_host) {
+        PAD_LOG_ERROR("class %s: out of memory for the maps of %d images at %dx%d", cc->name, n, rc->R, rc->R);
+        return PAD_ERR_OOM;
+    }
+    return PAD_OK;
+}
+
+// Host features of train image `index` (encoded on first use).
+pad_status run_shot_features(run_ctx *rc, class_ctx *cc, const int *index, int k) {
+    // encode the missing ones in one go
+    char **paths = malloc((size_t)k * sizeof *paths);
+    int *todo = malloc((size_t)k * sizeof *todo);
+    if (!paths || !todo) {
+        free(paths);
+        free(todo);
+        return PAD_ERR_OOM;
+    }
+    int n_todo = 0;
+    for (int i = 0; i < k; i++) {
+        bool have = false;
+        for (int c = 0; c < cc->n_cache; c++)
+            have = have || cc->cache[c].index == index[i];
+        for (int j = 0; j < n_todo; j++)
+            have = have || todo[j] == index[i];
+        if (!have) {
+            todo[n_todo] = index[i];
+            paths[n_todo++] = cc->data.train[index[i]];
+        }
+    }
+    pad_status st = PAD_OK;
+    if (n_todo) {
+        size_t E = (size_t)rc->E, PE = (size_t)rc->P * E, PD = (size_t)rc->P * (size_t)rc->D;
+        float *dcls = pad_buf_alloc(rc->be, (size_t)n_todo * E * sizeof(float));
+        float *dtok = pad_buf_alloc(rc->be, (size_t)n_todo * PE * sizeof(float));
+        float *dm1 = pad_buf_alloc(rc->be, (size_t)n_todo * PD * sizeof(float));
+        float *dm2 = pad_buf_alloc(rc->be, (size_t)n_todo * PD * sizeof(float));
+        shot_feat *nc = realloc(cc->cache, (size_t)(cc->n_cache + n_todo) * sizeof *nc);
+        if (!dcls || !dtok || !dm1 || !dm2 || !nc) st = PAD_ERR_OOM;
+        if (nc) cc->cache = nc;
+        // shots are always RGB (the official code converts train images BGR->RGB)
+        if (st == PAD_OK) st = run_encode_images(rc, cc->name, paths, n_todo, false, dcls, dtok, dm1, dm2, NULL);
+        for (int j = 0; j < n_todo && st == PAD_OK; j++) {
+            shot_feat f = {todo[j], malloc(E * sizeof(float)), malloc(PE * sizeof(float)), malloc(PD * sizeof(float)),
+                           malloc(PD * sizeof(float))};
+            if (!f.cls || !f.tok || !f.mid1 || !f.mid2) st = PAD_ERR_OOM;
+            if (st == PAD_OK) st = pad_buf_download(rc->be, f.cls, dcls + (size_t)j * E, E * sizeof(float));
+            if (st == PAD_OK) st = pad_buf_download(rc->be, f.tok, dtok + (size_t)j * PE, PE * sizeof(float));
+            if (st == PAD_OK) st = pad_buf_download(rc->be, f.mid1, dm1 + (size_t)j * PD, PD * sizeof(float));
+            if (st == PAD_OK) st = pad_buf_download(rc->be, f.mid2, dm2 + (size_t)j * PD, PD * sizeof(float));
+            if (st == PAD_OK) {
+                cc->cache[cc->n_cache++] = f;
+            } else {
+                free(f.cls);
+                free(f.tok);
+                free(f.mid1);
+                free(f.mid2);
+            }
+        }
+        pad_buf_free(rc->be, dcls);
+        pad_buf_free(rc->be, dtok);
+        pad_buf_free(rc->be, dm1);
+        pad_buf_free(rc->be, dm2);
+    }
+    free(paths);
+    free(todo);
+    return st;
+}
+
+const shot_feat *run_cached_shot(const class_ctx *cc, int index) {
+    for (int c = 0; c < cc->n_cache; c++)
+        if (cc->cache[c].index == index) return &cc->cache[c];
+    return NULL;
+}
+
+// Uploads the k shots' features into the class's shot buffers.
+pad_status run_upload_shots(run_ctx *rc, class_ctx *cc, const int *index, int k) {
+    size_t E = (size_t)rc->E, PE = (size_t)rc->P * E, PD = (size_t)rc->P * (size_t)rc->D;
+    if (k > cc->max_k) {
+        pad_buf_free(rc->be, cc->shot_cls);
+        pad_buf_free(rc->be, cc->shot_tok);
+        pad_buf_free(rc->be, cc->shot_mid1);
+        pad_buf_free(rc->be, cc->shot_mid2);
+        cc->shot_cls = pad_buf_alloc(rc->be, (size_t)k * E * sizeof(float));
+        cc->shot_tok = pad_buf_alloc(rc->be, (size_t)k * PE * sizeof(float));
+        cc->shot_mid1 = pad_buf_alloc(rc->be, (size_t)k * PD * sizeof(float));
+        cc->shot_mid2 = pad_buf_alloc(rc->be, (size_t)k * PD * sizeof(float));
+        cc->max_k = k;
+        if (!cc->shot_cls || !cc->shot_tok || !cc->shot_mid1 || !cc->shot_mid2) {
+            cc->max_k = 0;
+            return PAD_ERR_OOM;
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        const shot_feat *f = run_cached_shot(cc, index[i]);
+        PAD_ASSERT(f != NULL);
+        PAD_TRY(pad_buf_upload(rc->be, cc->shot_cls + (size_t)i * E, f->cls, E * sizeof(float)));
+        PAD_TRY(pad_buf_upload(rc->be, cc->shot_tok + (size_t)i * PE, f->tok, PE * sizeof(float)));
+        PAD_TRY(pad_buf_upload(rc->be, cc->shot_mid1 + (size_t)i * PD, f->mid1, PD * sizeof(float)));
+        PAD_TRY(pad_buf_upload(rc->be, cc->shot_mid2 + (size_t)i * PD, f->mid2, PD * sizeof(float)));
+    }
+    return PAD_OK;
+}
+
+void run_class_free(run_ctx *rc, class_ctx *cc) {
+    pad_backend *be = rc->be;
+    pad_buf_free(be, cc->cls_dev);
+    pad_buf_free(be, cc->tok_dev);
+    pad_buf_free(be, cc->mid_dev);
+    pad_buf_free(be, cc->shot_cls);
+    pad_buf_free(be, cc->shot_tok);
+    pad_buf_free(be, cc->shot_mid1);
+    pad_buf_free(be, cc->shot_mid2);
+    pad_buf_free(be, cc->tvec_dev);
+    pad_buf_free(be, cc->tmp_dev);
+    pad_metrics_gt_free(cc->gt);
+    pad_metrics_gpu_free(cc->gt_gpu);
+    pad_scorer_free(cc->sc);
+    for (int t = 0; t < PAD_N_TASKS; t++) {
+        pad_prompt_learner_free(cc->pl[t]);
+        run_unit_summary_clear(&cc->done[t]);
+    }
+    for (int i = 0; i < cc->n_cache; i++) {
+        free(cc->cache[i].cls);
+        free(cc->cache[i].tok);
+        free(cc->cache[i].mid1);
+        free(cc->cache[i].mid2);
+    }
+    free(cc->cache);
+    for (int i = 0; i < cc->n_samples; i++)
+        pad_image_free(&cc->sample_img[i]);
+    free(cc->sample_img);
+    free(cc->samples);
+    free(cc->items);
+    free(cc->labels);
+    free(cc->masks);
+    free(cc->maps_host);
+    free(cc->vmaps_host);
+    free(cc->V_host);
+    if (cc->loaded) pad_class_data_free(&cc->data);
+    memset(cc, 0, sizeof *cc);
+}

@@ -1,0 +1,222 @@
+/* run_internal.h - what the files of the run loop share (not a public header: only host/run/run*.c,
+ * features.c, evaluate.c, unit_*.c and model_writer.c include it). The run reads as a story across them:
+ *   run.c           the job: classes, the survey of finished units, the loop over (class, shot, seed, task)
+ *   run_setup.c     the demo model and synthetic data, the backend, the model and the prompt sets
+ *   unit_dir.c      where a unit lives, whether it is finished, the temporary folder and its atomic commit
+ *   features.c      the test-feature and shot cache of a class: decode, preprocess, encode, ground truth
+ *   evaluate.c      the scores, maps and metrics of one epoch's text vectors
+ *   unit_train.c    one unit: its prompts trained epoch by epoch, the epoch selected, the final evaluation
+ *   unit_writer.c   the files of a finished unit (scores, training log, prompts, maps, heatmaps, metrics)
+ *   model_writer.c  the predict model of a (class, shot, seed) from its finished units
+ * Every function here returns pad_status (errors logged) unless it says otherwise. */
+#ifndef PAD_RUN_RUN_INTERNAL_H
+#define PAD_RUN_RUN_INTERNAL_H
+
+#include "dataset.h"
+#include "image.h"
+#include "log.h"
+#include "metrics.h"
+#include "prompt.h"
+#include "run.h"
+#include "score.h"
+#include "shots.h"
+#include "tokenizer.h"
+#include "vit.h"
+#include "weights.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define PATH_CAP 4096
+
+// ----------------------------------------------------------------------------
+// Contexts
+
+typedef struct run_ctx {
+    const pad_run_config *cfg;
+    const pad_run_opts *opts;
+    pad_run_result *res;
+    pad_backend *be;
+    pad_clip_weights *w_host, *w_dev;
+    pad_vit *vit;
+    pad_tokenizer *tok;
+    pad_prompt_set *pset;
+    pad_shot_lists *lists;
+    pad_dataset *ds;
+    pad_dataset_format format;
+    char dataset[PAD_CFG_NAME_MAX];
+    char hash[17];
+    uint64_t weights_fp, vocab_fp;
+    int64_t weights_size;
+    char weights_path[PAD_CFG_PATH_MAX], vocab_path[PAD_CFG_PATH_MAX];
+    char ds_dir[PATH_CAP]; // <output.dir>/<dataset>
+    int S, G, P, E, D, R, W;
+    float tau;
+    int batch;
+    float *pix_dev;  // (batch, 3, S, S) backend
+    float *pix_host; // (batch, 3, S, S)
+    char **classes;  // the classes of this run
+    int n_classes;
+    int n_units, n_done, n_skipped, n_computed;
+    bool graphs; // CUDA graphs for the per-epoch work (run.cuda_graphs resolved)
+} run_ctx;
+
+// Encoded features of one train image (host), cached per class.
+typedef struct shot_feat {
+    int index;                      // in cls->train
+    float *cls, *tok, *mid1, *mid2; // (E), (P,E), (P,D), (P,D)
+} shot_feat;
+
+// What the predict model of a (class, k, seed) needs from one finished unit: kept in memory by the run that
+// computed the unit, read back from the unit's files only for units finished by an earlier run.
+typedef struct unit_summary {
+    bool valid;
+    float *tvec; // (2,E) host: t_n, t_a of the reported epoch
+    double thr, f1, prec, rec;
+    double map_lo, map_hi;
+    int n_test, n_test_anomalous;
+} unit_summary;
+
+typedef struct class_ctx {
+    const char *name;
+    pad_class_data data;
+    bool loaded;
+    int n;           // test images used
+    int *items;      // (n) indices into data.test
+    uint8_t *labels; // (n)
+    int n_anom;
+    float *cls_dev, *tok_dev, *mid_dev; // (n,E), (n,P,E), (2,n,P,D) backend; mid rows L2-normalised
+    uint8_t *masks;                     // (n,R,R) ground truth at the metric resolution (NULL without masks)
+    pad_metrics_gt *gt;
+    pad_metrics_gpu *gt_gpu;
+    pad_scorer *sc;
+    float *maps_host;  // (n,R,R)
+    float *vmaps_host; // (n,R,R) the cls pixel maps bilinear(V) of the current (k, seed)
+    float *V_host;     // (n,P) V of the current (k, seed)
+    pad_pixel_metrics vmaps_metrics;
+    bool vmaps_valid;
+    int n_samples;
+    int *samples;          // (n_samples) positions in 0..n-1 for the heatmaps
+    pad_image *sample_img; // (n_samples) the decoded test images
+    shot_feat *cache;
+    int n_cache;
+    int max_k;
+    float *shot_cls, *shot_tok, *shot_mid1, *shot_mid2; // (max_k,E), (max_k,P,E), (max_k,P,D) x 2 backend
+    pad_prompt_learner *pl[PAD_N_TASKS];
+    pad_prompt_class pclass;
+    bool pclass_valid;
+    float *tvec_dev;                // (2,E) backend
+    float *tmp_dev;                 // (n) backend
+    unit_summary done[PAD_N_TASKS]; // the units of the current (k, seed) finished by this run, for its predict model
+} class_ctx;
+
+typedef struct eval_out {
+    pad_image_metrics img;
+    pad_pixel_metrics pix;
+    bool has_pix;
+    float *scores; // (n) host, owned by the caller
+} eval_out;
+
+typedef struct epoch_log {
+    float lr;
+    pad_prompt_loss loss;
+    double metric; // NaN where not evaluated
+} epoch_log;
+
+// Everything one unit produced, as written to its folder.
+typedef struct unit_result {
+    pad_prompt_task task;
+    int k, seed;
+    const pad_shots *shots;
+    eval_out ev;
+    int epoch_reported; // 1-based
+    const char *selection;
+    double select_best, select_last;
+    epoch_log *log;
+    int n_epochs;
+    float *tvec; // (2,E) host
+    float *normal_ctx, *abnormal_ctx;
+    int n_pro;
+    double t_train, t_eval, t_total;
+    double thr, f1, prec, rec;
+    float map_lo, map_hi;
+} unit_result;
+
+typedef enum unit_state { UNIT_TODO = 0, UNIT_DONE = 1, UNIT_MISMATCH = 2 } unit_state;
+
+// ----------------------------------------------------------------------------
+// run.c: progress and stop
+
+bool run_stop_requested(const run_ctx *rc);
+void run_emit(const run_ctx *rc, pad_run_event *ev); // fills the counters of ev and calls the progress callback
+void run_emit_stage(const run_ctx *rc, const char *fmt, ...) PAD_PRINTF_LIKE(2, 3);
+
+// ----------------------------------------------------------------------------
+// run_setup.c
+
+pad_status run_ensure_generated_model(const pad_run_config *cfg); // model.generate tiny: vocabulary + random model
+pad_status run_ensure_synth(const pad_run_config *cfg);           // data.format synth: the dataset, once
+pad_status run_init_backend(run_ctx *rc);                         // the backend of run.device, graphs resolved
+pad_status run_init_model(run_ctx *rc); // paths, fingerprints and the config hash (nothing loaded)
+pad_status run_load_model(run_ctx *rc); // weights on the backend, vision tower, tokenizer, prompt set, lists
+void run_free_model(run_ctx *rc);       // everything run_init_backend / run_load_model made (NULL-safe)
+
+// ----------------------------------------------------------------------------
+// unit_dir.c
+
+// <ds_dir>/<class>/k<k>/seed<s>[/<leaf>]
+void run_unit_path(const run_ctx *rc, char *out, size_t cap, const char *cls, int k, int seed, const char *leaf);
+// The config hash recorded in <dir>/metrics.json into hash (empty when absent/unreadable); false without the file.
+bool run_read_recorded_hash(const char *dir, char *hash, size_t cap);
+unit_state run_unit_state(const run_ctx *rc, const char *cls, int k, int seed, pad_prompt_task task);
+// Whether <class>/k<k>/seed<s>/model holds a model of this config hash with every task of the run.
+bool run_model_is_current(const run_ctx *rc, const char *cls, int k, int seed);
+void run_remove_stale_tmp(const char *dir); // temporary folders of processes that no longer exist
+pad_status run_commit_dir(const char *tmp, const char *final);
+void run_tmp_sibling(char *out, size_t cap, const char *final); // <parent>/.<name>.tmp-<pid>
+
+// ----------------------------------------------------------------------------
+// features.c
+
+// Encodes n images (in chunks of the batch) into backend outputs (rows [0, n) of each; any may be NULL); keep[i]
+// (optional) receives decoded image i. The vision tower runs in the GEMM precision of run.fast_math.
+pad_status run_encode_images(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
+                             float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep);
+pad_status run_prepare_class_test(run_ctx *rc, class_ctx *cc); // the test set encoded, the ground truth labelled
+pad_status run_shot_features(run_ctx *rc, class_ctx *cc, const int *index, int k); // encodes the uncached shots
+const shot_feat *run_cached_shot(const class_ctx *cc, int index);                  // NULL when not cached
+pad_status run_upload_shots(run_ctx *rc, class_ctx *cc, const int *index, int k);
+void run_class_free(run_ctx *rc, class_ctx *cc);
+
+// ----------------------------------------------------------------------------
+// evaluate.c
+
+// The selection metric of one epoch (image AUROC for cls, pixel AUROC for seg) with text vectors cc->tvec_dev.
+pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, float *scores, double *metric);
+// The full evaluation with cc->tvec_dev: scores (host, n), metrics, and for seg the maps in maps_host.
+pad_status run_eval_final(run_ctx *rc, class_ctx *cc, pad_prompt_task task, eval_out *e);
+// V and the cls-task pixel maps bilinear(V) for the current bank (once per (class, k, seed)).
+pad_status run_visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank, bool need_vmaps);
+
+// ----------------------------------------------------------------------------
+// unit_train.c
+
+// The prompt states of the class: the prompt set's entry, or the generic states with the class name.
+pad_status run_class_prompts(run_ctx *rc, class_ctx *cc, char *name_buf, size_t cap);
+// One unit: trains, selects, evaluates, writes and commits it; on success fills cc->done[task].
+pad_status run_train_unit(run_ctx *rc, class_ctx *cc, pad_prompt_task task, int k, int seed, const pad_shots *shots);
+
+// ----------------------------------------------------------------------------
+// unit_writer.c
+
+// Writes the unit's files into the (new) folder tmp; metrics.json last.
+pad_status run_write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, const char *tmp);
+
+// ----------------------------------------------------------------------------
+// model_writer.c
+
+// The predict model of (class, k, seed) from cc->done[] (units of this run) or the unit folders (earlier runs).
+pad_status run_write_model(run_ctx *rc, class_ctx *cc, int k, int seed, const pad_shots *shots);
+void run_unit_summary_clear(unit_summary *s);
+
+#endif // PAD_RUN_RUN_INTERNAL_H
