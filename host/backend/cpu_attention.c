@@ -1,6 +1,7 @@
 /* cpu_attention.c - CPU reference for multi-head softmax attention over a packed qkv buffer (openclip_spec.md §2):
- * standard attention with an optional causal mask (text tower; saves the probabilities for the backward pass), and
- * PromptAD's dual path (promptad_spec.md §2.3): the q-k softmax and the v-v softmax from the same qkv buffer.
+ * standard attention with an optional causal mask (text tower; saves the probabilities for the backward pass) and
+ * its backward (the input gradient from the saved probabilities, parallel over (batch, head)), and PromptAD's dual
+ * path (promptad_spec.md §2.3): the q-k softmax and the v-v softmax from the same qkv buffer.
  *
  * Per (batch, head) task: scores S = scale * X Y^T and outputs P V are single-threaded OpenBLAS GEMMs reading the
  * head's columns of qkv in place (leading dimension 3C); the row softmax is a vectorised loop (pad_expf, fixed-order
@@ -133,6 +134,55 @@ pad_status cpu_attention_dual(pad_backend *be, float *out_qk, float *out_vv, con
             scores(S2, v, v, T, HS, C3, scale);
             softmax_rows(S2, T, false);
             apply(out_vv + o, C, S2, v, C3, T, HS);
+        }
+    }
+    return PAD_OK;
+}
+
+// Per (b, h), with P = att, dO = dout, s = 1/sqrt(HS) (openclip_spec.md §4.1):
+//   dV = P^T dO;  dP = dO V^T;  dS = P * (dP - rowsum(dP * P));  dQ = s dS K;  dK = s dS^T Q.
+// Masked entries have P = 0, hence dS = 0: the causal case only skips them.
+pad_status cpu_attention_backward(pad_backend *be, float *dqkv, const float *dout, const float *qkv, const float *att,
+                                  int B, int T, int NH, int HS, bool causal) {
+    const int C = NH * HS, C3 = 3 * C;
+    const float scale = 1.0f / sqrtf((float)HS);
+    float *rows = (float *)pad_backend_scratch(be, (size_t)B * NH * T * sizeof(float)); // one dS row per (b, h)
+    if (!rows) return PAD_ERR_OOM;
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * NH; bh++) {
+        float *ds = rows + (size_t)bh * T;
+        const int b = bh / NH, h = bh % NH;
+        const float *base = qkv + (size_t)b * T * C3;
+        float *dbase = dqkv + (size_t)b * T * C3;
+        for (int t = 0; t < T; t++) // this head's columns of dq, dk, dv
+            for (int j = 0; j < 3; j++)
+                memset(dbase + (size_t)t * C3 + j * C + h * HS, 0, (size_t)HS * sizeof(float));
+        for (int t = 0; t < T; t++) {
+            const int n_keys = causal ? t + 1 : T;
+            const float *p = att + (((size_t)b * NH + h) * T + t) * T;  // (T) probabilities of query t
+            const float *d_o = dout + ((size_t)b * T + t) * C + h * HS; // (HS)
+            const float *q = base + (size_t)t * C3 + h * HS;            // (HS)
+            float *dq = dbase + (size_t)t * C3 + h * HS;                // (HS)
+            double rowsum = 0.0;
+            for (int s = 0; s < n_keys; s++) {
+                const float *v = base + (size_t)s * C3 + 2 * C + h * HS;
+                float dp = 0.0f;
+                for (int i = 0; i < HS; i++)
+                    dp += d_o[i] * v[i];
+                ds[s] = dp;
+                rowsum += (double)dp * p[s];
+            }
+            for (int s = 0; s < n_keys; s++) {
+                const float dsc = p[s] * (ds[s] - (float)rowsum) * scale; // scaled dS[t,s]
+                const float *k = base + (size_t)s * C3 + C + h * HS;
+                float *dk = dbase + (size_t)s * C3 + C + h * HS;
+                float *dv = dbase + (size_t)s * C3 + 2 * C + h * HS;
+                for (int i = 0; i < HS; i++) {
+                    dq[i] += dsc * k[i];
+                    dk[i] += dsc * q[i];
+                    dv[i] += p[s] * d_o[i];
+                }
+            }
         }
     }
     return PAD_OK;

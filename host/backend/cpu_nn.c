@@ -1,6 +1,6 @@
 /* cpu_nn.c - CPU reference for the elementwise, row and embedding ops of backend.h: add_rows, axpy, scale,
- * layernorm (openclip_spec.md §2, eps from the caller, biased variance), exact erf GELU (alone and after a bias
- * add, bias_gelu), gather/scatter of rows,
+ * layernorm (openclip_spec.md §2, eps from the caller, biased variance) and its backward, exact erf GELU (alone and
+ * after a bias add, bias_gelu) and its backward, gather/scatter of rows,
  * the patch embedding (im2col + one GEMM) and the SGD step (torch.optim.SGD semantics). Row loops are OpenMP
  * parallel; every reduction runs serially inside one row, so the result does not depend on the thread count. */
 #include "cpu_ops.h"
@@ -62,12 +62,55 @@ pad_status cpu_layernorm(pad_backend *be, float *out, float *mean, float *rstd, 
     return PAD_OK;
 }
 
+// Its backward (accumulates into dinp): g = dy w; dx += (g - mean(g) - xhat mean(g xhat)) rstd, in double.
+pad_status cpu_layernorm_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, const float *w,
+                                  const float *mean, const float *rstd, int M, int C) {
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        const float *dy = dout + (size_t)m * C;
+        const float *x = inp + (size_t)m * C;
+        float *dx = dinp + (size_t)m * C;
+        const double mu = mean[m], rs = rstd[m];
+        // g = dy * w; dx += (g - mean(g) - xhat * mean(g * xhat)) * rstd
+        double sg = 0.0, sgx = 0.0;
+        for (int c = 0; c < C; c++) {
+            double g = (double)dy[c] * w[c];
+            double xh = (x[c] - mu) * rs;
+            sg += g;
+            sgx += g * xh;
+        }
+        sg /= C;
+        sgx /= C;
+        for (int c = 0; c < C; c++) {
+            double g = (double)dy[c] * w[c];
+            double xh = (x[c] - mu) * rs;
+            dx[c] += (float)((g - sg - xh * sgx) * rs);
+        }
+    }
+    return PAD_OK;
+}
+
 pad_status cpu_gelu(pad_backend *be, float *out, const float *inp, size_t n) {
     (void)be;
 #pragma omp parallel for schedule(static)
     for (long long i = 0; i < (long long)n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+    }
+    return PAD_OK;
+}
+
+// Its backward: dx = dy (Phi(x) + x phi(x)).
+pad_status cpu_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n) {
+    (void)be;
+    const float inv_sqrt_2pi = 0.3989422804014327f;
+#pragma omp parallel for schedule(static)
+    for (long long i = 0; i < (long long)n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * (float)M_SQRT1_2));
+        float pdf = inv_sqrt_2pi * expf(-0.5f * x * x);
+        dinp[i] = dout[i] * (cdf + x * pdf);
     }
     return PAD_OK;
 }

@@ -74,6 +74,7 @@ static const pad_config_key k_keys[] = {
     {"output.heatmaps", "heatmap overlay PNGs per unit (0 = none)", false},
     {"output.models", "true | false: save a predict model per (class, shot, seed)", false},
     {"output.on_mismatch", "error | redo: a finished unit computed with another config hash", false},
+    {"cache.dir", "feature cache of encoded images: auto (<output.dir>/../.promptad-cache) | none | <dir>", false},
 };
 #define N_KEYS (int)(sizeof k_keys / sizeof k_keys[0])
 
@@ -145,6 +146,7 @@ void pad_run_config_default(pad_run_config *cfg) {
     cfg->train.n_pro_seg = 1;
     cfg->train.n_pro_ab = 4;
     COPY(cfg->output.dir, "results");
+    COPY(cfg->cache.dir, "auto");
     cfg->output.maps = PAD_MAPS_GRID;
     cfg->output.heatmaps = 8;
     cfg->output.models = true;
@@ -205,12 +207,17 @@ typedef struct y_output {
     char *on_mismatch;
 } y_output;
 
+typedef struct y_cache {
+    char *dir;
+} y_cache;
+
 typedef struct y_top {
     y_model *model;
     y_data *data;
     y_run *run;
     y_train *train;
     y_output *output;
+    y_cache *cache;
 } y_top;
 
 #define OPT     (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
@@ -299,12 +306,18 @@ static const cyaml_schema_field_t k_output_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t k_cache_fields[] = {
+    STR("dir", y_cache, dir),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t k_top_fields[] = {
     CYAML_FIELD_MAPPING_PTR("model", SECTION, y_top, model, k_model_fields),
     CYAML_FIELD_MAPPING_PTR("data", SECTION, y_top, data, k_data_fields),
     CYAML_FIELD_MAPPING_PTR("run", SECTION, y_top, run, k_run_fields),
     CYAML_FIELD_MAPPING_PTR("train", SECTION, y_top, train, k_train_fields),
     CYAML_FIELD_MAPPING_PTR("output", SECTION, y_top, output, k_output_fields),
+    CYAML_FIELD_MAPPING_PTR("cache", SECTION, y_top, cache, k_cache_fields),
     CYAML_FIELD_END,
 };
 
@@ -709,6 +722,8 @@ static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
             cfg->output.redo_on_mismatch = iv == 1;
         }
     }
+    if (t->cache && t->cache->dir && !set_path(c, "cache.dir", t->cache->dir, cfg->cache.dir, PAD_CFG_PATH_MAX, false))
+        return false;
     return true;
 }
 
@@ -1149,6 +1164,8 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
         sb_printf(b, "output:\n  dir: %s\n  maps: %s\n  heatmaps: %d\n  models: %s\n  on_mismatch: %s\n", q,
                   maps[cfg->output.maps], cfg->output.heatmaps, cfg->output.models ? "true" : "false",
                   cfg->output.redo_on_mismatch ? "redo" : "error");
+        yq(q, sizeof q, cfg->cache.dir);
+        sb_printf(b, "cache:\n  dir: %s\n", q);
     }
 }
 

@@ -13,6 +13,7 @@
  *   train:  lr, lr_min, momentum, weight_decay, lambda_align, margin, n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg,
  *           n_pro_ab, eam (token-axis|per-token), lap (before-name|after-name)
  *   output: dir, maps (none|grid|full), heatmaps, models (true|false), on_mismatch (error|redo)
+ *   cache:  dir (auto|none|<dir>: the feature cache of encoded images, feature_cache.h)
  * `--set a.b=v` is parsed as the YAML document "a:\n  b: v"; for a list key a value with commas and no brackets
  * becomes the flow sequence [x, y]. Errors name the file and line ("cfg.yaml:12: run.protocol: ...") or the
  * override ("--set run.epochs=x: ...").
@@ -118,6 +119,9 @@ typedef struct pad_run_config {
         bool models;           // save a predict model per (class, shot, seed)
         bool redo_on_mismatch; // false: a finished unit with another config hash is an error; true: recomputed
     } output;
+    struct {
+        char dir[PAD_CFG_PATH_MAX]; // feature cache (feature_cache.h): "auto", "none" or a folder; not in the hash
+    } cache;
 } pad_run_config;
 
 // The defaults (the contract's config keys and the official hyper-parameters): weights

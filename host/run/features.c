@@ -53,10 +53,127 @@ static pad_status load_batch(run_ctx *rc, const char *cls, char *const *paths, i
 static pad_status encode_images_in(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
                                    float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep);
 
+// The feature space of the images of this run (what their features depend on besides their bytes).
+static pad_fcache_space cache_space(const run_ctx *rc, bool bgr) {
+    pad_fcache_space sp = {.weights_fp = rc->weights_fp,
+                           .preprocess = rc->cfg->model.preprocess,
+                           .bgr = bgr,
+                           .taps = {rc->cfg->model.taps[0], rc->cfg->model.taps[1]},
+                           .E = rc->E,
+                           .P = rc->P,
+                           .D = rc->D};
+    return sp;
+}
+
+// Host rows of one image's features.
+typedef struct feat_rows {
+    float *cls, *tok, *mid1, *mid2; // (E), (P,E), (P,D), (P,D)
+} feat_rows;
+
+static pad_status rows_alloc(const run_ctx *rc, feat_rows *f) {
+    const size_t E = (size_t)rc->E, PE = (size_t)rc->P * E, PD = (size_t)rc->P * (size_t)rc->D;
+    f->cls = malloc(E * sizeof(float));
+    f->tok = malloc(PE * sizeof(float));
+    f->mid1 = malloc(PD * sizeof(float));
+    f->mid2 = malloc(PD * sizeof(float));
+    return f->cls && f->tok && f->mid1 && f->mid2 ? PAD_OK : PAD_ERR_OOM;
+}
+
+static void rows_free(feat_rows *f) {
+    free(f->cls);
+    free(f->tok);
+    free(f->mid1);
+    free(f->mid2);
+}
+
+// Copies image i's host rows into row `at` of the backend outputs (upload) or the other way (download).
+static pad_status rows_move(run_ctx *rc, feat_rows *f, int at, float *cls_out, float *tok_out, float *mid1_out,
+                            float *mid2_out, bool upload) {
+    const size_t E = (size_t)rc->E, PE = (size_t)rc->P * E, PD = (size_t)rc->P * (size_t)rc->D;
+    float *dev[4] = {cls_out + (size_t)at * E, tok_out + (size_t)at * PE, mid1_out + (size_t)at * PD,
+                     mid2_out + (size_t)at * PD};
+    float *host[4] = {f->cls, f->tok, f->mid1, f->mid2};
+    const size_t len[4] = {E, PE, PD, PD};
+    for (int t = 0; t < 4; t++) {
+        if (upload)
+            PAD_TRY(pad_buf_upload(rc->be, dev[t], host[t], len[t] * sizeof(float)));
+        else
+            PAD_TRY(pad_buf_download(rc->be, host[t], dev[t], len[t] * sizeof(float)));
+    }
+    return PAD_OK;
+}
+
+// The images not in the cache, encoded in batches into their rows, then stored in the cache.
+static pad_status encode_misses(run_ctx *rc, const char *cls, char *const *paths, const int *miss, int n_miss,
+                                const uint64_t *hash, bool bgr, float *outs[4], pad_image **keep, feat_rows *f) {
+    const pad_fcache_space sp = cache_space(rc, bgr);
+    char **mp = malloc((size_t)(n_miss > 0 ? n_miss : 1) * sizeof *mp);
+    pad_image **mk = keep ? calloc((size_t)(n_miss > 0 ? n_miss : 1), sizeof *mk) : NULL;
+    pad_status st = mp && (!keep || mk) ? PAD_OK : PAD_ERR_OOM;
+    for (int j = 0; j < n_miss && st == PAD_OK; j++) {
+        mp[j] = paths[miss[j]];
+        if (mk) mk[j] = keep[miss[j]];
+    }
+    // each batch is encoded into the run's encoding buffers, then every row goes to its place and into the cache
+    for (int c0 = 0; c0 < n_miss && st == PAD_OK; c0 += rc->batch) {
+        const int b = n_miss - c0 < rc->batch ? n_miss - c0 : rc->batch;
+        st = encode_images_in(rc, cls, mp + c0, b, bgr, rc->enc_cls, rc->enc_tok, rc->enc_mid1, rc->enc_mid2,
+                              mk ? mk + c0 : NULL);
+        for (int j = 0; j < b && st == PAD_OK; j++) {
+            st = rows_move(rc, f, j, rc->enc_cls, rc->enc_tok, rc->enc_mid1, rc->enc_mid2, false);
+            if (st == PAD_OK) st = rows_move(rc, f, miss[c0 + j], outs[0], outs[1], outs[2], outs[3], true);
+            if (st == PAD_OK) pad_fcache_put(rc->fcache, &sp, hash[miss[c0 + j]], f->cls, f->tok, f->mid1, f->mid2);
+        }
+    }
+    free(mp);
+    free(mk);
+    return st;
+}
+
+// run_encode_images through the feature cache: hits are uploaded into their rows (and decoded only when the
+// caller keeps the image), misses encoded and stored.
+static pad_status encode_cached(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *outs[4],
+                                pad_image **keep) {
+    const pad_fcache_space sp = cache_space(rc, bgr);
+    uint64_t *hash = malloc((size_t)n * sizeof *hash);
+    int *miss = malloc((size_t)n * sizeof *miss);
+    feat_rows f = {0};
+    pad_status st = hash && miss ? rows_alloc(rc, &f) : PAD_ERR_OOM;
+    int n_miss = 0;
+    for (int i = 0; i < n && st == PAD_OK; i++) {
+        st = pad_fcache_hash_file(paths[i], &hash[i]);
+        if (st != PAD_OK) {
+            PAD_LOG_ERROR("class %s: cannot read image %s", cls, paths[i]);
+            break;
+        }
+        if (!pad_fcache_get(rc->fcache, &sp, hash[i], f.cls, f.tok, f.mid1, f.mid2)) {
+            miss[n_miss++] = i;
+            continue;
+        }
+        st = rows_move(rc, &f, i, outs[0], outs[1], outs[2], outs[3], true);
+        if (st == PAD_OK && keep && keep[i]) st = pad_image_load(keep[i], paths[i]);
+    }
+    if (st == PAD_OK && n_miss) st = encode_misses(rc, cls, paths, miss, n_miss, hash, bgr, outs, keep, &f);
+    if (st == PAD_OK && n - n_miss > 0) {
+        run_emit_stage(rc, "class %s: %d of %d images from the feature cache", cls, n - n_miss, n);
+        PAD_LOG_INFO("class %s: %d of %d images from the feature cache", cls, n - n_miss, n);
+    }
+    rows_free(&f);
+    free(hash);
+    free(miss);
+    if (st != PAD_OK) return st;
+    return pad_backend_sync(rc->be);
+}
+
 pad_status run_encode_images(run_ctx *rc, const char *cls, char *const *paths, int n, bool bgr, float *cls_out,
                              float *tok_out, float *mid1_out, float *mid2_out, pad_image **keep) {
     pad_backend_set_math(rc->be, (pad_math_mode)rc->cfg->run.fast_math);
-    pad_status st = encode_images_in(rc, cls, paths, n, bgr, cls_out, tok_out, mid1_out, mid2_out, keep);
+    pad_status st;
+    float *outs[4] = {cls_out, tok_out, mid1_out, mid2_out};
+    if (pad_fcache_enabled(rc->fcache) && rc->enc_cls && cls_out && tok_out && mid1_out && mid2_out)
+        st = encode_cached(rc, cls, paths, n, bgr, outs, keep);
+    else
+        st = encode_images_in(rc, cls, paths, n, bgr, cls_out, tok_out, mid1_out, mid2_out, keep);
     pad_backend_set_math(rc->be, PAD_MATH_FP32);
     return st;
 }

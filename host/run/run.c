@@ -248,6 +248,7 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
     if (rc.n_skipped < rc.n_units || cfg->output.models) {
         PAD_TRY_GOTO(st, run_init_backend(&rc), done);
         PAD_TRY_GOTO(st, run_load_model(&rc), done);
+        PAD_TRY_GOTO(st, run_open_cache(&rc), done);
         PAD_LOG_INFO("backend %s; model %s (S %d, grid %d, E %d, D %d); config hash %s",
                      pad_backend_kind_str(pad_backend_get_kind(rc.be)), rc.weights_path, rc.S, rc.G, rc.E, rc.D,
                      rc.hash);

@@ -13,6 +13,7 @@
 #define PAD_RUN_RUN_INTERNAL_H
 
 #include "dataset.h"
+#include "feature_cache.h"
 #include "image.h"
 #include "log.h"
 #include "metrics.h"
@@ -58,7 +59,10 @@ typedef struct run_ctx {
     char **classes;  // the classes of this run
     int n_classes;
     int n_units, n_done, n_skipped, n_computed;
-    bool graphs; // CUDA graphs for the per-epoch work (run.cuda_graphs resolved)
+    bool graphs;        // CUDA graphs for the per-epoch work (run.cuda_graphs resolved)
+    pad_fcache *fcache; // the feature cache of encoded images (disabled with cache.dir none)
+    float *enc_cls, *enc_tok, *enc_mid1, *enc_mid2; // (batch,E), (batch,P,E), (batch,P,D) x 2 backend: misses
+
 } run_ctx;
 
 // Encoded features of one train image (host), cached per class.
@@ -160,6 +164,7 @@ pad_status run_init_backend(run_ctx *rc);                         // the backend
 pad_status run_init_model(run_ctx *rc); // paths, fingerprints and the config hash (nothing loaded)
 pad_status run_load_model(run_ctx *rc); // weights on the backend, vision tower, tokenizer, prompt set, lists
 void run_free_model(run_ctx *rc);       // everything run_init_backend / run_load_model made (NULL-safe)
+pad_status run_open_cache(run_ctx *rc); // the feature cache of cache.dir (auto: beside output.dir)
 
 // ----------------------------------------------------------------------------
 // unit_dir.c

@@ -164,7 +164,47 @@ pad_status run_load_model(run_ctx *rc) {
     return PAD_OK;
 }
 
+pad_status run_open_cache(run_ctx *rc) {
+    const char *dir = rc->cfg->cache.dir;
+    char buf[PAD_CFG_PATH_MAX + 64];
+    if (strcmp(dir, "auto") == 0) {
+        // beside the results folder: <parent of output.dir>/.promptad-cache
+        char out[PAD_CFG_PATH_MAX];
+        snprintf(out, sizeof out, "%s", rc->cfg->output.dir);
+        size_t n = strlen(out);
+        while (n > 1 && out[n - 1] == '/')
+            out[--n] = 0;
+        char *slash = strrchr(out, '/');
+        if (!slash)
+            snprintf(buf, sizeof buf, ".promptad-cache");
+        else if (slash == out)
+            snprintf(buf, sizeof buf, "/.promptad-cache");
+        else
+            snprintf(buf, sizeof buf, "%.*s/.promptad-cache", (int)(slash - out), out);
+        dir = buf;
+    }
+    PAD_TRY(pad_fcache_open(&rc->fcache, dir));
+    if (!pad_fcache_enabled(rc->fcache)) return PAD_OK;
+    const size_t B = (size_t)rc->batch, E = (size_t)rc->E, P = (size_t)rc->P, D = (size_t)rc->D;
+    rc->enc_cls = pad_buf_alloc(rc->be, B * E * sizeof(float));
+    rc->enc_tok = pad_buf_alloc(rc->be, B * P * E * sizeof(float));
+    rc->enc_mid1 = pad_buf_alloc(rc->be, B * P * D * sizeof(float));
+    rc->enc_mid2 = pad_buf_alloc(rc->be, B * P * D * sizeof(float));
+    if (!rc->enc_cls || !rc->enc_tok || !rc->enc_mid1 || !rc->enc_mid2) return PAD_ERR_OOM;
+    PAD_LOG_INFO("feature cache: %s", dir);
+    return PAD_OK;
+}
+
 void run_free_model(run_ctx *rc) {
+    pad_fcache_free(rc->fcache);
+    rc->fcache = NULL;
+    if (rc->be) {
+        pad_buf_free(rc->be, rc->enc_cls);
+        pad_buf_free(rc->be, rc->enc_tok);
+        pad_buf_free(rc->be, rc->enc_mid1);
+        pad_buf_free(rc->be, rc->enc_mid2);
+    }
+    rc->enc_cls = rc->enc_tok = rc->enc_mid1 = rc->enc_mid2 = NULL;
     pad_vit_free(rc->vit);
     rc->vit = NULL;
     if (rc->be) pad_buf_free(rc->be, rc->pix_dev);
