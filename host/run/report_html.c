@@ -17,7 +17,7 @@
 
 #define MAX_SUMMARY_BYTES (64 << 20)
 #define MAX_LIST          256 // distinct classes, (protocol, k) groups or methods shown per dataset
-#define THUMB_SIDE        120
+#define THUMB_SIDE        96
 #define THUMBS_PER_KIND   3 // per class in the dataset gallery: this many defects and as many good images
 
 // One row of summary.csv (report.h); values are kept as written (fractions with 6 decimals, empty when undefined).
@@ -394,12 +394,19 @@ static void num_cell(pad_sbuf *b, double v) {
 }
 
 static void write_unit_index(pad_sbuf *b, const rh_unit *u, int n, const char *ds) {
-    pad_sb_printf(b, "<h3>Units</h3>\n<p class=\"note\">Open a unit for its loss and selection metric per epoch, its "
-                     "image ROC curve and its heatmaps. PRO curves are not drawn: they need the pixel maps and masks, "
-                     "which a unit does not keep (its AU-PRO is in the table).</p>\n<div class=\"scroll\"><table "
-                     "class=\"units\"><thead><tr><th>class</th><th>method</th><th>protocol</th><th>k</th><th>seed</th>"
-                     "<th>task</th><th>I-AUROC</th><th>P-AUROC</th><th>PRO</th><th>epoch</th><th></th></tr></thead>"
-                     "<tbody>\n");
+    int n_ds = 0;
+    for (int i = 0; i < n; i++)
+        n_ds += strcmp(u[i].dataset, ds) == 0;
+    pad_sb_printf(
+        b,
+        "<details class=\"units\"><summary>Units (%d)</summary>\n<p class=\"note\">Open a unit for its loss and "
+        "selection metric per epoch, its image ROC curve and its heatmaps. PRO curves are not drawn: they "
+        "need the pixel maps and masks, which a unit does not keep (its AU-PRO is in the table).</p>\n"
+        "<div class=\"scroll\"><table "
+        "class=\"units\"><thead><tr><th>class</th><th>method</th><th>protocol</th><th>k</th><th>seed</th>"
+        "<th>task</th><th>I-AUROC</th><th>P-AUROC</th><th>PRO</th><th>epoch</th><th></th></tr></thead>"
+        "<tbody>\n",
+        n_ds);
     for (int i = 0; i < n; i++) {
         if (strcmp(u[i].dataset, ds) != 0) continue;
         pad_sb_printf(b, "<tr data-u=\"%d\" data-href=\"%s\"><td>", i, u[i].href);
@@ -418,7 +425,7 @@ static void write_unit_index(pad_sbuf *b, const rh_unit *u, int n, const char *d
                       "<td>%d</td><td><button type=\"button\">details</button> <a href=\"%s\">folder</a></td></tr>\n",
                       u[i].epoch, u[i].href);
     }
-    pad_sb_printf(b, "</tbody></table></div>\n");
+    pad_sb_printf(b, "</tbody></table></div></details>\n");
 }
 
 static pad_status write_dataset(pad_sbuf *b, const char *out_dir, const char *ds, const rh_unit *u, int n) {

@@ -32,14 +32,22 @@ pad_status rh_unit_read(const char *metrics_path, rh_unit *u);
 // (NULL and 0 when there is no heatmaps/ folder).
 pad_status rh_unit_heatmaps(const rh_unit *u, rh_heat **out, int *n);
 
-// Appends the unit's detail as one JSON object: {"train": {"cols": [...], "rows": [[...], ...]} or null,
-// "scores": [[label, score], ...] or null, "hm": [[name, label, score], ...], "epoch": E}. Files larger than
-// 64 MiB and rows beyond 100000 are left out (the JSON says null / stops there).
+// Appends the unit's detail as one compact JSON object (the page decodes it when the unit is opened):
+//   "epoch": the reported epoch,
+//   "train": null or {"cols": [train.csv's columns but lr], "n": rows, "q": [[lo, hi, B] per column]} where B is
+//            the base64 of n little-endian uint16 q, value = lo + (hi - lo) * q / 65534, 65535 = undefined (plots
+//            need no more than 16 bits),
+//   "scores": null or {"l": "0110..." (labels), "s": base64 of the float32 scores, little-endian, exact},
+//   "hm": [[name, label, score], ...] (rh_unit_heatmaps' order).
+// Files larger than 64 MiB and rows beyond 100000 are left out (null / cut there).
 pad_status rh_unit_detail_json(const rh_unit *u, pad_sbuf *b);
 
 // Appends "data:image/jpeg;base64,..." of the image at png_path scaled to fit max_side x max_side (box filter).
 // Errors: the image cannot be read (logged by the decoder), the encoder fails.
 pad_status rh_thumb_data_uri(const char *png_path, int max_side, pad_sbuf *b);
+
+// Appends the base64 encoding of n bytes (RFC 4648, with padding).
+void rh_base64(pad_sbuf *b, const unsigned char *d, size_t n);
 
 // Writes into out (cap bytes) the relative, URL-escaped path from folder `from` to folder `to` (both existing),
 // ending in '/'; falls back to the absolute path of `to` when a real path cannot be resolved.

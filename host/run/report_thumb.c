@@ -41,7 +41,7 @@ static void on_jpeg_error(j_common_ptr c) {
     longjmp(((jerr *)c->err)->jb, 1);
 }
 
-// JPEG quality 80 of w x h RGB into a malloc'd buffer.
+// JPEG quality 70 of w x h RGB into a malloc'd buffer.
 static pad_status encode_jpeg(const uint8_t *rgb, int w, int h, unsigned char **out, unsigned long *n) {
     struct jpeg_compress_struct ci;
     jerr je;
@@ -62,7 +62,7 @@ static pad_status encode_jpeg(const uint8_t *rgb, int w, int h, unsigned char **
     ci.input_components = 3;
     ci.in_color_space = JCS_RGB;
     jpeg_set_defaults(&ci);
-    jpeg_set_quality(&ci, 80, TRUE);
+    jpeg_set_quality(&ci, 70, TRUE);
     jpeg_start_compress(&ci, TRUE);
     while (ci.next_scanline < ci.image_height) {
         JSAMPROW row = (JSAMPROW)(rgb + (size_t)ci.next_scanline * (size_t)w * 3);
@@ -73,7 +73,7 @@ static pad_status encode_jpeg(const uint8_t *rgb, int w, int h, unsigned char **
     return PAD_OK;
 }
 
-static void base64(pad_sbuf *b, const unsigned char *d, size_t n) {
+void rh_base64(pad_sbuf *b, const unsigned char *d, size_t n) {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char q[4];
     for (size_t i = 0; i < n; i += 3) {
@@ -118,7 +118,7 @@ pad_status rh_thumb_data_uri(const char *png_path, int max_side, pad_sbuf *b) {
         return st;
     }
     pad_sb_printf(b, "data:image/jpeg;base64,");
-    base64(b, jpg, n);
+    rh_base64(b, jpg, n);
     free(jpg);
     return b->oom ? PAD_ERR_OOM : PAD_OK;
 }

@@ -174,7 +174,27 @@ static char *next_line(char **cursor) {
     return s;
 }
 
-// train.csv: {"cols": [header...], "rows": [[numbers or null], ...]}
+// Appends n values as [lo, hi, "base64 of uint16 LE"] (report_page.h); NaN -> 65535.
+static void quantized(pad_sbuf *b, const double *v, int n, unsigned char *tmp) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (isfinite(v[i])) {
+            lo = v[i] < lo ? v[i] : lo;
+            hi = v[i] > hi ? v[i] : hi;
+        }
+    if (lo > hi) lo = hi = 0;
+    double span = hi > lo ? hi - lo : 1.0;
+    for (int i = 0; i < n; i++) {
+        unsigned q = isfinite(v[i]) ? (unsigned)lround((v[i] - lo) / span * 65534.0) : 65535u;
+        tmp[2 * i] = (unsigned char)(q & 255u);
+        tmp[2 * i + 1] = (unsigned char)(q >> 8);
+    }
+    pad_sb_printf(b, "[%.9g,%.9g,\"", lo, hi);
+    rh_base64(b, tmp, 2 * (size_t)n);
+    pad_sb_put(b, "\"]", 2);
+}
+
+// train.csv without its lr column, column by column, quantised (report_page.h).
 static void train_json(const rh_unit *u, pad_sbuf *b) {
     char *text = read_unit_csv(u, "train.csv");
     char *cur = text, *line = next_line(&cur);
@@ -184,28 +204,36 @@ static void train_json(const rh_unit *u, pad_sbuf *b) {
         return;
     }
     char *f[MAX_COLS];
-    int nc = split_csv(line, f);
+    int nc = split_csv(line, f), col[MAX_COLS], nk = 0;
     pad_sb_printf(b, "{\"cols\":[");
     for (int i = 0; i < nc; i++) {
-        if (i) pad_sb_put(b, ",", 1);
+        if (strcmp(f[i], "lr") == 0) continue;
+        if (nk) pad_sb_put(b, ",", 1);
         pad_sb_json_str(b, f[i]);
+        col[nk++] = i;
     }
-    pad_sb_printf(b, "],\"rows\":[");
+    double *v = malloc((size_t)MAX_ROWS * (size_t)nk * sizeof *v);
+    unsigned char *tmp = malloc(2 * (size_t)MAX_ROWS);
     int nr = 0;
-    while ((line = next_line(&cur)) != NULL && nr < MAX_ROWS) {
+    while (v && tmp && (line = next_line(&cur)) != NULL && nr < MAX_ROWS) {
         if (!*line) continue;
         int n = split_csv(line, f);
-        pad_sb_printf(b, "%s[", nr++ ? "," : "");
-        for (int i = 0; i < nc; i++) {
+        for (int k = 0; k < nk; k++) {
             char *end = NULL;
-            double v = i < n && *f[i] ? strtod(f[i], &end) : NAN;
-            if (end && *end) v = NAN;
-            if (i) pad_sb_put(b, ",", 1);
-            pad_sb_json_num(b, v);
+            int i = col[k];
+            double x = i < n && *f[i] ? strtod(f[i], &end) : NAN;
+            v[(size_t)k * MAX_ROWS + (size_t)nr] = end && *end ? NAN : x;
         }
-        pad_sb_put(b, "]", 1);
+        nr++;
+    }
+    pad_sb_printf(b, "],\"n\":%d,\"q\":[", nr);
+    for (int k = 0; v && tmp && k < nk; k++) {
+        if (k) pad_sb_put(b, ",", 1);
+        quantized(b, v + (size_t)k * MAX_ROWS, nr, tmp);
     }
     pad_sb_printf(b, "]}");
+    free(v);
+    free(tmp);
     free(text);
 }
 
@@ -338,17 +366,24 @@ pad_status rh_unit_detail_json(const rh_unit *u, pad_sbuf *b) {
     char *text = NULL;
     scored *sc = NULL;
     int ns = read_scores(u, &text, &sc);
-    if (ns < 0) {
+    unsigned char *bytes = ns > 0 ? malloc(4 * (size_t)ns) : NULL;
+    if (ns < 0 || (ns > 0 && !bytes)) {
         pad_sb_printf(b, "null");
     } else {
-        pad_sb_put(b, "[", 1);
+        pad_sb_printf(b, "{\"l\":\"");
         for (int i = 0; i < ns; i++) {
-            pad_sb_printf(b, "%s[%d,", i ? "," : "", sc[i].label);
-            pad_sb_json_num(b, sc[i].score);
-            pad_sb_put(b, "]", 1);
+            float x = (float)sc[i].score;
+            uint32_t w;
+            memcpy(&w, &x, 4);
+            for (int q = 0; q < 4; q++)
+                bytes[4 * i + q] = (unsigned char)(w >> (8 * q));
+            pad_sb_put(b, sc[i].label ? "1" : "0", 1);
         }
-        pad_sb_put(b, "]", 1);
+        pad_sb_printf(b, "\",\"s\":\"");
+        rh_base64(b, bytes, 4 * (size_t)ns);
+        pad_sb_printf(b, "\"}");
     }
+    free(bytes);
     free(sc);
     free(text);
     rh_heat *h = NULL;
