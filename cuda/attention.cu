@@ -15,7 +15,8 @@
  *
  * With be->fast_kernels, attention_dual instead runs through cuBLAS (attg_* below): per chunk of images the scores
  * of every (image, head) pair as batched GEMMs (pointer arrays built on the device), a warp-per-row softmax, and
- * the outputs as batched GEMMs; these GEMMs use the tensor cores in the fast math modes (be->math). */
+ * the outputs as batched GEMMs; these GEMMs use the tensor cores in the fast math modes (be->math). With be->att_v2,
+ * attention_dual runs the register-tiled kernel of attention_v2.cu (head sizes 32, 64, 128). */
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
 
@@ -266,7 +267,7 @@ static pad_status attention_dual_gemm(pad_backend *be, float *out_qk, float *out
     const size_t ptr_bytes = ((size_t)ATTG_NPTR * chunk * NH * sizeof(void *) + 255) & ~(size_t)255;
     const size_t s_floats = (size_t)chunk * NH * T * ld;
     char *scr = (char *)pad_backend_scratch(be, ptr_bytes + 2 * s_floats * sizeof(float));
-    if (!scr) return PAD_ERR_OOM;
+    if (!scr) return cuda_scratch_error(be);
     void **p = (void **)scr;
     float *s_qk = (float *)(scr + ptr_bytes);
     const float scale = 1.0f / sqrtf((float)HS);
@@ -301,6 +302,10 @@ extern "C" pad_status cuda_attention(pad_backend *be, float *out, float *att, co
 extern "C" pad_status cuda_attention_dual(pad_backend *be, float *out_qk, float *out_vv, const float *qkv, int B, int T,
                                           int NH, int HS) {
     if (be->fast_kernels) return attention_dual_gemm(be, out_qk, out_vv, qkv, B, T, NH, HS);
+    if (be->att_v2) {
+        pad_status st = cuda_attention_dual_v2(be, out_qk, out_vv, qkv, B, T, NH, HS);
+        if (st != PAD_ERR_UNSUPPORTED || be->capture_failed) return st; // else: a head size v2 does not have
+    }
     if (out_qk && out_vv) return launch<true, true>(be, out_qk, out_vv, NULL, qkv, B, T, NH, HS, false);
     if (out_qk) return launch<true, false>(be, out_qk, NULL, NULL, qkv, B, T, NH, HS, false);
     return launch<false, true>(be, NULL, out_vv, NULL, qkv, B, T, NH, HS, false);

@@ -1,6 +1,6 @@
 /* cuda_ops.h - internal: the CUDA backend's op launchers, one file per group (nn.cu, attention.cu, grad.cu,
- * knn.cu, score.cu, loss.cu). Semantics are those of pad_backend_ops in backend.h; every launcher checks the launch
- * and poisons the backend on failure. */
+ * knn.cu, score.cu, loss.cu, gemm_lt.cu). Semantics are those of pad_backend_ops in backend.h; every launcher checks
+ * the launch and poisons the backend on failure. */
 #ifndef PAD_CUDA_OPS_H
 #define PAD_CUDA_OPS_H
 
@@ -25,6 +25,10 @@ pad_status cuda_patch_embed(pad_backend *be, float *x, const float *pixels, cons
                             const float *pos, int B, int S, int P, int D);
 pad_status cuda_sgd_step(pad_backend *be, float *p, const float *grad, float *buf, size_t n, float lr, float momentum,
                          float weight_decay, bool first);
+
+// gemm_lt.cu
+pad_status cuda_linear_rows(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M,
+                            int K, int N, bool accumulate);
 
 // attention.cu
 pad_status cuda_attention(pad_backend *be, float *out, float *att, const float *qkv, int B, int T, int NH, int HS,

@@ -120,7 +120,7 @@ extern "C" pad_status cuda_attention_backward(pad_backend *be, float *dqkv, cons
                                               const float *att, int B, int T, int NH, int HS, bool causal) {
     if (B == 0) return PAD_OK;
     float *dS = (float *)pad_backend_scratch(be, (size_t)B * NH * T * T * sizeof(float));
-    if (!dS) return PAD_ERR_OOM;
+    if (!dS) return cuda_scratch_error(be);
     const long long rows = (long long)B * NH * T;
     cudaStream_t st = cuda_stream_of(be);
     attention_backward_ds_kernel<<<(unsigned)rows, 64, 0, st>>>(dS, dout, qkv, att, T, NH, HS, causal ? 1 : 0);

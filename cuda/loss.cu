@@ -1,25 +1,23 @@
 /* loss.cu - CUDA kernels for the small ops of PromptAD's prompt-learning loss (twins of host/cpu_loss.c): row L2
  * normalisation (one warp per row, double accumulation) and its backward (one block per row), cross-entropy with
- * target 0 (one warp per row, then one block sums the row losses), the EAM loss (one warp per sample or one thread per
- * channel, then one thread per channel walks the samples in order for the anchor gradients) and a dot product (one
- * block). No atomics: every sum has a fixed order, so results are deterministic run to run. */
+ * target 0 (one warp per row, then one block sums the row losses), the EAM loss (one warp per sample or one thread
+ * per channel, then one thread per channel walks the samples in order for the anchor gradients) and a dot product
+ * (one block). Cross-entropy, EAM and dot accumulate in double like their CPU twins. No atomics: every sum has a
+ * fixed order, so results are deterministic run to run. */
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
 
 #define LOSS_THREADS 256
 
-// out[0] = alpha * sum_i x[i] * (y ? y[i] : 1) * (relu ? (x[i] > 0) : 1) over n values; one block of LOSS_THREADS.
-__global__ void block_reduce_kernel(float *out, const float *x, const float *y, long long n, float alpha, int relu) {
-    __shared__ float shared[32];
-    float part = 0.0f;
-    for (long long i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = x[i];
-        if (relu) v = v > 0.0f ? v : 0.0f;
-        if (y) v *= y[i];
-        part += v;
-    }
-    const float total = block_sum(part, shared);
-    if (threadIdx.x == 0) out[0] = alpha * total;
+// out[0] = (float)(relu ? sum_i max(h[i], 0) : sum_i h[i]) * scale, or / div when div > 0, summed in double in a
+// fixed order (the CPU twins sum in double too); one block of LOSS_THREADS.
+__global__ void sum_d_kernel(float *out, const double *h, long long n, double scale, double div, int relu) {
+    __shared__ double shared[32];
+    double part = 0.0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x)
+        part += relu ? (h[i] > 0.0 ? h[i] : 0.0) : h[i];
+    const double total = block_sum_d(part, shared);
+    if (threadIdx.x == 0) out[0] = (float)(div > 0.0 ? total / div : total * scale);
 }
 
 // ----------------------------------------------------------------------------
@@ -80,8 +78,9 @@ extern "C" pad_status cuda_l2norm_rows_backward(pad_backend *be, float *dinp, co
 // ----------------------------------------------------------------------------
 // cross-entropy with target 0
 
-// One warp per row: rowloss[n] = logsumexp(z[n]) - z[n,0]; dz[n,k] = (softmax(z[n])_k - [k == 0]) / N.
-__global__ void xent0_rows_kernel(float *rowloss, float *dz, const float *z, int N, int K) {
+// One warp per row, in double like cpu_loss.c: rowloss[n] = log(sum_k exp(z[n,k] - mx)) + mx - z[n,0] with mx the
+// row's max; dz[n,k] = ((float)(exp(z[n,k] - mx) / s) - [k == 0]) / N.
+__global__ void xent0_rows_kernel(double *rowloss, float *dz, const float *z, int N, int K) {
     const int lane = threadIdx.x % 32;
     const long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (n >= N) return; // whole warps exit together
@@ -89,26 +88,26 @@ __global__ void xent0_rows_kernel(float *rowloss, float *dz, const float *z, int
     float *g = dz + n * K;
     float mx = -INFINITY;
     for (int k = lane; k < K; k += 32)
-        mx = fmaxf(mx, zr[k]);
+        mx = fmaxf(mx, zr[k]); // the sign of a zero maximum does not matter below
     mx = warp_max(mx);
-    float s = 0.0f;
+    double s = 0.0;
     for (int k = lane; k < K; k += 32)
-        s += expf(zr[k] - mx);
-    s = warp_sum(s);
+        s += exp((double)zr[k] - mx);
+    s = warp_sum_d(s);
     const float invN = 1.0f / (float)N;
     for (int k = lane; k < K; k += 32)
-        g[k] = (expf(zr[k] - mx) / s - (k == 0 ? 1.0f : 0.0f)) * invN;
-    if (lane == 0) rowloss[n] = logf(s) + mx - zr[0];
+        g[k] = ((float)(exp((double)zr[k] - mx) / s) - (k == 0 ? 1.0f : 0.0f)) * invN;
+    if (lane == 0) rowloss[n] = log(s) + mx - zr[0];
 }
 
 extern "C" pad_status cuda_xent0(pad_backend *be, float *loss, float *dz, const float *z, int N, int K) {
-    float *rowloss = (float *)pad_backend_scratch(be, (size_t)N * sizeof(float));
-    if (!rowloss) return PAD_ERR_OOM;
+    double *rowloss = (double *)pad_backend_scratch(be, (size_t)N * sizeof(double));
+    if (!rowloss) return cuda_scratch_error(be);
     cudaStream_t st = cuda_stream_of(be);
     const int rows_per_block = 4; // 128 threads
     xent0_rows_kernel<<<(unsigned)CEIL_DIV(N, rows_per_block), 32 * rows_per_block, 0, st>>>(rowloss, dz, z, N, K);
     PAD_CUDA_CHECK_LAUNCH(be);
-    block_reduce_kernel<<<1, LOSS_THREADS, 0, st>>>(loss, rowloss, NULL, N, 1.0f / (float)N, 0);
+    sum_d_kernel<<<1, LOSS_THREADS, 0, st>>>(loss, rowloss, N, 0.0, (double)N, 0);
     PAD_CUDA_CHECK_LAUNCH(be);
     return PAD_OK;
 }
@@ -116,75 +115,78 @@ extern "C" pad_status cuda_xent0(pad_backend *be, float *loss, float *dz, const 
 // ----------------------------------------------------------------------------
 // EAM ("triplet") loss
 
+// The EAM loss runs in double like its CPU twin (cpu_loss.c): pos - neg cancels when a sample is near the hinge,
+// and a float difference there could flip the hinge's sign against the CPU's.
+
 // Per-sample hinge arguments: one warp per row n of f(NS, D): h[n] = sum_d (f-wn)^2 - sum_d (f-wa)^2 + margin.
-__global__ void eam_rows_kernel(float *h, const float *f, const float *wn, const float *wa, int NS, int D,
+__global__ void eam_rows_kernel(double *h, const float *f, const float *wn, const float *wa, int NS, int D,
                                 float margin) {
     const int lane = threadIdx.x % 32;
     const long long n = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     if (n >= NS) return;
     const float *x = f + n * D;
-    float pos = 0.0f, neg = 0.0f;
+    double pos = 0.0, neg = 0.0;
     for (int d = lane; d < D; d += 32) {
-        const float a = x[d] - wn[d], c = x[d] - wa[d];
-        pos += a * a;
-        neg += c * c;
+        const double a = (double)x[d] - wn[d], c = (double)x[d] - wa[d];
+        pos = __dadd_rn(pos, __dmul_rn(a, a));
+        neg = __dadd_rn(neg, __dmul_rn(c, c));
     }
-    pos = warp_sum(pos);
-    neg = warp_sum(neg);
-    if (lane == 0) h[n] = pos - neg + margin;
+    pos = warp_sum_d(pos);
+    neg = warp_sum_d(neg);
+    if (lane == 0) h[n] = pos - neg + (double)margin;
 }
 
 // One thread per channel d, walking the samples in order: dwn[d] += inv * sum_{h[n]>0} -2 (f[n,d] - wn[d]),
 // dwa[d] += inv * sum_{h[n]>0} 2 (f[n,d] - wa[d]).
-__global__ void eam_rows_grad_kernel(float *dwn, float *dwa, const float *h, const float *f, const float *wn,
-                                     const float *wa, int NS, int D, float inv) {
+__global__ void eam_rows_grad_kernel(float *dwn, float *dwa, const double *h, const float *f, const float *wn,
+                                     const float *wa, int NS, int D, double inv) {
     const int d = blockIdx.x * blockDim.x + threadIdx.x;
     if (d >= D) return;
-    float gn = 0.0f, ga = 0.0f;
+    double gn = 0.0, ga = 0.0;
     for (long long n = 0; n < NS; n++)
-        if (h[n] > 0.0f) {
-            const float x = f[n * D + d];
-            gn += -2.0f * (x - wn[d]);
-            ga += 2.0f * (x - wa[d]);
+        if (h[n] > 0.0) {
+            const double x = f[n * D + d];
+            gn = __dadd_rn(gn, -2.0 * (x - wn[d]));
+            ga = __dadd_rn(ga, 2.0 * (x - wa[d]));
         }
-    dwn[d] += gn * inv;
-    dwa[d] += ga * inv;
+    dwn[d] += (float)(gn * inv);
+    dwa[d] += (float)(ga * inv);
 }
 
 // Token-axis variant: one thread per channel d loops over b and t: h[b*D+d] and the anchor gradients.
-__global__ void eam_token_axis_kernel(float *h, float *dwn, float *dwa, const float *f, const float *wn,
-                                      const float *wa, int B, int T, int D, float margin, float inv) {
+__global__ void eam_token_axis_kernel(double *h, float *dwn, float *dwa, const float *f, const float *wn,
+                                      const float *wa, int B, int T, int D, float margin, double inv) {
     const int d = blockIdx.x * blockDim.x + threadIdx.x;
     if (d >= D) return;
-    float gn = 0.0f, ga = 0.0f;
+    double gn = 0.0, ga = 0.0;
     for (int b = 0; b < B; b++) {
-        float pos = 0.0f, neg = 0.0f, sn = 0.0f, sa = 0.0f;
+        double pos = 0.0, neg = 0.0, sn = 0.0, sa = 0.0;
         for (int t = 0; t < T; t++) {
-            const float x = f[((long long)b * T + t) * D + d];
-            const float a = x - wn[d], c = x - wa[d];
-            pos += a * a;
-            neg += c * c;
+            const double x = f[((long long)b * T + t) * D + d];
+            const double a = x - wn[d], c = x - wa[d];
+            pos = __dadd_rn(pos, __dmul_rn(a, a));
+            neg = __dadd_rn(neg, __dmul_rn(c, c));
             sn += a;
             sa += c;
         }
-        const float hv = pos - neg + margin;
+        const double hv = pos - neg + (double)margin;
         h[(long long)b * D + d] = hv;
-        if (hv > 0.0f) {
-            gn += -2.0f * sn;
-            ga += 2.0f * sa;
+        if (hv > 0.0) {
+            gn += -2.0 * sn;
+            ga += 2.0 * sa;
         }
     }
-    dwn[d] += gn * inv;
-    dwa[d] += ga * inv;
+    dwn[d] += (float)(gn * inv);
+    dwa[d] += (float)(ga * inv);
 }
 
 extern "C" pad_status cuda_eam_loss(pad_backend *be, float *loss, float *dwn, float *dwa, const float *f,
                                     const float *wn, const float *wa, int B, int T, int D, bool token_axis,
                                     float margin) {
     const long long n_h = token_axis ? (long long)B * D : (long long)B * T;
-    float *h = (float *)pad_backend_scratch(be, (size_t)n_h * sizeof(float));
-    if (!h) return PAD_ERR_OOM;
-    const float inv = 1.0f / (float)n_h;
+    double *h = (double *)pad_backend_scratch(be, (size_t)n_h * sizeof(double));
+    if (!h) return cuda_scratch_error(be);
+    const double inv = 1.0 / (double)n_h;
     cudaStream_t st = cuda_stream_of(be);
     if (token_axis) {
         eam_token_axis_kernel<<<(unsigned)CEIL_DIV(D, 64), 64, 0, st>>>(h, dwn, dwa, f, wn, wa, B, T, D, margin, inv);
@@ -197,7 +199,7 @@ extern "C" pad_status cuda_eam_loss(pad_backend *be, float *loss, float *dwn, fl
         eam_rows_grad_kernel<<<(unsigned)CEIL_DIV(D, 64), 64, 0, st>>>(dwn, dwa, h, f, wn, wa, NS, D, inv);
         PAD_CUDA_CHECK_LAUNCH(be);
     }
-    block_reduce_kernel<<<1, LOSS_THREADS, 0, st>>>(loss, h, NULL, n_h, inv, 1);
+    sum_d_kernel<<<1, LOSS_THREADS, 0, st>>>(loss, h, n_h, inv, 0.0, 1);
     PAD_CUDA_CHECK_LAUNCH(be);
     return PAD_OK;
 }
@@ -205,8 +207,18 @@ extern "C" pad_status cuda_eam_loss(pad_backend *be, float *loss, float *dwn, fl
 // ----------------------------------------------------------------------------
 // dot product
 
+// out[0] = (float)(alpha * sum_i a[i] b[i]) with the sum in double, as cpu_dot; one block.
+__global__ void dot_kernel(float *out, const float *a, const float *b, long long n, float alpha) {
+    __shared__ double shared[32];
+    double part = 0.0;
+    for (long long i = threadIdx.x; i < n; i += blockDim.x)
+        part += (double)a[i] * (double)b[i];
+    const double total = block_sum_d(part, shared);
+    if (threadIdx.x == 0) out[0] = (float)((double)alpha * total);
+}
+
 extern "C" pad_status cuda_dot(pad_backend *be, float *out, const float *a, const float *b, size_t n, float alpha) {
-    block_reduce_kernel<<<1, LOSS_THREADS, 0, cuda_stream_of(be)>>>(out, a, b, (long long)n, alpha, 0);
+    dot_kernel<<<1, LOSS_THREADS, 0, cuda_stream_of(be)>>>(out, a, b, (long long)n, alpha);
     PAD_CUDA_CHECK_LAUNCH(be);
     return PAD_OK;
 }

@@ -1,7 +1,8 @@
 /* nn.cu - CUDA kernels for the elementwise, row and embedding ops (twins of host/cpu_nn.c): add_rows, axpy, scale,
  * layernorm (one block per row, two-pass mean/variance; with be->fast_kernels one warp per row holding the row in
  * registers), exact erf GELU (alone, and fused after the bias add: bias_gelu), gather/scatter of rows (scatter is
- * deterministic: one thread per (table row, column) walks the index list in order), the patch embedding
+ * deterministic: one thread per (table row, column) walks the index list in order; an index >= R raises the
+ * backend's error flag, reported at the next sync), the patch embedding
  * (im2col kernel + one cuBLAS GEMM per launch) and the SGD step. */
 #include "cuda_common.cuh"
 #include "cuda_ops.h"
@@ -198,11 +199,21 @@ __global__ void scatter_add_rows_kernel(float *dtable, const float *dout, const 
     dtable[(long long)r * C + c] = acc;
 }
 
+// Raises CUDA_ERRFLAG_SCATTER_RANGE in the backend's error flag (mapped host memory) for an index >= R; every
+// thread that finds one writes the same value, so no atomic is needed.
+__global__ void scatter_check_kernel(int *err, const int32_t *idx, int n, int R) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n && idx[i] >= R) *(volatile int *)err = CUDA_ERRFLAG_SCATTER_RANGE;
+}
+
 extern "C" pad_status cuda_scatter_add_rows(pad_backend *be, float *dtable, const float *dout, const int32_t *idx,
                                             int n, int C, int R) {
     if (n == 0 || R == 0) return PAD_OK;
+    cudaStream_t s = cuda_stream_of(be);
+    scatter_check_kernel<<<(unsigned)CEIL_DIV(n, 256), 256, 0, s>>>(cuda_impl_of(be)->err_dev, idx, n, R);
+    PAD_CUDA_CHECK_LAUNCH(be);
     dim3 grid((unsigned)R, (unsigned)CEIL_DIV(C, 128));
-    scatter_add_rows_kernel<<<grid, 128, 0, cuda_stream_of(be)>>>(dtable, dout, idx, n, C);
+    scatter_add_rows_kernel<<<grid, 128, 0, s>>>(dtable, dout, idx, n, C);
     PAD_CUDA_CHECK_LAUNCH(be);
     return PAD_OK;
 }
@@ -235,7 +246,7 @@ extern "C" pad_status cuda_patch_embed(pad_backend *be, float *x, const float *p
     if (B == 0) return PAD_OK;
     const int G = S / P, GG = G * G, T = 1 + GG, KP = 3 * P * P;
     float *cols = (float *)pad_backend_scratch(be, (size_t)B * GG * KP * sizeof(float));
-    if (!cols) return PAD_ERR_OOM;
+    if (!cols) return cuda_scratch_error(be);
     const long long ncols = (long long)B * GG * KP;
     im2col_kernel<<<(unsigned)CEIL_DIV(ncols, 256), 256, 0, cuda_stream_of(be)>>>(cols, pixels, B, S, P, G);
     PAD_CUDA_CHECK_LAUNCH(be);

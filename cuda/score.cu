@@ -8,6 +8,7 @@
 #include "cuda_ops.h"
 
 #include <cuda_fp16.h>
+#include <limits.h>
 
 #define ROWS_PER_BLOCK 8 // warps per block in the one-warp-per-row kernels
 
@@ -192,26 +193,51 @@ extern "C" pad_status cuda_gaussian_filter(pad_backend *be, float *out, float *t
 // ----------------------------------------------------------------------------
 // row_max
 
-__device__ __forceinline__ float max_nan(float a, float b) {
-    return (a != a || b != b) ? __int_as_float(0x7fc00000) : fmaxf(a, b);
+// The CPU's row max (cpu_score.c) scans in order and replaces its maximum only by a strictly larger value or by
+// the first NaN: among equal values (+0 and -0) the first wins, and a NaN row gives its first NaN, payload and all.
+// The tree reduction below reproduces that exactly by reducing (value, index) pairs: a NaN beats a number, and among
+// NaNs or equal numbers the smaller index wins (fmaxf would pick +0 over -0, and a canonical NaN).
+__device__ __forceinline__ bool max_first_beats(float a, long long ia, float b, long long ib) {
+    const bool an = a != a, bn = b != b;
+    if (an || bn) return an && (!bn || ia < ib);
+    return a > b || (a == b && ia < ib);
+}
+
+__device__ __forceinline__ void max_first_warp(float &v, long long &i) {
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, v, o);
+        const long long oi = __shfl_xor_sync(0xffffffffu, i, o);
+        if (max_first_beats(ov, oi, v, i)) {
+            v = ov;
+            i = oi;
+        }
+    }
 }
 
 static __global__ void row_max_kernel(float *out, const float *inp, long long n) {
-    __shared__ float shared[32];
+    __shared__ float sv[32];
+    __shared__ long long si[32];
     const float *x = inp + (size_t)blockIdx.x * (size_t)n;
     float m = -INFINITY;
+    long long mi = LLONG_MAX; // "no element": any element of the row beats or ties it with a smaller index
     for (long long i = threadIdx.x; i < n; i += blockDim.x)
-        m = max_nan(m, x[i]);
-    for (int o = 16; o > 0; o >>= 1)
-        m = max_nan(m, __shfl_xor_sync(0xffffffffu, m, o));
+        if (max_first_beats(x[i], i, m, mi)) {
+            m = x[i];
+            mi = i;
+        }
+    max_first_warp(m, mi);
     const int lane = threadIdx.x % 32, wid = threadIdx.x / 32;
-    if (lane == 0) shared[wid] = m;
+    if (lane == 0) {
+        sv[wid] = m;
+        si[wid] = mi;
+    }
     __syncthreads();
     if (wid == 0) {
-        m = lane < (int)(blockDim.x / 32) ? shared[lane] : -INFINITY;
-        for (int o = 16; o > 0; o >>= 1)
-            m = max_nan(m, __shfl_xor_sync(0xffffffffu, m, o));
-        if (lane == 0) out[blockIdx.x] = m;
+        const bool have = lane < (int)(blockDim.x / 32);
+        m = have ? sv[lane] : -INFINITY;
+        mi = have ? si[lane] : LLONG_MAX;
+        max_first_warp(m, mi);
+        if (lane == 0) out[blockIdx.x] = mi < n ? x[mi] : m; // the element itself: its sign and NaN payload
     }
 }
 

@@ -81,6 +81,10 @@ vit=("$build/bench_vit" --device "$dev" --preset "$preset" --batches "$batches" 
 
 echo "## (a) ViT-B-16-plus-240 images/s"
 step 60 "${vit[@]}" --tag ours-fp32
+# the GEMMs as one strided-batched cuBLAS call (batch-dependent, the old way) and as pinned cuBLASLt algorithms with
+# the v2 attention kernel (both on trial): what the default one call per image costs and what the trial paths gain
+step 45 env PROMPTAD_CUDA_GEMM=batched "${vit[@]}" --tag ours-batchedgemm-fp32
+step 45 env PROMPTAD_CUDA_GEMM=pinned PROMPTAD_CUDA_ATTENTION=v2 "${vit[@]}" --graphs --tag ours-pinned-v2-fp32
 step 60 "${vit[@]}" --kernels fast --graphs --tag ours-fast-fp32
 step 60 "${vit[@]}" --kernels fast --graphs --math tf32 --tag ours-fast-tf32
 step 60 "${vit[@]}" --kernels fast --graphs --math bf16 --tag ours-fast-bf16

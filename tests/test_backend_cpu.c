@@ -1,5 +1,6 @@
-/* test_backend_cpu.c - the CPU backend's GEMM and simple ops against naive double-precision loops, and the
- * independence of GEMM results from the OpenBLAS/OpenMP thread count. */
+/* test_backend_cpu.c - the CPU backend's GEMM and simple ops against naive double-precision loops (LayerNorm also on
+ * rows where eps dominates), the independence of GEMM results from the OpenBLAS/OpenMP thread count, and the
+ * backend table's handling of a missing op and of "auto" without a CUDA device. */
 #include "backend.h"
 #include "check.h"
 
@@ -79,6 +80,42 @@ Test(backend_cpu, gemm_independent_of_thread_count) {
     free(C2);
 }
 
+// LayerNorm of rows x(M,C) against a double-precision loop with the op's eps (1e-5f, widened exactly as the op does).
+// The op normalises in double and rounds three times in float (the normalised value, the product with w, the sum
+// with b), each at most 2^-24 relative: |error| <= 2^-24 (2 |n w| + |y|) with |n w| <= 3 here, under 4e-7 +
+// 1e-7 |y|. The tolerance 4e-7 + 2e-7 |y| keeps that with room and still sees eps 1e-6 instead of 1e-5: on the
+// random rows (variance about 2) that moves the outputs by up to 5e-6, on the low-variance rows by tens of percent.
+// Returns the largest variance seen.
+static double check_layernorm_rows(pad_backend *be, const char *what, const float *x, const float *w, const float *b,
+                                   int M, int C) {
+    float *y = malloc(sizeof(float) * M * C), *mean = malloc(sizeof(float) * M), *rstd = malloc(sizeof(float) * M);
+    cr_assert(y && mean && rstd);
+    const float eps = 1e-5f;
+    cr_assert(pad_op_layernorm(be, y, mean, rstd, x, w, b, M, C, eps) == PAD_OK);
+    double var_max = 0;
+    for (int m = 0; m < M; m++) {
+        double mu = 0, var = 0;
+        for (int c = 0; c < C; c++)
+            mu += x[m * C + c];
+        mu /= C;
+        for (int c = 0; c < C; c++)
+            var += (x[m * C + c] - mu) * (x[m * C + c] - mu);
+        var /= C;
+        var_max = fmax(var_max, var);
+        const double rs = 1.0 / sqrt(var + (double)eps);
+        cr_assert(fabs(rstd[m] - rs) <= 1e-7 * rs, "%s: rstd of row %d: %.9g vs %.9g", what, m, rstd[m], rs);
+        for (int c = 0; c < C; c++) {
+            double want = (x[m * C + c] - mu) * rs * w[c] + b[c];
+            cr_assert(fabs(y[m * C + c] - want) <= 4e-7 + 2e-7 * fabs(want), "%s (%d,%d): %.9g vs %.9g", what, m, c,
+                      y[m * C + c], want);
+        }
+    }
+    free(y);
+    free(mean);
+    free(rstd);
+    return var_max;
+}
+
 Test(backend_cpu, layernorm_and_backward_match_naive) {
     pad_backend *be;
     cr_assert(pad_backend_cpu_init(&be, 0) == PAD_OK);
@@ -89,20 +126,14 @@ Test(backend_cpu, layernorm_and_backward_match_naive) {
     pad_rng_fill(&rng, w, C, 0.5f, 1.5f);
     pad_rng_fill(&rng, b, C, -0.5f, 0.5f);
     pad_rng_fill(&rng, dy, M * C, -1, 1);
+    check_layernorm_rows(be, "layernorm", x, w, b, M, C);
+    // rows whose variance (about 3e-6 and 3e-7) is below eps: there eps sets the scale of the output
+    float flat[2 * C];
+    pad_rng_fill(&rng, flat, C, 0.697f, 0.703f);
+    pad_rng_fill(&rng, flat + C, C, -1.201f, -1.199f);
+    double var = check_layernorm_rows(be, "layernorm, low-variance rows", flat, w, b, 2, C);
+    cr_assert(var < 0.5e-5, "the low-variance rows have variance %g: eps would not dominate", var);
     cr_assert(pad_op_layernorm(be, y, mean, rstd, x, w, b, M, C, 1e-5f) == PAD_OK);
-    for (int m = 0; m < M; m++) {
-        double mu = 0, var = 0;
-        for (int c = 0; c < C; c++)
-            mu += x[m * C + c];
-        mu /= C;
-        for (int c = 0; c < C; c++)
-            var += (x[m * C + c] - mu) * (x[m * C + c] - mu);
-        var /= C;
-        for (int c = 0; c < C; c++) {
-            double want = (x[m * C + c] - mu) / sqrt(var + 1e-5) * w[c] + b[c];
-            cr_assert(fabs(y[m * C + c] - want) < 1e-5, "layernorm (%d,%d): %g vs %g", m, c, y[m * C + c], want);
-        }
-    }
     // backward against central finite differences of L = sum(dy * layernorm(x))
     memset(dx, 0, sizeof dx);
     cr_assert(pad_op_layernorm_backward(be, dx, dy, x, w, mean, rstd, M, C) == PAD_OK);
@@ -173,14 +204,39 @@ Test(backend_cpu, sgd_matches_torch_formula) {
     pad_backend_free(be);
 }
 
-Test(backend_cpu, unimplemented_op_is_a_clear_error_and_auto_falls_back) {
+// An op whose slot is NULL in a backend's table is refused with PAD_ERR_UNSUPPORTED and a log line naming the op and
+// the backend (a test table: the CPU one with knn_min and gelu removed); the other ops keep working. "auto" with no
+// visible CUDA device (none in this build, or CUDA_VISIBLE_DEVICES emptied before CUDA starts in this test's
+// process) falls back to the CPU backend, and asking for CUDA explicitly is an error, on any machine.
+Test(backend_cpu, unimplemented_op_is_a_clear_error_and_auto_falls_back, .init = pad_test_log_start_all,
+     .fini = pad_test_log_stop) {
     pad_backend *be;
+    cr_assert(pad_backend_cpu_init(&be, 0) == PAD_OK);
+    const pad_backend_ops *cpu_ops = be->ops;
+    pad_backend_ops partial = *cpu_ops;
+    partial.name = "partial-test";
+    partial.knn_min = NULL;
+    partial.gelu = NULL;
+    be->ops = &partial;
+    float q[4] = {1, 0, 0, 1}, bank[4] = {0, 1, 1, 0}, dist[2] = {-7, -7}, y[4] = {-7, -7, -7, -7};
+    int32_t idx[2] = {-7, -7};
+    cr_assert(pad_op_knn_min(be, dist, idx, q, 2, bank, 2, 2, 1) == PAD_ERR_UNSUPPORTED);
+    PAD_ASSERT_LOG_HAS("op 'knn_min' is not implemented on the partial-test backend");
+    cr_assert(dist[0] == -7 && dist[1] == -7 && idx[0] == -7, "a refused op wrote its output");
+    cr_assert(pad_op_gelu(be, y, q, 4) == PAD_ERR_UNSUPPORTED);
+    PAD_ASSERT_LOG_HAS("op 'gelu' is not implemented on the partial-test backend");
+    cr_assert(pad_op_scale(be, y, q, 2.0f, 4) == PAD_OK && y[0] == 2.0f && y[1] == 0.0f, "other ops still work");
+    be->ops = cpu_ops;
+    cr_assert(pad_op_knn_min(be, dist, idx, q, 2, bank, 2, 2, 1) == PAD_OK && idx[0] == 1 && dist[0] == 0.0f);
+    pad_backend_free(be);
+
+    cr_assert(setenv("CUDA_VISIBLE_DEVICES", "", 1) == 0); // hides every device before CUDA starts (GPU machines)
+    cr_assert(pad_cuda_device_count() == 0);
     cr_assert(pad_backend_init(&be, PAD_BACKEND_AUTO, 0) == PAD_OK);
-    if (pad_cuda_device_count() == 0) cr_assert(pad_backend_get_kind(be) == PAD_BACKEND_CPU);
+    cr_assert(pad_backend_get_kind(be) == PAD_BACKEND_CPU, "auto chose %s", pad_backend_kind_str(be->kind));
+    PAD_ASSERT_LOG_HAS("device auto: no usable CUDA device, using the CPU backend");
     pad_backend_free(be);
     pad_backend *cu = (pad_backend *)1;
-    if (pad_cuda_device_count() == 0) {
-        cr_assert(pad_backend_init(&cu, PAD_BACKEND_CUDA, 0) == PAD_ERR_UNSUPPORTED);
-        cr_assert(cu == NULL);
-    }
+    cr_assert(pad_backend_init(&cu, PAD_BACKEND_CUDA, 0) == PAD_ERR_UNSUPPORTED);
+    cr_assert(cu == NULL);
 }

@@ -94,11 +94,15 @@ Test(cli_text, encode_text_bad_input, .timeout = 120) {
                   args, r.exit_code, r.err);
         pad_cmd_free(&r);
     }
-    // the real CLIP vocabulary does not fit a 514-token model
-    if (pad_test_vocab_path()) {
-        pad_cmd_result r = pad_cmd_run("%s encode-text --weights %s --vocab %s --out %s hello", pad_test_binary(),
-                                       e.model, pad_test_vocab_path(), out);
-        cr_assert(r.exit_code == 1 && strstr(r.err, "49408") && strstr(r.err, "514"), "stderr: %s", r.err);
-        pad_cmd_free(&r);
-    }
+}
+
+// The real CLIP vocabulary (49408 tokens) does not fit the 514-token model: a clear error naming both sizes.
+Test(cli_text, vocabulary_size_must_match_the_model, .timeout = 120) {
+    PAD_REQUIRE_VOCAB();
+    cli_env e = make_env();
+    pad_cmd_result r = pad_cmd_run("%s encode-text --weights %s --vocab %s --out %s/x.safetensors hello",
+                                   pad_test_binary(), e.model, pad_test_vocab_path(), e.dir);
+    cr_assert(r.exit_code == 1 && strstr(r.err, "49408") && strstr(r.err, "514"), "exit %d, stderr: %s", r.exit_code,
+              r.err);
+    pad_cmd_free(&r);
 }

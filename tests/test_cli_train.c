@@ -193,6 +193,11 @@ Test(cli_train, bad_input_is_a_clear_error, .timeout = 300) {
     snprintf(notimg, sizeof notimg, "%s/not_an_image.png", e.dir);
     pad_test_write_file(notimg, "hello", 5);
     snprintf(shots_bad, sizeof shots_bad, "%s,%s", e.shot[0], notimg);
+    // an empty (comment-only) prompt set: a clean error naming the file, never a crash
+    char empty_set[600], empty_opt[700];
+    snprintf(empty_set, sizeof empty_set, "%s/empty_set.yaml", e.dir);
+    pad_test_write_file(empty_set, "# nothing here\n", 15);
+    snprintf(empty_opt, sizeof empty_opt, "--prompts %s", empty_set);
     struct {
         const char *cls, *task, *init, *shots, *extra;
         int epochs, code;
@@ -217,6 +222,7 @@ Test(cli_train, bad_input_is_a_clear_error, .timeout = 300) {
         {"bottle", "cls", e.init_cls, e.shots, "", 0, 2, {"--epochs", NULL, NULL}},
         {"bottle", "cls", e.init_cls, e.shots, "--preprocess stretch", 1, 2, {"stretch", NULL, NULL}},
         {"bottle", "cls", e.init_cls, e.shots, "--eam sideways", 1, 2, {"--eam", NULL, NULL}},
+        {"bottle", "cls", e.init_cls, e.shots, empty_opt, 1, 1, {"empty_set.yaml", "empty", NULL}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         pad_cmd_result r =

@@ -179,6 +179,90 @@ Test(config, bad_values_name_file_and_line) {
     free(c);
 }
 
+// Regression (issue 15): libcyaml read "10.5" as 10, "1e3" as 1, "12abc" as 12, "010" as 8, "0.01abc" as 0.01 and
+// "nope" as true. Each is now an error naming the key, the value and the file:line or the --set argument.
+Test(config, numbers_and_booleans_are_strict) {
+    const struct {
+        const char *section, *key, *value;
+        const char *want; // after "<where>: "
+    } cases[] = {
+        {"run", "epochs", "10.5", "run.epochs: '10.5' is not an integer"},
+        {"run", "epochs", "1e3", "run.epochs: '1e3' is not an integer"},
+        {"run", "epochs", "12abc", "run.epochs: '12abc' is not an integer"},
+        {"run", "epochs", "010", "run.epochs: '010' is not an integer"},
+        {"run", "epochs", "0x10", "run.epochs: '0x10' is not an integer"},
+        {"run", "epochs", "99999999999999999999", "run.epochs: 99999999999999999999 is out of range [1, 100000]"},
+        {"train", "lr", "0.01abc", "train.lr: '0.01abc' is not a number"},
+        {"train", "lr", "nan", "train.lr: 'nan' is not a number"},
+        {"train", "lr", "1e999", "train.lr: '1e999' is not a number"},
+        {"output", "models", "nope", "output.models: 'nope' is not one of true, false"},
+        {"run", "shots", "[1.9, 2abc]", "run.shots: '1.9' is not an integer"},
+        {"run", "shots", "[1, 2abc]", "run.shots: '2abc' is not an integer"},
+        {"data", "max_test", "", "data.max_test: '' is not an integer"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pad_run_config *c = new_cfg();
+        pad_test_log_start();
+        const char *p =
+            write_cfg(pad_test_fmt("# strict\n%s:\n  %s: %s\n", cases[i].section, cases[i].key, cases[i].value));
+        cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG, "%s: %s accepted", cases[i].key, cases[i].value);
+        PAD_ASSERT_LOG_HAS(pad_test_fmt("%s:3: %s", p, cases[i].want));
+        if (cases[i].value[0]) {
+            pad_test_log_start();
+            const char *v = cases[i].value[0] == '[' ? "1.9,2abc" : cases[i].value;
+            if (strcmp(cases[i].value, "[1, 2abc]") == 0) v = "1,2abc";
+            const char *set = pad_test_fmt("%s.%s=%s", cases[i].section, cases[i].key, v);
+            cr_assert_eq(pad_run_config_set(c, set), PAD_ERR_INVALID_ARG, "--set %s accepted", set);
+            PAD_ASSERT_LOG_HAS(pad_test_fmt("--set %s: %s", set, cases[i].want));
+        }
+        pad_run_config def;
+        pad_run_config_default(&def);
+        cr_assert(c->run.epochs == def.run.epochs && c->train.lr == def.train.lr && c->output.models &&
+                      c->run.n_shots == def.run.n_shots,
+                  "a refused value changed the configuration");
+        free(c);
+    }
+    // what stays valid
+    pad_run_config *c = new_cfg();
+    cr_assert_eq(pad_run_config_set(c, "train.lr=1e-5"), PAD_OK);
+    cr_assert_float_eq(c->train.lr, 1e-5f, 0);
+    cr_assert_eq(pad_run_config_set(c, "train.margin=-.5"), PAD_OK);
+    cr_assert_float_eq(c->train.margin, -0.5f, 0);
+    cr_assert_eq(pad_run_config_set(c, "run.seeds=0,10"), PAD_OK);
+    cr_assert(c->run.n_seeds == 2 && c->run.seeds[1] == 10);
+    cr_assert_eq(pad_run_config_set(c, "output.models=no"), PAD_OK);
+    cr_assert(!c->output.models);
+    free(c);
+}
+
+// Regression (issue 15): a CR-only file (classic Mac line endings) was read as one comment line, so the defaults were
+// used silently; a second YAML document was ignored.
+Test(config, line_endings_and_documents) {
+    pad_run_config *c = new_cfg();
+    const char *p = write_cfg("# mac\rrun:\r  epochs: 7\r  shots: [2]\r");
+    cr_assert_eq(pad_run_config_load(c, p), PAD_OK, "%s", pad_test_log_text());
+    cr_assert(c->run.epochs == 7 && c->run.n_shots == 1 && c->run.shots[0] == 2);
+    p = write_cfg("# dos\r\nrun:\r\n  epochs: 8\r\n");
+    cr_assert_eq(pad_run_config_load(c, p), PAD_OK, "%s", pad_test_log_text());
+    cr_assert(c->run.epochs == 8);
+    pad_test_log_start();
+    p = write_cfg("# mac\rrun:\r  epochs: x\r");
+    cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s:3: run.epochs: 'x' is not an integer", p));
+    pad_test_log_start();
+    p = write_cfg("run:\n  epochs: 3\n---\nrun:\n  epochs: 4\n");
+    cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s:3: a second YAML document", p));
+    pad_test_log_start();
+    p = write_cfg("run:\n  epochs: 3\n...\nrun:\n");
+    cr_assert_eq(pad_run_config_load(c, p), PAD_ERR_INVALID_ARG);
+    PAD_ASSERT_LOG_HAS(pad_test_fmt("%s:4: a second YAML document", p));
+    p = write_cfg("---\nrun:\n  epochs: 9\n...\n");
+    cr_assert_eq(pad_run_config_load(c, p), PAD_OK, "%s", pad_test_log_text());
+    cr_assert(c->run.epochs == 9);
+    free(c);
+}
+
 Test(config, empty_sections_and_files_are_fine) {
     pad_run_config *a = new_cfg(), *b = new_cfg();
     const char *p = write_cfg("# nothing but comments\n\nrun:\nmodel:\n");

@@ -164,6 +164,13 @@ static void check_against_reference(const char *file, const char *cls_key, pad_p
         nw[i] -= n0[i];
     }
     PAD_ASSERT_REL("normal_ctx update", n, nw, c.nn, 1e-3);
+    float *a0 = fx_get(&c, "abnormal_ctx_init", c.na);
+    for (size_t i = 0; i < c.na; i++) {
+        a[i] -= a0[i];
+        aw[i] -= a0[i];
+    }
+    PAD_ASSERT_REL("abnormal_ctx update", a, aw, c.na, 1e-3);
+    free(a0);
     tv_want = fx_get(&c, "text_vectors_trained", (size_t)2 * c.E);
     cr_assert(pad_prompt_learner_text_vectors(c.pl, tv) == PAD_OK);
     PAD_ASSERT_REL("text vectors after training", tv, tv_want, (size_t)2 * c.E, 1e-5);
@@ -245,6 +252,63 @@ Test(prompt, learning_rate_schedule_is_cosine) {
     pad_prompt_opts s = pad_prompt_opts_default(PAD_TASK_SEG);
     cr_assert(o.n_pro == 3 && s.n_pro == 1 && o.n_pro_ab == 4 && o.n_ctx == 4 && o.n_ctx_ab == 1);
     cr_assert(o.margin == 0.0f && o.lambda_align == 0.001f && !o.exp_logit_scale && s.eam == PAD_EAM_TOKEN_AXIS);
+    // the optimizer of the official code (torch SGD), the same for both tasks
+    for (int task = 0; task < 2; task++) {
+        pad_prompt_opts d = pad_prompt_opts_default((pad_prompt_task)task);
+        cr_assert(d.lr == 0.002f && d.lr_min == 1e-5f, "task %d: lr %g -> %g", task, d.lr, d.lr_min);
+        cr_assert(d.momentum == 0.9f, "task %d: momentum %g, want 0.9", task, d.momentum);
+        cr_assert(d.weight_decay == 5e-4f, "task %d: weight decay %g, want 5e-4", task, d.weight_decay);
+    }
+}
+
+// |got - want| <= 2^-23 |want| for each value, naming the first that is not.
+static void assert_within_two_units(const char *what, const float *got, const double *want, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        cr_assert(fabs(got[i] - want[i]) <= 0x1p-23 * fabs(want[i]), "%s[%zu]: got %.9g want %.9g", what, i, got[i],
+                  want[i]);
+}
+
+// With a zero gradient an SGD step only decays: p1 = p0 (1 - lr wd), and the second step adds the momentum of the
+// first: p2 = p1 - lr (momentum wd p0 + wd p1), for both parameters, with the default momentum 0.9 and weight decay
+// 5e-4 written out here. The learner's gradients are zero until its first loss_grad (checked). lr = 1 and 0.5
+// make the decay large (5e-4 relative) next to the tolerance: the step's float arithmetic rounds the final
+// subtraction once (at most 2^-24 relative) and the small decay term's own rounding errors are 5e-4 times smaller,
+// so 2^-23 relative bounds the error with a factor of two to spare, while a weight decay of 5e-5 or 0 misses by
+// over 3000 times the tolerance.
+Test(prompt, zero_gradient_steps_apply_weight_decay_and_momentum) {
+    fx_case c;
+    fx_open(&c, "prompt_seg.safetensors", "metal_nut", PAD_TASK_SEG, 1);
+    const size_t n_all = c.nn + c.na;
+    float *p0 = malloc(sizeof(float) * n_all), *p1 = malloc(sizeof(float) * n_all), *p2 = malloc(sizeof(float) * n_all);
+    float *g = malloc(sizeof(float) * n_all);
+    double *want = malloc(sizeof(double) * n_all);
+    cr_assert(pad_prompt_learner_get_grad(c.pl, g, g + c.nn) == PAD_OK);
+    for (size_t i = 0; i < n_all; i++)
+        cr_assert(g[i] == 0.0f, "gradient %zu is %g before any loss_grad", i, g[i]);
+    cr_assert(pad_prompt_learner_get_ctx(c.pl, p0, p0 + c.nn) == PAD_OK);
+    const double wd = 5e-4, mom = 0.9;
+    cr_assert(pad_prompt_learner_step(c.pl, 1.0f) == PAD_OK);
+    cr_assert(pad_prompt_learner_get_ctx(c.pl, p1, p1 + c.nn) == PAD_OK);
+    for (size_t i = 0; i < n_all; i++)
+        want[i] = p0[i] * (1.0 - 1.0 * wd);
+    assert_within_two_units("normal_ctx after a zero-gradient step", p1, want, c.nn);
+    assert_within_two_units("abnormal_ctx after a zero-gradient step", p1 + c.nn, want + c.nn, c.na);
+    cr_assert(pad_prompt_learner_step(c.pl, 0.5f) == PAD_OK);
+    cr_assert(pad_prompt_learner_get_ctx(c.pl, p2, p2 + c.nn) == PAD_OK);
+    for (size_t i = 0; i < n_all; i++)
+        want[i] = p1[i] - 0.5 * (mom * wd * p0[i] + wd * p1[i]);
+    assert_within_two_units("normal_ctx after a second zero-gradient step", p2, want, c.nn);
+    assert_within_two_units("abnormal_ctx after a second zero-gradient step", p2 + c.nn, want + c.nn, c.na);
+    double s0 = 0.0;
+    for (size_t i = 0; i < n_all; i++)
+        s0 += fabs(p0[i]);
+    cr_assert(s0 > 0.0, "the parameters are all zero: the check would prove nothing");
+    free(p0);
+    free(p1);
+    free(p2);
+    free(g);
+    free(want);
+    fx_close(&c);
 }
 
 Test(prompt, training_is_deterministic_and_random_init_is_seeded) {

@@ -145,6 +145,57 @@ Test(prompt_set, bad_files_are_rejected_with_a_reason) {
     pad_prompt_set_free(s);
 }
 
+// Regression (issue 15): an empty or comment-only file made the loader return success with no document (a crash in
+// `run` and `train-prompts`); aliases expanded without bound; a second document was ignored; CR-only line endings.
+Test(prompt_set, empty_aliased_oversized_and_multi_document_files_are_refused) {
+    const char *logged = pad_test_log_text();
+    char *dir = pad_test_tmpdir("pset_hostile");
+    char many[64 * 1024] = "name: x\ngeneric: [";
+    for (int i = 0; i <= PAD_PROMPT_SET_MAX_STATES; i++)
+        strcat(many, i ? ", \"{} a\"" : "\"{} a\"");
+    strcat(many, "]\nclasses:\n  - key: a\n    states: []\n");
+    char longst[1024] = "name: x\ngeneric: [\"{} ";
+    for (int i = 0; i < PAD_PROMPT_SET_MAX_STATE_LEN; i++)
+        strcat(longst, "a");
+    strcat(longst, "\"]\nclasses:\n  - key: a\n    states: []\n");
+    const struct {
+        const char *file, *text, *want;
+    } cases[] = {
+        {"zero.yaml", "", "empty"},
+        {"blank.yaml", "\n  \n\t\n", "empty"},
+        {"comments.yaml", "# a comment\n   # another\n", "empty"},
+        {"cr_comments.yaml", "# a comment\rname: x\r", "generic"}, // not one comment line: the real error
+        {"null.yaml", "~\n", "invalid prompt set"},
+        {"marker.yaml", "---\n", "invalid prompt set"},
+        {"alias.yaml", "name: x\ngeneric: &g [\"{} bad\"]\nclasses:\n  - key: a\n    states: *g\n", "alias"},
+        {"twodocs.yaml", "name: x\ngeneric: [\"{} bad\"]\nclasses:\n  - key: a\n    states: []\n---\nname: y\n",
+         "twodocs.yaml:6: invalid prompt set: a second YAML document"},
+        {"many.yaml", many, "at most 256"},
+        {"long.yaml", longst, "at most 256"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pad_test_log_start_all();
+        pad_prompt_set *s = NULL;
+        pad_status st = load_text(dir, cases[i].file, cases[i].text, &s);
+        cr_assert(st == PAD_ERR_FORMAT && !s, "%s: status %d", cases[i].file, st);
+        cr_assert(strstr(logged, cases[i].file) && strstr(logged, cases[i].want), "%s: message: %s", cases[i].file,
+                  logged);
+    }
+    pad_test_log_stop();
+    // CR-only and CRLF line endings read as LF; "---" before the one document is fine
+    const char *ok[] = {
+        "name: x\rgeneric: [\"{} bad\"]\rclasses:\r  - key: a\r    states: [\"{} odd\"]\r",
+        "name: x\r\ngeneric: [\"{} bad\"]\r\nclasses:\r\n  - key: a\r\n    states: [\"{} odd\"]\r\n",
+        "# set\n---\nname: x\ngeneric: [\"{} bad\"]\nclasses:\n  - key: a\n    states: [\"{} odd\"]\n...\n"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        pad_prompt_set *s = NULL;
+        cr_assert(load_text(dir, "ok.yaml", ok[i], &s) == PAD_OK, "ok case %zu", i);
+        pad_prompt_class c = pad_prompt_set_class_at(s, 0);
+        cr_assert(c.n_states == 2 && strcmp(c.states[1], "{} odd") == 0, "ok case %zu", i);
+        pad_prompt_set_free(s);
+    }
+}
+
 Test(prompt_set, format_state) {
     char buf[64];
     cr_assert(pad_prompt_format_state(buf, sizeof buf, "{} with a bent shape ", "metal nut") &&

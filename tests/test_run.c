@@ -7,12 +7,14 @@
 #include "check.h"
 #include "config.h"
 #include "fsutil.h"
+#include "jsonutil.h"
 #include "image.h"
 #include "metrics.h"
 #include "report.h"
 #include "run.h"
 #include "score.h"
 #include "st_file.h"
+#include "synth.h"
 #include "vit.h"
 #include "weights.h"
 
@@ -591,6 +593,90 @@ Test(run, predict_end_to_end) {
     cr_assert(strstr(r.err, "broken.png") != NULL, "%s", r.err);
     cr_assert(file_exists(pad_test_fmt("%s/pred3/predictions.csv", dir)));
     pad_cmd_free(&r);
+    // Regression (issue 15): model.json's integers were converted unchecked ("k": 1e20 gave INT_MIN) and a missing
+    // threshold gave NaN (every image "normal"). Each bad value is now an error naming the file and the key.
+    const struct {
+        const char *key, *json; // key = NULL: delete threshold.value
+        const char *want;
+    } bad[] = {
+        {"k", "1e20", "'k' must be an integer in [1, 1024] (got 1e+20)"},
+        {"k", "2.5", "'k' must be an integer"},
+        {"grid", "-3", "'grid' must be an integer in [1, 1024]"},
+        {"grid", "65536", "'grid' must be an integer in [1, 1024]"},
+        {"resolution", "\"400\"", "'resolution' must be an integer"},
+        {"embed_dim", NULL, "'embed_dim' is missing"},
+        {"taps", "[3, 1e10]", "'taps' must be two block indices"},
+        {"threshold", "{\"rule\": \"x\"}", "no decision threshold"},
+        {"threshold", "{\"value\": null}", "no decision threshold"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *bm = pad_test_fmt("%s/model_bad%zu", dir, i);
+        r = pad_cmd_run("cp -r '%s' '%s'", model, bm);
+        pad_cmd_free(&r);
+        cJSON *j = read_json(pad_test_fmt("%s/model.json", bm));
+        if (bad[i].json)
+            cJSON_ReplaceItemInObjectCaseSensitive(j, bad[i].key, cJSON_Parse(bad[i].json));
+        else
+            cJSON_DeleteItemFromObjectCaseSensitive(j, bad[i].key);
+        cr_assert_eq(pad_json_write_file(pad_test_fmt("%s/model.json", bm), j), PAD_OK);
+        cJSON_Delete(j);
+        r = pad_cmd_run("%s predict --model %s --input %s/data/weave/test/good --out %s/pred_bad%zu", pad_test_binary(),
+                        bm, dir, dir, i);
+        cr_assert_eq(r.exit_code, 1, "case %zu: %s", i, r.err);
+        cr_assert(strstr(r.err, pad_test_fmt("%s/model.json: ", bm)) && strstr(r.err, bad[i].want), "case %zu: %s", i,
+                  r.err);
+        pad_cmd_free(&r);
+    }
+    free(c);
+}
+
+// A w x h mask PNG whose first `marked` pixels are set.
+static void write_mask(const char *path, int w, int h, int marked) {
+    pad_mask m;
+    cr_assert_eq(pad_mask_alloc(&m, w, h), PAD_OK);
+    for (int i = 0; i < marked; i++)
+        m.m[i] = 1;
+    cr_assert_eq(pad_mask_save_png(path, &m), PAD_OK);
+    pad_mask_free(&m);
+}
+
+// Regression (issue 15): a mask of another size than its image was resized silently; a normal image with mask pixels
+// and an anomalous one with an empty mask went unreported. Each is now a warning naming the file (size: once per
+// class), and the run goes on with the documented ground truth.
+Test(run, mask_checks_warn_naming_the_files) {
+    char *dir = pad_test_tmpdir("run_masks");
+    pad_run_config *c = make_cfg(dir);
+    cr_assert_eq(pad_run_config_set(c, "run.shots=1"), PAD_OK);
+    cr_assert_eq(pad_run_config_set(c, "run.tasks=seg"), PAD_OK);
+    pad_synth_opts o;
+    pad_synth_opts_default(&o);
+    o.n_classes = 1;
+    o.size = 64;
+    o.n_train = o.n_test_good = o.n_test_bad = 3;
+    const char *data = pad_test_fmt("%s/data", dir);
+    cr_assert_eq(pad_synth_write(data, &o, NULL), PAD_OK);
+    const char *gt = pad_test_fmt("%s/weave/ground_truth", data);
+    write_mask(pad_test_fmt("%s/hole/000_mask.png", gt), 32, 32, 100); // another size than its 64 x 64 image
+    write_mask(pad_test_fmt("%s/stain/000_mask.png", gt), 64, 64, 0);  // empty
+    cr_assert_eq(pad_mkdir_p(pad_test_fmt("%s/good", gt)), PAD_OK);
+    write_mask(pad_test_fmt("%s/good/001_mask.png", gt), 64, 64, 7); // a normal image with defect pixels
+    pad_run_result res;
+    pad_test_log_start_all();
+    cr_assert_eq(run_cfg(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
+    const char *log = pad_test_log_text();
+    cr_assert(strstr(log, pad_test_fmt("class weave: 1 mask differ in size from their image (first: "
+                                       "%s/hole/000_mask.png is 32x32, its image %s/weave/test/hole/000.png is 64x64)",
+                                       gt, data)),
+              "%s", log);
+    cr_assert(strstr(log, pad_test_fmt("%s/weave/test/good/001.png: a normal test image whose mask "
+                                       "%s/good/001_mask.png marks 7 pixels",
+                                       data, gt)),
+              "%s", log);
+    cr_assert(strstr(log, pad_test_fmt("%s/weave/test/stain/000.png: an anomalous test image whose mask "
+                                       "%s/stain/000_mask.png is empty",
+                                       data, gt)),
+              "%s", log);
+    pad_test_log_stop();
     free(c);
 }
 

@@ -120,13 +120,88 @@ Test(st_file, malformed_files_are_rejected) {
     pad_st_close(f);
 }
 
+// Opens a bad file with the log captured: the status is PAD_ERR_FORMAT and the error names the file and the problem.
+static void expect_message(const char *path, const char *problem) {
+    pad_test_log_start();
+    pad_st_file *f = (pad_st_file *)1;
+    cr_assert(pad_st_open(&f, path) == PAD_ERR_FORMAT && f == NULL, "%s opened", path);
+    PAD_ASSERT_LOG_HAS(path);
+    PAD_ASSERT_LOG_HAS(problem);
+    pad_test_log_stop();
+}
+
 Test(st_file, error_messages_name_file_and_problem) {
     char *dir = pad_test_tmpdir("stmsg");
     float data[4] = {1, 2, 3, 4};
+    const char *ok = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
     const char *h1 = "{\"a\":{\"dtype\":\"Q4\",\"shape\":[2,2],\"data_offsets\":[0,16]}}";
+    const char *h2 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[3,2],\"data_offsets\":[0,16]}}";
+    const char *h3 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[8,24]}}";
+    const char *h4 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                     "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+    expect_message(write_raw(dir, "hlen.st", 1000000, ok, data, 16), "header length 1000000 is larger than the file");
+    expect_message(write_raw(dir, "json.st", strlen(ok) - 5, ok, NULL, 0), "header is not a JSON object");
+    expect_message(write_raw(dir, "dtype.st", strlen(h1), h1, data, 16), "tensor 'a': unknown dtype 'Q4'");
+    expect_message(write_raw(dir, "shape.st", strlen(h2), h2, data, 16),
+                   "tensor 'a': shape (3, 2) of F32 needs 24 bytes but data_offsets span 16");
+    expect_message(write_raw(dir, "range.st", strlen(h3), h3, data, 16),
+                   "tensor 'a': data_offsets [8, 24] are out of range (data is 16 bytes");
+    expect_message(write_raw(dir, "overlap.st", strlen(h4), h4, data, 16),
+                   "tensors 'a' and 'b' have overlapping data_offsets");
+    // reading a tensor with the wrong shape names the file, the tensor and both shapes
+    pad_st_file *f = NULL;
+    cr_assert(pad_st_open(&f, write_raw(dir, "good.st", strlen(ok), ok, data, 16)) == PAD_OK);
+    float *x = NULL;
+    pad_test_log_start();
+    cr_assert(pad_st_read_f32(f, "a", 2, (int64_t[]){4, 1}, &x, NULL) == PAD_ERR_FORMAT && x == NULL);
+    PAD_ASSERT_LOG_HAS(f->path);
+    PAD_ASSERT_LOG_HAS("tensor 'a': expected shape (4, 1), got (2, 2)");
+    cr_assert(pad_st_read_f32(f, "b", -1, NULL, &x, NULL) == PAD_ERR_FORMAT && x == NULL);
+    PAD_ASSERT_LOG_HAS("missing tensor 'b'");
+    pad_test_log_stop();
+    pad_st_close(f);
+    // through the CLI: a non-zero exit, no crash, and the same message on stderr
     char *p = write_raw(dir, "dtype.st", strlen(h1), h1, data, 16);
     pad_cmd_result r = pad_cmd_run("%s metrics --in %s --out %s/o.json", pad_test_binary(), p, dir);
-    // whichever command reads it, the error must name the file and the dtype, with a non-zero exit, no crash
     cr_assert(r.exit_code > 0, "exit code %d", r.exit_code);
+    cr_assert(strstr(r.err, p) && strstr(r.err, "unknown dtype 'Q4'"), "stderr does not name the file and dtype:\n%s",
+              r.err);
     pad_cmd_free(&r);
+}
+
+// Writes a header of n zero-size tensors "t0".."t<n-1>" (plus a copy of "t<dup>" at the end when dup >= 0).
+static char *write_many_empty(const char *dir, const char *name, int n, int dup) {
+    size_t cap = (size_t)n * 64 + 128, len = 0;
+    char *hdr = malloc(cap);
+    cr_assert(hdr);
+    len += (size_t)snprintf(hdr + len, cap - len, "{");
+    for (int i = 0; i < n + (dup >= 0); i++)
+        len +=
+            (size_t)snprintf(hdr + len, cap - len, "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}",
+                             i ? "," : "", i < n ? i : dup);
+    snprintf(hdr + len, cap - len, "}");
+    char *p = write_raw(dir, name, strlen(hdr), hdr, NULL, 0);
+    free(hdr);
+    return p;
+}
+
+// Regression (issue 15): the duplicate-name check compared every pair of names (100k empty tensors: over a minute)
+// and every lookup scanned the whole list. Names are now sorted once; the test's timeout is the guard.
+Test(st_file, many_tensors_open_and_duplicates_are_found_by_sorting, .timeout = 30) {
+    char *dir = pad_test_tmpdir("stmany");
+    pad_st_file *f = NULL;
+    cr_assert(pad_st_open(&f, write_many_empty(dir, "many.st", 100000, -1)) == PAD_OK);
+    cr_assert(f->n_tensors == 100000);
+    for (int i = 0; i < 100000; i += 997) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "t%d", i);
+        const pad_st_tensor *t = pad_st_find(f, nm);
+        cr_assert(t && strcmp(t->name, nm) == 0 && t->numel == 0, "lookup of %s", nm);
+    }
+    cr_assert(pad_st_find(f, "t100000") == NULL && pad_st_find(f, "") == NULL && pad_st_find(f, "t") == NULL);
+    pad_st_close(f);
+    pad_test_log_start_all();
+    expect_bad(write_many_empty(dir, "dup.st", 100000, 4242), PAD_ERR_FORMAT);
+    cr_assert(strstr(pad_test_log_text(), "dup.st: tensor 't4242' appears twice"), "message: %s", pad_test_log_text());
+    pad_test_log_stop();
 }

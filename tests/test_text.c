@@ -136,9 +136,13 @@ Test(text, backward_matches_central_finite_differences) {
     // a few coordinates spread over prompts, positions (incl. EOT rows and the first token) and channels
     const int coords[][3] = {{0, 0, 0}, {0, 5, 7}, {1, 2, 100}, {1, 1, 3}, {2, 4, 127}, {2, 3, 64}, {0, 3, 31}};
     const float eps = 1e-3f;
+    // a coordinate after its EOT would be left out (zero gradient, checked above); in this fixture all 7 are before it
+    int n_checked = 0, n_eot = 0;
     for (size_t k = 0; k < sizeof coords / sizeof coords[0]; k++) {
         int p = coords[k][0], t = coords[k][1], i = coords[k][2];
         if (t > c.eot[p]) continue;
+        n_checked++;
+        n_eot += t == c.eot[p];
         size_t at = ((size_t)p * c.L + t) * c.W + i;
         float x0 = c.emb[at];
         c.emb[at] = x0 + eps;
@@ -151,6 +155,8 @@ Test(text, backward_matches_central_finite_differences) {
                   "finite differences at (p %d, t %d, i %d): fd %.6g, backward %.6g (max |grad| %.3g)", p, t, i, fd,
                   demb[at], gmax);
     }
+    cr_assert(n_checked >= 7 && n_eot >= 1, "only %d coordinates checked (%d on an EOT row): the fixture changed?",
+              n_checked, n_eot);
     free(feat);
     free(demb);
     bwd_close(&c);

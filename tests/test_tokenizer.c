@@ -391,6 +391,58 @@ Test(tokenizer, load_errors) {
     pad_cmd_free(&rm);
 }
 
+// Regression (issue 15): decompression stopped after the last merge line in use, so the gzip CRC was never checked
+// (a flipped bit in the tail changed nothing visible, one in the kept part changed tokenisation silently), and a
+// line of any length was read whole.
+Test(tokenizer, gzip_crc_is_checked_and_lines_and_size_are_bounded) {
+    char *dir = pad_test_tmpdir("tok_crc");
+    // more lines than the merges in use: the tail is never parsed, only decompressed
+    const size_t n_lines = PAD_TOKENIZER_MAX_MERGES + 5000;
+    char *text = malloc(n_lines * 8 + 16);
+    cr_assert(text);
+    size_t off = (size_t)sprintf(text, "header\n");
+    for (size_t i = 0; i < n_lines; i++)
+        off += (size_t)sprintf(text + off, "%c%c %c\n", 'a' + (int)(i % 26), 'a' + (int)(i / 26 % 26), 'b');
+    char path[512];
+    snprintf(path, sizeof path, "%s/ok.txt.gz", dir);
+    write_gz(path, text);
+    pad_tokenizer *tok = NULL;
+    cr_assert(pad_tokenizer_load(&tok, path) == PAD_OK);
+    cr_assert(pad_tokenizer_n_merges(tok) == PAD_TOKENIZER_MAX_MERGES);
+    pad_tokenizer_free(tok);
+    size_t n = 0;
+    char *gz = slurp(path, &n);
+    // a flipped bit in the stored CRC-32 (the trailer's first 4 bytes), and one in the stored length
+    const size_t flips[] = {n - 8, n - 2};
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        gz[flips[i]] ^= 0x04;
+        snprintf(path, sizeof path, "%s/flip%zu.txt.gz", dir, i);
+        pad_test_write_file(path, gz, n);
+        gz[flips[i]] ^= 0x04;
+        expect_load_error(path, PAD_ERR_FORMAT, "corrupt gzip", "incorrect");
+    }
+    free(gz);
+    // one long line (the merges before it are fine)
+    memset(text + 100, 'x', PAD_TOKENIZER_MAX_LINE + 10);
+    snprintf(path, sizeof path, "%s/longline.txt.gz", dir);
+    write_gz(path, text);
+    expect_load_error(path, PAD_ERR_FORMAT, "a line longer than 1024 bytes", NULL);
+    free(text);
+    // more text than any vocabulary (compresses to a few kB)
+    const size_t big = (size_t)PAD_TOKENIZER_MAX_BYTES + 4096;
+    text = malloc(big + 1);
+    cr_assert(text);
+    for (size_t i = 0; i < big; i += 4)
+        memcpy(text + i, "a b\n", 4);
+    text[big] = 0;
+    snprintf(path, sizeof path, "%s/huge.txt.gz", dir);
+    write_gz(path, text);
+    free(text);
+    expect_load_error(path, PAD_ERR_FORMAT, "more than 16777216 bytes", NULL);
+    pad_cmd_result rm = pad_cmd_run("rm -rf '%s'", dir);
+    pad_cmd_free(&rm);
+}
+
 // ----------------------------------------------------------------------------
 // the CLI
 

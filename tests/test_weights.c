@@ -182,3 +182,83 @@ Test(weights, cli_make_model_writes_302_tensors) {
     cr_assert(r.exit_code == 2 && strstr(r.err, "huge"), "bad preset: exit %d, %s", r.exit_code, r.err);
     pad_cmd_free(&r);
 }
+
+typedef struct raw_tensor {
+    const char *name, *shape; // shape as JSON, e.g. "[64, 3, 16, 16]"
+    size_t nbytes;            // U8 data (zeros)
+} raw_tensor;
+
+// Writes a safetensors file of U8 tensors with the given shapes (zero-size ones may declare any dimension).
+static const char *write_tensors(const char *dir, const char *name, const raw_tensor *t, int n) {
+    char hdr[4096];
+    size_t len = 0, off = 0;
+    len += (size_t)snprintf(hdr + len, sizeof hdr - len, "{");
+    for (int i = 0; i < n; i++) {
+        len += (size_t)snprintf(hdr + len, sizeof hdr - len,
+                                "%s\"%s\":{\"dtype\":\"U8\",\"shape\":%s,\"data_offsets\":[%zu,%zu]}", i ? "," : "",
+                                t[i].name, t[i].shape, off, off + t[i].nbytes);
+        off += t[i].nbytes;
+    }
+    snprintf(hdr + len, sizeof hdr - len, "}");
+    const char *path = pad_test_fmt("%s/%s", dir, name);
+    FILE *fp = fopen(path, "wb");
+    cr_assert(fp);
+    uint64_t hl = strlen(hdr);
+    fwrite(&hl, 8, 1, fp);
+    fwrite(hdr, 1, hl, fp);
+    for (size_t i = 0; i < off; i++)
+        fputc(0, fp);
+    fclose(fp);
+    return path;
+}
+
+// Regression (issue 15): shape inference cast 64-bit header dimensions to int and computed T - 1, G * G, G * patch
+// and 3 * C with them (signed overflow); zero-size tensors can declare any dimension without data. Every inferred size
+// is now range-checked first, and the error names the file, the tensor and the value.
+Test(weights, huge_dimensions_of_zero_size_tensors_are_refused) {
+    char *dir = pad_test_tmpdir("weights_huge");
+    const raw_tensor conv = {"visual.conv1.weight", "[64, 3, 16, 16]", 64 * 3 * 16 * 16};
+    const raw_tensor pos = {"visual.positional_embedding", "[17, 0]", 0}; // G = 4
+    const raw_tensor proj = {"visual.proj", "[0, 64]", 0};
+    const raw_tensor fc = {"visual.transformer.resblocks.0.mlp.c_fc.weight", "[256, 0]", 0};
+    const raw_tensor ln = {"visual.transformer.resblocks.0.ln_1.weight", "[0]", 0};
+    const struct {
+        raw_tensor t;
+        const char *want;
+    } cases[] = {
+        {{"visual.conv1.weight", "[1099511627776, 3, 0, 0]", 0}, "visual.conv1.weight gives width 1099511627776"},
+        {{"visual.conv1.weight", "[64, 3, 0, 0]", 0}, "visual.conv1.weight gives patch 0"},
+        {{"visual.positional_embedding", "[2147483649, 0]", 0}, "visual.positional_embedding gives rows 2147483649"},
+        {{"visual.positional_embedding", "[1, 0]", 0}, "visual.positional_embedding gives rows 1"},
+        {{"visual.positional_embedding", "[1048577, 0]", 0}, "image size 1024 x 1024 patches of 16"},
+        {{"visual.proj", "[0, 4294967360]", 0}, "visual.proj gives embed dim 4294967360"},
+        {{"visual.transformer.resblocks.0.mlp.c_fc.weight", "[34359738368, 0]", 0}, "gives MLP width 34359738368"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        raw_tensor t[5] = {conv, pos, proj, fc, ln};
+        for (int k = 0; k < 5; k++)
+            if (strcmp(t[k].name, cases[i].t.name) == 0) t[k] = cases[i].t;
+        const char *path = write_tensors(dir, pad_test_fmt("case%zu.safetensors", i), t, 5);
+        pad_test_log_start_all();
+        pad_clip_cfg cfg;
+        cr_assert(pad_weights_probe(path, &cfg) == PAD_ERR_FORMAT, "case %zu accepted", i);
+        cr_assert(strstr(pad_test_log_text(), path) && strstr(pad_test_log_text(), cases[i].want), "case %zu: %s", i,
+                  pad_test_log_text());
+        pad_clip_weights *w = NULL;
+        cr_assert(pad_weights_load(&w, path, PAD_WEIGHTS_VISION) == PAD_ERR_FORMAT && !w, "case %zu loaded", i);
+    }
+    pad_test_log_stop();
+    // the same file with sane shapes infers its architecture, and a load stops at the first tensor the file lacks
+    // (before allocating anything for the declared sizes)
+    raw_tensor t[5] = {conv, pos, proj, fc, ln};
+    const char *path = write_tensors(dir, "sane.safetensors", t, 5);
+    pad_clip_cfg cfg;
+    cr_assert(pad_weights_probe(path, &cfg) == PAD_OK, "%s", pad_test_log_text());
+    cr_assert(cfg.vision.width == 64 && cfg.vision.patch == 16 && cfg.vision.grid == 4 && cfg.vision.image_size == 64 &&
+              cfg.vision.layers == 1 && cfg.vision.mlp == 256 && cfg.embed_dim == 64);
+    pad_test_log_start_all();
+    pad_clip_weights *w = NULL;
+    cr_assert(pad_weights_load(&w, path, PAD_WEIGHTS_VISION) == PAD_ERR_FORMAT && !w);
+    cr_assert(strstr(pad_test_log_text(), "visual.class_embedding"), "%s", pad_test_log_text());
+    pad_test_log_stop();
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # fetch_device_deps.sh - download, here, the Debian packages promptad builds against, into .devdeps/ (git-ignored),
-# so that a GPU machine without package registries (the `device` tool's H200) can build from a clean tree:
+# so that a GPU machine without package registries (the `device` tool's H100 / H200) can build from a clean tree:
 # eval/device_check.sh unpacks them into a private sysroot when the system lacks them. Run once before the device
-# call, and name .devdeps in the call's `carry`. About 19 MB (with the CLIP vocabulary, when found beside the
+# call, and name .devdeps in the call's `carry`. About 22 MB (with the CLIP vocabulary, when found beside the
 # checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,10 @@ pkgs=(
     libcyaml-dev libcyaml1 libyaml-dev libyaml-0-2 libutf8proc-dev libutf8proc2 zlib1g-dev
     libcriterion-dev libcriterion3 libgit2-1.5 libnanomsg5 libffi8 libhttp-parser2.9 libssh2-1
     libmbedtls14 libmbedx509-1 libmbedcrypto7 pkgconf pkgconf-bin libpkgconf3
+    # runtime libraries of the above that a bare machine may lack (libgit2's krb5 / pcre2 / ssl chain, OpenBLAS's
+    # gfortran -> quadmath, zlib): tools/devroot_env.sh puts on the loader's path only those the system has not
+    zlib1g libssl3 libgssapi-krb5-2 libkrb5-3 libk5crypto3 libkrb5support0 libcom-err2 libkeyutils1 libpcre2-8-0
+    libquadmath0
 )
 apt-get download "${pkgs[@]}" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
 ls ./*.deb | wc -l | xargs echo "debs in .devdeps:"

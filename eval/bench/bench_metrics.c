@@ -144,7 +144,8 @@ int main(int argc, char **argv) {
 #ifdef PAD_HAVE_CUDA
         if (pad_cuda_device_count() > 0) {
             pad_metrics_gpu *g;
-            if (pad_metrics_gpu_init(&g, gt, 0, NULL) != PAD_OK) return 1;
+            pad_backend *gbe = NULL;
+            if (pad_backend_cuda_init(&gbe, 0) != PAD_OK || pad_metrics_gpu_init(&g, gt, gbe) != PAD_OK) return 1;
             float *dmaps = NULL;
             if (cudaMalloc((void **)&dmaps, (size_t)N * sizeof *dmaps) != cudaSuccess ||
                 cudaMemcpy(dmaps, maps, (size_t)N * sizeof *dmaps, cudaMemcpyHostToDevice) != cudaSuccess)
@@ -170,6 +171,7 @@ int main(int argc, char **argv) {
                    same ? "yes" : "NO", d.auroc, m1.auroc, d.aupr - m1.aupr, d.pro, m1.pro);
             cudaFree(dmaps);
             pad_metrics_gpu_free(g);
+            pad_backend_free(gbe);
             if (!same) return 1;
         }
 #endif

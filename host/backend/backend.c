@@ -6,6 +6,7 @@
 #include "log.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -166,7 +167,8 @@ void *pad_backend_scratch(pad_backend *be, size_t nbytes) {
     be->scratch = be->ops->alloc(be, want);
     be->scratch_bytes = be->scratch ? want : 0;
     be->scratch_gen++;
-    if (!be->scratch) PAD_LOG_ERROR("%s backend: out of memory for %zu bytes of scratch", be->ops->name, want);
+    if (!be->scratch && !be->poisoned)
+        PAD_LOG_ERROR("%s backend: out of memory for %zu bytes of scratch", be->ops->name, want);
     return be->scratch;
 }
 
@@ -175,6 +177,7 @@ void *pad_backend_scratch(pad_backend *be, size_t nbytes) {
 
 struct pad_graph {
     void *exec;           // instantiated graph (NULL before the capture)
+    unsigned variant;     // graph_variant(be) of the calls: the math mode and the kernel variants
     unsigned scratch_gen; // be->scratch_gen when captured
     unsigned char *key;   // the key of the calls (copied)
     size_t key_bytes;
@@ -193,6 +196,51 @@ static bool graph_key_is(const pad_graph *g, const void *key, size_t key_bytes) 
     return g->key_bytes == key_bytes && (key_bytes == 0 || memcmp(g->key, key, key_bytes) == 0);
 }
 
+// Everything of the backend that changes which kernels a call queues: part of every graph's key, so that switching
+// the math mode or a kernel variant between calls captures again instead of replaying the old kernels.
+static unsigned graph_variant(const pad_backend *be) {
+    return (unsigned)be->math | (be->fast_kernels ? 1u << 4 : 0u) | (unsigned)be->gemm_mode << 5 |
+           (be->att_v2 ? 1u << 8 : 0u);
+}
+
+// Releases the buffers that were freed during a capture (pad_buf_free defers them).
+static void flush_deferred_frees(pad_backend *be) {
+    for (int i = 0; i < be->n_deferred_free; i++)
+        be->ops->free(be, be->deferred_free[i]);
+    be->n_deferred_free = 0;
+}
+
+// Captures fn(ctx) into g->exec. PAD_OK with g->exec set; PAD_ERR_UNSUPPORTED when this work cannot be captured
+// (an op failed during the capture without breaking the device: the caller runs it eagerly); any other error from
+// a poisoned backend.
+static pad_status graph_capture(pad_backend *be, pad_graph *g, pad_graph_fn fn, void *ctx) {
+    be->capture_failed = false;
+    pad_status st = be->ops->graph_begin(be);
+    if (st != PAD_OK) return be->poisoned ? PAD_ERR_CUDA : PAD_ERR_UNSUPPORTED;
+    be->capturing = true;
+    pad_status fst = fn(ctx);
+    be->capturing = false;
+    void *exec = NULL;
+    pad_status est = be->ops->graph_end(be, &exec);
+    flush_deferred_frees(be);
+    if (be->poisoned) {
+        if (exec) be->ops->graph_destroy(be, exec);
+        return PAD_ERR_CUDA;
+    }
+    if (fst != PAD_OK || est != PAD_OK || !exec || be->capture_failed) {
+        if (exec) be->ops->graph_destroy(be, exec);
+        PAD_LOG_WARN("%s backend: CUDA graph capture failed (%s); running these ops eagerly from now on", be->ops->name,
+                     pad_status_str(fst != PAD_OK   ? fst
+                                    : est != PAD_OK ? est
+                                                    : PAD_ERR_UNSUPPORTED));
+        be->capture_failed = false;
+        return PAD_ERR_UNSUPPORTED;
+    }
+    g->exec = exec;
+    g->scratch_gen = be->scratch_gen;
+    return PAD_OK;
+}
+
 pad_status pad_graph_run(pad_backend *be, pad_graph **gp, const void *key, size_t key_bytes, pad_graph_fn fn,
                          void *ctx) {
     if (be->poisoned) {
@@ -206,7 +254,7 @@ pad_status pad_graph_run(pad_backend *be, pad_graph **gp, const void *key, size_
         *gp = g;
     }
     if (g->broken) return fn(ctx);
-    if (!graph_key_is(g, key, key_bytes)) {
+    if (!graph_key_is(g, key, key_bytes) || g->variant != graph_variant(be)) {
         graph_reset(be, g);
         free(g->key);
         g->key = NULL;
@@ -216,27 +264,17 @@ pad_status pad_graph_run(pad_backend *be, pad_graph **gp, const void *key, size_
             memcpy(g->key, key, key_bytes);
         }
         g->key_bytes = key_bytes;
+        g->variant = graph_variant(be);
     }
     if (g->exec && g->scratch_gen != be->scratch_gen) graph_reset(be, g); // scratch moved: capture again
     if (!g->exec) {
         if (g->calls++ == 0) return fn(ctx); // warm-up, eager
-        pad_status st = be->ops->graph_begin(be);
-        if (st != PAD_OK) return st; // a CUDA error: the backend is poisoned
-        be->capturing = true;
-        pad_status fst = fn(ctx);
-        be->capturing = false;
-        void *exec = NULL;
-        pad_status est = be->ops->graph_end(be, &exec);
-        if (be->poisoned) return fst != PAD_OK ? fst : PAD_ERR_CUDA;
-        if (fst != PAD_OK || est != PAD_OK || !exec) {
-            if (exec) be->ops->graph_destroy(be, exec);
+        pad_status st = graph_capture(be, g, fn, ctx);
+        if (st == PAD_ERR_UNSUPPORTED) {
             g->broken = true;
-            PAD_LOG_WARN("%s backend: CUDA graph capture failed (%s); running these ops eagerly from now on",
-                         be->ops->name, pad_status_str(fst != PAD_OK ? fst : est));
             return fn(ctx);
         }
-        g->exec = exec;
-        g->scratch_gen = be->scratch_gen;
+        if (st != PAD_OK) return st;
     }
     PAD_TRY(be->ops->graph_launch(be, g->exec));
     g->replays++;
@@ -266,12 +304,29 @@ void *pad_buf_alloc(pad_backend *be, size_t nbytes) {
         return NULL;
     }
     void *p = be->ops->alloc(be, nbytes ? nbytes : 4);
-    if (!p) PAD_LOG_ERROR("%s backend: out of memory allocating %zu bytes", be->ops->name, nbytes);
+    if (!p && be->poisoned)
+        PAD_LOG_ERROR("%s backend: allocation of %zu bytes failed on a CUDA error (not out of memory)", be->ops->name,
+                      nbytes);
+    else if (!p)
+        PAD_LOG_ERROR("%s backend: out of memory allocating %zu bytes", be->ops->name, nbytes);
     return p;
 }
 
+// During a capture a free would synchronise (and the graph being captured may use the buffer): it is deferred to
+// the end of the capture, which is then abandoned (its buffers would be gone before a replay).
 void pad_buf_free(pad_backend *be, void *p) {
-    if (be && p) be->ops->free(be, p);
+    if (!be || !p) return;
+    if (be->capturing) {
+        be->capture_failed = true;
+        if (be->n_deferred_free < (int)(sizeof be->deferred_free / sizeof be->deferred_free[0])) {
+            be->deferred_free[be->n_deferred_free++] = p;
+            PAD_LOG_WARN("%s backend: a buffer freed during a graph capture (freed after it)", be->ops->name);
+        } else {
+            PAD_LOG_ERROR("%s backend: too many buffers freed during a graph capture: one is leaked", be->ops->name);
+        }
+        return;
+    }
+    be->ops->free(be, p);
 }
 
 // Transfers and syncs wait for the stream: not allowed while it is being captured into a graph.
@@ -394,6 +449,16 @@ pad_status pad_op_linear(pad_backend *be, float *out, const float *inp, const fl
     PAD_TRY(pad_op_gemm(be, false, true, M, N, K, 1.0f, inp, K, 0, w, K, 0, accumulate ? 1.0f : 0.0f, out, N, 0, 1));
     if (bias) PAD_TRY(pad_op_add_rows(be, out, bias, M, N, 1));
     return PAD_OK;
+}
+
+pad_status pad_op_linear_rows(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M,
+                              int K, int N, bool accumulate) {
+    CHECK_BE(be);
+    if (be->ops->linear_rows && !be->debug_ops && M > 0 && K > 0 && N > 0 && out && inp && w) {
+        pad_status st = be->ops->linear_rows(be, out, inp, w, bias, M, K, N, accumulate);
+        if (st != PAD_ERR_UNSUPPORTED || be->capture_failed) return st;
+    }
+    return pad_op_linear(be, out, inp, w, bias, M, K, N, accumulate);
 }
 
 pad_status pad_op_linear_backward(pad_backend *be, float *dinp, const float *dout, const float *w, int M, int K, int N,
@@ -624,5 +689,10 @@ pad_status pad_backend_cuda_open(pad_backend **out, int device) {
 
 int pad_cuda_device_count(void) {
     return 0;
+}
+
+pad_cuda_state pad_cuda_probe(char *why, size_t cap) {
+    if (why && cap) snprintf(why, cap, "built without CUDA (configure with nvcc installed, -DPROMPTAD_CUDA=ON)");
+    return PAD_CUDA_NOT_BUILT;
 }
 #endif

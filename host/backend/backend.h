@@ -30,15 +30,21 @@ typedef struct pad_backend_ops pad_backend_ops;
 struct pad_backend {
     pad_backend_kind kind;
     const pad_backend_ops *ops;
-    void *impl;        // backend-private state (cuBLAS handle, stream, scratch, ...)
-    bool poisoned;     // set after a CUDA error: every later call returns PAD_ERR_CUDA
-    int math;          // pad_math_mode of the GEMMs: PAD_MATH_FP32 unless set (CUDA only; never in parity tests)
-    bool fast_kernels; // CUDA only: the fast-path kernels (warp-per-row LayerNorm, attention_dual through
-                       // batched cuBLAS GEMMs); off by default until verified on a GPU (PROMPTAD_CUDA_KERNELS)
-    bool debug_ops;    // PROMPTAD_DEBUG_OPS=1: sync after each op and scan outputs for NaN/Inf
-    bool capturing;    // a CUDA graph capture is in progress: no sync, transfer or allocation is allowed
-    int device;        // CUDA device ordinal
-    void *scratch;     // grow-only scratch buffer for ops that need temporary memory (im2col, GEMM chunks)
+    void *impl;             // backend-private state (cuBLAS handle, stream, scratch, ...)
+    bool poisoned;          // set after a CUDA error: every later call returns PAD_ERR_CUDA
+    int math;               // pad_math_mode of the GEMMs: PAD_MATH_FP32 unless set (CUDA only; never in parity tests)
+    bool fast_kernels;      // CUDA only: the fast-path kernels (warp-per-row LayerNorm, attention_dual through
+                            // batched cuBLAS GEMMs); off by default until verified on a GPU (PROMPTAD_CUDA_KERNELS)
+    bool debug_ops;         // PROMPTAD_DEBUG_OPS=1: sync after each op and scan outputs for NaN/Inf
+    bool capturing;         // a CUDA graph capture is in progress: no sync, transfer, allocation or free is allowed
+    bool capture_failed;    // an error was met during the current capture: the graph is discarded (not poisoned)
+    int gemm_mode;          // CUDA only: how batched GEMMs run (PAD_CUDA_GEMM_*; PROMPTAD_CUDA_GEMM)
+    bool att_v2;            // CUDA only: the register-tiled attention kernel (PROMPTAD_CUDA_ATTENTION=v2); off until
+                            // verified on a GPU
+    void *deferred_free[8]; // buffers freed during a capture: released after it (pad_graph_run)
+    int n_deferred_free;
+    int device;    // CUDA device ordinal
+    void *scratch; // grow-only scratch buffer for ops that need temporary memory (im2col, GEMM chunks)
     size_t scratch_bytes;
     unsigned scratch_gen; // incremented whenever the scratch buffer moves (a captured graph that used it is stale)
 };
@@ -82,7 +88,8 @@ struct pad_backend_ops {
     // int32 array (n). out must not alias inp.
     pad_status (*gather_rows)(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
     // dtable(R,C)[r,:] += sum over i with idx[i] == r of dout[i,:], summed in increasing i (deterministic).
-    // idx entries < 0 are skipped.
+    // idx entries < 0 are skipped; an entry >= R is an error (PAD_ERR_INVALID_ARG, dtable then undefined): the CPU
+    // returns it from the call, CUDA (which reads idx in the kernel) from the next sync or download.
     pad_status (*scatter_add_rows)(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
                                    int R);
 
@@ -198,7 +205,26 @@ struct pad_backend_ops {
     pad_status (*graph_end)(pad_backend *be, void **exec);
     pad_status (*graph_launch)(pad_backend *be, void *exec);
     void (*graph_destroy)(pad_backend *be, void *exec);
+
+    // ---- one GEMM over many rows, bias fused (cuda/gemm_lt.cu; NULL on the CPU backend) ----------------------
+    // out(M,N) = inp(M,K) @ w(N,K)^T + bias(N) (+ out when accumulate) as one GEMM whose algorithm does not depend
+    // on M, so a row's result does not depend on how many rows come with it. PAD_ERR_UNSUPPORTED (nothing done)
+    // when no such algorithm exists: pad_op_linear_rows then runs gemm + add_rows.
+    pad_status (*linear_rows)(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M,
+                              int K, int N, bool accumulate);
 };
+
+// How the CUDA backend runs a GEMM with batch > 1 (be->gemm_mode). Every image of a batch must give the bits it
+// gives alone (the CPU does: OpenBLAS never splits K), but cuBLAS picks its algorithm (split-K or not, tile shape)
+// from the whole problem, batch count included, so a batched call may round an image differently from a call with
+// that image alone.
+//  LOOP (default): one cuBLAS call per batch entry, each with the sizes of one image: the same algorithm for that
+//                  image whatever the batch (every stride of our models is a multiple of 16 bytes, so alignment
+//                  does not change the choice either).
+//  PINNED: every GEMM (batch 1 too) as one cuBLASLt call with an algorithm chosen once per (sizes of one entry,
+//          math mode) without split-K and pinned for every batch count; faster, on trial until a GPU verifies it.
+//  BATCHED: one strided-batched cuBLAS call (the old way; results may depend on the batch): for comparisons.
+enum { PAD_CUDA_GEMM_LOOP = 0, PAD_CUDA_GEMM_PINNED = 1, PAD_CUDA_GEMM_BATCHED = 2 };
 
 // Largest radius accepted by gaussian_filter (sigma 4 with truncate 4 gives 16).
 #define PAD_GAUSS_MAX_RADIUS 64
@@ -218,6 +244,19 @@ void *pad_backend_cuda_stream(pad_backend *be);
 // The CUDA stream (a cudaStream_t) every op of a CUDA backend runs on; NULL for other backends. Code outside the
 // backend that launches its own CUDA work (the GPU metrics) queues it on this stream.
 void *pad_backend_stream(pad_backend *be);
+
+// Why CUDA can or cannot be used here. pad_cuda_device_count() is 0 in each of the three "cannot" states, which
+// tests and error messages tell apart.
+typedef enum pad_cuda_state {
+    PAD_CUDA_READY = 0,    // at least one device
+    PAD_CUDA_NOT_BUILT,    // this build has no CUDA backend
+    PAD_CUDA_NO_DEVICE,    // the driver answers and sees no device (none installed, or CUDA_VISIBLE_DEVICES hides all)
+    PAD_CUDA_DRIVER_ERROR, // the device count failed: no driver, a driver older than the runtime, a broken install
+} pad_cuda_state;
+// Asks the CUDA runtime now (cudaGetDeviceCount and its error code). When why is not NULL it receives one line
+// (cap bytes, cut to fit) that starts with "built without CUDA", "no CUDA device" or "CUDA driver error" and, for
+// the last, names the runtime's error; for PAD_CUDA_READY it gives the device count.
+pad_cuda_state pad_cuda_probe(char *why, size_t cap);
 
 // Returns a scratch buffer of at least nbytes owned by the backend (grow-only; valid until the next call that
 // grows it, so an op may use one scratch region at a time). NULL on OOM, and NULL (logged) when it would have to
@@ -265,6 +304,10 @@ pad_status pad_op_gemm(pad_backend *be, bool transA, bool transB, int M, int N, 
 // out(M,N) = inp(M,K) @ w(N,K)^T + bias(N) [torch.nn.Linear layout]; bias may be NULL; accumulate: out += ...
 pad_status pad_op_linear(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M, int K,
                          int N, bool accumulate);
+// Same as pad_op_linear, as one GEMM with the bias fused where the backend has linear_rows (CUDA: a cuBLASLt
+// algorithm pinned independently of M), else exactly pad_op_linear. Within float rounding of pad_op_linear.
+pad_status pad_op_linear_rows(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M,
+                              int K, int N, bool accumulate);
 // dinp(M,K) (+)= dout(M,N) @ w(N,K)   [input gradient of pad_op_linear]
 pad_status pad_op_linear_backward(pad_backend *be, float *dinp, const float *dout, const float *w, int M, int K, int N,
                                   bool accumulate);

@@ -12,11 +12,23 @@ bool pad_json_add_num(cJSON *o, const char *key, double v) {
     return (isfinite(v) ? cJSON_AddNumberToObject(o, key, v) : cJSON_AddNullToObject(o, key)) != NULL;
 }
 
-bool pad_json_get_int(const cJSON *o, const char *key, int *out) {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(it)) return false;
-    *out = (int)it->valuedouble;
-    return true;
+int pad_json_int_value(const cJSON *v, long long lo, long long hi, long long *out) {
+    if (!v) return 0;
+    if (!cJSON_IsNumber(v)) return -1;
+    const double d = v->valuedouble;
+    // exact integers only, and only where a double holds every integer (|d| <= 2^53): no fraction, no 1e20
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || floor(d) != d) return -1;
+    const long long x = (long long)d;
+    if (x < lo || x > hi) return -1;
+    *out = x;
+    return 1;
+}
+
+int pad_json_get_int(const cJSON *o, const char *key, int lo, int hi, int *out) {
+    long long x = 0;
+    int r = pad_json_int_value(cJSON_GetObjectItemCaseSensitive(o, key), lo, hi, &x);
+    if (r == 1) *out = (int)x;
+    return r;
 }
 
 pad_status pad_json_write_file(const char *path, const cJSON *j) {

@@ -16,8 +16,14 @@ extern "C" {
 // memory.
 bool pad_json_add_num(cJSON *o, const char *key, double v);
 
-// *out = the number o[key] converted to int; false (and *out untouched) when o has no number under key.
-bool pad_json_get_int(const cJSON *o, const char *key, int *out);
+// The one checked reader of JSON integers: *out = the value v when it is a JSON number that is an exact integer
+// (no fraction; |v| <= 2^53, where doubles hold every integer) in [lo, hi]. Returns 1 then, 0 when v is NULL (the
+// key is absent), -1 for anything else: not a number, 2.5, 1e20, a value outside [lo, hi]. *out is untouched
+// unless 1. Never converts an out-of-range double to an integer type (undefined behaviour in C).
+int pad_json_int_value(const cJSON *v, long long lo, long long hi, long long *out);
+
+// pad_json_int_value of o[key] into an int (lo and hi are ints, so the value fits).
+int pad_json_get_int(const cJSON *o, const char *key, int lo, int hi, int *out);
 
 // Writes j (indented, with a final newline) to path atomically (temporary file + rename). Logs "<path>: <reason>".
 pad_status pad_json_write_file(const char *path, const cJSON *j);

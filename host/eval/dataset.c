@@ -882,7 +882,7 @@ static pad_status load_test_folders(const char *cdir, mask_style style, bool mas
         PAD_TRY_GOTO(st, list_dir(idir, LIST_IMAGES, &imgs), type_done);
         strlist_sort(&imgs);
         pad_anomaly_kind kind = kind_of(type);
-        if (kind != PAD_ANOMALY_KIND_NONE && style != MASK_LOCO_DIRS && is_dir(tgt)) {
+        if (style != MASK_LOCO_DIRS && is_dir(tgt)) { // normal types too (ground_truth/good is unusual)
             PAD_TRY_GOTO(st, list_dir(tgt, LIST_IMAGES, &gt_names), type_done);
             strlist_sort(&gt_names);
             have_gt = true;
@@ -901,12 +901,13 @@ static pad_status load_test_folders(const char *cdir, mask_style style, bool mas
                 st = fail_oom(idir);
                 goto type_done;
             }
-            if (!it->label) continue;
+            // normal images too: a mask of one is kept, and the run reports it when it marks pixels
             st = find_masks(tgt, have_gt ? &gt_names : NULL, imgs.v[i], style, it);
             if (st != PAD_OK) {
                 fail_oom(tgt);
                 goto type_done;
             }
+            if (!it->label) continue;
             if (it->n_masks == 0 && masks_required) {
                 char want[2048];
                 expected_mask(want, sizeof want, tgt, imgs.v[i], style);
@@ -1035,7 +1036,14 @@ static pad_status load_class_csv(const pad_dataset *ds, const char *name, pad_cl
             st = fail_oom(ds->csv_path);
             goto done;
         }
-        if (!row->normal) {
+        if (row->normal && row->mask && is_file(row->mask)) { // kept: the run reports it when it marks pixels
+            it->mask_paths = malloc(sizeof *it->mask_paths);
+            if (!it->mask_paths || !(it->mask_paths[0] = xstrdup(row->mask))) {
+                st = fail_oom(ds->csv_path);
+                goto done;
+            }
+            it->n_masks = 1;
+        } else if (!row->normal) {
             if (!is_file(row->mask)) {
                 PAD_LOG_ERROR("%s: anomalous test image without its ground-truth mask (expected %s, from %s:%d)",
                               row->image, row->mask, ds->csv_path, row->line);

@@ -28,6 +28,9 @@
  * are sorted by defect type, then by file name. Image files are those ending in .png, .jpg, .jpeg or .bmp (any
  * case: VisA uses .JPG); names starting with '.' are ignored; other files are skipped. When masks are required
  * (every format but folder without a ground_truth/ folder), an anomalous test image without its mask is an error.
+ * The run checks the masks it reads (host/run/features.c): a mask whose size differs from its image's is resized
+ * like any other, with one warning per class naming the first such file; a normal image whose mask marks pixels
+ * and an anomalous image with an empty mask get a warning naming the file.
  *
  * Every function that fails logs one line naming the path at fault (PAD_LOG_ERROR) and returns a pad_status. */
 #ifndef PAD_EVAL_DATASET_H
@@ -72,7 +75,9 @@ typedef struct pad_test_item {
     char *defect_type;     // the test/<type> folder name: "good" for normal images ("bad" for VisA anomalies)
     pad_anomaly_kind kind; // NONE iff label == 0
     char **mask_paths;     // (n_masks) ground-truth files, sorted; the mask is their union (pixels > 0 anomalous)
-    int n_masks;           // 0 for normal images and for anomalous ones of a folder dataset without ground_truth/
+    int n_masks;           // 0 for anomalous images of a folder dataset without ground_truth/, and for normal
+                           // images unless the dataset has a mask for them (then kept: the run warns when it marks
+                           // pixels, and their ground truth stays empty)
 } pad_test_item;
 
 typedef struct pad_class_data {

@@ -2,8 +2,9 @@
  * (imgcodecs/src/grfmt_jpeg.cpp): the library defaults (JDCT_ISLOW, fancy upsampling) decoded to RGB, gray
  * replicated, CMYK / YCCK (Adobe) through OpenCV's formula v = k - ((255 - v) * k >> 8). So JPEG datasets (VisA)
  * decode to exactly the pixels the published code sees, about 2x faster than stb_image (whose IDCT and upsampling
- * differ from libjpeg's by up to 3 levels). Data that ends early or is corrupt is decoded as far as libjpeg can (as
- * OpenCV does) with one warning naming the file. Declared in codec.h (internal); other formats: image.c. */
+ * differ from libjpeg's by up to 3 levels). Data that ends early is an error (OpenCV would decode the missing part as
+ * gray); other corrupt data is decoded as far as libjpeg can (as OpenCV does) with one warning naming the file.
+ * Declared in codec.h (internal); other formats: image.c. */
 #include "codec.h"
 #include "log.h"
 
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jerror.h>
 #include <jpeglib.h>
 
 bool pad_codec_is_jpeg(const unsigned char *d, size_t n) {
@@ -20,9 +22,9 @@ bool pad_codec_is_jpeg(const unsigned char *d, size_t n) {
 
 static pad_status check_size(const char *name, unsigned long w, unsigned long h) {
     if (w < 1 || h < 1 || w > PAD_IMAGE_MAX_DIM || h > PAD_IMAGE_MAX_DIM ||
-        (size_t)w * (size_t)h > PAD_CODEC_MAX_PIXELS) {
-        PAD_LOG_ERROR("%s: image size %lux%lu is not supported (at most %d per side and %zu pixels)", name, w, h,
-                      PAD_IMAGE_MAX_DIM, PAD_CODEC_MAX_PIXELS);
+        (unsigned long long)w * h > PAD_IMAGE_MAX_PIXELS) {
+        PAD_LOG_ERROR("%s: JPEG image size %lux%lu is not supported (at most %d per side and %d pixels)", name, w, h,
+                      PAD_IMAGE_MAX_DIM, PAD_IMAGE_MAX_PIXELS);
         return PAD_ERR_FORMAT;
     }
     return PAD_OK;
@@ -48,7 +50,13 @@ static void jpg_error_exit(j_common_ptr c) {
 
 static void jpg_emit_message(j_common_ptr c, int level) {
     jpg_err *e = (jpg_err *)c->err;
-    if (level >= 0) return; // trace messages
+    if (level >= 0) return;                  // trace messages
+    if (c->err->msg_code == JWRN_JPEG_EOF) { // the data ends early: refused (libjpeg would pad it with gray)
+        char msg[JMSG_LENGTH_MAX];
+        (*c->err->format_message)(c, msg);
+        PAD_LOG_ERROR("%s: truncated JPEG: %s", e->name, msg);
+        longjmp(e->jb, 1);
+    }
     if (!e->warned) {
         char msg[JMSG_LENGTH_MAX];
         (*c->err->format_message)(c, msg);
@@ -56,6 +64,31 @@ static void jpg_emit_message(j_common_ptr c, int level) {
     }
     e->warned = true;
     c->err->num_warnings++;
+}
+
+pad_status pad_codec_jpeg_size(const unsigned char *d, size_t n, const char *name, int *w, int *h) {
+    struct jpeg_decompress_struct cinfo;
+    jpg_err je;
+    memset(&cinfo, 0, sizeof cinfo);
+    cinfo.err = jpeg_std_error(&je.pub);
+    je.pub.error_exit = jpg_error_exit;
+    je.pub.emit_message = jpg_emit_message;
+    je.name = name;
+    je.warned = false;
+    if (setjmp(je.jb)) {
+        jpeg_destroy_decompress(&cinfo);
+        return PAD_ERR_FORMAT;
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_mem_src(&cinfo, d, (unsigned long)n);
+    (void)jpeg_read_header(&cinfo, TRUE);
+    pad_status st = check_size(name, cinfo.image_width, cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    if (st == PAD_OK) {
+        *w = (int)cinfo.image_width;
+        *h = (int)cinfo.image_height;
+    }
+    return st;
 }
 
 pad_status pad_codec_decode_jpeg(const unsigned char *d, size_t n, const char *name, pad_image *img) {

@@ -5,11 +5,12 @@
 
 #include "image.h"
 
-#define PAD_CODEC_MAX_PIXELS ((size_t)1 << 28) // larger images are refused (decompression bombs)
-
-bool pad_codec_is_jpeg(const unsigned char *d, size_t n); // JPEG SOI marker
-// Decode n bytes into *img (8-bit RGB). On failure *img is zeroed and one line "<name>: <reason>" is logged;
-// returns PAD_ERR_FORMAT (corrupt, unsupported) or PAD_ERR_OOM.
+bool pad_codec_is_jpeg(const unsigned char *d, size_t n); // JPEG SOI marker FF D8 FF at byte 0
+// Decode n bytes into *img (8-bit RGB). The size in the header is checked against PAD_IMAGE_MAX_DIM and
+// PAD_IMAGE_MAX_PIXELS before anything is decoded; data that ends early is an error. On failure *img is zeroed and
+// one line "<name>: <reason>" is logged; returns PAD_ERR_FORMAT (corrupt, truncated, unsupported) or PAD_ERR_OOM.
 pad_status pad_codec_decode_jpeg(const unsigned char *d, size_t n, const char *name, pad_image *img);
+// The size in the header of n bytes of JPEG (checked as above), without decoding the pixels.
+pad_status pad_codec_jpeg_size(const unsigned char *d, size_t n, const char *name, int *w, int *h);
 
 #endif // PAD_HOST_CODEC_H

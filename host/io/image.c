@@ -22,8 +22,6 @@
 // resize.c: the workspace's buffers for intermediate images (slot 0 or 1; contents not preserved between calls).
 void *pad_resize_ws_buffer(pad_resize_ws *ws, int slot, size_t bytes);
 
-#define MAX_PIXELS PAD_CODEC_MAX_PIXELS
-
 const float pad_clip_mean[3] = {(float)0.48145466, (float)0.4578275, (float)0.40821073};
 const float pad_clip_std[3] = {(float)0.26862954, (float)0.26130258, (float)0.27577711};
 
@@ -124,8 +122,79 @@ static pad_status read_file(const char *path, unsigned char **data, size_t *n) {
     return PAD_OK;
 }
 
-// Validates the header with stbi_info; logs and returns an error status when it is not a usable image.
-static pad_status probe(const unsigned char *data, size_t n, const char *name, int *w, int *h, int *comp) {
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint32_t le16(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
+}
+
+typedef enum img_format { FMT_PNG, FMT_JPEG, FMT_BMP } img_format;
+
+// The size limits of image.h, checked on the sizes a header declares (before anything is decoded).
+static pad_status size_ok(const char *name, const char *fmt, long long w, long long h) {
+    if (w < 1 || h < 1 || w > PAD_IMAGE_MAX_DIM || h > PAD_IMAGE_MAX_DIM ||
+        (unsigned long long)w * (unsigned long long)h > PAD_IMAGE_MAX_PIXELS) {
+        PAD_LOG_ERROR("%s: %s image size %lldx%lld is not supported (at most %d per side and %d pixels)", name, fmt, w,
+                      h, PAD_IMAGE_MAX_DIM, PAD_IMAGE_MAX_PIXELS);
+        return PAD_ERR_FORMAT;
+    }
+    return PAD_OK;
+}
+
+// A BMP's header: the size limits, a layout stb_image decodes (uncompressed or bit fields; 1, 4, 8, 16, 24 or 32
+// bits), and a file long enough for the rows it declares (stb_image would read a truncated file's missing rows as
+// zeros).
+static pad_status check_bmp(const unsigned char *d, size_t n, const char *name) {
+    if (n < 26 || n < 14 + (size_t)le32(d + 14)) {
+        PAD_LOG_ERROR("%s: truncated BMP (%zu bytes: the headers do not fit)", name, n);
+        return PAD_ERR_FORMAT;
+    }
+    const uint32_t off = le32(d + 10), hsz = le32(d + 14);
+    long long w, h;
+    uint32_t planes, bpp, comp = 0;
+    if (hsz == 12) { // BITMAPCOREHEADER
+        w = le16(d + 18);
+        h = le16(d + 20);
+        planes = le16(d + 22);
+        bpp = le16(d + 24);
+    } else if (hsz == 40 || hsz == 56 || hsz == 108 || hsz == 124) {
+        w = (int32_t)le32(d + 18);
+        h = (int32_t)le32(d + 22);
+        planes = le16(d + 26);
+        bpp = le16(d + 28);
+        comp = le32(d + 30);
+    } else {
+        PAD_LOG_ERROR("%s: not a readable image: unsupported BMP header size %u", name, (unsigned)hsz);
+        return PAD_ERR_FORMAT;
+    }
+    if (h < 0) h = -h; // top-down rows
+    PAD_TRY(size_ok(name, "BMP", w, h));
+    if (planes != 1 || (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32) ||
+        (comp != 0 && comp != 3)) {
+        PAD_LOG_ERROR("%s: not a readable image: unsupported BMP (%u bits, %u planes, compression %u)", name,
+                      (unsigned)bpp, (unsigned)planes, (unsigned)comp);
+        return PAD_ERR_FORMAT;
+    }
+    const unsigned long long stride = ((unsigned long long)w * bpp + 31) / 32 * 4;
+    const unsigned long long need = (unsigned long long)off + stride * (unsigned long long)h;
+    if (need > n) {
+        PAD_LOG_ERROR("%s: truncated BMP (%lldx%lld at %u bits needs %llu bytes, the file has %zu)", name, w, h,
+                      (unsigned)bpp, need, n);
+        return PAD_ERR_FORMAT;
+    }
+    return PAD_OK;
+}
+
+// The file's format from its signature at byte 0 (only the formats image.h documents), with the size its header
+// declares checked against the limits. Logs one line and returns PAD_ERR_FORMAT otherwise.
+static pad_status sniff(const unsigned char *d, size_t n, const char *name, img_format *fmt) {
+    static const unsigned char png_sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
     if (n == 0) {
         PAD_LOG_ERROR("%s: empty file", name);
         return PAD_ERR_FORMAT;
@@ -134,17 +203,37 @@ static pad_status probe(const unsigned char *data, size_t n, const char *name, i
         PAD_LOG_ERROR("%s: file too large for an image (%zu bytes)", name, n);
         return PAD_ERR_FORMAT;
     }
+    if (n >= 8 && memcmp(d, png_sig, 8) == 0) {
+        *fmt = FMT_PNG;
+        if (n < 24 || be32(d + 8) != 13 || memcmp(d + 12, "IHDR", 4) != 0) {
+            PAD_LOG_ERROR("%s: %s PNG (no IHDR chunk first)", name, n < 24 ? "truncated" : "corrupt");
+            return PAD_ERR_FORMAT;
+        }
+        return size_ok(name, "PNG", be32(d + 16), be32(d + 20));
+    }
+    if (pad_codec_is_jpeg(d, n)) {
+        *fmt = FMT_JPEG; // libjpeg reads the header and checks the size (codec.c)
+        return PAD_OK;
+    }
+    if (n >= 2 && d[0] == 'B' && d[1] == 'M') {
+        *fmt = FMT_BMP;
+        return check_bmp(d, n, name);
+    }
+    char head[32] = "";
+    for (size_t i = 0, len = 0; i < n && i < 4; i++)
+        len += (size_t)snprintf(head + len, sizeof head - len, "%s%02x", i ? " " : "", d[i]);
+    PAD_LOG_ERROR("%s: not a readable image: not a PNG, JPEG or BMP file (it starts with %s)", name, head);
+    return PAD_ERR_FORMAT;
+}
+
+// Checks the header again with stbi_info (PNG and BMP only, after sniff and check_png).
+static pad_status probe(const unsigned char *data, size_t n, const char *name, int *w, int *h, int *comp) {
     if (!stbi_info_from_memory(data, (int)n, w, h, comp)) {
         const char *why = stbi_failure_reason();
         PAD_LOG_ERROR("%s: not a readable image: %s", name, why && why[0] ? why : "unknown format");
         return PAD_ERR_FORMAT;
     }
-    if (!dims_ok(*w, *h) || (size_t)*w * (size_t)*h > MAX_PIXELS) {
-        PAD_LOG_ERROR("%s: image size %dx%d is not supported (at most %d per side and %zu pixels)", name, *w, *h,
-                      PAD_IMAGE_MAX_DIM, MAX_PIXELS);
-        return PAD_ERR_FORMAT;
-    }
-    return PAD_OK;
+    return size_ok(name, "the", *w, *h);
 }
 
 static pad_status decode_failed(const char *name) {
@@ -157,17 +246,11 @@ static pad_status decode_failed(const char *name) {
     return PAD_ERR_FORMAT;
 }
 
-static uint32_t be32(const unsigned char *p) {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
 // stb_image skips PNG checksums and may not notice a file cut short; libpng (OpenCV, Pillow) rejects both. Walks
 // the chunks: a truncated chunk, a missing IEND or a bad CRC on a critical chunk is an error, a bad CRC on an
 // ancillary chunk a warning (libpng's defaults).
 static pad_status check_png(const unsigned char *d, size_t n, const char *name) {
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
-    if (n < 8 || memcmp(d, sig, 8) != 0) return PAD_OK; // not a PNG
-    size_t off = 8;
+    size_t off = 8; // after the signature (sniff)
     for (;;) {
         if (n - off < 12) {
             PAD_LOG_ERROR("%s: truncated PNG (%s at byte %zu)", name,
@@ -202,10 +285,12 @@ static pad_status check_png(const unsigned char *d, size_t n, const char *name) 
 pad_status pad_image_load_memory(pad_image *img, const void *data, size_t n, const char *name) {
     memset(img, 0, sizeof *img);
     const unsigned char *d = (const unsigned char *)data;
-    if (pad_codec_is_jpeg(d, n)) return pad_codec_decode_jpeg(d, n, name, img);
+    img_format fmt;
+    PAD_TRY(sniff(d, n, name, &fmt));
+    if (fmt == FMT_JPEG) return pad_codec_decode_jpeg(d, n, name, img);
     int w, h, comp;
+    if (fmt == FMT_PNG) PAD_TRY(check_png(d, n, name));
     PAD_TRY(probe(d, n, name, &w, &h, &comp));
-    PAD_TRY(check_png(d, n, name));
     int w2, h2, c2;
     unsigned char *px = stbi_load_from_memory(d, (int)n, &w2, &h2, &c2, 3);
     if (!px) return decode_failed(name);
@@ -231,14 +316,35 @@ pad_status pad_image_load(pad_image *img, const char *path) {
     return st;
 }
 
+pad_status pad_image_size(const char *path, int *w, int *h) {
+    unsigned char *data;
+    size_t n;
+    PAD_TRY(read_file(path, &data, &n));
+    img_format fmt;
+    pad_status st = sniff(data, n, path, &fmt);
+    int comp;
+    if (st == PAD_OK && fmt == FMT_JPEG)
+        st = pad_codec_jpeg_size(data, n, path, w, h);
+    else if (st == PAD_OK)
+        st = probe(data, n, path, w, h, &comp);
+    free(data);
+    return st;
+}
+
 pad_status pad_mask_load(pad_mask *m, const char *path) {
     memset(m, 0, sizeof *m);
     unsigned char *data;
     size_t n;
     PAD_TRY(read_file(path, &data, &n));
-    if (pad_codec_is_jpeg(data, n)) { // 8-bit only: decode as an image, then any channel > 0
+    img_format fmt;
+    pad_status st = sniff(data, n, path, &fmt);
+    if (st != PAD_OK) {
+        free(data);
+        return st;
+    }
+    if (fmt == FMT_JPEG) { // 8-bit only: decode as an image, then any channel > 0
         pad_image img;
-        pad_status st = pad_codec_decode_jpeg(data, n, path, &img);
+        st = pad_codec_decode_jpeg(data, n, path, &img);
         free(data);
         if (st == PAD_OK) st = pad_mask_alloc(m, img.w, img.h);
         if (st == PAD_OK)
@@ -248,8 +354,8 @@ pad_status pad_mask_load(pad_mask *m, const char *path) {
         return st;
     }
     int w, h, comp;
-    pad_status st = probe(data, n, path, &w, &h, &comp);
-    if (st == PAD_OK) st = check_png(data, n, path);
+    if (fmt == FMT_PNG) st = check_png(data, n, path);
+    if (st == PAD_OK) st = probe(data, n, path, &w, &h, &comp);
     if (st != PAD_OK) {
         free(data);
         return st;

@@ -7,9 +7,14 @@
  * PromptAD code reads images with - in RGB order; Pillow's Image.open(path).convert('RGB') agrees except where noted.
  *   - JPEG through libjpeg(-turbo) with OpenCV's settings (codec.c): bit-identical to OpenCV and Pillow built on
  *     the same library (checked against cv2 4.6 / Pillow 9.4 on Debian 12, also on natural photos at qualities
- *     75-95, 4:2:0 and 4:4:4). Everything else through stb_image: PNG (1/2/4/8/16-bit, gray, gray+alpha, RGB,
- *     RGBA, palette, tRNS, Adam7; pixel-identical to OpenCV on all of these), BMP, TGA, GIF (first frame), PSD,
- *     PNM. The result is always 8-bit RGB.
+ *     75-95, 4:2:0 and 4:4:4). PNG (1/2/4/8/16-bit, gray, gray+alpha, RGB, RGBA, palette, tRNS, Adam7;
+ *     pixel-identical to OpenCV on all of these) and BMP (uncompressed or bit fields, 1 to 32 bits) through
+ *     stb_image. The result is always 8-bit RGB.
+ *   - Only these three formats are read, recognised by their signature at byte 0 whatever the file is named: PNG
+ *     (89 50 4E 47 0D 0A 1A 0A), JPEG (FF D8 FF, always decoded by libjpeg) and BMP ("BM"). Anything else (GIF,
+ *     PNM, TGA, PSD, HDR, a JPEG after leading fill bytes, ...) is refused, although stb_image could guess at some.
+ *   - The size the header declares is checked before anything is decoded: at most PAD_IMAGE_MAX_DIM per side and
+ *     PAD_IMAGE_MAX_PIXELS pixels (64 Mpixel, e.g. 8192 x 8192; the datasets we know stay below 2 Mpixel).
  *   - 16-bit samples keep their high byte (v >> 8): OpenCV (png_set_strip_16) for every PNG, Pillow for 16-bit
  *     RGB/RGBA; Pillow differs on 16-bit grayscale, which it clips to 255 (mode I -> RGB).
  *   - Alpha (and PNG tRNS transparency) is dropped without compositing, as both libraries do. Note: OpenCLIP's own
@@ -17,9 +22,10 @@
  *   - Gray (any bit depth) is scaled to 8 bits and replicated to R = G = B; palettes are expanded.
  *   - CMYK / YCCK JPEGs use OpenCV's conversion v = k - ((255 - v) * k >> 8) (Pillow's differs).
  *   - EXIF orientation is ignored, like Pillow (cv2.imread would rotate a JPEG that carries an orientation tag).
- *   - PNG chunk checksums are verified and a PNG that ends early is an error (as libpng does in OpenCV and
- *     Pillow; stb_image alone checks neither). A JPEG whose data ends early or is corrupt decodes as far as libjpeg
- *     can, with a warning naming the file (OpenCV's behaviour).
+ *   - Truncated files are errors: a PNG that ends early (and a bad chunk checksum; libpng does the same in OpenCV
+ *     and Pillow, stb_image alone checks neither), a JPEG whose data ends early (OpenCV would fill the rest with
+ *     gray), a BMP shorter than the rows its header declares (stb_image would read zeros). Other corrupt JPEG data
+ *     decodes as far as libjpeg can, with a warning naming the file (OpenCV's behaviour).
  *   - Any failure (missing file, empty file, not an image, truncated or corrupt data) returns an error and logs one
  *     line "<path>: <problem>" with the decoder's reason. Never a crash.
  *
@@ -50,6 +56,8 @@ typedef struct pad_mask {
 
 // Largest accepted width or height (any image, mask, resize target).
 #define PAD_IMAGE_MAX_DIM (1 << 16)
+// Largest number of pixels of a decoded image or mask (64 Mpixel = 8192 x 8192), checked from the file's header.
+#define PAD_IMAGE_MAX_PIXELS (1 << 26)
 
 // ----------------------------------------------------------------------------
 // Images and masks
@@ -65,14 +73,17 @@ pad_status pad_image_load(pad_image *img, const char *path);
 // Same, from n bytes in memory; `name` is used in messages.
 pad_status pad_image_load_memory(pad_image *img, const void *data, size_t n, const char *name);
 void pad_image_free(pad_image *img); // frees rgb and zeroes *img; NULL and empty images are no-ops
+// The width and height the header of the image file at path declares (format and size rules of pad_image_load; the
+// pixels are not decoded, a PNG's checksums not verified). Errors as pad_image_load.
+pad_status pad_image_size(const char *path, int *w, int *h);
 
 // Allocates a w x h mask of zeros (e.g. the ground truth of a good image).
 pad_status pad_mask_alloc(pad_mask *m, int w, int h);
-// Reads a ground-truth mask: PNG (checksums verified as above) and the other stb_image formats at their full bit
-// depth, JPEG through libjpeg. A pixel is 1 when its value is > 0 at the file's full bit depth (for colour files:
-// when any of R, G, B is > 0; alpha is ignored). This is the official code's `mask > 0` except in corner cases:
-// cv2.imread(IMREAD_GRAYSCALE) keeps the high byte of 16-bit files (so a 16-bit value 1..255 would read as 0
-// there) and converts colour to luma (a colour whose luma rounds to 0 would read as 0 there). Errors as
+// Reads a ground-truth mask: PNG (checksums verified as above) and BMP at their full bit depth, JPEG through
+// libjpeg; the format and size rules of pad_image_load. A pixel is 1 when its value is > 0 at the file's full bit depth
+// (for colour files: when any of R, G, B is > 0; alpha is ignored). This is the official code's `mask > 0` except in
+// corner cases: cv2.imread(IMREAD_GRAYSCALE) keeps the high byte of 16-bit files (so a 16-bit value 1..255 would read
+// as 0 there) and converts colour to luma (a colour whose luma rounds to 0 would read as 0 there). Errors as
 // pad_image_load.
 pad_status pad_mask_load(pad_mask *m, const char *path);
 void pad_mask_free(pad_mask *m); // frees m->m and zeroes *m; NULL is a no-op

@@ -3,9 +3,11 @@
 #include "prompt_set.h"
 
 #include "log.h"
+#include "yaml_log.h"
 
 #include <cyaml/cyaml.h>
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +115,76 @@ static bool state_ok(const char *st) {
         if (!quiet) PAD_LOG_ERROR(__VA_ARGS__);                                                                        \
     } while (0)
 
+// Reads the whole file (at most PAD_PROMPT_SET_MAX_BYTES) into a NUL-terminated malloc'd buffer.
+static pad_status read_text(const char *path, bool quiet, char **text, size_t *n) {
+    *text = NULL;
+    *n = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        LOAD_ERR("%s: cannot open the prompt set: %s", path, strerror(errno));
+        return PAD_ERR_IO;
+    }
+    char *buf = (char *)malloc(PAD_PROMPT_SET_MAX_BYTES + 2);
+    if (!buf) {
+        fclose(fp);
+        return PAD_ERR_OOM;
+    }
+    size_t got = fread(buf, 1, PAD_PROMPT_SET_MAX_BYTES + 1, fp);
+    bool bad = ferror(fp) != 0;
+    fclose(fp);
+    if (bad || got > PAD_PROMPT_SET_MAX_BYTES) {
+        if (bad)
+            LOAD_ERR("%s: cannot read the prompt set", path);
+        else
+            LOAD_ERR("%s: invalid prompt set: larger than %d bytes", path, PAD_PROMPT_SET_MAX_BYTES);
+        free(buf);
+        return bad ? PAD_ERR_IO : PAD_ERR_FORMAT;
+    }
+    buf[got] = 0;
+    *text = buf;
+    *n = got;
+    return PAD_OK;
+}
+
+// A list of states: at most PAD_PROMPT_SET_MAX_STATES, each at most PAD_PROMPT_SET_MAX_STATE_LEN bytes.
+static bool states_within_limits(char *const *st, unsigned n, const char *path, const char *what, bool quiet) {
+    if (n > PAD_PROMPT_SET_MAX_STATES) {
+        LOAD_ERR("%s: %s: %u states (at most %d)", path, what, n, PAD_PROMPT_SET_MAX_STATES);
+        return false;
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (strlen(st[i]) > PAD_PROMPT_SET_MAX_STATE_LEN) {
+            LOAD_ERR("%s: %s: state %u is %zu bytes long (at most %d)", path, what, i + 1, strlen(st[i]),
+                     PAD_PROMPT_SET_MAX_STATE_LEN);
+            return false;
+        }
+    return true;
+}
+
+// The documented bounds of prompt_set.h on the number of classes and states and on their lengths.
+static bool within_limits(const yaml_set *y, const char *path, bool quiet) {
+    if (y->classes_count > PAD_PROMPT_SET_MAX_CLASSES) {
+        LOAD_ERR("%s: %u classes (at most %d)", path, y->classes_count, PAD_PROMPT_SET_MAX_CLASSES);
+        return false;
+    }
+    if (strlen(y->name) > PAD_PROMPT_SET_MAX_NAME) {
+        LOAD_ERR("%s: the set's name is longer than %d bytes", path, PAD_PROMPT_SET_MAX_NAME);
+        return false;
+    }
+    if (!states_within_limits(y->generic, y->generic_count, path, "generic", quiet)) return false;
+    for (unsigned c = 0; c < y->classes_count; c++) {
+        const yaml_class *yc = &y->classes[c];
+        if (strlen(yc->key) > PAD_PROMPT_SET_MAX_NAME || (yc->name && strlen(yc->name) > PAD_PROMPT_SET_MAX_NAME)) {
+            LOAD_ERR("%s: class %u: key or name longer than %d bytes", path, c + 1, PAD_PROMPT_SET_MAX_NAME);
+            return false;
+        }
+        char what[PAD_PROMPT_SET_MAX_NAME + 16];
+        snprintf(what, sizeof what, "class '%s'", yc->key);
+        if (!states_within_limits(yc->states, yc->states_count, path, what, quiet)) return false;
+    }
+    return true;
+}
+
 static pad_status load_impl(pad_prompt_set **out, const char *path, bool quiet) {
     *out = NULL;
     pad_prompt_set *s = (pad_prompt_set *)calloc(1, sizeof *s);
@@ -120,29 +192,48 @@ static pad_status load_impl(pad_prompt_set **out, const char *path, bool quiet) 
         free(s);
         return PAD_ERR_OOM;
     }
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        LOAD_ERR("%s: cannot open the prompt set", path);
+    char *text = NULL;
+    size_t n = 0;
+    pad_status st = read_text(path, quiet, &text, &n);
+    if (st != PAD_OK) {
         pad_prompt_set_free(s);
-        return PAD_ERR_IO;
+        return st;
     }
-    fclose(fp);
+    pad_yaml_normalize_eol(text, &n);
+    int second = pad_yaml_second_doc_line(text, n);
+    if (pad_yaml_blank(text, n) || second) {
+        if (second)
+            LOAD_ERR("%s:%d: invalid prompt set: a second YAML document (one set per file)", path, second);
+        else
+            LOAD_ERR("%s: invalid prompt set: the file is empty (only blanks or comments)", path);
+        free(text);
+        pad_prompt_set_free(s);
+        return PAD_ERR_FORMAT;
+    }
     yaml_log lg = {{0}};
     s->cfg = (cyaml_config_t){
         .log_fn = yaml_log_fn,
         .log_ctx = &lg,
         .mem_fn = cyaml_mem,
         .log_level = CYAML_LOG_ERROR,
-        .flags = CYAML_CFG_DEFAULT,
+        .flags = CYAML_CFG_NO_ALIAS, // aliases would let a small file expand without bound
     };
-    cyaml_err_t err = cyaml_load_file(path, &s->cfg, &k_set_schema, (cyaml_data_t **)&s->y, NULL);
+    cyaml_err_t err = cyaml_load_data((const uint8_t *)text, n, &s->cfg, &k_set_schema, (cyaml_data_t **)&s->y, NULL);
+    free(text);
     s->cfg.log_ctx = NULL;
     s->cfg.log_fn = NULL;
-    if (err != CYAML_OK) {
-        LOAD_ERR("%s: invalid prompt set: %s%s%s", path, cyaml_strerror(err), lg.text[0] ? ": " : "", lg.text);
-        s->y = NULL;
+    if (err != CYAML_OK || !s->y) {
+        if (err == CYAML_OK)
+            LOAD_ERR("%s: invalid prompt set: the document is empty", path);
+        else
+            LOAD_ERR("%s: invalid prompt set: %s%s%s", path, cyaml_strerror(err), lg.text[0] ? ": " : "", lg.text);
+        if (err != CYAML_OK) s->y = NULL;
         pad_prompt_set_free(s);
-        return err == CYAML_ERR_FILE_OPEN ? PAD_ERR_IO : PAD_ERR_FORMAT;
+        return PAD_ERR_FORMAT;
+    }
+    if (!within_limits(s->y, path, quiet)) {
+        pad_prompt_set_free(s);
+        return PAD_ERR_FORMAT;
     }
     const yaml_set *y = s->y;
     for (unsigned i = 0; i < y->generic_count; i++)

@@ -12,6 +12,12 @@
  * Every state contains "{}" exactly once and no other brace. A class's states are the generic states followed by
  * its own (promptad_spec.md §3.3: state_anomaly + class_state_abnormal[key]); duplicates are kept.
  *
+ * Limits (a set is a small hand-written file; anything beyond them is refused with an error naming the file):
+ * PAD_PROMPT_SET_MAX_BYTES per file, PAD_PROMPT_SET_MAX_CLASSES classes, PAD_PROMPT_SET_MAX_STATES states in the
+ * generic list and in each class's list, PAD_PROMPT_SET_MAX_STATE_LEN bytes per state, PAD_PROMPT_SET_MAX_NAME bytes
+ * per set name, class key and class name. YAML aliases (&a / *a) are refused, as in the run configuration, and so
+ * are an empty (blank or comment-only) file and a second YAML document. CR and CRLF line endings are read as LF.
+ *
  * Sets shipped: official (the official code's lists, the default), paper (the supplementary Figure 1), mpdd, loco.
  */
 #ifndef PAD_HOST_PROMPT_SET_H
@@ -22,6 +28,12 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+#define PAD_PROMPT_SET_MAX_BYTES     (1 << 20)
+#define PAD_PROMPT_SET_MAX_CLASSES   1024
+#define PAD_PROMPT_SET_MAX_STATES    256
+#define PAD_PROMPT_SET_MAX_STATE_LEN 256
+#define PAD_PROMPT_SET_MAX_NAME      128
 
 typedef struct pad_prompt_set pad_prompt_set;
 

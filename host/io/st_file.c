@@ -179,6 +179,7 @@ void pad_st_close(pad_st_file *f) {
             free((char *)f->tensors[i].name);
         free(f->tensors);
     }
+    free(f->by_name);
     if (f->map && f->map_size) munmap(f->map, f->map_size);
     free(f->path);
     free(f);
@@ -195,6 +196,26 @@ static int span_cmp(const void *a, const void *b) {
     return x->end < y->end ? -1 : (x->end > y->end);
 }
 
+// qsort_r is not C11: the tensors being sorted by name are reached through this file-scope pointer, set only
+// around the one qsort call of sort_names (pad_st_open is not called concurrently on one thread).
+static _Thread_local const pad_st_tensor *t_sort_tensors;
+
+static int name_cmp(const void *a, const void *b) {
+    return strcmp(t_sort_tensors[*(const int *)a].name, t_sort_tensors[*(const int *)b].name);
+}
+
+// Fills f->by_name with the tensor indices sorted by name. Returns the index of a name listed twice, or -1.
+static int sort_names(pad_st_file *f) {
+    for (int i = 0; i < f->n_tensors; i++)
+        f->by_name[i] = i;
+    t_sort_tensors = f->tensors;
+    qsort(f->by_name, (size_t)f->n_tensors, sizeof *f->by_name, name_cmp);
+    t_sort_tensors = NULL;
+    for (int i = 1; i < f->n_tensors; i++)
+        if (strcmp(f->tensors[f->by_name[i - 1]].name, f->tensors[f->by_name[i]].name) == 0) return f->by_name[i];
+    return -1;
+}
+
 // Reads a JSON number that must be a non-negative integer representable exactly.
 static int json_u64(const cJSON *v, uint64_t *out) {
     if (!cJSON_IsNumber(v)) return 0;
@@ -202,6 +223,70 @@ static int json_u64(const cJSON *v, uint64_t *out) {
     if (!(d >= 0) || d > 9007199254740992.0 || floor(d) != d) return 0;
     *out = (uint64_t)d;
     return 1;
+}
+
+// Parses header entry `it` (tensor `it->string`) into *t: dtype, shape, element count, byte count; *b and *e are its
+// data offsets, checked against the shape and the data size. Logs one line and returns PAD_ERR_FORMAT otherwise.
+static pad_status parse_entry(const char *path, const cJSON *it, uint64_t data_size, pad_st_tensor *t, uint64_t *b,
+                              uint64_t *e) {
+    const char *name = it->string;
+    if (!cJSON_IsObject(it)) {
+        PAD_LOG_ERROR("%s: tensor '%s': entry is not an object", path, name);
+        return PAD_ERR_FORMAT;
+    }
+    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(it, "dtype");
+    const cJSON *js = cJSON_GetObjectItemCaseSensitive(it, "shape");
+    const cJSON *jo = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
+    if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo)) {
+        PAD_LOG_ERROR("%s: tensor '%s': needs string 'dtype', array 'shape' and array 'data_offsets'", path, name);
+        return PAD_ERR_FORMAT;
+    }
+    if (!dtype_parse(jd->valuestring, &t->dtype)) {
+        PAD_LOG_ERROR("%s: tensor '%s': unknown dtype '%s'", path, name, jd->valuestring);
+        return PAD_ERR_FORMAT;
+    }
+    int nd = cJSON_GetArraySize(js);
+    if (nd > PAD_ST_MAX_DIMS) {
+        PAD_LOG_ERROR("%s: tensor '%s': %d dimensions (at most %d supported)", path, name, nd, PAD_ST_MAX_DIMS);
+        return PAD_ERR_FORMAT;
+    }
+    t->ndim = nd;
+    uint64_t numel = 1;
+    int d = 0;
+    for (const cJSON *dim = js->child; dim; dim = dim->next, d++) {
+        uint64_t v;
+        if (!json_u64(dim, &v)) {
+            PAD_LOG_ERROR("%s: tensor '%s': shape entries must be non-negative integers", path, name);
+            return PAD_ERR_FORMAT;
+        }
+        t->shape[d] = (int64_t)v;
+        if (v && numel > UINT64_MAX / v) {
+            PAD_LOG_ERROR("%s: tensor '%s': shape overflows", path, name);
+            return PAD_ERR_FORMAT;
+        }
+        numel *= v;
+    }
+    t->numel = (int64_t)numel;
+    if (cJSON_GetArraySize(jo) != 2 || !json_u64(jo->child, b) || !json_u64(jo->child->next, e) || *e < *b) {
+        PAD_LOG_ERROR("%s: tensor '%s': data_offsets must be [begin, end] with begin <= end", path, name);
+        return PAD_ERR_FORMAT;
+    }
+    size_t es = pad_dtype_size(t->dtype);
+    if (numel > UINT64_MAX / es || *e - *b != numel * es) {
+        char sh[128];
+        pad_st_shape_str(sh, sizeof sh, t->ndim, t->shape);
+        PAD_LOG_ERROR("%s: tensor '%s': shape %s of %s needs %llu bytes but data_offsets span %llu", path, name, sh,
+                      jd->valuestring, (unsigned long long)(numel * es), (unsigned long long)(*e - *b));
+        return PAD_ERR_FORMAT;
+    }
+    if (*e > data_size) {
+        PAD_LOG_ERROR("%s: tensor '%s': data_offsets [%llu, %llu] are out of range (data is %llu bytes; "
+                      "truncated file?)",
+                      path, name, (unsigned long long)*b, (unsigned long long)*e, (unsigned long long)data_size);
+        return PAD_ERR_FORMAT;
+    }
+    t->nbytes = (size_t)(*e - *b);
+    return PAD_OK;
 }
 
 pad_status pad_st_open(pad_st_file **out, const char *path) {
@@ -284,8 +369,9 @@ pad_status pad_st_open(pad_st_file **out, const char *path) {
     for (const cJSON *it = root->child; it; it = it->next)
         if (strcmp(it->string, "__metadata__") != 0) n++;
     f->tensors = (pad_st_tensor *)calloc((size_t)(n ? n : 1), sizeof *f->tensors);
+    f->by_name = (int *)calloc((size_t)(n ? n : 1), sizeof *f->by_name);
     spans = (span *)calloc((size_t)(n ? n : 1), sizeof *spans);
-    if (!f->tensors || !spans) {
+    if (!f->tensors || !f->by_name || !spans) {
         st = PAD_ERR_OOM;
         goto fail;
     }
@@ -302,63 +388,12 @@ pad_status pad_st_open(pad_st_file **out, const char *path) {
         pad_st_tensor *t = &f->tensors[k];
         t->name = strdup(name);
         f->n_tensors = k + 1;
-        if (!cJSON_IsObject(it)) {
-            PAD_LOG_ERROR("%s: tensor '%s': entry is not an object", path, name);
+        if (!t->name) {
+            st = PAD_ERR_OOM;
             goto fail;
         }
-        const cJSON *jd = cJSON_GetObjectItemCaseSensitive(it, "dtype");
-        const cJSON *js = cJSON_GetObjectItemCaseSensitive(it, "shape");
-        const cJSON *jo = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
-        if (!cJSON_IsString(jd) || !cJSON_IsArray(js) || !cJSON_IsArray(jo)) {
-            PAD_LOG_ERROR("%s: tensor '%s': needs string 'dtype', array 'shape' and array 'data_offsets'", path, name);
-            goto fail;
-        }
-        if (!dtype_parse(jd->valuestring, &t->dtype)) {
-            PAD_LOG_ERROR("%s: tensor '%s': unknown dtype '%s'", path, name, jd->valuestring);
-            goto fail;
-        }
-        int nd = cJSON_GetArraySize(js);
-        if (nd > PAD_ST_MAX_DIMS) {
-            PAD_LOG_ERROR("%s: tensor '%s': %d dimensions (at most %d supported)", path, name, nd, PAD_ST_MAX_DIMS);
-            goto fail;
-        }
-        t->ndim = nd;
-        uint64_t numel = 1;
-        int d = 0;
-        for (const cJSON *e = js->child; e; e = e->next, d++) {
-            uint64_t v;
-            if (!json_u64(e, &v)) {
-                PAD_LOG_ERROR("%s: tensor '%s': shape entries must be non-negative integers", path, name);
-                goto fail;
-            }
-            t->shape[d] = (int64_t)v;
-            if (v && numel > UINT64_MAX / v) {
-                PAD_LOG_ERROR("%s: tensor '%s': shape overflows", path, name);
-                goto fail;
-            }
-            numel *= v;
-        }
-        t->numel = (int64_t)numel;
         uint64_t b, e;
-        if (cJSON_GetArraySize(jo) != 2 || !json_u64(jo->child, &b) || !json_u64(jo->child->next, &e) || e < b) {
-            PAD_LOG_ERROR("%s: tensor '%s': data_offsets must be [begin, end] with begin <= end", path, name);
-            goto fail;
-        }
-        size_t es = pad_dtype_size(t->dtype);
-        if (numel > UINT64_MAX / es || e - b != numel * es) {
-            char sh[128];
-            pad_st_shape_str(sh, sizeof sh, t->ndim, t->shape);
-            PAD_LOG_ERROR("%s: tensor '%s': shape %s of %s needs %llu bytes but data_offsets span %llu", path, name, sh,
-                          jd->valuestring, (unsigned long long)(numel * es), (unsigned long long)(e - b));
-            goto fail;
-        }
-        if (e > data_size) {
-            PAD_LOG_ERROR("%s: tensor '%s': data_offsets [%llu, %llu] are out of range (data is %llu bytes; "
-                          "truncated file?)",
-                          path, name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)data_size);
-            goto fail;
-        }
-        t->nbytes = (size_t)(e - b);
+        if (parse_entry(path, it, data_size, t, &b, &e) != PAD_OK) goto fail;
         t->data = data + b;
         spans[k].begin = b;
         spans[k].end = e;
@@ -374,12 +409,11 @@ pad_status pad_st_open(pad_st_file **out, const char *path) {
             goto fail;
         }
     }
-    for (int i = 0; i < k; i++)
-        for (int j = i + 1; j < k; j++)
-            if (strcmp(f->tensors[i].name, f->tensors[j].name) == 0) {
-                PAD_LOG_ERROR("%s: tensor '%s' appears twice in the header", path, f->tensors[i].name);
-                goto fail;
-            }
+    int dup = sort_names(f);
+    if (dup >= 0) {
+        PAD_LOG_ERROR("%s: tensor '%s' appears twice in the header", path, f->tensors[dup].name);
+        goto fail;
+    }
     free(spans);
     free(json);
     cJSON_Delete(root);
@@ -395,9 +429,26 @@ fail:
 }
 
 const pad_st_tensor *pad_st_find(const pad_st_file *f, const char *name) {
-    for (int i = 0; i < f->n_tensors; i++)
-        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    int lo = 0, hi = f->n_tensors - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        const pad_st_tensor *t = &f->tensors[f->by_name[mid]];
+        int c = strcmp(t->name, name);
+        if (c == 0) return t;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
     return NULL;
+}
+
+static pad_status check_tensor(const pad_st_file *f, const char *name, int ndim, const int64_t *shape,
+                               const pad_st_tensor **out);
+
+pad_status pad_st_check_shape(const pad_st_file *f, const char *name, int ndim, const int64_t *shape) {
+    const pad_st_tensor *t;
+    return check_tensor(f, name, ndim, shape, &t);
 }
 
 static pad_status check_tensor(const pad_st_file *f, const char *name, int ndim, const int64_t *shape,

@@ -4,7 +4,8 @@
  * {"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}, then the data buffer.
  * Every malformed file is rejected with one logged line "<path>: <problem>" and PAD_ERR_FORMAT (PAD_ERR_IO when
  * the file cannot be opened): empty file, truncated header or data, header length beyond the file, bad JSON,
- * unknown dtype, shape/size mismatch, offsets out of range or overlapping. Reading a missing tensor names it. */
+ * unknown dtype, shape/size mismatch, offsets out of range or overlapping, a name listed twice (found by sorting:
+ * a header of 100k tensors opens in well under a second). Reading a missing tensor names it. */
 #ifndef PAD_HOST_ST_FILE_H
 #define PAD_HOST_ST_FILE_H
 
@@ -45,6 +46,7 @@ typedef struct pad_st_file {
     char *path;
     int n_tensors;
     pad_st_tensor *tensors; // (n_tensors) in header order
+    int *by_name;           // (n_tensors) indices into tensors sorted by name (pad_st_find's binary search)
     void *map;
     size_t map_size;
 } pad_st_file;
@@ -53,8 +55,12 @@ typedef struct pad_st_file {
 pad_status pad_st_open(pad_st_file **out, const char *path);
 void pad_st_close(pad_st_file *f); // NULL is a no-op
 
-// NULL when absent (no log). Use pad_st_read_* to get an error that names the tensor.
+// NULL when absent (no log). Use pad_st_read_* to get an error that names the tensor. O(log n_tensors).
 const pad_st_tensor *pad_st_find(const pad_st_file *f, const char *name);
+
+// The checks of pad_st_read_f32 without reading: tensor `name` exists with ndim dimensions of shape[0..ndim) (-1
+// matches any size). Errors are logged as there.
+pad_status pad_st_check_shape(const pad_st_file *f, const char *name, int ndim, const int64_t *shape);
 
 // Formats a shape as "(896, 3, 16, 16)" into buf.
 void pad_st_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);

@@ -1,6 +1,7 @@
 /* tokenizer.c - the CLIP byte-level BPE tokenizer (tokenizer.h; openclip_spec.md §7).
  *
- * Load: the first 48894 merge lines are read with zlib (stops decompressing once it has them), every vocabulary
+ * Load: the first 48894 merge lines are kept; zlib decompresses the file to its end (so the gzip CRC is checked),
+ * with bounded line length and size. Every vocabulary
  * string is interned in a string -> id hash table (last id wins, like Python's dict), and each merge whose parts
  * are tokens becomes an entry (id_a, id_b) -> (rank, id of the merged string) of an open-addressing hash table.
  * The strings are dropped after loading: encoding works on ids only.
@@ -218,7 +219,18 @@ static size_t utf8_put(char *dst, uint32_t c) {
     return (size_t)utf8proc_encode_char((utf8proc_int32_t)c, (utf8proc_uint8_t *)dst);
 }
 
-// Reads the header and up to PAD_TOKENIZER_MAX_MERGES merge lines into a malloc'd NUL-terminated buffer.
+// Logs "<path>: corrupt gzip data (<zlib's reason>)" for gz's error and returns PAD_ERR_FORMAT.
+static pad_status gz_corrupt(gzFile gz, const char *path) {
+    int err;
+    const char *msg = gzerror(gz, &err);
+    PAD_LOG_ERROR("%s: corrupt gzip data (%s)", path, msg && msg[0] ? msg : "read error");
+    return PAD_ERR_FORMAT;
+}
+
+// Reads the header and up to PAD_TOKENIZER_MAX_MERGES merge lines into a malloc'd NUL-terminated buffer. The rest of
+// the file is decompressed too and dropped: zlib checks the gzip CRC and length only at the end of the stream, so a
+// flipped bit anywhere is an error. Lines longer than PAD_TOKENIZER_MAX_LINE and more than PAD_TOKENIZER_MAX_BYTES of
+// text are refused as they arrive (a small gzip may expand to gigabytes).
 static pad_status read_vocab_text(const char *path, char **out, size_t *out_len) {
     *out = NULL;
     FILE *probe = fopen(path, "rb");
@@ -233,53 +245,68 @@ static pad_status read_vocab_text(const char *path, char **out, size_t *out_len)
         return PAD_ERR_IO;
     }
     gzbuffer(gz, 1 << 17);
-    size_t cap = 1 << 19, len = 0, lines = 0, scanned = 0;
-    char *buf = malloc(cap + 1);
-    if (!buf) {
-        gzclose(gz);
-        return PAD_ERR_OOM;
+    size_t cap = 1 << 19, len = 0, lines = 0, total = 0, line_len = 0;
+    bool keep = true; // still collecting: the header and the merge lines in use are not complete yet
+    char *buf = malloc(cap + 1), *scratch = malloc(65536);
+    pad_status st = PAD_OK;
+    if (!buf || !scratch) {
+        st = PAD_ERR_OOM;
+        goto done;
     }
     for (;;) {
-        if (len + 65536 > cap) {
+        if (keep && len + 65536 > cap) {
             char *nb = realloc(buf, cap * 2 + 1);
             if (!nb) {
-                free(buf);
-                gzclose(gz);
-                return PAD_ERR_OOM;
+                st = PAD_ERR_OOM;
+                goto done;
             }
             buf = nb;
             cap *= 2;
         }
-        int k = gzread(gz, buf + len, 65536);
+        char *dst = keep ? buf + len : scratch;
+        int k = gzread(gz, dst, 65536);
         if (k < 0) {
-            int err;
-            const char *msg = gzerror(gz, &err);
-            PAD_LOG_ERROR("%s: corrupt gzip data (%s)", path, msg);
-            free(buf);
-            gzclose(gz);
-            return PAD_ERR_FORMAT;
+            st = gz_corrupt(gz, path);
+            goto done;
         }
         if (k == 0) {
             int err;
-            const char *msg = gzerror(gz, &err);
-            if (err != Z_OK && err != Z_STREAM_END) {
-                PAD_LOG_ERROR("%s: corrupt gzip data (%s)", path, msg);
-                free(buf);
-                gzclose(gz);
-                return PAD_ERR_FORMAT;
+            gzerror(gz, &err);
+            if (err != Z_OK && err != Z_STREAM_END) st = gz_corrupt(gz, path);
+            break;
+        }
+        total += (size_t)k;
+        if (total > PAD_TOKENIZER_MAX_BYTES) {
+            PAD_LOG_ERROR("%s: not a vocabulary (more than %d bytes of text)", path, PAD_TOKENIZER_MAX_BYTES);
+            st = PAD_ERR_FORMAT;
+            goto done;
+        }
+        for (int i = 0; i < k; i++) {
+            if (dst[i] != '\n') {
+                if (++line_len > PAD_TOKENIZER_MAX_LINE) {
+                    PAD_LOG_ERROR("%s:%zu: not a vocabulary (a line longer than %d bytes)", path, lines + 1,
+                                  PAD_TOKENIZER_MAX_LINE);
+                    st = PAD_ERR_FORMAT;
+                    goto done;
+                }
+                continue;
             }
-            break;
+            line_len = 0;
+            // stop collecting once the header and all the merge lines we use are complete
+            if (++lines == PAD_TOKENIZER_MAX_MERGES + 1 && keep) {
+                len += (size_t)i + 1;
+                keep = false;
+            }
         }
-        len += (size_t)k;
-        // stop once the header and all the merge lines we use are complete
-        for (; scanned < len; scanned++)
-            if (buf[scanned] == '\n' && ++lines == PAD_TOKENIZER_MAX_MERGES + 1) break;
-        if (lines == PAD_TOKENIZER_MAX_MERGES + 1) {
-            len = scanned + 1;
-            break;
-        }
+        if (keep) len += (size_t)k;
     }
+done:
     gzclose(gz);
+    free(scratch);
+    if (st != PAD_OK) {
+        free(buf);
+        return st;
+    }
     buf[len] = 0;
     *out = buf;
     *out_len = len;

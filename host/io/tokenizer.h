@@ -45,13 +45,16 @@ extern "C" {
 #define PAD_TOKENIZER_CONTEXT_LEN 77    // CLIP's context length
 #define PAD_TOKENIZER_MAX_MERGES  48894 // 49152 - 256 - 2
 #define PAD_TOKENIZER_VOCAB_NAME  "bpe_simple_vocab_16e6.txt.gz"
+#define PAD_TOKENIZER_MAX_LINE    1024      // bytes per line of a vocabulary file (the real one: 129)
+#define PAD_TOKENIZER_MAX_BYTES   (1 << 24) // bytes of text in a vocabulary file (the real one: 3.2 MB)
 
 typedef struct pad_tokenizer pad_tokenizer;
 
 // Loads a vocabulary file (see above). On success *out owns the tokenizer (free with pad_tokenizer_free); on
 // failure *out is NULL and one line naming the file was logged: missing/unreadable (PAD_ERR_IO, pointing to
-// weights/README.md), corrupt gzip data, invalid UTF-8, empty file, or "<path>:<line>: bad merge line"
-// (PAD_ERR_FORMAT).
+// weights/README.md), corrupt gzip data (the whole file is decompressed, so a CRC mismatch anywhere is caught), a line
+// longer than PAD_TOKENIZER_MAX_LINE or more than PAD_TOKENIZER_MAX_BYTES of text, invalid UTF-8, empty file, or
+// "<path>:<line>: bad merge line" (PAD_ERR_FORMAT).
 pad_status pad_tokenizer_load(pad_tokenizer **out, const char *path);
 void pad_tokenizer_free(pad_tokenizer *tok); // NULL is a no-op
 

@@ -160,14 +160,13 @@ pad_status pad_vit_create(pad_vit **out, pad_backend *be, const pad_clip_weights
 
 // out(B,R,N) (+)= inp(B,R,K) @ w(N,K)^T + bias(N), as one GEMM per image (a strided batch): every image is
 // computed with the same sizes whatever B is, so its results do not depend on the batch (a BLAS may round a row
-// differently depending on where it falls in its register tiles).
-// (With the backend's fast kernels: one GEMM over the B*R rows.)
+// differently depending on the problem it is part of: the CUDA backend runs such a batch as one cuBLAS call per
+// image by default, see PAD_CUDA_GEMM_* in backend.h).
+// With the backend's fast kernels: one GEMM over the B*R rows with the bias fused (pad_op_linear_rows; on CUDA a
+// cuBLASLt algorithm pinned independently of the row count, so that too is independent of the batch).
 static pad_status linear_imgs(pad_vit *vit, float *out, const float *inp, const float *w, const float *bias, int B,
                               int R, int K, int N, bool accumulate) {
-    if (vit->be->fast_kernels) {
-        R *= B;
-        B = 1;
-    }
+    if (vit->be->fast_kernels) return pad_op_linear_rows(vit->be, out, inp, w, bias, B * R, K, N, accumulate);
     PAD_TRY(pad_op_gemm(vit->be, false, true, R, N, K, 1.0f, inp, K, (long long)R * K, w, K, 0,
                         accumulate ? 1.0f : 0.0f, out, N, (long long)R * N, B));
     return bias ? pad_op_add_rows(vit->be, out, bias, B * R, N, 1) : PAD_OK;

@@ -128,13 +128,20 @@ static pad_status tensor_table_build(pad_clip_weights *w, tensor_table *t) {
     return ok ? PAD_OK : PAD_ERR_OOM;
 }
 
-// Allocates the block arrays and the single data block, and points every slot into it.
-static pad_status weights_alloc(pad_clip_weights *w, tensor_table *t) {
+// Allocates the block arrays and the single data block, and points every slot into it. With a checkpoint f, every
+// tensor of the table must first be in f (under prefix) with the table's shape: the data block is then no larger
+// than what the file holds (as F32), whatever sizes its header declares.
+static pad_status weights_alloc(pad_clip_weights *w, tensor_table *t, const pad_st_file *f, const char *prefix) {
     if (w->parts & PAD_WEIGHTS_VISION)
         w->vis = (pad_block_weights *)calloc((size_t)w->cfg.vision.layers, sizeof *w->vis);
     if (w->parts & PAD_WEIGHTS_TEXT) w->txt = (pad_block_weights *)calloc((size_t)w->cfg.text.layers, sizeof *w->txt);
     if (((w->parts & PAD_WEIGHTS_VISION) && !w->vis) || ((w->parts & PAD_WEIGHTS_TEXT) && !w->txt)) return PAD_ERR_OOM;
     PAD_TRY(tensor_table_build(w, t));
+    for (int i = 0; f && i < t->n; i++) {
+        char full[160];
+        snprintf(full, sizeof full, "%s%s", prefix, t->e[i].name);
+        PAD_TRY(pad_st_check_shape(f, full, t->e[i].ndim, t->e[i].shape));
+    }
     size_t n = 0;
     for (int i = 0; i < t->n; i++)
         n += (entry_numel(&t->e[i]) + 15) & ~(size_t)15; // keep every tensor 64-byte aligned
@@ -176,6 +183,17 @@ pad_status pad_clip_cfg_check(const pad_clip_cfg *c) {
                       "image size a multiple of the patch size");
         return PAD_ERR_INVALID_ARG;
     }
+    if (c->embed_dim > PAD_WEIGHTS_MAX_WIDTH || v->width > PAD_WEIGHTS_MAX_WIDTH || x->width > PAD_WEIGHTS_MAX_WIDTH ||
+        v->mlp > PAD_WEIGHTS_MAX_MLP || x->mlp > PAD_WEIGHTS_MAX_MLP || v->layers > PAD_WEIGHTS_MAX_LAYERS ||
+        x->layers > PAD_WEIGHTS_MAX_LAYERS || v->image_size > PAD_WEIGHTS_MAX_IMAGE ||
+        v->image_size / v->patch > PAD_WEIGHTS_MAX_GRID || x->context > PAD_WEIGHTS_MAX_CONTEXT ||
+        x->vocab > PAD_WEIGHTS_MAX_VOCAB) {
+        PAD_LOG_ERROR("invalid model configuration: a size is beyond the limits of weights.h (width %d, %d, embed %d, "
+                      "mlp %d, %d, layers %d, %d, image %d, context %d, vocab %d)",
+                      v->width, x->width, c->embed_dim, v->mlp, x->mlp, v->layers, x->layers, v->image_size, x->context,
+                      x->vocab);
+        return PAD_ERR_INVALID_ARG;
+    }
     return PAD_OK;
 }
 
@@ -210,14 +228,36 @@ static bool find_all(const pad_st_file *f, const char *prefix, const char *const
     return true;
 }
 
+// The number of blocks resblocks.0.. of a tower (stops one past PAD_WEIGHTS_MAX_LAYERS; the caller refuses that).
 static int count_layers(const pad_st_file *f, const char *prefix, const char *tower) {
     int n = 0;
     char name[160];
-    for (;;) {
+    while (n <= PAD_WEIGHTS_MAX_LAYERS) {
         snprintf(name, sizeof name, "%sresblocks.%d.ln_1.weight", tower, n);
         if (!find(f, prefix, name)) return n;
         n++;
     }
+    return n;
+}
+
+// *out = shape entry `v` of tensor `name` when it is in [lo, hi]; else one error naming the file, the tensor and the
+// value, and false. Every size read from a header goes through here before any arithmetic (a zero-size tensor may
+// declare any dimension: its data does not bound it).
+static bool dim_in(const char *path, const char *name, const char *what, int64_t v, int64_t lo, int64_t hi, int *out) {
+    if (v < lo || v > hi) {
+        PAD_LOG_ERROR("%s: %s gives %s %lld (supported: %lld to %lld)", path, name, what, (long long)v, (long long)lo,
+                      (long long)hi);
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+static bool layers_ok(const char *path, const char *tower, int n) {
+    if (n <= PAD_WEIGHTS_MAX_LAYERS) return true;
+    PAD_LOG_ERROR("%s: more than %d %sresblocks (supported: at most %d)", path, PAD_WEIGHTS_MAX_LAYERS, tower,
+                  PAD_WEIGHTS_MAX_LAYERS);
+    return false;
 }
 
 static pad_status infer_cfg(const pad_st_file *f, const char *prefix, pad_weights_parts parts, pad_clip_cfg *c) {
@@ -236,18 +276,27 @@ static pad_status infer_cfg(const pad_st_file *f, const char *prefix, pad_weight
                           path);
             return PAD_ERR_FORMAT;
         }
-        c->vision.width = (int)conv->shape[0];
-        c->vision.patch = (int)conv->shape[2];
-        int T = (int)pos->shape[0];
+        int T = 0;
+        if (!dim_in(path, names[0], "width", conv->shape[0], 64, PAD_WEIGHTS_MAX_WIDTH, &c->vision.width) ||
+            !dim_in(path, names[0], "patch", conv->shape[2], 1, PAD_WEIGHTS_MAX_IMAGE, &c->vision.patch) ||
+            !dim_in(path, names[1], "rows", pos->shape[0], 2, 1 + (int64_t)PAD_WEIGHTS_MAX_GRID * PAD_WEIGHTS_MAX_GRID,
+                    &T) ||
+            !dim_in(path, names[3], "MLP width", fc->shape[0], 1, PAD_WEIGHTS_MAX_MLP, &c->vision.mlp) ||
+            !dim_in(path, names[2], "embed dim", proj->shape[1], 1, PAD_WEIGHTS_MAX_WIDTH, &c->embed_dim))
+            return PAD_ERR_FORMAT;
         int G = (int)lround(sqrt((double)(T - 1)));
-        if (T < 2 || G * G != T - 1) {
+        if (G * G != T - 1) {
             PAD_LOG_ERROR("%s: visual.positional_embedding has %d rows, not 1 + G*G", path, T);
+            return PAD_ERR_FORMAT;
+        }
+        if ((int64_t)G * c->vision.patch > PAD_WEIGHTS_MAX_IMAGE) {
+            PAD_LOG_ERROR("%s: image size %d x %d patches of %d is beyond %d", path, G, G, c->vision.patch,
+                          PAD_WEIGHTS_MAX_IMAGE);
             return PAD_ERR_FORMAT;
         }
         c->vision.image_size = G * c->vision.patch;
         c->vision.layers = count_layers(f, prefix, "visual.transformer.");
-        c->vision.mlp = (int)fc->shape[0];
-        c->embed_dim = (int)proj->shape[1];
+        if (!layers_ok(path, "visual.transformer.", c->vision.layers)) return PAD_ERR_FORMAT;
     }
     if (parts & PAD_WEIGHTS_TEXT) {
         static const char *const names[4] = {"token_embedding.weight", "positional_embedding", "text_projection",
@@ -259,11 +308,14 @@ static pad_status infer_cfg(const pad_st_file *f, const char *prefix, pad_weight
             PAD_LOG_ERROR("%s: unexpected shapes for the text tower", path);
             return PAD_ERR_FORMAT;
         }
-        c->text.vocab = (int)tok->shape[0];
-        c->text.width = (int)tok->shape[1];
-        c->text.context = (int)pos->shape[0];
+        if (!dim_in(path, names[0], "vocabulary size", tok->shape[0], 1, PAD_WEIGHTS_MAX_VOCAB, &c->text.vocab) ||
+            !dim_in(path, names[0], "width", tok->shape[1], 64, PAD_WEIGHTS_MAX_WIDTH, &c->text.width) ||
+            !dim_in(path, names[1], "context", pos->shape[0], 1, PAD_WEIGHTS_MAX_CONTEXT, &c->text.context) ||
+            !dim_in(path, names[3], "MLP width", fc->shape[0], 1, PAD_WEIGHTS_MAX_MLP, &c->text.mlp) ||
+            !dim_in(path, names[2], "embed dim", proj->shape[1], 1, PAD_WEIGHTS_MAX_WIDTH, &(int){0}))
+            return PAD_ERR_FORMAT;
         c->text.layers = count_layers(f, prefix, "transformer.");
-        c->text.mlp = (int)fc->shape[0];
+        if (!layers_ok(path, "transformer.", c->text.layers)) return PAD_ERR_FORMAT;
         if ((parts & PAD_WEIGHTS_VISION) && c->embed_dim != (int)proj->shape[1]) {
             PAD_LOG_ERROR("%s: text_projection gives embed dim %lld but visual.proj gives %d", path,
                           (long long)proj->shape[1], c->embed_dim);
@@ -327,7 +379,7 @@ pad_status pad_weights_load(pad_clip_weights **out, const char *path, pad_weight
     const char *prefix = detect_prefix(f);
     w->parts = parts;
     PAD_TRY_GOTO(st, infer_cfg(f, prefix, parts, &w->cfg), fail);
-    PAD_TRY_GOTO(st, weights_alloc(w, &t), fail);
+    PAD_TRY_GOTO(st, weights_alloc(w, &t, f, prefix), fail);
     for (int i = 0; i < t.n; i++) {
         char full[160];
         snprintf(full, sizeof full, "%s%s", prefix, t.e[i].name);
@@ -345,18 +397,22 @@ pad_status pad_weights_load(pad_clip_weights **out, const char *path, pad_weight
     }
     // tensors the file has but we did not read: usually a naming bug or another architecture
     int unused = 0;
+    st = PAD_ERR_OOM;
+    bool *read = (bool *)calloc((size_t)f->n_tensors + 1, sizeof *read); // by index in f->tensors
+    if (!read) goto fail;
+    for (int j = 0; j < t.n; j++)
+        read[find(f, prefix, t.e[j].name) - f->tensors] = true; // all found above
     for (int i = 0; i < f->n_tensors; i++) {
         const char *nm = f->tensors[i].name + strlen(prefix);
         if (strncmp(f->tensors[i].name, prefix, strlen(prefix)) != 0) nm = f->tensors[i].name;
-        int used = strcmp(nm, "logit_scale") == 0;
-        for (int j = 0; !used && j < t.n; j++)
-            used = strcmp(nm, t.e[j].name) == 0;
+        int used = read[i] || strcmp(nm, "logit_scale") == 0;
         bool other_tower = (!(parts & PAD_WEIGHTS_VISION) && strncmp(nm, "visual.", 7) == 0) ||
                            (!(parts & PAD_WEIGHTS_TEXT) && strncmp(nm, "visual.", 7) != 0);
         if (!used && !other_tower) {
             if (unused++ < 5) PAD_LOG_WARN("%s: unused tensor '%s'", path, f->tensors[i].name);
         }
     }
+    free(read);
     if (unused > 5) PAD_LOG_WARN("%s: %d unused tensors in all", path, unused);
     PAD_LOG_DEBUG("%s: loaded %d tensors (%.1f MB as F32)", path, t.n, (double)w->n_floats * 4 / 1e6);
     free(t.e);
@@ -498,7 +554,7 @@ pad_status pad_weights_make_random(pad_clip_weights **out, const pad_clip_cfg *c
     w->parts = PAD_WEIGHTS_ALL;
     w->logit_scale = logf(100.0f);
     tensor_table t = {0};
-    pad_status st = weights_alloc(w, &t);
+    pad_status st = weights_alloc(w, &t, NULL, NULL);
     if (st != PAD_OK) {
         free(t.e);
         pad_weights_free(w);

@@ -85,6 +85,17 @@ typedef struct pad_clip_weights {
     bool owns_data;
 } pad_clip_weights;
 
+// Architecture limits: far above any OpenCLIP ViT (ViT-bigG: width 1664, 48 layers, MLP 8192), low enough that
+// every size computed from them (3 * width, grid * grid, grid * patch, tensor sizes) fits an int. A checkpoint whose
+// shapes infer anything outside them is refused before anything is allocated, with the tensor named.
+#define PAD_WEIGHTS_MAX_WIDTH   16384   // vision width, text width, embed dim
+#define PAD_WEIGHTS_MAX_MLP     65536   // MLP hidden width
+#define PAD_WEIGHTS_MAX_LAYERS  256     // blocks per tower
+#define PAD_WEIGHTS_MAX_GRID    1024    // patches per side (positional embedding rows = 1 + grid^2)
+#define PAD_WEIGHTS_MAX_IMAGE   8192    // image side = grid * patch
+#define PAD_WEIGHTS_MAX_CONTEXT 4096    // text context length
+#define PAD_WEIGHTS_MAX_VOCAB   1048576 // token embedding rows
+
 // Loads an OpenCLIP checkpoint (F32, F16 or BF16 safetensors; a "module." prefix is accepted). The architecture is
 // inferred from the shapes (widths, layers, heads = width/64, patch size, image size, context length, vocab, embed
 // dim), so any OpenCLIP ViT loads. Errors name the file and the tensor; a missing file points to weights/README.md.
@@ -122,7 +133,8 @@ pad_clip_cfg pad_model_preset_cfg(pad_model_preset p);
 // own splitmix64 stream keyed by (seed, OpenCLIP name), so the values do not depend on the tensor order.
 pad_status pad_weights_make_random(pad_clip_weights **out, const pad_clip_cfg *cfg, uint64_t seed);
 
-// Validates a configuration (positive sizes, width divisible by 64, image size divisible by the patch size).
+// Validates a configuration (positive sizes, width divisible by 64, image size divisible by the patch size, every
+// size within the limits below).
 pad_status pad_clip_cfg_check(const pad_clip_cfg *cfg);
 
 #ifdef __cplusplus

@@ -5,6 +5,7 @@
 #include "dataset.h"
 #include "image.h"
 #include "log.h"
+#include "scalar.h"
 #include "shots.h"
 #include "yaml_log.h"
 
@@ -159,51 +160,52 @@ const char *pad_run_config_dataset(const pad_run_config *cfg) {
 // ----------------------------------------------------------------------------
 // The YAML schema: every value is a pointer (NULL = not given), so a document only overrides what it names.
 
+// Numbers and booleans are read as text and converted by the strict parsers of scalar.h (see set_int).
 typedef struct y_model {
     char *weights, *vocab, *generate, *preprocess;
-    int *taps;
+    char **taps;
     unsigned taps_count;
 } y_model;
 
 typedef struct y_synth {
-    int *classes, *seed, *size, *train, *test_good, *test_bad;
+    char *classes, *seed, *size, *train, *test_good, *test_bad;
 } y_synth;
 
 typedef struct y_data {
     char *format, *root, *name;
     char **classes;
     unsigned classes_count;
-    int *max_test;
+    char *max_test;
     y_synth *synth;
 } y_data;
 
 typedef struct y_run {
     char *protocol;
-    int *shots;
+    char **shots;
     unsigned shots_count;
-    int *seeds;
+    char **seeds;
     unsigned seeds_count;
     char **tasks;
     unsigned tasks_count;
-    int *epochs;
+    char *epochs;
     char *device, *shot_select, *shot_lists, *prompts;
-    int *resolution, *batch;
+    char *resolution, *batch;
     char *tau, *fp16_scores, *test_bgr, *select;
-    double *fpr_limit;
-    int *threads;
+    char *fpr_limit;
+    char *threads;
     char *cuda_graphs, *fast_math;
 } y_run;
 
 typedef struct y_train {
-    double *lr, *lr_min, *momentum, *weight_decay, *lambda_align, *margin;
-    int *n_ctx, *n_ctx_ab, *n_pro_cls, *n_pro_seg, *n_pro_ab;
+    char *lr, *lr_min, *momentum, *weight_decay, *lambda_align, *margin;
+    char *n_ctx, *n_ctx_ab, *n_pro_cls, *n_pro_seg, *n_pro_ab;
     char *eam, *lap;
 } y_train;
 
 typedef struct y_output {
     char *dir, *maps;
-    int *heatmaps;
-    bool *models;
+    char *heatmaps;
+    char *models;
     char *on_mismatch;
 } y_output;
 
@@ -223,13 +225,12 @@ typedef struct y_top {
 #define OPT     (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
 #define SECTION (CYAML_FLAG_POINTER_NULL | CYAML_FLAG_OPTIONAL)
 
-static const cyaml_schema_value_t k_int_entry = {CYAML_VALUE_INT(CYAML_FLAG_DEFAULT, int)};
 static const cyaml_schema_value_t k_str_entry = {CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, 4096)};
 
 #define STR(key, st, m)      CYAML_FIELD_STRING_PTR(key, OPT, st, m, 0, 4096)
-#define INT(key, st, m)      CYAML_FIELD_INT_PTR(key, OPT, st, m)
-#define FLT(key, st, m)      CYAML_FIELD_FLOAT_PTR(key, OPT, st, m)
-#define INTS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_int_entry, lo, CYAML_UNLIMITED)
+#define INT(key, st, m)      STR(key, st, m)
+#define FLT(key, st, m)      STR(key, st, m)
+#define INTS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_str_entry, lo, CYAML_UNLIMITED)
 #define STRS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_str_entry, lo, CYAML_UNLIMITED)
 
 static const cyaml_schema_field_t k_model_fields[] = {
@@ -301,7 +302,7 @@ static const cyaml_schema_field_t k_output_fields[] = {
     STR("dir", y_output, dir),
     STR("maps", y_output, maps),
     INT("heatmaps", y_output, heatmaps),
-    CYAML_FIELD_BOOL_PTR("models", OPT, y_output, models),
+    STR("models", y_output, models),
     STR("on_mismatch", y_output, on_mismatch),
     CYAML_FIELD_END,
 };
@@ -454,35 +455,52 @@ static bool parse_tri(const src_ctx *c, const char *key, const char *v, int *out
     return false;
 }
 
-static bool check_int(const src_ctx *c, const char *key, int v, int lo, int hi) {
-    if (v >= lo && v <= hi) return true;
-    src_error(c, key, "%d is out of range [%d, %d]", v, lo, hi);
-    return false;
+// The text s as an integer in [lo, hi] (scalar.h: digits only, no fraction, exponent, suffix or leading zero).
+// False with one error naming the key, the value and where it came from.
+static bool parse_int(const src_ctx *c, const char *key, const char *s, int lo, int hi, int *out) {
+    long long v = 0;
+    int r = pad_scalar_int(s, lo, hi, &v);
+    if (r == 0)
+        src_error(c, key, "'%s' is not an integer", s);
+    else if (r < 0)
+        src_error(c, key, "%s is out of range [%d, %d]", s, lo, hi);
+    else
+        *out = (int)v;
+    return r > 0;
 }
 
-static bool check_flt(const src_ctx *c, const char *key, double v, double lo, double hi) {
-    if (v >= lo && v <= hi) return true;
-    src_error(c, key, "%g is out of range [%g, %g]", v, lo, hi);
-    return false;
-}
-
-// dst = v when v is in [lo, hi]; else false (one error naming key) and dst untouched.
-static bool set_int(const src_ctx *c, const char *key, int v, int lo, int hi, int *dst) {
-    if (!check_int(c, key, v, lo, hi)) return false;
-    *dst = v;
+// The text s as a decimal number in [lo, hi]; false with one error otherwise.
+static bool parse_flt(const src_ctx *c, const char *key, const char *s, double lo, double hi, double *out) {
+    double v = 0;
+    if (!pad_scalar_double(s, &v)) {
+        src_error(c, key, "'%s' is not a number", s);
+        return false;
+    }
+    if (!(v >= lo && v <= hi)) {
+        src_error(c, key, "%s is out of range [%g, %g]", s, lo, hi);
+        return false;
+    }
+    *out = v;
     return true;
 }
 
+// dst = the integer of s when it is one in [lo, hi]; else false (one error naming key) and dst untouched.
+static bool set_int(const src_ctx *c, const char *key, const char *s, int lo, int hi, int *dst) {
+    return parse_int(c, key, s, lo, hi, dst);
+}
+
 // A list of n distinct integers in [lo, hi], at most PAD_CFG_MAX_LIST of them: copied to dst, *n_dst = n. False
-// (one error naming key, dst untouched) for a list too long, a value out of range or a value listed twice.
-static bool set_int_list(const src_ctx *c, const char *key, const int *v, unsigned n, int lo, int hi, int *dst,
+// (one error naming key, dst untouched) for a list too long, an entry that is not such an integer or one listed
+// twice.
+static bool set_int_list(const src_ctx *c, const char *key, char *const *s, unsigned n, int lo, int hi, int *dst,
                          int *n_dst) {
     if (n > PAD_CFG_MAX_LIST) {
         src_error(c, key, "at most %d entries", PAD_CFG_MAX_LIST);
         return false;
     }
+    int v[PAD_CFG_MAX_LIST];
     for (unsigned i = 0; i < n; i++) {
-        if (!check_int(c, key, v[i], lo, hi)) return false;
+        if (!parse_int(c, key, s[i], lo, hi, &v[i])) return false;
         for (unsigned j = 0; j < i; j++)
             if (v[i] == v[j]) {
                 src_error(c, key, "%d listed twice", v[i]);
@@ -515,216 +533,230 @@ static bool valid_class_name(const char *s) {
     return true;
 }
 
+// The model section of a document onto cfg (false after one error naming the key).
+static bool overlay_model(pad_run_config *cfg, const y_model *m, const src_ctx *c) {
+    int iv = 0;
+    if (m->weights && !set_path(c, "model.weights", m->weights, cfg->model.weights, PAD_CFG_PATH_MAX, false))
+        return false;
+    if (m->vocab && !set_path(c, "model.vocab", m->vocab, cfg->model.vocab, PAD_CFG_PATH_MAX, true)) return false;
+    if (m->generate) {
+        static const char *const g[] = {"none", "tiny"};
+        if (!parse_choice(c, "model.generate", m->generate, g, 2, &iv)) return false;
+        COPY(cfg->model.generate, g[iv]);
+    }
+    if (m->preprocess) {
+        static const char *const p[] = {"squash", "openclip", "official", "auto"};
+        if (!parse_choice(c, "model.preprocess", m->preprocess, p, 4, &iv)) return false;
+        cfg->model.preprocess = iv == 3 ? -1 : iv;
+    }
+    if (m->taps) {
+        if (m->taps_count != 2) {
+            src_error(c, "model.taps", "expected two block indices, got %u", m->taps_count);
+            return false;
+        }
+        int taps[2];
+        for (int i = 0; i < 2; i++)
+            if (!parse_int(c, "model.taps", m->taps[i], 0, 255, &taps[i])) return false;
+        cfg->model.taps[0] = taps[0];
+        cfg->model.taps[1] = taps[1];
+    }
+    return true;
+}
+
+// The data section of a document onto cfg (false after one error naming the key).
+static bool overlay_data(pad_run_config *cfg, const y_data *d, const src_ctx *c) {
+    int iv = 0;
+    if (d->format) {
+        static const char *const f[] = {"mvtec", "visa", "mpdd", "loco", "folder", "synth"};
+        if (!parse_choice(c, "data.format", d->format, f, 6, &iv)) return false;
+        COPY(cfg->data.format, f[iv]);
+    }
+    if (d->root && !set_path(c, "data.root", d->root, cfg->data.root, PAD_CFG_PATH_MAX, true)) return false;
+    if (d->name) {
+        if (d->name[0] && !valid_class_name(d->name)) {
+            src_error(c, "data.name", "'%s' is not a valid folder name", d->name);
+            return false;
+        }
+        if (!set_path(c, "data.name", d->name, cfg->data.name, PAD_CFG_NAME_MAX, true)) return false;
+    }
+    if (d->classes) {
+        if (d->classes_count > PAD_CFG_MAX_CLASS) {
+            src_error(c, "data.classes", "at most %d classes", PAD_CFG_MAX_CLASS);
+            return false;
+        }
+        for (unsigned i = 0; i < d->classes_count; i++) {
+            if (!valid_class_name(d->classes[i]) || strlen(d->classes[i]) >= PAD_CFG_NAME_MAX) {
+                src_error(c, "data.classes", "'%s' is not a valid class name", d->classes[i]);
+                return false;
+            }
+            for (unsigned j = 0; j < i; j++)
+                if (strcmp(d->classes[i], d->classes[j]) == 0) {
+                    src_error(c, "data.classes", "'%s' listed twice", d->classes[i]);
+                    return false;
+                }
+        }
+        for (unsigned i = 0; i < d->classes_count; i++)
+            COPY(cfg->data.classes[i], d->classes[i]);
+        cfg->data.n_classes = (int)d->classes_count;
+    }
+    if (d->max_test && !set_int(c, "data.max_test", d->max_test, 0, 1000000, &cfg->data.max_test)) return false;
+    if (d->synth) {
+        const y_synth *s = d->synth;
+        if (s->classes && !set_int(c, "data.synth.classes", s->classes, 1, 16, &cfg->data.synth.classes)) return false;
+        if (s->seed && !set_int(c, "data.synth.seed", s->seed, 0, 2147483647, &cfg->data.synth.seed)) return false;
+        if (s->size && !set_int(c, "data.synth.size", s->size, 64, 2048, &cfg->data.synth.size)) return false;
+        if (s->train && !set_int(c, "data.synth.train", s->train, 1, 10000, &cfg->data.synth.train)) return false;
+        if (s->test_good && !set_int(c, "data.synth.test_good", s->test_good, 0, 10000, &cfg->data.synth.test_good))
+            return false;
+        if (s->test_bad && !set_int(c, "data.synth.test_bad", s->test_bad, 0, 10000, &cfg->data.synth.test_bad))
+            return false;
+    }
+    return true;
+}
+
+// The run section of a document onto cfg (false after one error naming the key).
+static bool overlay_run(pad_run_config *cfg, const y_run *r, const src_ctx *c) {
+    int iv = 0;
+    if (r->protocol) {
+        static const char *const p[] = {"clean", "official"};
+        if (!parse_choice(c, "run.protocol", r->protocol, p, 2, &iv)) return false;
+        cfg->run.protocol = (pad_protocol)iv;
+    }
+    if (r->shots && !set_int_list(c, "run.shots", r->shots, r->shots_count, 1, PAD_CFG_MAX_SHOTS, cfg->run.shots,
+                                  &cfg->run.n_shots))
+        return false;
+    if (r->seeds &&
+        !set_int_list(c, "run.seeds", r->seeds, r->seeds_count, 0, 2147483647, cfg->run.seeds, &cfg->run.n_seeds))
+        return false;
+    if (r->tasks) {
+        int mask = 0;
+        for (unsigned i = 0; i < r->tasks_count; i++) {
+            static const char *const tn[] = {"cls", "seg"};
+            if (!parse_choice(c, "run.tasks", r->tasks[i], tn, 2, &iv)) return false;
+            if (mask & (1 << iv)) {
+                src_error(c, "run.tasks", "'%s' listed twice", r->tasks[i]);
+                return false;
+            }
+            mask |= 1 << iv;
+        }
+        cfg->run.tasks = mask;
+    }
+    if (r->epochs && !set_int(c, "run.epochs", r->epochs, 1, 100000, &cfg->run.epochs)) return false;
+    if (r->device) {
+        static const char *const d[] = {"auto", "cpu", "cuda"};
+        if (!parse_choice(c, "run.device", r->device, d, 3, &iv)) return false;
+        cfg->run.device = iv; // PAD_BACKEND_AUTO, CPU, CUDA in this order
+    }
+    if (r->shot_select) {
+        static const char *const s[] = {"random", "sorted-index", "basename", "glob", "auto"};
+        if (!parse_choice(c, "run.shot_select", r->shot_select, s, 5, &iv)) return false;
+        cfg->run.shot_select = iv == 4 ? -1 : iv;
+    }
+    if (r->shot_lists && !set_path(c, "run.shot_lists", r->shot_lists, cfg->run.shot_lists, PAD_CFG_PATH_MAX, true))
+        return false;
+    if (r->prompts && !set_path(c, "run.prompts", r->prompts, cfg->run.prompts, PAD_CFG_PATH_MAX, false)) return false;
+    if (r->resolution && !set_int(c, "run.resolution", r->resolution, 8, 4096, &cfg->run.resolution)) return false;
+    if (r->batch && !set_int(c, "run.batch", r->batch, 1, 4096, &cfg->run.batch)) return false;
+    if (r->tau) {
+        static const char *const s[] = {"raw", "exp"};
+        if (!parse_choice(c, "run.tau", r->tau, s, 2, &iv)) return false;
+        cfg->run.tau_exp = iv == 1;
+    }
+    if (r->fp16_scores && !parse_tri(c, "run.fp16_scores", r->fp16_scores, &cfg->run.fp16_scores)) return false;
+    if (r->test_bgr && !parse_tri(c, "run.test_bgr", r->test_bgr, &cfg->run.test_bgr)) return false;
+    if (r->select) {
+        static const char *const s[] = {"last", "best", "auto"};
+        if (!parse_choice(c, "run.select", r->select, s, 3, &iv)) return false;
+        cfg->run.select = iv == 2 ? PAD_SELECT_AUTO : iv;
+    }
+    if (r->fpr_limit && !parse_flt(c, "run.fpr_limit", r->fpr_limit, 1e-6, 1.0, &cfg->run.fpr_limit)) return false;
+    if (r->threads && !set_int(c, "run.threads", r->threads, 0, 4096, &cfg->run.threads)) return false;
+    if (r->cuda_graphs) {
+        static const char *const s[] = {"off", "on", "auto"};
+        if (!parse_choice(c, "run.cuda_graphs", r->cuda_graphs, s, 3, &iv)) return false;
+        cfg->run.cuda_graphs = iv == 2 ? -1 : iv;
+    }
+    if (r->fast_math) {
+        static const char *const s[] = {"fp32", "tf32", "bf16"};
+        if (!parse_choice(c, "run.fast_math", r->fast_math, s, 3, &iv)) return false;
+        cfg->run.fast_math = iv; // pad_math_mode order
+    }
+    return true;
+}
+
+// The train section of a document onto cfg (false after one error naming the key).
+static bool overlay_train(pad_run_config *cfg, const y_train *tr, const src_ctx *c) {
+    struct {
+        const char *key;
+        const char *v;
+        float *dst;
+        double lo, hi;
+    } fl[] = {
+        {"train.lr", tr->lr, &cfg->train.lr, 0.0, 100.0},
+        {"train.lr_min", tr->lr_min, &cfg->train.lr_min, 0.0, 100.0},
+        {"train.momentum", tr->momentum, &cfg->train.momentum, 0.0, 1.0},
+        {"train.weight_decay", tr->weight_decay, &cfg->train.weight_decay, 0.0, 10.0},
+        {"train.lambda_align", tr->lambda_align, &cfg->train.lambda_align, 0.0, 1e6},
+        {"train.margin", tr->margin, &cfg->train.margin, -100.0, 100.0},
+    };
+    for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
+        if (fl[i].v) {
+            double v;
+            if (!parse_flt(c, fl[i].key, fl[i].v, fl[i].lo, fl[i].hi, &v)) return false;
+            *fl[i].dst = (float)v;
+        }
+    struct {
+        const char *key;
+        const char *v;
+        int *dst;
+    } in[] = {
+        {"train.n_ctx", tr->n_ctx, &cfg->train.n_ctx},
+        {"train.n_ctx_ab", tr->n_ctx_ab, &cfg->train.n_ctx_ab},
+        {"train.n_pro_cls", tr->n_pro_cls, &cfg->train.n_pro_cls},
+        {"train.n_pro_seg", tr->n_pro_seg, &cfg->train.n_pro_seg},
+        {"train.n_pro_ab", tr->n_pro_ab, &cfg->train.n_pro_ab},
+    };
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        if (in[i].v && !set_int(c, in[i].key, in[i].v, 1, 64, in[i].dst)) return false;
+    if (tr->eam) {
+        static const char *const s[] = {"token-axis", "per-token"};
+        if (!parse_choice(c, "train.eam", tr->eam, s, 2, &cfg->train.eam)) return false;
+    }
+    if (tr->lap) {
+        static const char *const s[] = {"before-name", "after-name"};
+        if (!parse_choice(c, "train.lap", tr->lap, s, 2, &cfg->train.lap)) return false;
+    }
+    return true;
+}
+
+// The output section of a document onto cfg (false after one error naming the key).
+static bool overlay_output(pad_run_config *cfg, const y_output *o, const src_ctx *c) {
+    int iv = 0;
+    if (o->dir && !set_path(c, "output.dir", o->dir, cfg->output.dir, PAD_CFG_PATH_MAX, false)) return false;
+    if (o->maps) {
+        static const char *const s[] = {"none", "grid", "full"};
+        if (!parse_choice(c, "output.maps", o->maps, s, 3, &cfg->output.maps)) return false;
+    }
+    if (o->heatmaps && !set_int(c, "output.heatmaps", o->heatmaps, 0, 100000, &cfg->output.heatmaps)) return false;
+    if (o->models && !pad_scalar_bool(o->models, &cfg->output.models)) {
+        src_error(c, "output.models", "'%s' is not one of true, false", o->models);
+        return false;
+    }
+    if (o->on_mismatch) {
+        static const char *const s[] = {"error", "redo"};
+        if (!parse_choice(c, "output.on_mismatch", o->on_mismatch, s, 2, &iv)) return false;
+        cfg->output.redo_on_mismatch = iv == 1;
+    }
+    return true;
+}
+
 static bool overlay(pad_run_config *cfg, const y_top *t, const src_ctx *c) {
     if (!t) return true;
-    int iv = 0;
-    if (t->model) {
-        const y_model *m = t->model;
-        if (m->weights && !set_path(c, "model.weights", m->weights, cfg->model.weights, PAD_CFG_PATH_MAX, false))
-            return false;
-        if (m->vocab && !set_path(c, "model.vocab", m->vocab, cfg->model.vocab, PAD_CFG_PATH_MAX, true)) return false;
-        if (m->generate) {
-            static const char *const g[] = {"none", "tiny"};
-            if (!parse_choice(c, "model.generate", m->generate, g, 2, &iv)) return false;
-            COPY(cfg->model.generate, g[iv]);
-        }
-        if (m->preprocess) {
-            static const char *const p[] = {"squash", "openclip", "official", "auto"};
-            if (!parse_choice(c, "model.preprocess", m->preprocess, p, 4, &iv)) return false;
-            cfg->model.preprocess = iv == 3 ? -1 : iv;
-        }
-        if (m->taps) {
-            if (m->taps_count != 2) {
-                src_error(c, "model.taps", "expected two block indices, got %u", m->taps_count);
-                return false;
-            }
-            for (int i = 0; i < 2; i++)
-                if (!check_int(c, "model.taps", m->taps[i], 0, 255)) return false;
-            cfg->model.taps[0] = m->taps[0];
-            cfg->model.taps[1] = m->taps[1];
-        }
-    }
-    if (t->data) {
-        const y_data *d = t->data;
-        if (d->format) {
-            static const char *const f[] = {"mvtec", "visa", "mpdd", "loco", "folder", "synth"};
-            if (!parse_choice(c, "data.format", d->format, f, 6, &iv)) return false;
-            COPY(cfg->data.format, f[iv]);
-        }
-        if (d->root && !set_path(c, "data.root", d->root, cfg->data.root, PAD_CFG_PATH_MAX, true)) return false;
-        if (d->name) {
-            if (d->name[0] && !valid_class_name(d->name)) {
-                src_error(c, "data.name", "'%s' is not a valid folder name", d->name);
-                return false;
-            }
-            if (!set_path(c, "data.name", d->name, cfg->data.name, PAD_CFG_NAME_MAX, true)) return false;
-        }
-        if (d->classes) {
-            if (d->classes_count > PAD_CFG_MAX_CLASS) {
-                src_error(c, "data.classes", "at most %d classes", PAD_CFG_MAX_CLASS);
-                return false;
-            }
-            for (unsigned i = 0; i < d->classes_count; i++) {
-                if (!valid_class_name(d->classes[i]) || strlen(d->classes[i]) >= PAD_CFG_NAME_MAX) {
-                    src_error(c, "data.classes", "'%s' is not a valid class name", d->classes[i]);
-                    return false;
-                }
-                for (unsigned j = 0; j < i; j++)
-                    if (strcmp(d->classes[i], d->classes[j]) == 0) {
-                        src_error(c, "data.classes", "'%s' listed twice", d->classes[i]);
-                        return false;
-                    }
-            }
-            for (unsigned i = 0; i < d->classes_count; i++)
-                COPY(cfg->data.classes[i], d->classes[i]);
-            cfg->data.n_classes = (int)d->classes_count;
-        }
-        if (d->max_test && !set_int(c, "data.max_test", *d->max_test, 0, 1000000, &cfg->data.max_test)) return false;
-        if (d->synth) {
-            const y_synth *s = d->synth;
-            if (s->classes && !set_int(c, "data.synth.classes", *s->classes, 1, 16, &cfg->data.synth.classes))
-                return false;
-            if (s->seed && !set_int(c, "data.synth.seed", *s->seed, 0, 2147483647, &cfg->data.synth.seed)) return false;
-            if (s->size && !set_int(c, "data.synth.size", *s->size, 64, 2048, &cfg->data.synth.size)) return false;
-            if (s->train && !set_int(c, "data.synth.train", *s->train, 1, 10000, &cfg->data.synth.train)) return false;
-            if (s->test_good &&
-                !set_int(c, "data.synth.test_good", *s->test_good, 0, 10000, &cfg->data.synth.test_good))
-                return false;
-            if (s->test_bad && !set_int(c, "data.synth.test_bad", *s->test_bad, 0, 10000, &cfg->data.synth.test_bad))
-                return false;
-        }
-    }
-    if (t->run) {
-        const y_run *r = t->run;
-        if (r->protocol) {
-            static const char *const p[] = {"clean", "official"};
-            if (!parse_choice(c, "run.protocol", r->protocol, p, 2, &iv)) return false;
-            cfg->run.protocol = (pad_protocol)iv;
-        }
-        if (r->shots &&
-            !set_int_list(c, "run.shots", r->shots, r->shots_count, 1, 1024, cfg->run.shots, &cfg->run.n_shots))
-            return false;
-        if (r->seeds &&
-            !set_int_list(c, "run.seeds", r->seeds, r->seeds_count, 0, 2147483647, cfg->run.seeds, &cfg->run.n_seeds))
-            return false;
-        if (r->tasks) {
-            int mask = 0;
-            for (unsigned i = 0; i < r->tasks_count; i++) {
-                static const char *const tn[] = {"cls", "seg"};
-                if (!parse_choice(c, "run.tasks", r->tasks[i], tn, 2, &iv)) return false;
-                if (mask & (1 << iv)) {
-                    src_error(c, "run.tasks", "'%s' listed twice", r->tasks[i]);
-                    return false;
-                }
-                mask |= 1 << iv;
-            }
-            cfg->run.tasks = mask;
-        }
-        if (r->epochs && !set_int(c, "run.epochs", *r->epochs, 1, 100000, &cfg->run.epochs)) return false;
-        if (r->device) {
-            static const char *const d[] = {"auto", "cpu", "cuda"};
-            if (!parse_choice(c, "run.device", r->device, d, 3, &iv)) return false;
-            cfg->run.device = iv; // PAD_BACKEND_AUTO, CPU, CUDA in this order
-        }
-        if (r->shot_select) {
-            static const char *const s[] = {"random", "sorted-index", "basename", "glob", "auto"};
-            if (!parse_choice(c, "run.shot_select", r->shot_select, s, 5, &iv)) return false;
-            cfg->run.shot_select = iv == 4 ? -1 : iv;
-        }
-        if (r->shot_lists && !set_path(c, "run.shot_lists", r->shot_lists, cfg->run.shot_lists, PAD_CFG_PATH_MAX, true))
-            return false;
-        if (r->prompts && !set_path(c, "run.prompts", r->prompts, cfg->run.prompts, PAD_CFG_PATH_MAX, false))
-            return false;
-        if (r->resolution && !set_int(c, "run.resolution", *r->resolution, 8, 4096, &cfg->run.resolution)) return false;
-        if (r->batch && !set_int(c, "run.batch", *r->batch, 1, 4096, &cfg->run.batch)) return false;
-        if (r->tau) {
-            static const char *const s[] = {"raw", "exp"};
-            if (!parse_choice(c, "run.tau", r->tau, s, 2, &iv)) return false;
-            cfg->run.tau_exp = iv == 1;
-        }
-        if (r->fp16_scores && !parse_tri(c, "run.fp16_scores", r->fp16_scores, &cfg->run.fp16_scores)) return false;
-        if (r->test_bgr && !parse_tri(c, "run.test_bgr", r->test_bgr, &cfg->run.test_bgr)) return false;
-        if (r->select) {
-            static const char *const s[] = {"last", "best", "auto"};
-            if (!parse_choice(c, "run.select", r->select, s, 3, &iv)) return false;
-            cfg->run.select = iv == 2 ? PAD_SELECT_AUTO : iv;
-        }
-        if (r->fpr_limit) {
-            if (!check_flt(c, "run.fpr_limit", *r->fpr_limit, 1e-6, 1.0)) return false;
-            cfg->run.fpr_limit = *r->fpr_limit;
-        }
-        if (r->threads && !set_int(c, "run.threads", *r->threads, 0, 4096, &cfg->run.threads)) return false;
-        if (r->cuda_graphs) {
-            static const char *const s[] = {"off", "on", "auto"};
-            if (!parse_choice(c, "run.cuda_graphs", r->cuda_graphs, s, 3, &iv)) return false;
-            cfg->run.cuda_graphs = iv == 2 ? -1 : iv;
-        }
-        if (r->fast_math) {
-            static const char *const s[] = {"fp32", "tf32", "bf16"};
-            if (!parse_choice(c, "run.fast_math", r->fast_math, s, 3, &iv)) return false;
-            cfg->run.fast_math = iv; // pad_math_mode order
-        }
-    }
-    if (t->train) {
-        const y_train *tr = t->train;
-        struct {
-            const char *key;
-            const double *v;
-            float *dst;
-            double lo, hi;
-        } fl[] = {
-            {"train.lr", tr->lr, &cfg->train.lr, 0.0, 100.0},
-            {"train.lr_min", tr->lr_min, &cfg->train.lr_min, 0.0, 100.0},
-            {"train.momentum", tr->momentum, &cfg->train.momentum, 0.0, 1.0},
-            {"train.weight_decay", tr->weight_decay, &cfg->train.weight_decay, 0.0, 10.0},
-            {"train.lambda_align", tr->lambda_align, &cfg->train.lambda_align, 0.0, 1e6},
-            {"train.margin", tr->margin, &cfg->train.margin, -100.0, 100.0},
-        };
-        for (size_t i = 0; i < sizeof fl / sizeof fl[0]; i++)
-            if (fl[i].v) {
-                if (!check_flt(c, fl[i].key, *fl[i].v, fl[i].lo, fl[i].hi)) return false;
-                *fl[i].dst = (float)*fl[i].v;
-            }
-        struct {
-            const char *key;
-            const int *v;
-            int *dst;
-        } in[] = {
-            {"train.n_ctx", tr->n_ctx, &cfg->train.n_ctx},
-            {"train.n_ctx_ab", tr->n_ctx_ab, &cfg->train.n_ctx_ab},
-            {"train.n_pro_cls", tr->n_pro_cls, &cfg->train.n_pro_cls},
-            {"train.n_pro_seg", tr->n_pro_seg, &cfg->train.n_pro_seg},
-            {"train.n_pro_ab", tr->n_pro_ab, &cfg->train.n_pro_ab},
-        };
-        for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
-            if (in[i].v && !set_int(c, in[i].key, *in[i].v, 1, 64, in[i].dst)) return false;
-        if (tr->eam) {
-            static const char *const s[] = {"token-axis", "per-token"};
-            if (!parse_choice(c, "train.eam", tr->eam, s, 2, &cfg->train.eam)) return false;
-        }
-        if (tr->lap) {
-            static const char *const s[] = {"before-name", "after-name"};
-            if (!parse_choice(c, "train.lap", tr->lap, s, 2, &cfg->train.lap)) return false;
-        }
-    }
-    if (t->output) {
-        const y_output *o = t->output;
-        if (o->dir && !set_path(c, "output.dir", o->dir, cfg->output.dir, PAD_CFG_PATH_MAX, false)) return false;
-        if (o->maps) {
-            static const char *const s[] = {"none", "grid", "full"};
-            if (!parse_choice(c, "output.maps", o->maps, s, 3, &cfg->output.maps)) return false;
-        }
-        if (o->heatmaps && !set_int(c, "output.heatmaps", *o->heatmaps, 0, 100000, &cfg->output.heatmaps)) return false;
-        if (o->models) cfg->output.models = *o->models;
-        if (o->on_mismatch) {
-            static const char *const s[] = {"error", "redo"};
-            if (!parse_choice(c, "output.on_mismatch", o->on_mismatch, s, 2, &iv)) return false;
-            cfg->output.redo_on_mismatch = iv == 1;
-        }
-    }
-    if (t->cache && t->cache->dir && !set_path(c, "cache.dir", t->cache->dir, cfg->cache.dir, PAD_CFG_PATH_MAX, false))
-        return false;
-    return true;
+    return (!t->model || overlay_model(cfg, t->model, c)) && (!t->data || overlay_data(cfg, t->data, c)) &&
+           (!t->run || overlay_run(cfg, t->run, c)) && (!t->train || overlay_train(cfg, t->train, c)) &&
+           (!t->output || overlay_output(cfg, t->output, c)) &&
+           (!t->cache || !t->cache->dir ||
+            set_path(c, "cache.dir", t->cache->dir, cfg->cache.dir, PAD_CFG_PATH_MAX, false));
 }
 
 // ----------------------------------------------------------------------------
@@ -783,7 +815,33 @@ static const char *suggest_key(const char *path) {
     return best;
 }
 
-static pad_status parse_doc(pad_run_config *cfg, const char *text, size_t n, const src_ctx *c) {
+static pad_status parse_text(pad_run_config *cfg, const char *text, size_t n, const src_ctx *c);
+
+// Parses text[0..n) after rewriting its line endings to LF (a CR-only file is read line by line, not as one comment
+// line) and refusing a second YAML document (libcyaml would silently read the first only).
+static pad_status parse_doc(pad_run_config *cfg, const char *text, size_t n, src_ctx *c) {
+    char *norm = malloc(n + 1);
+    if (!norm) {
+        PAD_LOG_ERROR("%s: out of memory", c->name);
+        return PAD_ERR_OOM;
+    }
+    memcpy(norm, text, n);
+    pad_yaml_normalize_eol(norm, &n);
+    pad_status st = PAD_ERR_INVALID_ARG;
+    int second = pad_yaml_second_doc_line(norm, n);
+    if (second && c->is_set) {
+        PAD_LOG_ERROR("--set %s: the value must be a single YAML value (no document marker)", c->name);
+    } else if (second) {
+        PAD_LOG_ERROR("%s:%d: a second YAML document is not allowed (one configuration per file)", c->name, second);
+    } else {
+        c->text = norm;
+        st = parse_text(cfg, norm, n, c);
+    }
+    free(norm);
+    return st;
+}
+
+static pad_status parse_text(pad_run_config *cfg, const char *text, size_t n, const src_ctx *c) {
     pad_yaml_log lg;
     memset(&lg, 0, sizeof lg);
     cyaml_config_t ycfg = {
@@ -794,16 +852,7 @@ static pad_status parse_doc(pad_run_config *cfg, const char *text, size_t n, con
         .flags = CYAML_CFG_NO_ALIAS,
     };
     // libcyaml 1.3 crashes on a document without any node: treat blank/comment-only text as empty.
-    bool blank = true;
-    for (const char *p = text; p < text + n && blank; p++) {
-        if (*p == '#') {
-            while (p < text + n && *p != '\n')
-                p++;
-            continue;
-        }
-        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') blank = false;
-    }
-    if (blank) return PAD_OK;
+    if (pad_yaml_blank(text, n)) return PAD_OK;
     y_top *t = NULL;
     cyaml_err_t e = cyaml_load_data((const uint8_t *)text, n, &ycfg, &k_top_schema, (cyaml_data_t **)&t, NULL);
     if (e != CYAML_OK) {

@@ -17,6 +17,9 @@
  * `--set a.b=v` is parsed as the YAML document "a:\n  b: v"; for a list key a value with commas and no brackets
  * becomes the flow sequence [x, y]. Errors name the file and line ("cfg.yaml:12: run.protocol: ...") or the
  * override ("--set run.epochs=x: ...").
+ * Values are strict (scalar.h): an integer is digits only ("10.5", "1e3", "12abc" and "010" are errors), a number is
+ * a plain decimal ("0.01abc", "nan" are errors), a boolean is true/false/yes/no/on/off. CR and CRLF line endings
+ * read as LF; a second YAML document ("---" after the first) is an error, and so are aliases.
  *
  * "auto" values are resolved by pad_run_config_finalize from the protocol (promptad_spec.md §7, anchors.md §0):
  *                  official                                  clean
@@ -40,8 +43,9 @@ extern "C" {
 
 #define PAD_CFG_PATH_MAX  1024
 #define PAD_CFG_NAME_MAX  128
-#define PAD_CFG_MAX_LIST  64  // shots, seeds
-#define PAD_CFG_MAX_CLASS 256 // data.classes
+#define PAD_CFG_MAX_LIST  64   // shots, seeds
+#define PAD_CFG_MAX_SHOTS 1024 // largest number of shots (run.shots)
+#define PAD_CFG_MAX_CLASS 256  // data.classes
 
 typedef enum pad_protocol {
     PAD_PROTOCOL_CLEAN = 0,    // fixed epochs, last epoch reported, RGB, seeded draws (the default)

@@ -16,6 +16,7 @@
 #include "weights.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,68 @@ static void model_free(model *m) {
     memset(m, 0, sizeof *m);
 }
 
+// *out = model.json's integer `key` in [lo, hi] (pad_json_get_int); else one error naming the file and the key.
+static bool need_int(const cJSON *j, const char *key, int lo, int hi, int *out, const char *path) {
+    int r = pad_json_get_int(j, key, lo, hi, out);
+    if (r == 1) return true;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, key);
+    char *v = it ? cJSON_PrintUnformatted(it) : NULL;
+    PAD_LOG_ERROR("%s: '%s' %s an integer in [%d, %d]%s%s%s", path, key, r == 0 ? "is missing; expected" : "must be",
+                  lo, hi, v ? " (got " : "", v ? v : "", v ? ")" : "");
+    cJSON_free(v);
+    return false;
+}
+
+// The numbers of model.json: every integer through need_int with its range, the threshold required (a model without
+// one would call every image normal).
+static pad_status model_numbers(model *m, const char *p) {
+    const cJSON *j = m->j;
+    const cJSON *wj = cJSON_GetObjectItemCaseSensitive(j, "weights");
+    const cJSON *taps = cJSON_GetObjectItemCaseSensitive(j, "taps");
+    if (!(need_int(j, "k", 1, PAD_CFG_MAX_SHOTS, &m->k, p) &&
+          need_int(j, "image_size", 1, PAD_WEIGHTS_MAX_IMAGE, &m->S, p) &&
+          need_int(j, "grid", 1, PAD_WEIGHTS_MAX_GRID, &m->G, p) &&
+          need_int(j, "embed_dim", 1, PAD_WEIGHTS_MAX_WIDTH, &m->E, p) &&
+          need_int(j, "width", 1, PAD_WEIGHTS_MAX_WIDTH, &m->D, p) &&
+          need_int(j, "resolution", 1, PAD_IMAGE_MAX_DIM, &m->R, p)))
+        return PAD_ERR_FORMAT;
+    long long ws = 0, t0 = 0, t1 = 0;
+    if (pad_json_int_value(cJSON_GetObjectItemCaseSensitive(wj, "size"), 0, 9007199254740992LL, &ws) != 1) {
+        PAD_LOG_ERROR("%s: 'weights.size' must be a byte count", p);
+        return PAD_ERR_FORMAT;
+    }
+    if (!cJSON_IsArray(taps) || cJSON_GetArraySize(taps) != 2 ||
+        pad_json_int_value(cJSON_GetArrayItem(taps, 0), 0, PAD_WEIGHTS_MAX_LAYERS - 1, &t0) != 1 ||
+        pad_json_int_value(cJSON_GetArrayItem(taps, 1), 0, PAD_WEIGHTS_MAX_LAYERS - 1, &t1) != 1) {
+        PAD_LOG_ERROR("%s: 'taps' must be two block indices in [0, %d]", p, PAD_WEIGHTS_MAX_LAYERS - 1);
+        return PAD_ERR_FORMAT;
+    }
+    m->P = m->G * m->G; // at most PAD_WEIGHTS_MAX_GRID^2 = 2^20
+    m->weights_size = (int64_t)ws;
+    m->taps[0] = (int)t0;
+    m->taps[1] = (int)t1;
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "logit_scale");
+    if (ls && !(cJSON_IsNumber(ls) && fabs(ls->valuedouble) <= 1e30)) { // (float) of a larger double is undefined
+        PAD_LOG_ERROR("%s: 'logit_scale' must be a number", p);
+        return PAD_ERR_FORMAT;
+    }
+    m->logit_scale = ls ? (float)ls->valuedouble : 0.0f;
+    const cJSON *th = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "threshold"), "value");
+    if (!cJSON_IsNumber(th) || !isfinite(th->valuedouble)) {
+        PAD_LOG_ERROR("%s: no decision threshold ('threshold.value' must be a number); the model cannot tell normal "
+                      "from anomalous images",
+                      p);
+        return PAD_ERR_FORMAT;
+    }
+    m->threshold = th->valuedouble;
+    const cJSON *mr = cJSON_GetObjectItemCaseSensitive(j, "map_range");
+    const cJSON *lo = cJSON_GetArrayItem(mr, 0), *hi = cJSON_GetArrayItem(mr, 1);
+    bool range = cJSON_GetArraySize(mr) == 2 && cJSON_IsNumber(lo) && cJSON_IsNumber(hi);
+    m->lo = range ? lo->valuedouble : 0.0;
+    m->hi = range ? hi->valuedouble : 1.0;
+    return PAD_OK;
+}
+
 static pad_status model_load(model *m, const char *dir) {
     memset(m, 0, sizeof *m);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
@@ -69,44 +132,26 @@ static pad_status model_load(model *m, const char *dir) {
         return PAD_ERR_FORMAT;
     }
     int ver = 0;
-    pad_json_get_int(m->j, "version", &ver);
-    if (ver != PAD_MODEL_VERSION) {
+    if (pad_json_get_int(m->j, "version", 1, INT_MAX, &ver) != 1 || ver != PAD_MODEL_VERSION) {
         PAD_LOG_ERROR("%s: model format version %d, this promptad reads version %d", p, ver, PAD_MODEL_VERSION);
         return PAD_ERR_FORMAT;
     }
     const cJSON *wj = cJSON_GetObjectItemCaseSensitive(m->j, "weights");
     const cJSON *wp = cJSON_GetObjectItemCaseSensitive(wj, "path");
     const cJSON *wf = cJSON_GetObjectItemCaseSensitive(wj, "fingerprint");
-    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(wj, "size");
     const cJSON *pre = cJSON_GetObjectItemCaseSensitive(m->j, "preprocess");
-    const cJSON *taps = cJSON_GetObjectItemCaseSensitive(m->j, "taps");
-    bool ok = cJSON_IsString(wp) && cJSON_IsString(wf) && cJSON_IsNumber(ws) && cJSON_IsString(pre) &&
-              cJSON_GetArraySize(taps) == 2 && pad_json_get_int(m->j, "k", &m->k) &&
-              pad_json_get_int(m->j, "image_size", &m->S) && pad_json_get_int(m->j, "grid", &m->G) &&
-              pad_json_get_int(m->j, "embed_dim", &m->E) && pad_json_get_int(m->j, "width", &m->D) &&
-              pad_json_get_int(m->j, "resolution", &m->R);
-    if (!ok) {
-        PAD_LOG_ERROR("%s: missing or malformed fields", p);
+    if (!cJSON_IsString(wp) || !cJSON_IsString(wf) || !cJSON_IsString(pre)) {
+        PAD_LOG_ERROR("%s: missing or malformed fields (weights.path, weights.fingerprint, preprocess)", p);
         return PAD_ERR_FORMAT;
     }
-    m->P = m->G * m->G;
+    PAD_TRY(model_numbers(m, p));
     m->weights_path = wp->valuestring;
     m->fingerprint = wf->valuestring;
-    m->weights_size = (int64_t)ws->valuedouble;
-    m->taps[0] = (int)cJSON_GetArrayItem(taps, 0)->valuedouble;
-    m->taps[1] = (int)cJSON_GetArrayItem(taps, 1)->valuedouble;
     PAD_TRY(pad_preprocess_mode_parse(pre->valuestring, &m->preprocess));
     m->bgr = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m->j, "input_bgr"));
     m->fp16 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m->j, "fp16_scores"));
     const cJSON *tau = cJSON_GetObjectItemCaseSensitive(m->j, "tau");
     m->tau_exp = cJSON_IsString(tau) && strcmp(tau->valuestring, "exp") == 0;
-    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(m->j, "logit_scale");
-    m->logit_scale = cJSON_IsNumber(ls) ? (float)ls->valuedouble : 0.0f;
-    const cJSON *th = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(m->j, "threshold"), "value");
-    m->threshold = cJSON_IsNumber(th) ? th->valuedouble : NAN;
-    const cJSON *mr = cJSON_GetObjectItemCaseSensitive(m->j, "map_range");
-    m->lo = cJSON_GetArraySize(mr) == 2 ? cJSON_GetArrayItem(mr, 0)->valuedouble : 0.0;
-    m->hi = cJSON_GetArraySize(mr) == 2 ? cJSON_GetArrayItem(mr, 1)->valuedouble : 1.0;
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     pad_st_file *f = NULL;
     PAD_TRY(pad_st_open(&f, p));
@@ -276,7 +321,7 @@ void pad_detector_get_info(const pad_detector *d, pad_detector_info *info) {
     info->has_cls = m->cls_text != NULL;
     info->has_seg = m->seg_text != NULL;
     info->k = m->k;
-    pad_json_get_int(j, "seed", &info->seed);
+    pad_json_get_int(j, "seed", 0, INT_MAX, &info->seed);
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, "dataset");
     info->dataset = cJSON_IsString(it) ? it->valuestring : "";
     it = cJSON_GetObjectItemCaseSensitive(j, "class");

@@ -197,6 +197,37 @@ static pad_status encode_images_in(run_ctx *rc, const char *cls, char *const *pa
     return pad_backend_sync(rc->be);
 }
 
+// The union of test item it's mask files into *u. Errors name the file.
+static pad_status mask_union(const pad_test_item *it, pad_mask *u, const char **at) {
+    memset(u, 0, sizeof *u);
+    pad_status st = PAD_OK;
+    for (int m = 0; m < it->n_masks && st == PAD_OK; m++) {
+        pad_mask mk = {0};
+        *at = it->mask_paths[m];
+        st = pad_mask_load(&mk, *at);
+        if (st != PAD_OK) break;
+        if (m == 0) {
+            *u = mk;
+            continue;
+        }
+        if (mk.w != u->w || mk.h != u->h) {
+            PAD_LOG_ERROR("%s: mask is %dx%d, the first mask of %s is %dx%d", *at, mk.w, mk.h, it->path, u->w, u->h);
+            st = PAD_ERR_FORMAT;
+        } else {
+            for (size_t p = 0; p < (size_t)u->w * (size_t)u->h; p++)
+                u->m[p] = (uint8_t)(u->m[p] | mk.m[p]);
+        }
+        pad_mask_free(&mk);
+    }
+    if (st != PAD_OK) pad_mask_free(u);
+    return st;
+}
+
+// Reads the ground truth of the class's test items at the metric resolution. Checks on the way (warnings, the run
+// goes on; dataset.h): a mask whose size differs from its image's is resized like the others (the official code
+// resizes image and mask independently) with one warning per class naming the first such file; a normal image
+// (label 0) whose mask marks pixels keeps an empty ground truth, and an anomalous image with an empty mask is kept
+// as it is, each with a warning naming the file.
 static pad_status load_masks(run_ctx *rc, class_ctx *cc) {
     const size_t RR = (size_t)rc->R * (size_t)rc->R;
     cc->masks = calloc((size_t)cc->n * RR, 1);
@@ -206,36 +237,41 @@ static pad_status load_masks(run_ctx *rc, class_ctx *cc) {
     }
     pad_preprocess_mode mode = (pad_preprocess_mode)rc->cfg->model.preprocess;
     pad_status first = PAD_OK;
-    int bad = -1;
-    char bad_path[PATH_CAP] = "";
+    int bad = -1, n_size = 0, first_size = -1;
+    char bad_path[PATH_CAP] = "", size_msg[2 * PATH_CAP] = "";
 #pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < cc->n; i++) {
         const pad_test_item *it = &cc->data.test[cc->items[i]];
-        if (it->label == 0 || it->n_masks == 0) continue;
+        if (it->n_masks == 0) continue;
         pad_mask u = {0};
-        pad_status st = PAD_OK;
         const char *at = it->mask_paths[0];
-        for (int m = 0; m < it->n_masks && st == PAD_OK; m++) {
-            pad_mask mk = {0};
-            at = it->mask_paths[m];
-            st = pad_mask_load(&mk, at);
-            if (st != PAD_OK) break;
-            if (m == 0) {
-                u = mk;
-                continue;
+        pad_status st = mask_union(it, &u, &at);
+        int iw = 0, ih = 0;
+        if (st == PAD_OK && (st = pad_image_size(it->path, &iw, &ih)) != PAD_OK) at = it->path;
+        if (st == PAD_OK) {
+            size_t marked = 0;
+            for (size_t p = 0; p < (size_t)u.w * (size_t)u.h; p++)
+                marked += u.m[p];
+            if (it->label == 0 && marked)
+                PAD_LOG_WARN("%s: a normal test image whose mask %s marks %zu pixels; its ground truth is kept empty",
+                             it->path, at, marked);
+            if (it->label == 1 && !marked)
+                PAD_LOG_WARN("%s: an anomalous test image whose mask %s is empty (no defect pixel)", it->path, at);
+            if (iw != u.w || ih != u.h) {
+#pragma omp critical
+                {
+                    n_size++;
+                    if (first_size < 0 || i < first_size) {
+                        first_size = i;
+                        snprintf(size_msg, sizeof size_msg, "%s is %dx%d, its image %s is %dx%d", at, u.w, u.h,
+                                 it->path, iw, ih);
+                    }
+                }
             }
-            if (mk.w != u.w || mk.h != u.h) {
-                PAD_LOG_ERROR("%s: mask is %dx%d, the first mask of %s is %dx%d", at, mk.w, mk.h, it->path, u.w, u.h);
-                st = PAD_ERR_FORMAT;
-            } else {
-                for (size_t p = 0; p < (size_t)u.w * (size_t)u.h; p++)
-                    u.m[p] = (uint8_t)(u.m[p] | mk.m[p]);
-            }
-            pad_mask_free(&mk);
         }
         pad_mask r = {0};
-        if (st == PAD_OK) st = pad_mask_preprocess(&u, mode, rc->R, &r);
-        if (st == PAD_OK) memcpy(cc->masks + (size_t)i * RR, r.m, RR);
+        if (st == PAD_OK && it->label == 1) st = pad_mask_preprocess(&u, mode, rc->R, &r);
+        if (st == PAD_OK && it->label == 1) memcpy(cc->masks + (size_t)i * RR, r.m, RR);
         pad_mask_free(&r);
         pad_mask_free(&u);
         if (st != PAD_OK) {
@@ -250,6 +286,10 @@ static pad_status load_masks(run_ctx *rc, class_ctx *cc) {
         }
     }
     if (bad >= 0) PAD_LOG_ERROR("class %s: cannot read the ground truth %s", cc->name, bad_path);
+    if (n_size)
+        PAD_LOG_WARN("class %s: %d mask%s differ in size from their image (first: %s); each is resized to the metric "
+                     "resolution on its own, as the official code does",
+                     cc->name, n_size, n_size > 1 ? "s" : "", size_msg);
     return first;
 }
 

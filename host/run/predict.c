@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,7 +128,7 @@ pad_status pad_model_save(const char *dir, const pad_model_info *m) {
 static bool is_image_name(const char *n) {
     const char *dot = strrchr(n, '.');
     if (!dot || n[0] == '.') return false;
-    static const char *const ext[] = {".png", ".jpg", ".jpeg", ".bmp", ".tga", ".pnm", ".ppm", ".pgm"};
+    static const char *const ext[] = {".png", ".jpg", ".jpeg", ".bmp"}; // the formats image.h reads
     for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
         if (strcasecmp(dot, ext[i]) == 0) return true;
     return false;

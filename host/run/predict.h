@@ -14,7 +14,10 @@
  * bilinear(V) without seg, image score max of the seg map without cls).
  * Threshold: the score that maximises F1 on the run's test set for the image scores above (a test image is anomalous
  * when its score >= the threshold). It is chosen on the labelled test set, so it is optimistic for that set; use it
- * as a starting point and re-tune it on held-out data where possible. */
+ * as a starting point and re-tune it on held-out data where possible.
+ * Reading model.json is strict: every integer must be an exact JSON integer within its range (k up to
+ * PAD_CFG_MAX_SHOTS, sizes within the limits of weights.h and image.h), and a model without a numeric threshold is
+ * refused (it could not decide anything); each error names the file and the key. */
 #ifndef PAD_EVAL_PREDICT_H
 #define PAD_EVAL_PREDICT_H
 

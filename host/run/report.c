@@ -2,6 +2,7 @@
  * Markdown. */
 #include "report.h"
 
+#include "config.h"
 #include "dataset.h"
 #include "fsutil.h"
 #include "jsonutil.h"
@@ -11,6 +12,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,8 +68,12 @@ static pad_status read_unit(const char *path, const char *ds, const char *cls, i
     u->src[pl] = 0;
     u->k = k;
     u->seed = seed;
-    pad_json_get_int(j, "k", &u->k);
-    pad_json_get_int(j, "seed", &u->seed);
+    if (pad_json_get_int(j, "k", 1, PAD_CFG_MAX_SHOTS, &u->k) < 0 ||
+        pad_json_get_int(j, "seed", 0, INT_MAX, &u->seed) < 0) {
+        cJSON_Delete(j);
+        PAD_LOG_ERROR("%s: 'k' and 'seed' must be integers in [1, %d] and [0, %d]", path, PAD_CFG_MAX_SHOTS, INT_MAX);
+        return PAD_ERR_FORMAT;
+    }
     bool any = false;
     for (int m = 0; m < N_METRICS; m++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k_metric_keys[m]);

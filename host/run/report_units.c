@@ -54,10 +54,10 @@ pad_status rh_unit_read(const char *metrics_path, rh_unit *u) {
     copy_str(u->protocol, sizeof u->protocol, j, "protocol", "?");
     copy_str(u->method, sizeof u->method, j, "method", "promptad");
     u->k = u->seed = -1;
-    pad_json_get_int(j, "k", &u->k);
-    pad_json_get_int(j, "seed", &u->seed);
-    pad_json_get_int(j, "epoch", &u->epoch);
-    pad_json_get_int(j, "n_test", &u->n_test);
+    pad_json_get_int(j, "k", 0, 100000, &u->k);
+    pad_json_get_int(j, "seed", 0, INT_MAX, &u->seed);
+    pad_json_get_int(j, "epoch", 0, INT_MAX, &u->epoch);
+    pad_json_get_int(j, "n_test", 0, INT_MAX, &u->n_test);
     for (int m = 0; m < 6; m++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k_metric_keys[m]);
         u->m[m] = cJSON_IsNumber(it) ? it->valuedouble : NAN;

@@ -1,6 +1,7 @@
 /* check.c - the test helpers of check.h. */
 #include "check.h"
 
+#include "backend.h"
 #include "promptad.h"
 
 #include <math.h>
@@ -77,6 +78,16 @@ const char *pad_test_vocab_path(void) {
     const char *env = getenv("PROMPTAD_TEST_VOCAB");
     if (env && env[0]) return access(env, R_OK) == 0 ? env : NULL;
     return access(PAD_VOCAB_PATH, R_OK) == 0 ? PAD_VOCAB_PATH : NULL;
+}
+
+const char *pad_test_cuda_missing(void) {
+    static char why[256];
+    return pad_cuda_probe(why, sizeof why) == PAD_CUDA_READY ? NULL : why;
+}
+
+bool pad_test_cuda_required(void) {
+    const char *v = getenv("PROMPTAD_REQUIRE_CUDA");
+    return v && strcmp(v, "1") == 0;
 }
 
 const char *pad_test_binary(void) {

@@ -50,9 +50,21 @@ const char *pad_test_vocab_path(void);
         if (!pad_test_vocab_path())                                                                                    \
             cr_assert_fail("CLIP BPE vocabulary not readable: configs/vocab/bpe_simple_vocab_16e6.txt.gz");            \
     } while (0)
+// NULL when a CUDA device is usable, otherwise why not: a line starting with "built without CUDA", "no CUDA device"
+// or "CUDA driver error" (pad_cuda_probe). Static storage.
+const char *pad_test_cuda_missing(void);
+// True when PROMPTAD_REQUIRE_CUDA=1 is in the environment: a CUDA test that would skip fails instead (GPU machines).
+bool pad_test_cuda_required(void);
+// First statement of every CUDA test: skips it, saying why, when no device is usable; fails it instead under
+// PROMPTAD_REQUIRE_CUDA=1. A program whose tests all skipped exits 77, which ctest reports as skipped (main.c).
 #define PAD_REQUIRE_CUDA()                                                                                             \
     do {                                                                                                               \
-        if (pad_cuda_device_count() <= 0) cr_skip_test("no CUDA device: CUDA parity test skipped");                    \
+        const char *why_ = pad_test_cuda_missing();                                                                    \
+        if (why_) {                                                                                                    \
+            cr_assert(!pad_test_cuda_required(), "%s, and PROMPTAD_REQUIRE_CUDA=1 forbids skipping this CUDA test",    \
+                      why_);                                                                                           \
+            cr_skip_test("%s: CUDA test skipped", why_);                                                               \
+        }                                                                                                              \
     } while (0)
 
 // Path of the built promptad binary.

@@ -1,0 +1,111 @@
+/* metrics.c - parity of the pixel and image metrics computed on the GPU against the CPU's. */
+#include "parity.h"
+
+#include "fsutil.h"
+#include "metrics.h"
+#include "prompt.h"
+#include "prompt_set.h"
+#include "score.h"
+#include "st_file.h"
+#include "text.h"
+#include "tokenizer.h"
+#include "vit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// ----------------------------------------------------------------------------
+// metrics
+
+// Random elliptical defects on n maps of H x W, scores = noise + signal inside the defects, optionally quantised.
+static void make_pixels(uint8_t *masks, float *maps, int n, int H, int W, int levels) {
+    for (int i = 0; i < n; i++) {
+        uint8_t *m = masks + (size_t)i * H * W;
+        memset(m, 0, (size_t)H * W);
+        const int blobs = i % 3; // a third of the images are normal
+        for (int b = 0; b < blobs; b++) {
+            const float cy = frand(0, (float)H), cx = frand(0, (float)W), ry = frand(3, H / 6.0f),
+                        rx = frand(3, W / 6.0f);
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    const float dy = (y - cy) / ry, dx = (x - cx) / rx;
+                    if (dy * dy + dx * dx <= 1.0f) m[(size_t)y * W + x] = 1;
+                }
+        }
+        for (size_t p = 0; p < (size_t)H * W; p++) {
+            float v = frand(0, 1) + (m[p] ? frand(0, 0.8f) : 0.0f);
+            if (levels > 0) v = floorf(v * levels) / levels; // heavy ties
+            maps[(size_t)i * H * W + p] = v;
+        }
+    }
+}
+
+void metrics_checks(void) {
+    if (!path_on(false)) return;
+    if (pg.twin) {
+        line("SKIP", "metrics/pixel gpu vs cpu", "CPU twin: the GPU metrics need a device");
+        return;
+    }
+    const int n = 24, H = 400, W = 400;
+    for (int q = 0; q < 2; q++) {
+        char name[96];
+        snprintf(name, sizeof name, "metrics/pixel n%d %dx%d%s", n, H, W, q ? " quantised" : "");
+        if (!selected(name)) continue;
+        uint8_t *masks = malloc((size_t)n * H * W);
+        float *maps = malloc(sizeof(float) * n * H * W);
+        make_pixels(masks, maps, n, H, W, q ? 64 : 0);
+        pad_metrics_gt *gt = NULL;
+        pad_metrics_gpu *gm = NULL;
+        float *dmaps = NULL;
+        pad_pixel_metrics c, d;
+        if (pad_metrics_gt_init(&gt, masks, n, H, W) != PAD_OK || pad_metrics_gpu_init(&gm, gt, pg.gpu) != PAD_OK ||
+            pad_buf_from_host(pg.gpu, &dmaps, maps, (size_t)n * H * W) != PAD_OK) {
+            fail(name, "GPU metrics init failed");
+        } else {
+            pad_status s1 = pad_metrics_pixel(gt, maps, 0.3, PAD_METRICS_PRO, &c);
+            pad_backend_sync(pg.gpu);
+            double t0 = pad_now();
+            pad_status s2 = pad_metrics_gpu_pixel(gm, dmaps, 0.3, PAD_METRICS_PRO, &d);
+            double ms = (pad_now() - t0) * 1e3;
+            // the per-epoch selection metric alone (AUROC + AUPR)
+            pad_pixel_metrics d0;
+            t0 = pad_now();
+            pad_status s3 = pad_metrics_gpu_pixel(gm, dmaps, 0.3, 0, &d0);
+            double ms0 = (pad_now() - t0) * 1e3;
+            const bool ok = s1 == PAD_OK && s2 == PAD_OK && s3 == PAD_OK && c.auroc == d.auroc && c.pro == d.pro &&
+                            fabs(c.aupr - d.aupr) <= 1e-15 && d0.auroc == c.auroc;
+            line(ok ? "PASS" : "FAIL", name,
+                 "AUROC %.17g/%.17g AUPR diff %.1e PRO %.17g/%.17g; gpu %.2f ms (AUROC+AUPR only %.2f ms, %d px)",
+                 d.auroc, c.auroc, fabs(c.aupr - d.aupr), d.pro, c.pro, ms, ms0, n * H * W);
+        }
+        pad_buf_free(pg.gpu, dmaps);
+        pad_metrics_gpu_free(gm);
+        pad_metrics_gt_free(gt);
+        free(masks);
+        free(maps);
+    }
+    const char *name = "metrics/image n2000";
+    if (selected(name)) {
+        const int m = 2000;
+        float *s = rand_host(m, 0, 1);
+        uint8_t *lab = malloc(m);
+        for (int i = 0; i < m; i++) {
+            lab[i] = (uint8_t)(i % 3 == 0);
+            if (i % 5 == 0) s[i] = s[i / 2]; // ties
+        }
+        float *ds = NULL;
+        pad_image_metrics c, d;
+        if (pad_buf_from_host(pg.gpu, &ds, s, m) != PAD_OK || pad_metrics_image(s, lab, m, &c) != PAD_OK ||
+            pad_metrics_gpu_image(NULL, ds, lab, m, &d) != PAD_OK)
+            fail(name, "image metrics failed");
+        else
+            line(c.auroc == d.auroc && c.aupr == d.aupr ? "PASS" : "FAIL", name, "AUROC %.17g/%.17g AUPR %.17g/%.17g",
+                 d.auroc, c.auroc, d.aupr, c.aupr);
+        pad_buf_free(pg.gpu, ds);
+        free(s);
+        free(lab);
+    }
+}
