@@ -1,6 +1,8 @@
 /* promptad.h - the public C API of promptad, a C11 + CUDA implementation of PromptAD (CVPR 2024).
  *
- * The `promptad` binary (host/main.c) is a thin layer over this API and the internal modules in host/ and eval/.
+ * The `promptad` binary (host/cli/main.c) is a thin layer over this API and the internal modules in host/. The
+ * detector below is the API for using a trained model from a program (C, C++, or Python through ctypes:
+ * python/promptad); libpromptad.so exports exactly the functions of this header.
  * Everything that can fail returns a pad_status and logs one line that names the object at fault (a file, a
  * tensor, a config key) through the log callback; the library never exits and never prints to stdout.
  *
@@ -38,6 +40,9 @@ typedef enum pad_status {
     PAD_ERR_UNSUPPORTED = -6, // e.g. CUDA requested in a CPU-only build or on a machine without a GPU
     PAD_ERR_ABORTED = -7,     // a progress callback asked to stop, or a signal arrived
 } pad_status;
+
+// The library's version, PAD_VERSION of the build ("0.1.0").
+const char *pad_version(void);
 
 // A static, human-readable name for a status ("ok", "invalid argument", ...). Never NULL.
 const char *pad_status_str(pad_status s);
@@ -125,6 +130,106 @@ pad_status pad_backend_create(pad_backend **out, const pad_backend_params *param
 
 // Number of usable CUDA devices (0 in CPU-only builds or without a driver).
 int pad_cuda_device_count(void);
+
+// ----------------------------------------------------------------------------
+// Errors as text. Every error the library logs is also kept, per thread, as the "last error": the message of the
+// most recent PAD_LOG_LEVEL_ERROR line logged by this thread (even when the log level or sink drops it).
+
+// The last error message of the calling thread ("" when none); valid until the thread's next library call.
+const char *pad_last_error(void);
+void pad_clear_last_error(void);
+
+// ----------------------------------------------------------------------------
+// Detector: a saved model scoring new images, without the command line (examples/detect.c).
+//
+// A model is the folder that `promptad run` writes per (class, shot count, seed):
+// <output.dir>/<dataset>/<class>/k<k>/seed<s>/model/ (model.json + model.safetensors, see host/run/predict.h). It
+// needs the CLIP weights it was trained with (the path in model.json, or params.weights). Scores are those of the
+// run: the image score of the cls task and the anomaly map of the seg task (with one task only, the run's
+// replacements, see predict.h). The anomaly map has map_size x map_size pixels (the run's run.resolution) and covers
+// the part of the image the model sees: the whole image squashed to a square (the clean and official protocols), or
+// the centre square (model.preprocess openclip). A detector is not thread-safe: one call at a time (several
+// detectors may work in parallel). On the CPU the bits of a score depend on the OpenBLAS kernels and on how the
+// images are batched (OpenBLAS chooses its code paths by matrix size): the same images in the same batches give the
+// command line's bits when OPENBLAS_CORETYPE selects the kernels promptad selects (README, performance notes).
+//
+//     pad_detector_params p = pad_detector_params_default();
+//     pad_detector *d = NULL;
+//     if (pad_detector_load(&d, "results/mvtec/bottle/k4/seed0/model", &p) != PAD_OK) {
+//         fprintf(stderr, "%s\n", pad_last_error());
+//         return 1;
+//     }
+//     pad_detection r;
+//     pad_detector_score_file(d, "photo.png", &r);     // r.score, r.anomalous, r.map, r.mask
+//     pad_detection_free(&r);
+//     pad_detector_free(d);
+
+typedef struct pad_detector pad_detector;
+
+typedef struct pad_detector_params {
+    pad_backend_kind device; // AUTO (default): CUDA when usable, else CPU
+    int n_threads;           // CPU threads, <= 0 = all cores (default); results do not depend on it
+    const char *weights;     // NULL (default): the weights path recorded in the model; else this file (same content)
+    int max_batch;           // images per forward pass (default 16, as promptad predict; 1..1024)
+    double mask_threshold;   // pixel threshold of the masks; NaN (default) = the model's image threshold
+} pad_detector_params;
+
+pad_detector_params pad_detector_params_default(void);
+
+// Loads a model folder, checks that the weights are the model's (size and content fingerprint) and builds the
+// vision tower on the chosen backend. On failure *out is NULL and the reason is logged (pad_last_error()):
+// PAD_ERR_IO (missing folder or weights), PAD_ERR_FORMAT (not a model), PAD_ERR_INVALID_ARG (other weights or bad
+// params), PAD_ERR_UNSUPPORTED (CUDA requested without a GPU).
+pad_status pad_detector_load(pad_detector **out, const char *model_dir, const pad_detector_params *params);
+void pad_detector_free(pad_detector *d); // NULL is a no-op
+
+typedef struct pad_detector_info {
+    int map_size;          // side of the anomaly maps and masks (pixels)
+    int image_size;        // side of the model's input (the image is resized to it)
+    double threshold;      // image threshold: anomalous when score >= threshold (max F1 on the run's test set)
+    double mask_threshold; // pixel threshold of the masks
+    double map_lo, map_hi; // the run's colour range of the maps (min and max over its test set)
+    bool has_cls, has_seg; // which task's text features the model holds
+    int k, seed;
+    const char *dataset, *cls, *protocol; // owned by the detector
+    const char *preprocess;               // how images are fitted to image_size: "squash", "official", "openclip"
+} pad_detector_info;
+
+void pad_detector_get_info(const pad_detector *d, pad_detector_info *info);
+
+// The result for one image. map and mask are malloc'd by the detector (map_size^2 each, row-major); free them with
+// pad_detection_free.
+typedef struct pad_detection {
+    float score;    // image score
+    bool anomalous; // score >= the model's threshold
+    int map_size;
+    float *map;    // anomaly map (map_size x map_size)
+    uint8_t *mask; // 1 where map >= mask_threshold, else 0
+} pad_detection;
+
+void pad_detection_free(pad_detection *r); // frees map and mask and zeroes *r; NULL is a no-op
+
+// Scores n images of 8-bit RGB pixels (HWC: pixel (x, y) channel c at rgb[i][(y * w[i] + x) * 3 + c], any size up
+// to 65536 per side). Each of scores, maps (n * map_size^2 floats) and masks (n * map_size^2 bytes) may be NULL
+// when not wanted; the caller owns them. Errors: bad arguments (PAD_ERR_INVALID_ARG), a backend failure.
+pad_status pad_detector_score_rgb(pad_detector *d, const uint8_t *const *rgb, const int *w, const int *h, int n,
+                                  float *scores, float *maps, uint8_t *masks);
+// The same for image files (PNG, JPEG, BMP, ...), decoded max_batch at a time. An unreadable file fails the call
+// (PAD_ERR_IO / PAD_ERR_FORMAT naming it); the results of the batches before its batch are already written.
+pad_status pad_detector_score_files(pad_detector *d, const char *const *paths, int n, float *scores, float *maps,
+                                    uint8_t *masks);
+// One image file into *out (allocated maps; pad_detection_free). On failure *out is zeroed.
+pad_status pad_detector_score_file(pad_detector *d, const char *path, pad_detection *out);
+
+// ----------------------------------------------------------------------------
+// Runs
+
+// Runs `promptad run --config config_path --set overrides[0] ...` (quietly: warnings and errors are logged) and
+// writes into results_dir (cap bytes, may be NULL) the folder of its summary: <output.dir>/<dataset>, holding
+// summary.csv, summary.md and report.html. Finished units are skipped as on the command line. Errors: a bad config
+// or override (PAD_ERR_INVALID_ARG naming the key), any error of the run.
+pad_status pad_run_config_file(const char *config_path, const char *const *overrides, int n_overrides,
+                               char *results_dir, size_t cap);
 
 #ifdef __cplusplus
 }

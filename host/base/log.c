@@ -1,4 +1,5 @@
-/* log.c - the process-wide log sink (pad_log_set) and status names (pad_status_str). */
+/* log.c - the process-wide log sink (pad_log_set), the per-thread last error (pad_last_error) and status names
+ * (pad_status_str). */
 #include "log.h"
 
 #include <stdio.h>
@@ -45,13 +46,31 @@ pad_log_level pad_log_get_level(void) {
     return (pad_log_level)g_log.min_level;
 }
 
+// The last error message of each thread (pad_last_error).
+static _Thread_local char g_last_error[2048];
+
+const char *pad_last_error(void) {
+    return g_last_error;
+}
+
+void pad_clear_last_error(void) {
+    g_last_error[0] = 0;
+}
+
+void pad_set_last_error(const char *msg) {
+    snprintf(g_last_error, sizeof g_last_error, "%s", msg ? msg : "");
+}
+
 void pad_logv(pad_log_level level, const char *fmt, va_list ap) {
-    if ((int)level < (int)pad_log_get_level()) return;
+    bool shown = (int)level >= (int)pad_log_get_level();
+    if (!shown && level != PAD_LOG_LEVEL_ERROR) return;
     char buf[2048];
     vsnprintf(buf, sizeof buf, fmt, ap);
     // keep messages single-line
     for (char *p = buf; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
+    if (level == PAD_LOG_LEVEL_ERROR) memcpy(g_last_error, buf, sizeof buf);
+    if (!shown) return;
     if (g_log.fn) {
         g_log.fn(level, buf, g_log.user_data);
     } else {

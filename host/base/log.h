@@ -16,6 +16,9 @@ extern "C" {
 #define PAD_PRINTF_LIKE(a, b)
 #endif
 
+// Sets the calling thread's last error (pad_last_error) without logging: for a message logged by a worker thread
+// (OpenMP) on behalf of the caller.
+void pad_set_last_error(const char *msg);
 void pad_log(pad_log_level level, const char *fmt, ...) PAD_PRINTF_LIKE(2, 3);
 void pad_logv(pad_log_level level, const char *fmt, va_list ap);
 

@@ -1,16 +1,15 @@
-/* predict.c - model folders (predict.h) and `promptad predict`: the run's scoring of new images with a saved memory
- * bank and text vectors, a decision at the saved threshold, and heatmap overlays. */
+/* predict.c - saving model folders (predict.h) and `promptad predict`: new images scored through the public detector
+ * API (detector.c: the run's scoring with the saved memory bank and text vectors), a decision at the saved
+ * threshold, and heatmap overlays. */
 #include "predict.h"
 
 #include "config.h"
 #include "fsutil.h"
+#include "heatmap.h"
 #include "image.h"
 #include "jsonutil.h"
 #include "log.h"
-#include "score.h"
 #include "st_file.h"
-#include "vit.h"
-#include "weights.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -124,151 +123,6 @@ pad_status pad_model_save(const char *dir, const pad_model_info *m) {
 }
 
 // ----------------------------------------------------------------------------
-// Loading
-
-typedef struct model {
-    cJSON *j;
-    char dir[PATH_CAP];
-    int k, S, G, P, E, D, R, taps[2];
-    pad_preprocess_mode preprocess;
-    bool bgr, fp16, tau_exp;
-    float logit_scale;
-    double threshold, lo, hi;
-    const char *weights_path, *fingerprint;
-    int64_t weights_size;
-    float *mid1, *mid2, *cls_text, *seg_text;
-} model;
-
-static void model_free(model *m) {
-    cJSON_Delete(m->j);
-    free(m->mid1);
-    free(m->mid2);
-    free(m->cls_text);
-    free(m->seg_text);
-    memset(m, 0, sizeof *m);
-}
-
-// *out = model.json's integer `key` in [lo, hi] (pad_json_get_int); else one error naming the file and the key.
-static bool need_int(const cJSON *j, const char *key, int lo, int hi, int *out, const char *path) {
-    int r = pad_json_get_int(j, key, lo, hi, out);
-    if (r == 1) return true;
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, key);
-    char *v = it ? cJSON_PrintUnformatted(it) : NULL;
-    PAD_LOG_ERROR("%s: '%s' %s an integer in [%d, %d]%s%s%s", path, key, r == 0 ? "is missing; expected" : "must be",
-                  lo, hi, v ? " (got " : "", v ? v : "", v ? ")" : "");
-    cJSON_free(v);
-    return false;
-}
-
-// The numbers of model.json: every integer through need_int with its range, the threshold required (a model without
-// one would call every image normal).
-static pad_status model_numbers(model *m, const char *p) {
-    const cJSON *j = m->j;
-    const cJSON *wj = cJSON_GetObjectItemCaseSensitive(j, "weights");
-    const cJSON *taps = cJSON_GetObjectItemCaseSensitive(j, "taps");
-    if (!(need_int(j, "k", 1, PAD_CFG_MAX_SHOTS, &m->k, p) &&
-          need_int(j, "image_size", 1, PAD_WEIGHTS_MAX_IMAGE, &m->S, p) &&
-          need_int(j, "grid", 1, PAD_WEIGHTS_MAX_GRID, &m->G, p) &&
-          need_int(j, "embed_dim", 1, PAD_WEIGHTS_MAX_WIDTH, &m->E, p) &&
-          need_int(j, "width", 1, PAD_WEIGHTS_MAX_WIDTH, &m->D, p) &&
-          need_int(j, "resolution", 1, PAD_IMAGE_MAX_DIM, &m->R, p)))
-        return PAD_ERR_FORMAT;
-    long long ws = 0, t0 = 0, t1 = 0;
-    if (pad_json_int_value(cJSON_GetObjectItemCaseSensitive(wj, "size"), 0, 9007199254740992LL, &ws) != 1) {
-        PAD_LOG_ERROR("%s: 'weights.size' must be a byte count", p);
-        return PAD_ERR_FORMAT;
-    }
-    if (!cJSON_IsArray(taps) || cJSON_GetArraySize(taps) != 2 ||
-        pad_json_int_value(cJSON_GetArrayItem(taps, 0), 0, PAD_WEIGHTS_MAX_LAYERS - 1, &t0) != 1 ||
-        pad_json_int_value(cJSON_GetArrayItem(taps, 1), 0, PAD_WEIGHTS_MAX_LAYERS - 1, &t1) != 1) {
-        PAD_LOG_ERROR("%s: 'taps' must be two block indices in [0, %d]", p, PAD_WEIGHTS_MAX_LAYERS - 1);
-        return PAD_ERR_FORMAT;
-    }
-    m->P = m->G * m->G; // at most PAD_WEIGHTS_MAX_GRID^2 = 2^20
-    m->weights_size = (int64_t)ws;
-    m->taps[0] = (int)t0;
-    m->taps[1] = (int)t1;
-    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "logit_scale");
-    if (ls && !(cJSON_IsNumber(ls) && fabs(ls->valuedouble) <= 1e30)) { // (float) of a larger double is undefined
-        PAD_LOG_ERROR("%s: 'logit_scale' must be a number", p);
-        return PAD_ERR_FORMAT;
-    }
-    m->logit_scale = ls ? (float)ls->valuedouble : 0.0f;
-    const cJSON *th = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "threshold"), "value");
-    if (!cJSON_IsNumber(th) || !isfinite(th->valuedouble)) {
-        PAD_LOG_ERROR("%s: no decision threshold ('threshold.value' must be a number); the model cannot tell normal "
-                      "from anomalous images",
-                      p);
-        return PAD_ERR_FORMAT;
-    }
-    m->threshold = th->valuedouble;
-    const cJSON *mr = cJSON_GetObjectItemCaseSensitive(j, "map_range");
-    const cJSON *lo = cJSON_GetArrayItem(mr, 0), *hi = cJSON_GetArrayItem(mr, 1);
-    bool range = cJSON_GetArraySize(mr) == 2 && cJSON_IsNumber(lo) && cJSON_IsNumber(hi);
-    m->lo = range ? lo->valuedouble : 0.0;
-    m->hi = range ? hi->valuedouble : 1.0;
-    return PAD_OK;
-}
-
-static pad_status model_load(model *m, const char *dir) {
-    memset(m, 0, sizeof *m);
-    snprintf(m->dir, sizeof m->dir, "%s", dir);
-    char p[PATH_CAP + 32];
-    snprintf(p, sizeof p, "%s/model.json", dir);
-    if (!pad_path_is_file(p)) {
-        PAD_LOG_ERROR("%s: not a promptad model folder (no model.json; models are written by 'promptad run' to "
-                      "<results>/<dataset>/<class>/k<k>/seed<s>/model)",
-                      dir);
-        return PAD_ERR_IO;
-    }
-    char *text = NULL;
-    PAD_TRY(pad_read_file(p, &text, NULL));
-    m->j = cJSON_Parse(text);
-    free(text);
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(m->j, "format");
-    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, PAD_MODEL_FORMAT) != 0) {
-        PAD_LOG_ERROR("%s: not a promptad model description", p);
-        return PAD_ERR_FORMAT;
-    }
-    int ver = 0;
-    if (pad_json_get_int(m->j, "version", 1, INT_MAX, &ver) != 1 || ver != PAD_MODEL_VERSION) {
-        PAD_LOG_ERROR("%s: model format version %d, this promptad reads version %d", p, ver, PAD_MODEL_VERSION);
-        return PAD_ERR_FORMAT;
-    }
-    const cJSON *wj = cJSON_GetObjectItemCaseSensitive(m->j, "weights");
-    const cJSON *wp = cJSON_GetObjectItemCaseSensitive(wj, "path");
-    const cJSON *wf = cJSON_GetObjectItemCaseSensitive(wj, "fingerprint");
-    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(m->j, "preprocess");
-    if (!cJSON_IsString(wp) || !cJSON_IsString(wf) || !cJSON_IsString(pre)) {
-        PAD_LOG_ERROR("%s: missing or malformed fields (weights.path, weights.fingerprint, preprocess)", p);
-        return PAD_ERR_FORMAT;
-    }
-    PAD_TRY(model_numbers(m, p));
-    m->weights_path = wp->valuestring;
-    m->fingerprint = wf->valuestring;
-    PAD_TRY(pad_preprocess_mode_parse(pre->valuestring, &m->preprocess));
-    m->bgr = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m->j, "input_bgr"));
-    m->fp16 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m->j, "fp16_scores"));
-    const cJSON *tau = cJSON_GetObjectItemCaseSensitive(m->j, "tau");
-    m->tau_exp = cJSON_IsString(tau) && strcmp(tau->valuestring, "exp") == 0;
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    pad_st_file *f = NULL;
-    PAD_TRY(pad_st_open(&f, p));
-    pad_status st = pad_st_read_f32(f, "shot_mid1", 3, (int64_t[]){m->k, m->P, m->D}, &m->mid1, NULL);
-    if (st == PAD_OK) st = pad_st_read_f32(f, "shot_mid2", 3, (int64_t[]){m->k, m->P, m->D}, &m->mid2, NULL);
-    if (st == PAD_OK && pad_st_find(f, "cls_text_features"))
-        st = pad_st_read_f32(f, "cls_text_features", 2, (int64_t[]){2, m->E}, &m->cls_text, NULL);
-    if (st == PAD_OK && pad_st_find(f, "seg_text_features"))
-        st = pad_st_read_f32(f, "seg_text_features", 2, (int64_t[]){2, m->E}, &m->seg_text, NULL);
-    pad_st_close(f);
-    if (st == PAD_OK && !m->cls_text && !m->seg_text) {
-        PAD_LOG_ERROR("%s: holds no text features (cls_text_features / seg_text_features)", p);
-        st = PAD_ERR_FORMAT;
-    }
-    return st;
-}
-
-// ----------------------------------------------------------------------------
 // Inputs
 
 static bool is_image_name(const char *n) {
@@ -338,212 +192,115 @@ static pad_status list_inputs(const pad_predict_opts *o, str_list *out) {
 // ----------------------------------------------------------------------------
 // Predict
 
-pad_status pad_predict(const pad_predict_opts *o, int *n_scored) {
-    if (n_scored) *n_scored = 0;
-    model m;
-    pad_status st = model_load(&m, o->model_dir);
-    str_list in = {0};
-    pad_backend *be = NULL;
-    pad_clip_weights *wh = NULL, *wd = NULL;
-    pad_vit *vit = NULL;
-    pad_bank *bank = NULL;
-    pad_scorer *sc = NULL;
-    float *pix_host = NULL, *pix_dev = NULL, *f_cls = NULL, *f_tok = NULL, *f_mid = NULL, *m1 = NULL, *m2 = NULL,
-          *tv_cls = NULL, *tv_seg = NULL, *maps = NULL, *scores = NULL;
-    pad_image *imgs = NULL;
-    bool *ok = NULL;
-    FILE *csv = NULL;
-    int bad = 0, scored = 0;
-    char csv_tmp[PATH_CAP + 64] = "", csv_path[PATH_CAP + 32] = "", hdir[PATH_CAP + 32] = "";
-    if (st != PAD_OK) goto done;
-    // the weights: the same content as during the run
-    const char *wpath = o->weights ? o->weights : m.weights_path;
-    if (!pad_path_is_file(wpath)) {
-        PAD_LOG_ERROR("%s: the model's weights file is missing (the model %s was trained with it; pass --weights "
-                      "FILE if it moved)",
-                      wpath, o->model_dir);
-        st = PAD_ERR_IO;
-        goto done;
-    }
-    {
-        uint64_t fp;
-        int64_t size;
-        PAD_TRY_GOTO(st, pad_file_fingerprint(wpath, &fp, &size), done);
-        char fps[32];
-        snprintf(fps, sizeof fps, "%016llx", (unsigned long long)fp);
-        if (size != m.weights_size || strcmp(fps, m.fingerprint) != 0) {
-            PAD_LOG_ERROR("%s: not the weights the model was trained with (size %lld, fingerprint %s; the model %s "
-                          "expects %s: size %lld, fingerprint %s)",
-                          wpath, (long long)size, fps, o->model_dir, m.weights_path, (long long)m.weights_size,
-                          m.fingerprint);
-            st = PAD_ERR_INVALID_ARG;
-            goto done;
-        }
-    }
-    PAD_TRY_GOTO(st, list_inputs(o, &in), done);
-    if (in.n == 0) {
-        PAD_LOG_ERROR("no input image");
-        st = PAD_ERR_INVALID_ARG;
-        goto done;
-    }
-    // backend and vision tower
-    {
-        pad_backend_params bp = pad_backend_params_default();
-        bp.kind = (pad_backend_kind)o->device;
-        bp.n_threads = o->threads;
-        PAD_TRY_GOTO(st, pad_backend_create(&be, &bp), done);
-    }
-    PAD_TRY_GOTO(st, pad_weights_load(&wh, wpath, PAD_WEIGHTS_VISION), done);
-    if (wh->cfg.vision.image_size != m.S || wh->cfg.vision.grid != m.G || wh->cfg.embed_dim != m.E ||
-        wh->cfg.vision.width != m.D) {
-        PAD_LOG_ERROR("%s: architecture (S %d, grid %d, E %d, D %d) differs from the model's (S %d, grid %d, E %d, "
-                      "D %d)",
-                      wpath, wh->cfg.vision.image_size, wh->cfg.vision.grid, wh->cfg.embed_dim, wh->cfg.vision.width,
-                      m.S, m.G, m.E, m.D);
-        st = PAD_ERR_FORMAT;
-        goto done;
-    }
-    PAD_TRY_GOTO(st, pad_weights_to_backend(wh, be, &wd), done);
-    int B = o->batch > 0 ? o->batch : 16;
-    {
-        pad_vit_params vp = pad_vit_default_params();
-        vp.max_batch = B;
-        vp.tap1 = m.taps[0];
-        vp.tap2 = m.taps[1];
-        PAD_TRY_GOTO(st, pad_vit_create(&vit, be, wd, &vp), done);
-    }
-    const size_t per = 3 * (size_t)m.S * (size_t)m.S, E = (size_t)m.E, P = (size_t)m.P, D = (size_t)m.D;
-    const size_t RR = (size_t)m.R * (size_t)m.R;
-    pix_host = malloc((size_t)B * per * sizeof(float));
-    pix_dev = pad_buf_alloc(be, (size_t)B * per * sizeof(float));
-    f_cls = pad_buf_alloc(be, (size_t)B * E * sizeof(float));
-    f_tok = pad_buf_alloc(be, (size_t)B * P * E * sizeof(float));
-    f_mid = pad_buf_alloc(be, 2 * (size_t)B * P * D * sizeof(float));
-    maps = malloc((size_t)B * RR * sizeof(float));
-    scores = malloc((size_t)B * sizeof(float));
-    imgs = calloc((size_t)B, sizeof *imgs);
-    ok = calloc((size_t)B, sizeof *ok);
-    if (!pix_host || !pix_dev || !f_cls || !f_tok || !f_mid || !maps || !scores || !imgs || !ok) {
-        st = PAD_ERR_OOM;
-        goto done;
-    }
-    PAD_TRY_GOTO(st, pad_buf_from_host(be, &m1, m.mid1, (size_t)m.k * P * D), done);
-    PAD_TRY_GOTO(st, pad_buf_from_host(be, &m2, m.mid2, (size_t)m.k * P * D), done);
-    PAD_TRY_GOTO(st, pad_bank_init(&bank, be, m1, m2, m.k, m.G * m.G, m.D), done);
-    if (m.cls_text) PAD_TRY_GOTO(st, pad_buf_from_host(be, &tv_cls, m.cls_text, 2 * E), done);
-    if (m.seg_text) PAD_TRY_GOTO(st, pad_buf_from_host(be, &tv_seg, m.seg_text, 2 * E), done);
-    {
-        pad_score_cfg scfg = pad_score_cfg_default(B, m.G, m.R);
-        scfg.fp16 = m.fp16;
-        PAD_TRY_GOTO(st, pad_scorer_init(&sc, be, &scfg), done);
-    }
-    // outputs
-    PAD_TRY_GOTO(st, pad_mkdir_p(o->out_dir), done);
-    snprintf(hdir, sizeof hdir, "%s/heatmaps", o->out_dir);
-    if (o->heatmaps) PAD_TRY_GOTO(st, pad_mkdir_p(hdir), done);
-    snprintf(csv_path, sizeof csv_path, "%s/predictions.csv", o->out_dir);
-    snprintf(csv_tmp, sizeof csv_tmp, "%s.tmp%ld", csv_path, (long)getpid());
-    csv = fopen(csv_tmp, "wb");
-    if (!csv) {
-        PAD_LOG_ERROR("%s: cannot write: %s", csv_tmp, strerror(errno));
-        st = PAD_ERR_IO;
-        goto done;
-    }
-    fprintf(csv, "path,score,threshold,decision\n");
-    float tau = pad_score_tau(m.logit_scale, m.tau_exp);
-    for (int c0 = 0; c0 < in.n && st == PAD_OK; c0 += B) {
-        int nb = in.n - c0 < B ? in.n - c0 : B;
-        // decode + preprocess; unreadable files are reported and skipped
+// One image's line of predictions.csv and its overlay.
+static pad_status write_one(const pad_predict_opts *o, const pad_detector_info *info, pad_preprocess_mode mode,
+                            FILE *csv, const char *path, int index, const pad_image *img, float score, const float *map,
+                            const char *hdir) {
+    pad_csv_field(csv, path);
+    bool anomalous = !isnan(info->threshold) && (double)score >= info->threshold;
+    fprintf(csv, ",%.9g,%.9g,%s\n", (double)score, info->threshold, anomalous ? "anomalous" : "normal");
+    if (!o->heatmaps) return PAD_OK;
+    pad_image ov = {0};
+    PAD_TRY(pad_heatmap_render(img, mode, map, info->map_size, info->map_size, (float)info->map_lo, (float)info->map_hi,
+                               NULL, 0, &ov));
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    char name[700], op[PATH_CAP + 800];
+    snprintf(name, sizeof name, "%05d_%.*s.png", index, dot ? (int)(dot - base) : (int)strlen(base), base);
+    snprintf(op, sizeof op, "%s/%s", hdir, name);
+    pad_status st = pad_image_save_png(op, &ov);
+    pad_image_free(&ov);
+    return st;
+}
+
+// Scores the inputs batch by batch with the detector; unreadable images are logged, counted in *bad and skipped.
+static pad_status predict_all(const pad_predict_opts *o, pad_detector *d, const str_list *in, FILE *csv,
+                              const char *hdir, int *scored, int *bad) {
+    pad_detector_info info;
+    pad_detector_get_info(d, &info);
+    pad_preprocess_mode mode;
+    PAD_TRY(pad_preprocess_mode_parse(info.preprocess, &mode));
+    const int B = o->batch > 0 ? o->batch : 16;
+    const size_t RR = (size_t)info.map_size * (size_t)info.map_size;
+    pad_image *imgs = calloc((size_t)B, sizeof *imgs);
+    bool *ok = calloc((size_t)B, sizeof *ok);
+    int *idx = calloc((size_t)B, sizeof *idx), *w = calloc((size_t)B, sizeof *w), *h = calloc((size_t)B, sizeof *h);
+    const uint8_t **rgb = calloc((size_t)B, sizeof *rgb);
+    float *maps = malloc((size_t)B * RR * sizeof(float)), *scores = malloc((size_t)B * sizeof(float));
+    pad_status st = imgs && ok && idx && w && h && rgb && maps && scores ? PAD_OK : PAD_ERR_OOM;
+    for (int c0 = 0; c0 < in->n && st == PAD_OK; c0 += B) {
+        int nb = in->n - c0 < B ? in->n - c0 : B;
 #pragma omp parallel for schedule(dynamic)
-        for (int i = 0; i < nb; i++) {
-            ok[i] = pad_image_load(&imgs[i], in.v[c0 + i]) == PAD_OK;
-        }
+        for (int i = 0; i < nb; i++)
+            ok[i] = pad_image_load(&imgs[i], in->v[c0 + i]) == PAD_OK;
         int b = 0;
-        int idx[4096];
         for (int i = 0; i < nb; i++) {
             if (!ok[i]) {
-                bad++;
+                (*bad)++;
                 continue;
             }
-            if (b != i) {
-                imgs[b] = imgs[i];
-                imgs[i] = (pad_image){0};
-            }
-            idx[b++] = c0 + i;
+            idx[b] = c0 + i;
+            rgb[b] = imgs[i].rgb;
+            w[b] = imgs[i].w;
+            h[b] = imgs[i].h;
+            b++;
         }
-        for (int i = 0; i < b && st == PAD_OK; i++)
-            st = pad_preprocess(&imgs[i], m.preprocess, m.S, m.bgr, pix_host + (size_t)i * per);
-        if (st != PAD_OK || b == 0) goto next;
-        PAD_TRY_GOTO(st, pad_buf_upload(be, pix_dev, pix_host, (size_t)b * per * sizeof(float)), next);
-        {
-            float *mid1 = f_mid, *mid2 = f_mid + (size_t)b * P * D;
-            pad_vit_out vo = {f_cls, f_tok, mid1, mid2};
-            PAD_TRY_GOTO(st, pad_vit_forward(vit, pix_dev, b, &vo), next);
-            PAD_TRY_GOTO(st, pad_score_normalize(be, f_mid, 2 * b * m.P, m.D), next);
-            PAD_TRY_GOTO(st, pad_scorer_visual(sc, bank, mid1, mid2, b), next);
+        st = pad_detector_score_rgb(d, rgb, w, h, b, scores, maps, NULL);
+        for (int i = 0, j = 0; i < nb && st == PAD_OK; i++) {
+            if (!ok[i]) continue;
+            st =
+                write_one(o, &info, mode, csv, in->v[idx[j]], idx[j], &imgs[i], scores[j], maps + (size_t)j * RR, hdir);
+            (*scored)++;
+            j++;
         }
-        if (tv_cls) {
-            PAD_TRY_GOTO(st, pad_scorer_text(sc, f_cls, NULL, tv_cls, tv_cls + E, tau, b, m.E), next);
-            PAD_TRY_GOTO(st, pad_scorer_image_scores(sc, b, scores), next);
-        }
-        if (tv_seg) {
-            PAD_TRY_GOTO(st, pad_scorer_text(sc, NULL, f_tok, tv_seg, tv_seg + E, tau, b, m.E), next);
-            PAD_TRY_GOTO(st, pad_scorer_pixel_maps(sc, b), next);
-        } else {
-            PAD_TRY_GOTO(st, pad_scorer_visual_maps(sc, b), next);
-        }
-        PAD_TRY_GOTO(st, pad_buf_download(be, maps, sc->maps, (size_t)b * RR * sizeof(float)), next);
-        for (int i = 0; i < b; i++) {
-            if (!tv_cls) {
-                const float *mp = maps + (size_t)i * RR;
-                float mx = mp[0];
-                for (size_t q = 1; q < RR; q++)
-                    mx = mp[q] > mx ? mp[q] : mx;
-                scores[i] = mx;
-            }
-            const char *path = in.v[idx[i]];
-            pad_csv_field(csv, path);
-            bool anomalous = !isnan(m.threshold) && (double)scores[i] >= m.threshold;
-            fprintf(csv, ",%.9g,%.9g,%s\n", (double)scores[i], m.threshold, anomalous ? "anomalous" : "normal");
-            scored++;
-            if (o->heatmaps) {
-                pad_image ov = {0};
-                int x0 = 0, y0 = 0;
-                pad_image view = {0};
-                if (m.preprocess == PAD_PREPROCESS_OPENCLIP && imgs[i].w != imgs[i].h) {
-                    int s = imgs[i].w < imgs[i].h ? imgs[i].w : imgs[i].h;
-                    x0 = (imgs[i].w - s) / 2;
-                    y0 = (imgs[i].h - s) / 2;
-                    st = pad_image_alloc(&view, s, s);
-                    for (int y = 0; y < s && st == PAD_OK; y++)
-                        memcpy(view.rgb + (size_t)y * s * 3, imgs[i].rgb + ((size_t)(y + y0) * imgs[i].w + x0) * 3,
-                               (size_t)s * 3);
-                } else {
-                    st = pad_image_from_rgb(&view, imgs[i].rgb, imgs[i].w, imgs[i].h);
-                }
-                if (st == PAD_OK)
-                    st = pad_heatmap_overlay(&view, maps + (size_t)i * RR, m.R, m.R, (float)m.lo, (float)m.hi, &ov);
-                pad_image_free(&view);
-                if (st == PAD_OK) {
-                    const char *base = strrchr(path, '/');
-                    base = base ? base + 1 : path;
-                    const char *dot = strrchr(base, '.');
-                    char name[700], op[PATH_CAP + 800];
-                    snprintf(name, sizeof name, "%05d_%.*s.png", idx[i], dot ? (int)(dot - base) : (int)strlen(base),
-                             base);
-                    snprintf(op, sizeof op, "%s/%s", hdir, name);
-                    st = pad_image_save_png(op, &ov);
-                }
-                pad_image_free(&ov);
-            }
-        }
-    next:
         for (int i = 0; i < nb; i++)
             pad_image_free(&imgs[i]);
     }
+    free(imgs);
+    free(ok);
+    free(idx);
+    free(w);
+    free(h);
+    free(rgb);
+    free(maps);
+    free(scores);
+    return st;
+}
+
+pad_status pad_predict(const pad_predict_opts *o, int *n_scored) {
+    if (n_scored) *n_scored = 0;
+    pad_detector_params dp = pad_detector_params_default();
+    dp.device = (pad_backend_kind)o->device;
+    dp.n_threads = o->threads;
+    dp.weights = o->weights;
+    dp.max_batch = o->batch > 0 ? o->batch : 16;
+    pad_detector *d = NULL;
+    str_list in = {0};
+    FILE *csv = NULL;
+    int bad = 0, scored = 0;
+    char csv_tmp[PATH_CAP + 64] = "", csv_path[PATH_CAP + 32] = "", hdir[PATH_CAP + 32] = "";
+    pad_status st = pad_detector_load(&d, o->model_dir, &dp);
+    if (st == PAD_OK) st = list_inputs(o, &in);
+    if (st == PAD_OK && in.n == 0) {
+        PAD_LOG_ERROR("no input image");
+        st = PAD_ERR_INVALID_ARG;
+    }
+    if (st == PAD_OK) st = pad_mkdir_p(o->out_dir);
+    snprintf(hdir, sizeof hdir, "%s/heatmaps", o->out_dir);
+    if (st == PAD_OK && o->heatmaps) st = pad_mkdir_p(hdir);
+    snprintf(csv_path, sizeof csv_path, "%s/predictions.csv", o->out_dir);
+    snprintf(csv_tmp, sizeof csv_tmp, "%s.tmp%ld", csv_path, (long)getpid());
+    if (st == PAD_OK && !(csv = fopen(csv_tmp, "wb"))) {
+        PAD_LOG_ERROR("%s: cannot write: %s", csv_tmp, strerror(errno));
+        st = PAD_ERR_IO;
+    }
+    if (st == PAD_OK) {
+        fprintf(csv, "path,score,threshold,decision\n");
+        st = predict_all(o, d, &in, csv, hdir, &scored, &bad);
+    }
     if (csv) {
         bool werr = fclose(csv) != 0;
-        csv = NULL;
         if (st == PAD_OK && werr) {
             PAD_LOG_ERROR("%s: write error", csv_tmp);
             st = PAD_ERR_IO;
@@ -558,36 +315,10 @@ pad_status pad_predict(const pad_predict_opts *o, int *n_scored) {
         PAD_LOG_ERROR("%d of %d images could not be read (named above); the others are in %s", bad, in.n, csv_path);
         st = PAD_ERR_FORMAT;
     }
-done:
-    if (csv) {
-        fclose(csv);
-        remove(csv_tmp);
-    }
     if (n_scored) *n_scored = scored;
-    pad_scorer_free(sc);
-    pad_bank_free(bank);
-    if (be) {
-        pad_buf_free(be, pix_dev);
-        pad_buf_free(be, f_cls);
-        pad_buf_free(be, f_tok);
-        pad_buf_free(be, f_mid);
-        pad_buf_free(be, m1);
-        pad_buf_free(be, m2);
-        pad_buf_free(be, tv_cls);
-        pad_buf_free(be, tv_seg);
-    }
-    free(pix_host);
-    free(maps);
-    free(scores);
-    free(imgs);
-    free(ok);
-    pad_vit_free(vit);
-    pad_weights_free(wd);
-    pad_weights_free(wh);
-    pad_backend_free(be);
+    pad_detector_free(d);
     for (int i = 0; i < in.n; i++)
         free(in.v[i]);
     free(in.v);
-    model_free(&m);
     return st;
 }

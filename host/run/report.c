@@ -7,6 +7,8 @@
 #include "fsutil.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "report_html.h"
+#include "strbuf.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -374,42 +376,6 @@ static bool paper_has_dataset(const paper_table *pt, const char *format) {
 // ----------------------------------------------------------------------------
 // Aggregation and writing
 
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) PAD_PRINTF_LIKE(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    va_list ap2;
-    va_copy(ap2, ap);
-    int need = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (need < 0 || b->oom) {
-        va_end(ap2);
-        return;
-    }
-    if (b->n + (size_t)need + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (b->n + (size_t)need + 1 > cap)
-            cap *= 2;
-        char *s = realloc(b->s, cap);
-        if (!s) {
-            b->oom = true;
-            va_end(ap2);
-            return;
-        }
-        b->s = s;
-        b->cap = cap;
-    }
-    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap2);
-    va_end(ap2);
-    b->n += (size_t)need;
-}
-
 typedef struct stat_ms {
     double mean, std;
     int n;
@@ -579,7 +545,7 @@ static double group_value(const unit_list *ul, const char *ds, const char *group
 // each cell "ours (paper)", rows the classes and their plain mean. Written only when a baseline method ran.
 static void side_by_side(const unit_list *ul, const char *ds, const char *format, char (*groups)[48], int n_groups,
                          const int *ks, int n_ks, char *const *classes, int n_classes, const paper_table *pt,
-                         sbuf *md) {
+                         pad_sbuf *md) {
     bool baseline = false;
     for (int g = 0; g < n_groups; g++)
         baseline = baseline || strchr(groups[g], '/') != NULL;
@@ -592,19 +558,20 @@ static void side_by_side(const unit_list *ul, const char *ds, const char *format
         for (int ki = 0; ki < n_ks && nc < 64; ki++)
             if (has_task(ul, ds, groups[g], ks[ki], "cls") || has_task(ul, ds, groups[g], ks[ki], "seg"))
                 col[nc++] = (struct col_t){g, ks[ki]};
-    sb_printf(md, "\n## Methods side by side (mean over seeds; *paper* in parentheses where published)\n\n| class |");
+    pad_sb_printf(md,
+                  "\n## Methods side by side (mean over seeds; *paper* in parentheses where published)\n\n| class |");
     for (int c = 0; c < nc; c++) {
         const char *g = groups[col[c].g], *m = strchr(g, '/');
-        sb_printf(md, " %s %d-shot%s I-AUROC | P-AUROC |", m ? m + 1 : "promptad", col[c].k,
-                  col[c].k == 0 ? " (zero-shot)" : "");
+        pad_sb_printf(md, " %s %d-shot%s I-AUROC | P-AUROC |", m ? m + 1 : "promptad", col[c].k,
+                      col[c].k == 0 ? " (zero-shot)" : "");
     }
-    sb_printf(md, "\n|---|");
+    pad_sb_printf(md, "\n|---|");
     for (int c = 0; c < nc; c++)
-        sb_printf(md, "---:|---:|");
-    sb_printf(md, "\n");
+        pad_sb_printf(md, "---:|---:|");
+    pad_sb_printf(md, "\n");
     for (int r = 0; r <= n_classes; r++) {
         const char *cname = r < n_classes ? classes[r] : "mean";
-        sb_printf(md, r < n_classes ? "| %s |" : "| **%s** |", cname);
+        pad_sb_printf(md, r < n_classes ? "| %s |" : "| **%s** |", cname);
         for (int c = 0; c < nc; c++) {
             const char *g = groups[col[c].g], *m = strchr(g, '/');
             g_paper_method = m ? m + 1 : "promptad";
@@ -620,15 +587,15 @@ static void side_by_side(const unit_list *ul, const char *ds, const char *format
                 char a[32] = "–", b[48] = "";
                 if (n) snprintf(a, sizeof a, "%.1f", 100.0 * v / n);
                 if (pr && !isnan(pr->mean)) snprintf(b, sizeof b, " (%.1f)", pr->mean);
-                sb_printf(md, " %s%s |", a, b);
+                pad_sb_printf(md, " %s%s |", a, b);
             }
         }
-        sb_printf(md, "\n");
+        pad_sb_printf(md, "\n");
     }
 }
 
 static pad_status write_dataset(const unit_list *ul, const char *ds, const char *out_dir, const paper_table *pt,
-                                sbuf *md_all) {
+                                pad_sbuf *md_all) {
     // what this dataset holds
     char format[16] = "";
     char protos[16][48];
@@ -675,18 +642,18 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                      ds, n_hashes, hashes[0], hashes[1], n_hashes > 2 ? ", ..." : "");
     bool paper = pt && format[0] && paper_has_dataset(pt, format);
 
-    sbuf csv = {0}, md = {0};
-    sb_printf(&csv, "dataset,protocol,k,class,task,metric,mean,std,n_seeds,seeds,paper_mean,paper_std\n");
-    sb_printf(&md, "# promptad results: %s\n\n", ds);
-    sb_printf(&md,
-              "Mean ± std over seeds (population std) in %%; image metrics from the cls task, pixel metrics from the "
-              "seg task (as in the paper). PRO = MVTec AU-PRO up to FPR 0.3. – = undefined for the class's test set "
-              "(no anomalous image: no AUROC; no masks: no pixel metric) or not run.%s Config hash%s:",
-              paper ? " *paper* = PromptAD's supplementary Tables 6-13 (n/a: not published)." : "",
-              n_hashes > 1 ? "es" : "");
+    pad_sbuf csv = {0}, md = {0};
+    pad_sb_printf(&csv, "dataset,protocol,k,class,task,metric,mean,std,n_seeds,seeds,paper_mean,paper_std\n");
+    pad_sb_printf(&md, "# promptad results: %s\n\n", ds);
+    pad_sb_printf(&md,
+                  "Mean ± std over seeds (population std) in %%; image metrics from the cls task, pixel metrics from "
+                  "the seg task (as in the paper). PRO = MVTec AU-PRO up to FPR 0.3. – = undefined for the class's "
+                  "test set (no anomalous image: no AUROC; no masks: no pixel metric) or not run.%s Config hash%s:",
+                  paper ? " *paper* = PromptAD's supplementary Tables 6-13 (n/a: not published)." : "",
+                  n_hashes > 1 ? "es" : "");
     for (int h = 0; h < n_hashes; h++)
-        sb_printf(&md, " `%s`", hashes[h]);
-    sb_printf(&md, ".\n");
+        pad_sb_printf(&md, " `%s`", hashes[h]);
+    pad_sb_printf(&md, ".\n");
 
     double *vals = malloc(sizeof(double) * (size_t)(n_seeds_all + 1) * (size_t)(n_classes + 1));
     double *cls_means = malloc(sizeof(double) * (size_t)(n_classes + 1));
@@ -754,8 +721,8 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                                     snprintf(seedlist + l, sizeof seedlist - l, "%s%d", l ? " " : "", sd[s2]);
                                 }
                         }
-                        sb_printf(&csv, "%s,%s,%d,%s,%s,%s,%s,%s,%d,%s,%s,%s\n", ds, proto, k, cname, task,
-                                  k_metric_keys[m], a, b2, s.n, seedlist, pm, ps);
+                        pad_sb_printf(&csv, "%s,%s,%d,%s,%s,%s,%s,%s,%d,%s,%s,%s\n", ds, proto, k, cname, task,
+                                      k_metric_keys[m], a, b2, s.n, seedlist, pm, ps);
                     }
                 }
             }
@@ -766,23 +733,23 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                 if (!has_task(ul, ds, proto, k, col_task[ci]))
                     col_task[ci] = strcmp(col_task[ci], "cls") ? "cls" : "seg";
             }
-            sb_printf(&md, "\n## %s, %d-shot (%d seed%s: ", proto, k, n_sd, n_sd == 1 ? "" : "s");
+            pad_sb_printf(&md, "\n## %s, %d-shot (%d seed%s: ", proto, k, n_sd, n_sd == 1 ? "" : "s");
             for (int s2 = 0; s2 < n_sd; s2++)
-                sb_printf(&md, "%s%d", s2 ? " " : "", sd[s2]);
-            sb_printf(&md, ")\n\n| class |");
+                pad_sb_printf(&md, "%s%d", s2 ? " " : "", sd[s2]);
+            pad_sb_printf(&md, ")\n\n| class |");
             for (int ci = 0; ci < N_COLS; ci++) {
                 bool other = strcmp(col_task[ci], k_cols[ci].task) != 0;
-                sb_printf(&md, " %s%s%s%s |", k_cols[ci].header, other ? " (" : "", other ? col_task[ci] : "",
-                          other ? " task)" : "");
-                if (paper) sb_printf(&md, " paper |");
+                pad_sb_printf(&md, " %s%s%s%s |", k_cols[ci].header, other ? " (" : "", other ? col_task[ci] : "",
+                              other ? " task)" : "");
+                if (paper) pad_sb_printf(&md, " paper |");
             }
             bool any_subset = false;
-            sb_printf(&md, "\n|---|");
+            pad_sb_printf(&md, "\n|---|");
             for (int ci = 0; ci < N_COLS; ci++)
-                sb_printf(&md, paper ? "---:|---:|" : "---:|");
-            sb_printf(&md, "\n");
+                pad_sb_printf(&md, paper ? "---:|---:|" : "---:|");
+            pad_sb_printf(&md, "\n");
             for (int c = 0; c <= n_classes; c++) {
-                sb_printf(&md, c < n_classes ? "| %s |" : "| **%s** |", c < n_classes ? classes[c] : "mean");
+                pad_sb_printf(&md, c < n_classes ? "| %s |" : "| **%s** |", c < n_classes ? classes[c] : "mean");
                 for (int ci = 0; ci < N_COLS; ci++) {
                     int m = k_cols[ci].metric;
                     stat_ms s;
@@ -799,7 +766,7 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                     }
                     char a[48], b2[48];
                     fmt_ms(a, sizeof a, s);
-                    sb_printf(&md, c < n_classes ? " %s |" : " **%s** |", a);
+                    pad_sb_printf(&md, c < n_classes ? " %s |" : " **%s** |", a);
                     if (paper) {
                         paper_row tmp;
                         bool subset = false;
@@ -807,15 +774,15 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
                                                             : paper_mean(pt, format, classes, n_classes,
                                                                          k_metric_keys[m], k, &tmp, &subset);
                         fmt_paper(b2, sizeof b2, pr);
-                        sb_printf(&md, " %s%s |", b2, subset ? "*" : "");
+                        pad_sb_printf(&md, " %s%s |", b2, subset ? "*" : "");
                         any_subset = any_subset || subset;
                     }
                 }
-                sb_printf(&md, "\n");
+                pad_sb_printf(&md, "\n");
             }
             if (any_subset)
-                sb_printf(&md, "\n\\* the paper's per-class means averaged over the classes of this table (the "
-                               "published dataset mean covers every class).\n");
+                pad_sb_printf(&md, "\n\\* the paper's per-class means averaged over the classes of this table (the "
+                                   "published dataset mean covers every class).\n");
         }
     }
     side_by_side(ul, ds, format, protos, n_protos, ks, n_ks, classes, n_classes, pt, &md);
@@ -836,7 +803,7 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
         snprintf(path, sizeof path, "%s/summary.md", dir);
         st = pad_write_file_atomic(path, md.s, md.n);
     }
-    if (st == PAD_OK && md_all) sb_printf(md_all, "%s%s", md_all->n ? "\n" : "", md.s);
+    if (st == PAD_OK && md_all) pad_sb_printf(md_all, "%s%s", md_all->n ? "\n" : "", md.s);
     free(csv.s);
     free(md.s);
     return st;
@@ -869,14 +836,22 @@ pad_status pad_report_write(const char *const *dirs, int n_dirs, const char *out
     }
     paper_table pt;
     paper_load(paper_csv, &pt);
-    sbuf md = {0};
+    pad_sbuf md = {0};
     // datasets in first-seen order
+    const char **ds = malloc((size_t)ul.n * sizeof *ds), **srcs = malloc((size_t)ul.n * sizeof *srcs);
+    int n_ds = 0;
+    if (!ds || !srcs) st = PAD_ERR_OOM;
     for (int i = 0; i < ul.n && st == PAD_OK; i++) {
         bool done = false;
         for (int j = 0; j < i; j++)
             done = done || strcmp(ul.v[j].dataset, ul.v[i].dataset) == 0;
         if (!done) st = write_dataset(&ul, ul.v[i].dataset, out_dir, &pt, md_out ? &md : NULL);
+        if (!done) ds[n_ds++] = ul.v[i].dataset;
+        srcs[i] = ul.v[i].src;
     }
+    if (st == PAD_OK) st = pad_report_html_write(out_dir, ds, n_ds, srcs, ul.n);
+    free(ds);
+    free(srcs);
     free(pt.v);
     free(ul.v);
     if (st == PAD_OK && md_out) {

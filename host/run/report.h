@@ -4,6 +4,8 @@
  *   <out>/<dataset>/summary.csv  one row per (protocol, k, class, task, metric): mean, std, seeds, paper mean/std
  *   <out>/<dataset>/summary.md   per k a table of I-AUROC, P-AUROC, I-AUPR and PRO per class and the dataset mean,
  *                                the paper's numbers (configs/paper_results.csv) beside ours
+ *   <out>/report.html                one page over every dataset: the tables, charts, a heatmap gallery and the
+ *                                details of every unit (report_html.h)
  * Conventions: numbers in %, mean ± std over seeds with the population std (numpy's np.std); image metrics come
  * from the cls task and pixel metrics from the seg task, as in the paper (the other task when only one ran, marked
  * in the header); the dataset mean is, per seed, the mean over classes, then mean ± std over the seeds that every
