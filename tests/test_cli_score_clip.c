@@ -47,7 +47,6 @@ static env make_env(void) {
 static void free_env(env *e) {
     pad_cmd_result r = pad_cmd_run("rm -rf '%s'", e->dir);
     pad_cmd_free(&r);
-    free(e->dir);
 }
 
 static pad_cmd_result score(const env *e, const char *method, const char *extra, const char *out, const char *imgs) {

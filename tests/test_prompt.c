@@ -174,7 +174,9 @@ static void check_against_reference(const char *file, const char *cls_key, pad_p
         a[i] -= a0[i];
         aw[i] -= a0[i];
     }
-    PAD_ASSERT_REL("abnormal_ctx update", a, aw, c.na, 1e-3);
+    // without LAPs the abnormal context has no gradient: its update is weight decay alone (about 1e-8, below the
+    // float resolution of the ~0.02 parameters it is the difference of), so only the trained vectors are compared
+    if (!c.o.no_lap) PAD_ASSERT_REL("abnormal_ctx update", a, aw, c.na, 1e-3);
     free(a0);
     tv_want = fx_get(&c, "text_vectors_trained", (size_t)2 * c.E);
     cr_assert(pad_prompt_learner_text_vectors(c.pl, tv) == PAD_OK);

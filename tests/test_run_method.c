@@ -200,7 +200,6 @@ Test(run_method, winclip) {
     free(c);
     pad_cmd_result rm = pad_cmd_run("rm -rf '%s'", dir);
     pad_cmd_free(&rm);
-    free(dir);
 }
 
 Test(run_method, cpe) {
@@ -219,7 +218,6 @@ Test(run_method, cpe) {
     free(c);
     pad_cmd_result rm = pad_cmd_run("rm -rf '%s'", dir);
     pad_cmd_free(&rm);
-    free(dir);
 }
 
 // The "w/o VAD" ablation (run.use_vad false) with another (no MAPs): the cls unit's image scores are its text
@@ -276,5 +274,4 @@ Test(run_method, promptad_without_vad) {
     free(c);
     pad_cmd_result rm = pad_cmd_run("rm -rf '%s'", dir);
     pad_cmd_free(&rm);
-    free(dir);
 }

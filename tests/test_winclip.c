@@ -122,7 +122,6 @@ Test(winclip, cpe_prompts_and_text) {
     pad_tokenizer_free(tok);
     pad_cmd_result r = pad_cmd_run("rm -rf '%s'", dir);
     pad_cmd_free(&r);
-    free(dir);
     close_fx(&x);
 }
 

@@ -22,7 +22,7 @@
 pad_status run_ensure_generated_model(const pad_run_config *cfg) {
     if (strcmp(cfg->model.generate, "tiny") != 0) return PAD_OK;
     char dir[PAD_CFG_PATH_MAX];
-    if (cfg->run.method != PAD_RUN_METHOD_PROMPTAD) { // a baseline: a random resnet-tiny backbone, no vocabulary
+    if (run_is_baseline(cfg)) { // a baseline: a random resnet-tiny backbone, no vocabulary
         if (pad_path_is_file(cfg->model.weights)) return PAD_OK;
         snprintf(dir, sizeof dir, "%s", cfg->model.weights);
         char *sl = strrchr(dir, '/');
@@ -179,7 +179,7 @@ pad_status run_init_backend(run_ctx *rc) {
 pad_status run_init_model(run_ctx *rc) {
     const pad_run_config *cfg = rc->cfg;
     snprintf(rc->weights_path, sizeof rc->weights_path, "%s", cfg->model.weights);
-    const bool baseline = cfg->run.method != PAD_RUN_METHOD_PROMPTAD; // no tokenizer: no vocabulary in the hash
+    const bool baseline = run_is_baseline(cfg); // no tokenizer: no vocabulary in the hash
     if (cfg->model.vocab[0])
         snprintf(rc->vocab_path, sizeof rc->vocab_path, "%s", cfg->model.vocab);
     else if (!baseline)

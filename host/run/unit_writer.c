@@ -172,11 +172,11 @@ static void add_settings(cJSON *j, const run_ctx *rc, const class_ctx *cc, const
     cJSON_AddNumberToObject(j, "k", u->k);
     cJSON_AddNumberToObject(j, "seed", u->seed);
     cJSON_AddStringToObject(j, "task", pad_prompt_task_name(u->task));
-    cJSON_AddStringToObject(j, "method", u->baseline ? u->baseline : "promptad");
     cJSON_AddStringToObject(j, "protocol", cfg->run.protocol == PAD_PROTOCOL_OFFICIAL ? "official" : "clean");
     char variant[96];
     pad_run_variant_name(cfg, variant, sizeof variant);
-    if (strcmp(variant, "promptad") != 0) cJSON_AddStringToObject(j, "method", variant); // an ablation (report.c)
+    // the method: a ResNet baseline's name, else PromptAD or its ablation variant (report.c groups by it)
+    cJSON_AddStringToObject(j, "method", u->baseline ? u->baseline : variant);
     cJSON_AddStringToObject(j, "config_hash", rc->hash);
     if (!u->baseline) cJSON_AddNumberToObject(j, "epochs", cfg->run.epochs);
     if (!u->baseline) cJSON_AddNumberToObject(j, "epoch", u->epoch_reported);
