@@ -323,7 +323,7 @@ usage:
 }
 
 int pad_cli_score(int argc, char **argv) {
-    // other methods have their own command line (cli_contract.md, docs/winclip.md)
+    // other methods have their own command line (docs/cli.md, docs/winclip.md)
     const char *method = method_arg(argc, argv);
     if (method && (strcmp(method, "cpe") == 0 || strcmp(method, "winclip") == 0)) return pad_cli_score_clip(argc, argv);
     if (method && strcmp(method, "promptad") != 0) {

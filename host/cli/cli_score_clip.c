@@ -1,4 +1,4 @@
-/* cli_score_clip.c - `promptad score --method cpe|winclip` (cli_contract.md conventions, docs/winclip.md): the
+/* cli_score_clip.c - `promptad score --method cpe|winclip` (docs/cli.md conventions, docs/winclip.md): the
  * zero-shot CPE + V-V CLIP scores, or WinCLIP (no --shots) / WinCLIP+ (with --shots) as anomalib's WinClipModel
  * computes them, for the test images IMG... of one class. Writes image_score [n] and pixel_map [n,R,R] (the bilinear
  * upsample of the score grid, no Gaussian); extensions: score_grid [n,G,G] and text_features [2,E] (the averaged raw
