@@ -14,6 +14,7 @@ int pad_cli_encode_text(int argc, char **argv);   // host/cli_encode_text.c
 int pad_cli_train_prompts(int argc, char **argv); // host/cli_train.c
 int pad_cli_score(int argc, char **argv);         // host/cli_score.c
 int pad_cli_score_clip(int argc, char **argv);    // host/cli/cli_score_clip.c: score --method cpe|winclip
+int pad_cli_score_cnn(int argc, char **argv);     // host/cli/cli_score_cnn.c: score --method patchcore|padim|spade
 int pad_cli_make_model(int argc, char **argv);    // host/cli_model.c
 int pad_cli_metrics(int argc, char **argv);       // eval/cli_metrics.c
 int pad_cli_synth(int argc, char **argv);         // eval/cli_synth.c

@@ -326,8 +326,11 @@ int pad_cli_score(int argc, char **argv) {
     // other methods have their own command line (docs/cli.md, docs/winclip.md)
     const char *method = method_arg(argc, argv);
     if (method && (strcmp(method, "cpe") == 0 || strcmp(method, "winclip") == 0)) return pad_cli_score_clip(argc, argv);
+    if (method && (!strcmp(method, "patchcore") || !strcmp(method, "padim") || !strcmp(method, "spade")))
+        return pad_cli_score_cnn(argc, argv);
     if (method && strcmp(method, "promptad") != 0) {
-        pad_args_error(argv[0], "--method: expected promptad, cpe or winclip, got '%s'", method);
+        pad_args_error(argv[0], "--method: expected promptad, cpe, winclip, patchcore, padim or spade, got '%s'",
+                       method);
         return 2;
     }
     return score_promptad(argc, argv);
