@@ -172,7 +172,7 @@ Test(cli_score_clip, bad_input) {
         int code;
     } cases[] = {
         {"cpe", pad_test_fmt("--shots %s", e.shots), e.tests, "cpe is zero-shot", 2},
-        {"patchwork", "", e.tests, "expected promptad, cpe or winclip", 2},
+        {"patchwork", "", e.tests, "expected promptad, cpe, winclip, patchcore, padim or spade", 2},
         {"winclip", "--shots ,", e.tests, "--shots", 2},
         {"winclip", "", pad_test_fmt("%s/missing.png", e.dir), "missing.png", 1},
         {"cpe", "--prompts official", pad_test_fmt("%s %s/missing.png", e.tests, e.dir), "missing.png", 1},
