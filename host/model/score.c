@@ -354,3 +354,13 @@ done:
     pad_buf_free(be, q);
     return st;
 }
+
+void pad_score_map_max(const float *maps, int n, size_t RR, float *out) {
+    for (int i = 0; i < n; i++) {
+        const float *m = maps + (size_t)i * RR;
+        float mx = m[0];
+        for (size_t p = 1; p < RR; p++)
+            mx = m[p] > mx ? m[p] : mx;
+        out[i] = mx;
+    }
+}

@@ -165,6 +165,10 @@ typedef struct pad_score_outputs {
 pad_status pad_score_all(pad_scorer *sc, const pad_bank *bank, const pad_score_feats *test, int n, int E,
                          const float *t_n, const float *t_a, float tau, const pad_score_outputs *out);
 
+// The image score of a map: out[i] = the maximum of maps[i*RR .. (i+1)*RR) (host; the first of equal values, a NaN
+// only where it comes first), for the n maps of RR pixels each.
+void pad_score_map_max(const float *maps, int n, size_t RR, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -355,14 +355,7 @@ static pad_status score_batch(pad_detector *d, const pad_image *imgs, int b) {
         PAD_TRY(pad_scorer_visual_maps(d->sc, b));
     }
     PAD_TRY(pad_buf_download(d->be, d->maps, d->sc->maps, (size_t)b * RR * sizeof(float)));
-    if (!d->tv_cls) // without the cls task the image score is the maximum of the map
-        for (int i = 0; i < b; i++) {
-            const float *mp = d->maps + (size_t)i * RR;
-            float mx = mp[0];
-            for (size_t q = 1; q < RR; q++)
-                mx = mp[q] > mx ? mp[q] : mx;
-            d->scores[i] = mx;
-        }
+    if (!d->tv_cls) pad_score_map_max(d->maps, b, RR, d->scores); // without the cls task: the maximum of the map
     return PAD_OK;
 }
 

@@ -66,13 +66,7 @@ pad_status run_eval_final(run_ctx *rc, class_ctx *cc, pad_prompt_task task, eval
         PAD_TRY(pad_scorer_text(cc->sc, NULL, cc->tok_dev, tn, ta, rc->tau, cc->n, rc->E));
         PAD_TRY(pad_scorer_pixel_maps(cc->sc, cc->n));
         PAD_TRY(pad_buf_download(rc->be, cc->maps_host, cc->sc->maps, (size_t)cc->n * RR * sizeof(float)));
-        for (int i = 0; i < cc->n; i++) {
-            const float *m = cc->maps_host + (size_t)i * RR;
-            float mx = m[0];
-            for (size_t p = 1; p < RR; p++)
-                mx = m[p] > mx ? m[p] : mx;
-            e->scores[i] = mx;
-        }
+        pad_score_map_max(cc->maps_host, cc->n, RR, e->scores);
         if (cc->gt) {
             PAD_TRY(pad_metrics_pixel(cc->gt, cc->maps_host, rc->cfg->run.fpr_limit, PAD_METRICS_ALL, &e->pix));
             e->has_pix = true;
