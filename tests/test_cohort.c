@@ -8,6 +8,7 @@
 #include "prng.h"
 #include "prompt_cohort.h"
 #include "prompt_set.h"
+#include "run_fixture.h"
 #include "tiny_model.h"
 #include "tokenizer.h"
 
@@ -284,58 +285,12 @@ static void run_ok(const char *what, const char *cmd) {
     pad_cmd_free(&r);
 }
 
-static char *read_bytes(const char *path, size_t *n) {
-    char *t = NULL;
-    cr_assert_eq(pad_read_file(path, &t, n), PAD_OK, "%s is missing", path);
-    return t;
-}
-
-static char *metrics_without_timing(const char *path) {
-    char *t = read_bytes(path, NULL);
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    cr_assert(j, "%s: bad JSON", path);
-    cJSON_DeleteItemFromObjectCaseSensitive(j, "timing_s");
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return s;
-}
-
-static void assert_unit_equal(const char *want, const char *got, const char *rel) {
-    char p1[2048], p2[2048];
-    snprintf(p1, sizeof p1, "%s/%s/metrics.json", want, rel);
-    snprintf(p2, sizeof p2, "%s/%s/metrics.json", got, rel);
-    char *m1 = metrics_without_timing(p1), *m2 = metrics_without_timing(p2);
-    cr_assert_str_eq(m2, m1, "%s: metrics.json differs from run.cohort 1", rel);
-    free(m1);
-    free(m2);
-    static const char *const files[] = {"scores.csv", "train.csv", "prompts.safetensors", "maps.safetensors"};
-    for (int f = 0; f < 4; f++) {
-        snprintf(p1, sizeof p1, "%s/%s/%s", want, rel, files[f]);
-        snprintf(p2, sizeof p2, "%s/%s/%s", got, rel, files[f]);
-        size_t na = 0, nb = 0;
-        char *x = read_bytes(p1, &na), *y = read_bytes(p2, &nb);
-        cr_assert(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", p1, p2);
-        free(x);
-        free(y);
-    }
-}
-
 Test(cohort, run_cohort_auto_writes_the_units_of_run_cohort_1, .timeout = 900) {
     static const char *const classes[] = {"weave", "grid"}, *const tasks[] = {"cls", "seg"};
     static const int shots[] = {1, 2};
     const char *dir = pad_test_tmpdir("cohort_run");
-    char cfg[1024], text[2048], cmd[4096], want[1100], got[1100];
-    snprintf(cfg, sizeof cfg, "%s/cfg.yaml", dir);
-    snprintf(text, sizeof text,
-             "model:\n  weights: %s/model/tiny.safetensors\n  vocab: %s/model/vocab.txt.gz\n  generate: tiny\n"
-             "data:\n  format: synth\n  root: %s/data\n  synth: {classes: 2, size: 64, train: 3, test_good: 3, "
-             "test_bad: 3}\n"
-             "run:\n  shots: [1, 2]\n  seeds: [0]\n  tasks: [cls, seg]\n  epochs: 3\n  select: best\n"
-             "  resolution: 64\n  batch: 4\n  device: cpu\n  threads: 1\n"
-             "output:\n  maps: grid\n  heatmaps: 0\n  models: false\n",
-             dir, dir, dir);
-    pad_test_write_file(cfg, text, strlen(text));
+    char cfg[1024], cmd[4096], want[1100], got[1100];
+    snprintf(cfg, sizeof cfg, "%s", pad_tiny_run_yaml(dir, "cfg.yaml", PAD_TINY_RUN_SWEEP, "run.epochs=3", NULL));
     const char *bin = pad_test_binary();
     snprintf(want, sizeof want, "%s/serial", dir);
     snprintf(got, sizeof got, "%s/cohort", dir);
@@ -348,7 +303,7 @@ Test(cohort, run_cohort_auto_writes_the_units_of_run_cohort_1, .timeout = 900) {
         for (int a = 0; a < 2; a++)
             for (int t = 0; t < 2; t++) {
                 snprintf(rel, sizeof rel, "synth/%s/k%d/seed0/%s", classes[c], shots[a], tasks[t]);
-                assert_unit_equal(want, got, rel);
+                pad_test_assert_unit_equal(want, got, rel);
             }
     // a unit lost (as by an interruption after its sibling was committed) is redone alone, with the same bytes
     char lost[2048];
@@ -359,7 +314,7 @@ Test(cohort, run_cohort_auto_writes_the_units_of_run_cohort_1, .timeout = 900) {
     cr_assert_eq(r.exit_code, 0, "%s", r.out);
     cr_assert(strstr(r.out, "1 unit computed") || strstr(r.out, "1 units computed"), "rerun:\n%s", r.out);
     pad_cmd_free(&r);
-    assert_unit_equal(want, got, "synth/grid/k2/seed0/seg");
+    pad_test_assert_unit_equal(want, got, "synth/grid/k2/seed0/seg");
     // run.cohort is not part of the config hash: the serial folder is complete for a cohort run
     snprintf(cmd, sizeof cmd, "%s run --config %s --set output.dir=%s --set run.cohort=auto 2>&1", bin, cfg, want);
     r = pad_cmd_run("%s", cmd);

@@ -7,6 +7,7 @@
 #include "feature_cache.h"
 #include "fsutil.h"
 #include "run.h"
+#include "run_fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,39 +71,14 @@ Test(feature_cache, roundtrip_miss_corrupt_disabled) {
 
 // A one-class tiny run into out (cache: cache_dir) with learning rate lr; returns the run's log.
 static const char *tiny_run(const char *dir, const char *out, const char *cache_dir, const char *lr) {
-    pad_run_config c;
-    pad_run_config_default(&c);
-    const char *prompts = pad_test_fmt("%s/prompts.yaml", dir);
-    const char *ptext = "name: test\ngeneric: [\"{} bad\"]\nclasses:\n  - key: weave\n    states: [\"{} cut\"]\n";
-    pad_test_write_file(prompts, ptext, strlen(ptext));
-    const char *sets[] = {pad_test_fmt("model.weights=%s/model/tiny.safetensors", dir),
-                          pad_test_fmt("model.vocab=%s/model/vocab.txt.gz", dir),
-                          "model.generate=tiny",
-                          "data.format=synth",
-                          pad_test_fmt("data.root=%s/data", dir),
-                          "data.synth.classes=1",
-                          "data.synth.size=64",
-                          "data.synth.train=3",
-                          "data.synth.test_good=3",
-                          "data.synth.test_bad=3",
-                          "run.shots=1,2",
-                          "run.seeds=0",
-                          "run.epochs=2",
-                          "run.resolution=64",
-                          "run.batch=2",
-                          pad_test_fmt("train.lr=%s", lr),
-                          pad_test_fmt("run.prompts=%s", prompts),
-                          pad_test_fmt("output.dir=%s", out),
-                          pad_test_fmt("cache.dir=%s", cache_dir),
-                          "output.heatmaps=1"};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        cr_assert_eq(pad_run_config_set(&c, sets[i]), PAD_OK, "%s: %s", sets[i], pad_test_log_text());
-    cr_assert_eq(pad_run_config_finalize(&c), PAD_OK, "%s", pad_test_log_text());
+    pad_run_config *c = pad_tiny_run_cfg(
+        dir, "run.shots=1,2", "run.epochs=2", "run.batch=2", pad_test_fmt("train.lr=%s", lr), pad_tiny_run_prompts(dir),
+        pad_test_fmt("output.dir=%s", out), pad_test_fmt("cache.dir=%s", cache_dir), "output.heatmaps=1", NULL);
+    cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s", pad_test_log_text());
     pad_test_log_start_all();
-    pad_run_opts o = {0};
     pad_run_result res;
-    cr_assert_eq(pad_run(&c, &o, &res), PAD_OK, "%s", pad_test_log_text());
-    free(res.summary_md);
+    cr_assert_eq(pad_tiny_run(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
+    free(c);
     return pad_test_log_text();
 }
 

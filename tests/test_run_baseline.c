@@ -6,6 +6,7 @@
 #include "config.h"
 #include "fsutil.h"
 #include "run.h"
+#include "run_fixture.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -14,45 +15,17 @@
 #include <string.h>
 
 static pad_run_config *make_cfg(const char *dir, const char *method) {
-    pad_run_config *c = malloc(sizeof *c);
-    cr_assert(c);
-    pad_run_config_default(c);
-    const char *sets[] = {pad_test_fmt("run.method=%s", method),
-                          pad_test_fmt("model.weights=%s/model/resnet.safetensors", dir),
-                          "model.generate=tiny",
-                          "data.format=synth",
-                          pad_test_fmt("data.root=%s/data", dir),
-                          "data.synth.classes=1",
-                          "data.synth.size=64",
-                          "data.synth.train=3",
-                          "data.synth.test_good=3",
-                          "data.synth.test_bad=3",
-                          "run.shots=1,2",
-                          "run.seeds=0",
-                          "run.tasks=cls,seg",
-                          "run.resolution=64",
-                          "run.batch=4",
-                          pad_test_fmt("output.dir=%s/results", dir),
-                          "output.maps=full",
-                          "output.heatmaps=2"};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        cr_assert_eq(pad_run_config_set(c, sets[i]), PAD_OK, "%s: %s", sets[i], pad_test_log_text());
+    pad_run_config *c = pad_tiny_run_cfg(
+        dir, pad_test_fmt("run.method=%s", method), pad_test_fmt("model.weights=%s/model/resnet.safetensors", dir),
+        "run.shots=1,2", "run.tasks=cls,seg", "output.maps=full", "output.heatmaps=2", NULL);
     cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s", pad_test_log_text());
     return c;
 }
 
 static pad_run_result run_ok(pad_run_config *c) {
-    pad_run_opts o = {0};
     pad_run_result res;
-    cr_assert_eq(pad_run(c, &o, &res), PAD_OK, "%s", pad_test_log_text());
-    free(res.summary_md);
+    cr_assert_eq(pad_tiny_run(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     return res;
-}
-
-static char *slurp(const char *path) {
-    char *t = NULL;
-    cr_assert_eq(pad_read_file(path, &t, NULL), PAD_OK, "%s", path);
-    return t;
 }
 
 static void check_method(const char *method) {
@@ -63,7 +36,8 @@ static void check_method(const char *method) {
     cr_assert_eq(res.n_units, 4);
     cr_assert_eq(res.n_computed, 4);
     const char *unit = pad_test_fmt("%s/results/synth/weave/k2/seed0", dir);
-    char *cls = slurp(pad_test_fmt("%s/cls/scores.csv", unit)), *seg = slurp(pad_test_fmt("%s/seg/scores.csv", unit));
+    char *cls = pad_test_read_text(pad_test_fmt("%s/cls/scores.csv", unit), NULL),
+         *seg = pad_test_read_text(pad_test_fmt("%s/seg/scores.csv", unit), NULL);
     cr_assert_str_eq(cls, seg, "one fit serves both tasks");
     int rows = 0;
     for (const char *p = cls; *p; p++)
@@ -73,7 +47,7 @@ static void check_method(const char *method) {
     cr_assert(!pad_path_is_file(pad_test_fmt("%s/seg/train.csv", unit)));
     cr_assert(!pad_path_is_file(pad_test_fmt("%s/seg/prompts.safetensors", unit)));
     cr_assert(pad_path_is_dir(pad_test_fmt("%s/seg/heatmaps", unit)));
-    char *mj = slurp(pad_test_fmt("%s/seg/metrics.json", unit));
+    char *mj = pad_test_read_text(pad_test_fmt("%s/seg/metrics.json", unit), NULL);
     cJSON *j = cJSON_Parse(mj);
     cr_assert(j);
     cr_assert_str_eq(cJSON_GetObjectItem(j, "method")->valuestring, method);
@@ -94,7 +68,7 @@ static void check_method(const char *method) {
     char *dir2 = pad_test_tmpdir("run_baseline2");
     pad_run_config *c2 = make_cfg(dir2, method);
     run_ok(c2);
-    char *cls2 = slurp(pad_test_fmt("%s/results/synth/weave/k2/seed0/cls/scores.csv", dir2));
+    char *cls2 = pad_test_read_text(pad_test_fmt("%s/results/synth/weave/k2/seed0/cls/scores.csv", dir2), NULL);
     const char *a = strchr(cls, '\n'), *b = strchr(cls2, '\n');
     int diff = 0; // compare the score column (the paths differ by the folder)
     for (int r = 0; r < 6; r++) {

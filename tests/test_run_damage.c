@@ -8,6 +8,7 @@
 #include "dataset.h"
 #include "fsutil.h"
 #include "run.h"
+#include "run_fixture.h"
 #include "synth.h"
 
 #include <stdio.h>
@@ -19,42 +20,14 @@ TestSuite(damage, .init = pad_test_log_start, .timeout = 900);
 
 // A tiny synthetic run in dir (one class, shots 1, one seed, both tasks: 2 units).
 static pad_run_config *tiny_cfg(const char *dir) {
-    pad_run_config *c = malloc(sizeof *c);
-    cr_assert(c);
-    pad_run_config_default(c);
-    const char *sets[] = {pad_test_fmt("model.weights=%s/model/tiny.safetensors", dir),
-                          pad_test_fmt("model.vocab=%s/model/vocab.txt.gz", dir),
-                          "model.generate=tiny",
-                          "data.format=synth",
-                          pad_test_fmt("data.root=%s/data", dir),
-                          "data.synth.classes=1",
-                          "data.synth.size=64",
-                          "data.synth.train=2",
-                          "data.synth.test_good=2",
-                          "data.synth.test_bad=2",
-                          "run.shots=1",
-                          "run.seeds=0",
-                          "run.epochs=1",
-                          "run.resolution=32",
-                          "run.device=cpu",
-                          "run.threads=1",
-                          pad_test_fmt("output.dir=%s/results", dir),
-                          "output.heatmaps=1"};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        cr_assert_eq(pad_run_config_set(c, sets[i]), PAD_OK, "%s: %s", sets[i], pad_test_log_text());
-    return c; // the caller finalizes it after its own settings
+    // the caller finalizes it after its own settings
+    return pad_tiny_run_cfg(dir, "data.synth.train=2", "data.synth.test_good=2", "data.synth.test_bad=2",
+                            "run.epochs=1", "run.resolution=32", "run.device=cpu", "run.threads=1", "output.heatmaps=1",
+                            NULL);
 }
 
 static void finalize(pad_run_config *c) {
     cr_assert_eq(pad_run_config_finalize(c), PAD_OK, "%s", pad_test_log_text());
-}
-
-static pad_status run_it(const pad_run_config *c, pad_run_result *res) {
-    pad_run_opts o = {0};
-    pad_status st = pad_run(c, &o, res);
-    free(res->summary_md);
-    res->summary_md = NULL;
-    return st;
 }
 
 Test(damage, a_missing_or_cut_file_makes_the_unit_redone) {
@@ -62,7 +35,7 @@ Test(damage, a_missing_or_cut_file_makes_the_unit_redone) {
     pad_run_config *c = tiny_cfg(dir);
     finalize(c);
     pad_run_result res;
-    cr_assert_eq(run_it(c, &res), PAD_OK, "%s", pad_test_log_text());
+    cr_assert_eq(pad_tiny_run(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(res.n_computed, 2);
     const char *cls = pad_test_fmt("%s/results/synth/weave/k1/seed0/cls", dir);
     const char *seg = pad_test_fmt("%s/results/synth/weave/k1/seed0/seg", dir);
@@ -73,7 +46,7 @@ Test(damage, a_missing_or_cut_file_makes_the_unit_redone) {
     pad_test_write_file(pad_test_fmt("%s/metrics.json", seg), text, n / 2); // cut short
     free(text);
     pad_test_log_start();
-    cr_assert_eq(run_it(c, &res), PAD_OK, "%s", pad_test_log_text());
+    cr_assert_eq(pad_tiny_run(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(res.n_computed, 2, "both damaged units are recomputed");
     cr_assert_eq(res.n_skipped, 0);
     PAD_ASSERT_LOG_HAS("scores.csv is missing");
@@ -85,7 +58,7 @@ Test(damage, a_missing_or_cut_file_makes_the_unit_redone) {
     pad_cmd_result r = pad_cmd_run("f=$(ls %s | head -n 1); printf x >> %s/$f; echo $f", hm, hm);
     pad_cmd_free(&r);
     pad_test_log_start();
-    cr_assert_eq(run_it(c, &res), PAD_OK, "%s", pad_test_log_text());
+    cr_assert_eq(pad_tiny_run(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert(res.n_computed == 1 && res.n_skipped == 1, "%d computed, %d skipped", res.n_computed, res.n_skipped);
     PAD_ASSERT_LOG_HAS("were written");
     free(c);
@@ -180,7 +153,7 @@ Test(damage, an_interrupted_generation_is_never_used) {
     cr_assert_eq(pad_run_config_set(c, "run.tasks=cls"), PAD_OK);
     finalize(c);
     pad_run_result res;
-    cr_assert_eq(run_it(c, &res), PAD_OK, "%s", pad_test_log_text());
+    cr_assert_eq(pad_tiny_run(c, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert(!pad_path_is_dir(pad_test_fmt("%s/.data.tmp-999999999", dir)), "the partial dataset is left");
     cr_assert(pad_path_is_dir(pad_test_fmt("%s/data/weave/test/good", dir)));
     cr_assert(!pad_path_is_file(pad_test_fmt("%s/data/.owner", dir)));

@@ -10,6 +10,7 @@
 #include "image.h"
 #include "metrics.h"
 #include "run.h"
+#include "run_fixture.h"
 #include "st_file.h"
 #include "tokenizer.h"
 #include "weights.h"
@@ -24,48 +25,16 @@
 #define N_TEST 6
 
 static pad_run_config *make_cfg(const char *dir, const char *method) {
-    pad_run_config *c = malloc(sizeof *c);
-    cr_assert(c);
-    pad_run_config_default(c);
-    const char *sets[] = {pad_test_fmt("model.weights=%s/model/tiny.safetensors", dir),
-                          pad_test_fmt("model.vocab=%s/model/vocab.txt.gz", dir),
-                          "model.generate=tiny",
-                          "data.format=synth",
-                          pad_test_fmt("data.root=%s/data", dir),
-                          "data.synth.classes=1",
-                          "data.synth.size=64",
-                          "data.synth.train=3",
-                          "data.synth.test_good=3",
-                          "data.synth.test_bad=3",
-                          "run.shots=1",
-                          "run.seeds=0",
-                          "run.resolution=32",
-                          "run.batch=4",
-                          pad_test_fmt("run.method=%s", method),
-                          pad_test_fmt("output.dir=%s/results", dir),
-                          "output.maps=full"};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        cr_assert_eq(pad_run_config_set(c, sets[i]), PAD_OK, "%s", sets[i]);
+    pad_run_config *c =
+        pad_tiny_run_cfg(dir, "run.resolution=32", pad_test_fmt("run.method=%s", method), "output.maps=full", NULL);
     if (strcmp(method, "promptad") != 0) cr_assert_eq(pad_run_config_finalize(c), PAD_OK);
     return c;
 }
 
 static pad_run_result run(pad_run_config *c) {
     pad_run_result res;
-    pad_run_opts o = {0};
-    cr_assert_eq(pad_run(c, &o, &res), PAD_OK);
-    free(res.summary_md); // the counts are what the tests read
-    res.summary_md = NULL;
-    return res;
-}
-
-static cJSON *read_json(const char *path) {
-    char *text = NULL;
-    cr_assert_eq(pad_read_file(path, &text, NULL), PAD_OK, "%s", path);
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    cr_assert(j, "%s: not JSON", path);
-    return j;
+    cr_assert_eq(pad_tiny_run(c, NULL, &res), PAD_OK);
+    return res; // the counts are what the tests read
 }
 
 // scores.csv: paths (quoted or not), labels, scores; returns the rows.
@@ -161,7 +130,7 @@ Test(run_method, winclip) {
     const char *cls = "weave";
     for (int k = 0; k <= 1; k++) {
         const char *u = pad_test_fmt("%s/%s/k%d/seed0/seg", mdir, cls, k);
-        cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+        cJSON *j = pad_test_read_json(pad_test_fmt("%s/metrics.json", u));
         cr_assert_str_eq(cJSON_GetObjectItem(j, "method")->valuestring, "winclip");
         cr_assert_str_eq(cJSON_GetObjectItem(j, "variant")->valuestring, k ? "WinCLIP+" : "WinCLIP");
         cr_assert_eq(cJSON_GetObjectItem(j, "k")->valueint, k);
@@ -211,7 +180,7 @@ Test(run_method, cpe) {
     cr_assert_eq(r.n_units, 1); // zero-shot: one unit per class whatever run.shots and run.seeds say
     cr_assert_eq(r.n_computed, 1);
     const char *u = pad_test_fmt("%s/results/synth/cpe/weave/k0/seed0/seg", dir);
-    cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+    cJSON *j = pad_test_read_json(pad_test_fmt("%s/metrics.json", u));
     cr_assert_str_eq(cJSON_GetObjectItem(j, "variant")->valuestring, "CPE + V-V CLIP");
     cr_assert(strstr(cJSON_GetObjectItem(j, "pixel_map")->valuestring, "Gaussian"));
     cJSON_Delete(j);
@@ -254,11 +223,11 @@ Test(run_method, promptad_without_vad) {
     PAD_ASSERT_CLOSE("image score = s_T", scores, sT, N_TEST, 0, 1e-7);
     free(sT);
     pad_st_close(f);
-    cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+    cJSON *j = pad_test_read_json(pad_test_fmt("%s/metrics.json", u));
     cr_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "pixel_auroc")));
     cr_assert_str_eq(cJSON_GetObjectItem(j, "method")->valuestring, "promptad-nomap-novad");
     cJSON_Delete(j);
-    j = read_json(pad_test_fmt("%s/results/synth/weave/k1/seed0/seg/metrics.json", dir));
+    j = pad_test_read_json(pad_test_fmt("%s/results/synth/weave/k1/seed0/seg/metrics.json", dir));
     cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "pixel_auroc")));
     cJSON_Delete(j);
     cr_assert(!pad_path_is_dir(pad_test_fmt("%s/results/synth/weave/k1/seed0/model", dir)));

@@ -6,6 +6,7 @@
 #include "check.h"
 #include "fsutil.h"
 #include "log.h"
+#include "run_fixture.h"
 
 #include <cjson/cJSON.h>
 #include <stdarg.h>
@@ -19,19 +20,7 @@ static const char *const k_tasks[] = {"cls", "seg"};
 
 // A demo-like config in dir/cfg.yaml; the model and the data are shared by every run of the test.
 static const char *write_cfg(const char *dir) {
-    static char path[1024];
-    snprintf(path, sizeof path, "%s/cfg.yaml", dir);
-    char text[2048];
-    snprintf(text, sizeof text,
-             "model:\n  weights: %s/model/tiny.safetensors\n  vocab: %s/model/vocab.txt.gz\n  generate: tiny\n"
-             "data:\n  format: synth\n  root: %s/data\n  synth: {classes: 2, size: 64, train: 3, test_good: 3, "
-             "test_bad: 3}\n"
-             "run:\n  shots: [1, 2]\n  seeds: [0, 1]\n  tasks: [cls, seg]\n  epochs: 2\n  select: best\n"
-             "  resolution: 64\n  batch: 4\n  device: cpu\n  threads: 1\n"
-             "output:\n  maps: grid\n  heatmaps: 0\n  models: false\n",
-             dir, dir, dir);
-    pad_test_write_file(path, text, strlen(text));
-    return path;
+    return pad_tiny_run_yaml(dir, "cfg.yaml", PAD_TINY_RUN_SWEEP, "run.seeds=0,1", "run.epochs=2", NULL);
 }
 
 static void run_ok(const char *what, const char *fmt, ...) PAD_PRINTF_LIKE(2, 3);
@@ -46,68 +35,21 @@ static void run_ok(const char *what, const char *fmt, ...) {
     pad_cmd_free(&r);
 }
 
-static char *read_text(const char *path) {
-    char *t = NULL;
-    cr_assert_eq(pad_read_file(path, &t, NULL), PAD_OK, "%s is missing", path);
-    return t;
-}
-
-static char *read_bytes(const char *path, size_t *n) {
-    char *t = NULL;
-    cr_assert_eq(pad_read_file(path, &t, n), PAD_OK, "%s is missing", path);
-    return t;
-}
-
-// metrics.json without its timings, printed canonically
-static char *metrics_without_timing(const char *path) {
-    char *t = read_text(path);
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    cr_assert(j, "%s: bad JSON", path);
-    cJSON_DeleteItemFromObjectCaseSensitive(j, "timing_s");
-    char *s = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    return s;
-}
-
-static void assert_same_file(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = read_bytes(a, &na), *y = read_bytes(b, &nb);
-    cr_assert(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
-    free(x);
-    free(y);
-}
-
 // Every unit of the run in `got_dir` (one of the folders got[0..n_got)) equals the unit of `want`.
 static void assert_units_equal(const char *want, const char *const *got, int n_got) {
     for (int c = 0; c < 2; c++)
         for (int a = 0; a < 2; a++)
             for (int b = 0; b < 2; b++)
                 for (int t = 0; t < 2; t++) {
-                    char rel[256], w[2048], g[2048];
+                    char rel[256], g[2048];
                     snprintf(rel, sizeof rel, "synth/%s/k%d/seed%d/%s", k_classes[c], k_shots[a], k_seeds[b],
                              k_tasks[t]);
-                    snprintf(w, sizeof w, "%s/%s", want, rel);
                     int found = 0;
                     for (int i = 0; i < n_got; i++) {
                         snprintf(g, sizeof g, "%s/%s/metrics.json", got[i], rel);
                         if (!pad_path_is_file(g)) continue;
                         found++;
-                        snprintf(g, sizeof g, "%s/%s", got[i], rel);
-                        char p1[2300], p2[2300];
-                        snprintf(p1, sizeof p1, "%s/metrics.json", w);
-                        snprintf(p2, sizeof p2, "%s/metrics.json", g);
-                        char *m1 = metrics_without_timing(p1), *m2 = metrics_without_timing(p2);
-                        cr_assert_str_eq(m2, m1, "%s: metrics.json differs from the unsharded run", rel);
-                        free(m1);
-                        free(m2);
-                        static const char *const files[] = {"scores.csv", "train.csv", "prompts.safetensors",
-                                                            "maps.safetensors"};
-                        for (int f = 0; f < 4; f++) {
-                            snprintf(p1, sizeof p1, "%s/%s", w, files[f]);
-                            snprintf(p2, sizeof p2, "%s/%s", g, files[f]);
-                            assert_same_file(p1, p2);
-                        }
+                        pad_test_assert_unit_equal(want, got[i], rel);
                     }
                     cr_assert_eq(found, 1, "%s: computed by %d shards (expected exactly one)", rel, found);
                 }
@@ -145,16 +87,16 @@ Test(shard, shards_and_workers_equal_one_run, .timeout = 600) {
     char a[2048], b[2048];
     snprintf(a, sizeof a, "%s/synth/summary.csv", want);
     snprintf(b, sizeof b, "%s/merged/synth/summary.csv", dir);
-    assert_same_file(a, b);
+    pad_test_assert_same_file(a, b);
     // two workers through --gpus (CPU backend: the device list only names the workers) into one folder
     snprintf(gp, sizeof gp, "%s/gpus", dir);
     run_ok("--gpus", "%s run --config %s --quiet --gpus 0,0 --set output.dir=%s > %s/gpus.md", bin, cfg, gp, dir);
     const char *g1[1] = {gp};
     assert_units_equal(want, g1, 1);
     snprintf(b, sizeof b, "%s/synth/summary.csv", gp);
-    assert_same_file(a, b);
+    pad_test_assert_same_file(a, b);
     snprintf(b, sizeof b, "%s/gpus.md", dir);
-    char *md = read_text(b);
+    char *md = pad_test_read_text(b, NULL);
     cr_assert(strstr(md, "weave") && strstr(md, "grid"), "--gpus prints the merged summary:\n%s", md);
     free(md);
     // a rerun of a shard finds its units done
