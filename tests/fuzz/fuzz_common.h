@@ -1,6 +1,7 @@
 /* fuzz_common.h - helpers shared by the libFuzzer targets of tests/fuzz: a silent log sink (messages are still
- * formatted, so every format string of an error path runs), one OpenMP thread, a private scratch folder, and writing
- * the input to a file for the parsers that take a path. Header-only: each target is one translation unit. */
+ * formatted, so every format string of an error path runs), one OpenMP thread, a private scratch folder, writing the
+ * input to a file for the parsers that take a path, and the LLVMFuzzerInitialize of the targets that need nothing
+ * more. Header-only: each target is one translation unit. */
 #ifndef PAD_FUZZ_COMMON_H
 #define PAD_FUZZ_COMMON_H
 
@@ -42,6 +43,15 @@ static inline void fuzz_setup(void) {
     atexit(fuzz_remove_dir);
 }
 
+// The LLVMFuzzerInitialize of a target that needs nothing but fuzz_setup.
+#define FUZZ_INITIALIZE_WITH_SETUP()                                                                                   \
+    int LLVMFuzzerInitialize(int *argc, char ***argv) {                                                                \
+        (void)argc;                                                                                                    \
+        (void)argv;                                                                                                    \
+        fuzz_setup();                                                                                                  \
+        return 0;                                                                                                      \
+    }
+
 // Path of `name` inside the scratch folder (static buffer, one per call site is enough for the targets).
 static inline const char *fuzz_path(char *buf, size_t cap, const char *name) {
     snprintf(buf, cap, "%s/%s", g_fuzz_dir, name);
@@ -55,6 +65,14 @@ static inline void fuzz_write(const char *path, const void *data, size_t n) {
         perror(path);
         abort();
     }
+}
+
+// Writes the input to the scratch file `name` and returns its path (a static buffer: one input file per target).
+static inline const char *fuzz_input_file(const char *name, const uint8_t *data, size_t n) {
+    static char path[300];
+    fuzz_path(path, sizeof path, name);
+    fuzz_write(path, data, n);
+    return path;
 }
 
 // A NUL-terminated copy of the input (the text parsers take C strings). Free with free().

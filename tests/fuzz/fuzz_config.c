@@ -5,12 +5,7 @@
 #include "config.h"
 #include "fuzz_common.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    return 0;
-}
+FUZZ_INITIALIZE_WITH_SETUP()
 
 static char *dump(const pad_run_config *cfg) {
     size_t n = pad_run_config_to_yaml(cfg, NULL, 0);

@@ -6,12 +6,7 @@
 #include "fuzz_common.h"
 #include "image.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    return 0;
-}
+FUZZ_INITIALIZE_WITH_SETUP()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pad_image img;
@@ -29,9 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         pad_image_free(&img);
     }
-    char path[300];
-    fuzz_path(path, sizeof path, "mask.png");
-    fuzz_write(path, data, size);
+    const char *path = fuzz_input_file("mask.png", data, size);
     pad_mask m;
     if (pad_mask_load(&m, path) == PAD_OK) {
         if (m.w < 1 || m.h < 1 || !m.m) abort();

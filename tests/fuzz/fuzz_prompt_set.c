@@ -3,17 +3,10 @@
 #include "fuzz_common.h"
 #include "prompt_set.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    return 0;
-}
+FUZZ_INITIALIZE_WITH_SETUP()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char path[300];
-    fuzz_path(path, sizeof path, "set.yaml");
-    fuzz_write(path, data, size);
+    const char *path = fuzz_input_file("set.yaml", data, size);
     pad_prompt_set *s = NULL;
     if (pad_prompt_set_load(&s, path) == PAD_OK) {
         if (!pad_prompt_set_name(s) || !pad_prompt_set_path(s)) abort();

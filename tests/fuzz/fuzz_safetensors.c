@@ -6,17 +6,10 @@
 #include "st_file.h"
 #include "weights.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    return 0;
-}
+FUZZ_INITIALIZE_WITH_SETUP()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char path[300];
-    fuzz_path(path, sizeof path, "input.safetensors");
-    fuzz_write(path, data, size);
+    const char *path = fuzz_input_file("input.safetensors", data, size);
     pad_st_file *f = NULL;
     if (pad_st_open(&f, path) == PAD_OK) {
         for (int i = 0; i < f->n_tensors; i++) {

@@ -4,12 +4,7 @@
 #include "fuzz_common.h"
 #include "shots.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    return 0;
-}
+FUZZ_INITIALIZE_WITH_SETUP()
 
 enum { N_TRAIN = 10 };
 
@@ -44,9 +39,7 @@ static void select_all(const pad_shot_lists *l, const char *cls_name) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char path[300];
-    fuzz_path(path, sizeof path, "shots.yaml");
-    fuzz_write(path, data, size);
+    const char *path = fuzz_input_file("shots.yaml", data, size);
     pad_shot_lists *l = NULL;
     if (pad_shot_lists_load(&l, path) == PAD_OK) {
         select_all(l, "candle");

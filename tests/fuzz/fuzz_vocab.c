@@ -3,17 +3,10 @@
 #include "fuzz_common.h"
 #include "tokenizer.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    return 0;
-}
+FUZZ_INITIALIZE_WITH_SETUP()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char path[300];
-    fuzz_path(path, sizeof path, "vocab.txt.gz");
-    fuzz_write(path, data, size);
+    const char *path = fuzz_input_file("vocab.txt.gz", data, size);
     pad_tokenizer *tok = NULL;
     if (pad_tokenizer_load(&tok, path) == PAD_OK) {
         int32_t row[PAD_TOKENIZER_CONTEXT_LEN];
