@@ -6,11 +6,8 @@
 #
 #   eval/bench_vit.sh [--threads N] [--batches 1,8] [--rounds R] [--iters K] [--build DIR]
 #
-# Both use the same OpenBLAS. OpenBLAS 0.3.21 (Debian 12) does not recognise CPUs newer than it (e.g. Emerald
-# Rapids, family 6 model 207) and falls back to its generic SSE3 kernels ("Prescott"), 3-4x slower; the promptad
-# binary then re-executes itself with OPENBLAS_CORETYPE set (host/main.c), so this script does the same for both
-# programs: unless OPENBLAS_CORETYPE is already set, it sets SkylakeX (AVX-512) or Haswell (AVX2) when
-# `bench_vit --blas-core` reports a generic kernel set.
+# Both use the same OpenBLAS, with the same kernel set: a generic one that OpenBLAS falls back to on a CPU newer than
+# it is overridden for both programs (OPENBLAS_CORETYPE, eval/bench_lib.sh).
 #
 # PyTorch runs twice per round: as is (its OpenMP threads spin-wait next to OpenBLAS's own threads) and with
 # OMP_WAIT_POLICY=passive (often faster on few cores); the ratio uses the faster of the two.
@@ -32,17 +29,10 @@ while [ $# -gt 0 ]; do
 done
 here=$(cd "$(dirname "$0")/.." && pwd)
 cmake --build "$here/$build" --target bench_vit -j"$threads" >/dev/null
-if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-    case "$("$here/$build/bench_vit" --blas-core)" in
-    Prescott | Core2 | generic)
-        if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
-        elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi ;;
-    esac
-fi
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
-     "threads $threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+. "$here/eval/bench_lib.sh"
+bench_openblas_core "$here/$build/bench_vit"
+bench_scratch log file
+bench_machine_line "threads $threads"
 run_torch() { # tag, extra environment...
     tag=$1
     shift

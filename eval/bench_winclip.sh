@@ -7,7 +7,8 @@
 #
 #   eval/bench_winclip.sh [--threads N] [--images N] [--shots K] [--rounds R] [--iters I] [--preset P] [--build DIR]
 #
-# OPENBLAS_CORETYPE: as eval/bench_vit.sh (set for both programs when OpenBLAS falls back to generic kernels).
+# OPENBLAS_CORETYPE: as eval/bench_vit.sh (eval/bench_lib.sh: set for both programs when OpenBLAS falls back to
+# generic kernels).
 set -eu
 threads=$(nproc)
 images=1
@@ -31,17 +32,10 @@ while [ $# -gt 0 ]; do
 done
 here=$(cd "$(dirname "$0")/.." && pwd)
 cmake --build "$here/$build" --target bench_winclip --target bench_vit -j"$threads" >/dev/null
-if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-    case "$("$here/$build/bench_vit" --blas-core)" in
-    Prescott | Core2 | generic)
-        if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
-        elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi ;;
-    esac
-fi
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores," \
-     "threads $threads, preset $preset, $images test image(s), $shots shot(s), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
+. "$here/eval/bench_lib.sh"
+bench_openblas_core "$here/$build/bench_vit"
+bench_scratch log file
+bench_machine_line "threads $threads, preset $preset, $images test image(s), $shots shot(s)"
 args="--threads $threads --images $images --shots $shots --iters $iters --preset $preset"
 r=1
 while [ "$r" -le "$rounds" ]; do

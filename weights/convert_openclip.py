@@ -2,38 +2,16 @@
 """convert_openclip.py - convert an OpenCLIP .pt checkpoint (a state_dict, or a training checkpoint with a
 "state_dict" entry, possibly with DDP "module." prefixes) into a safetensors file with OpenCLIP names (F32).
 Usage: python3 convert_openclip.py IN.pt OUT.safetensors   (needs torch; no safetensors package needed)"""
-import json
-import struct
-import sys
-
 import torch
+
+from checkpoint_io import load_state_dict, run_cli, write_f32_safetensors
 
 
 def main(src, dst):
-    obj = torch.load(src, map_location="cpu")
-    if isinstance(obj, dict) and "state_dict" in obj:
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        obj = obj.state_dict()  # a pickled nn.Module
-    sd = {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
-    header, blobs, off = {"__metadata__": {"format": "pt", "source": src.split("/")[-1]}}, [], 0
-    for name, t in sd.items():
-        raw = t.detach().to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(dst + ".part", "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        for raw in blobs:
-            f.write(raw)
-    import os
-    os.replace(dst + ".part", dst)
+    sd = load_state_dict(src)
+    write_f32_safetensors(dst, sd, {"format": "pt", "source": src.split("/")[-1]})
     print(f"wrote {dst}: {len(sd)} tensors, logit_scale {float(sd.get('logit_scale', torch.tensor(float('nan')))):.4f}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    run_cli(main, __doc__)
