@@ -1,6 +1,7 @@
+# shellcheck shell=sh
 # bench_lib.sh - shell functions shared by the benchmark scripts of eval/ (sourced: `. "$here/eval/bench_lib.sh"`;
 # POSIX sh). What every CPU benchmark does the same way: the OpenBLAS kernel choice, the machine line that heads its
-# output, and a scratch file or folder removed on exit.
+# output, and removing a scratch file or folder on exit.
 
 # OpenBLAS 0.3.21 (Debian 12) does not recognise CPUs newer than it (e.g. Emerald Rapids, family 6 model 207) and
 # falls back to its generic SSE3 kernels ("Prescott"), 3-4x slower; the promptad binary then re-executes itself
@@ -25,10 +26,9 @@ bench_machine_line() {
          "$*, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 }
 
-# bench_scratch VAR file|dir: a scratch file or folder, its path in the variable VAR, removed when the script exits
-# (one per script: it sets the EXIT trap).
-bench_scratch() {
-    if [ "$2" = dir ]; then _scratch=$(mktemp -d); else _scratch=$(mktemp); fi
-    trap 'rm -rf "$_scratch"' EXIT
-    eval "$1=\$_scratch"
+# bench_remove_on_exit PATH: removes the scratch file or folder PATH when the script exits (one per script: it sets
+# the EXIT trap).
+bench_remove_on_exit() {
+    _bench_scratch=$1
+    trap 'rm -rf "$_bench_scratch"' EXIT
 }

@@ -27,7 +27,8 @@ while [ $# -gt 0 ]; do
 done
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/bench_lib.sh"
-bench_scratch tmp dir
+tmp=$(mktemp -d)
+bench_remove_on_exit "$tmp"
 [ -x "$build/bench_vit" ] && bench_openblas_core "$build/bench_vit"
 if [ -z "$weights" ]; then
     weights=$tmp/model.safetensors

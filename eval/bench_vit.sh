@@ -31,7 +31,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cmake --build "$here/$build" --target bench_vit -j"$threads" >/dev/null
 . "$here/eval/bench_lib.sh"
 bench_openblas_core "$here/$build/bench_vit"
-bench_scratch log file
+log=$(mktemp)
+bench_remove_on_exit "$log"
 bench_machine_line "threads $threads"
 run_torch() { # tag, extra environment...
     tag=$1
