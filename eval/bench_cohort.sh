@@ -2,12 +2,12 @@
 # bench_cohort.sh - cohort training and the feature cache (`promptad run`, run.cohort and cache.dir; issue 11) on the
 # CPU, every figure a ratio against a baseline measured in the same run on the same machine:
 #  (a) units/s for a whole class (shots 1, 2, 4 x seeds 0-4 x cls, seg = 30 units of one synthetic class) with the
-#      demo model (model.generate tiny): run.cohort 1 against run.cohort auto with the feature cache warm (a cold
-#      1-epoch pass fills it), so both time the training and the evaluation; the marginal cost of one epoch of a
-#      (k, seed) group (runs of EPOCHS and of 1 epoch); the cold against the warm 1-epoch pass;
+#      demo model (model.generate tiny): run.cohort 1 against run.cohort auto with the feature cache warm (a
+#      1-epoch pass fills it first), so both time the training and the evaluation; the marginal cost of one epoch of
+#      a (k, seed) group (runs of EPOCHS and of 1 epoch); a 1-epoch run with a cold cache against the same warm;
 #  (b) the same with the full-size random ViT-B-16-plus-240 (`promptad make-model --preset vit-b-16-plus-240`, the
 #      CLIP BPE vocabulary of configs/vocab, so the prompts have their real lengths) and seed 0 only: its vision tower
-#      is paid once per image in the cold pass, the timed runs train the full-size text tower;
+#      is paid once per image in the filling pass, the timed runs train the full-size text tower;
 #  (c) a repeat run of the demo config (configs/demo.yaml, fewer epochs) with another train.lr: cold cache against
 #      warm cache, wall time of the run;
 #  (d) what docs/performance.md projects the GPU sweep from: the backend ops of one epoch (counted with
@@ -48,23 +48,29 @@ log=$out/bench_cohort.log
 bench_machine_line "$("$bin" version 2>/dev/null | head -1), run.threads $threads, epochs $epochs (full size" \
     "$full_epochs, demo $demo_epochs), rounds $rounds" | tee "$log"
 
-now() { date +%s.%N; }
-# run TAG CONFIG [--set ...]: one `promptad run`, its wall time and counts as a line of the log
+# run TAG CONFIG [--set ...]: one `promptad run`; its wall time, its CPU time (user + system, which the load of a
+# shared machine disturbs much less than the wall time) and its counts as a line of the log
 run() {
     tag=$1 cfg=$2
     shift 2
-    t0=$(now)
-    if ! "$bin" run --config "$cfg" --set run.threads="$threads" "$@" >"$work/$tag.out" 2>"$work/$tag.err"; then
+    t=$(/usr/bin/python3 -c 'import resource, subprocess, sys, time
+t0 = time.time()
+with open(sys.argv[1], "w") as out, open(sys.argv[2], "w") as err:
+    rc = subprocess.call(sys.argv[3:], stdout=out, stderr=err)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(f"{time.time() - t0:.3f} {r.ru_utime + r.ru_stime:.3f} {rc}")' "$work/$tag.out" "$work/$tag.err" \
+        "$bin" run --config "$cfg" --set run.threads="$threads" "$@")
+    # shellcheck disable=SC2086 # the three numbers as $1 $2 $3
+    set -- $t
+    if [ "$3" != 0 ]; then
         echo "bench_cohort: run $tag failed:" >&2
         tail -n 20 "$work/$tag.err" >&2
         exit 1
     fi
-    t1=$(now)
     units=$(sed -n 's/^promptad run: \([0-9]*\) units computed.*/\1/p' "$work/$tag.err" | tail -n 1)
     cached=$(sed -n 's/.*: \([0-9]*\) of \([0-9]*\) images from the feature cache.*/\1 \2/p' "$work/$tag.err" |
         awk '{ h += $1; n += $2 } END { printf "%d/%d", h, n }')
-    echo "run tag=$tag wall_s=$(awk "BEGIN { printf \"%.3f\", $t1 - $t0 }") units=${units:-0} cache=$cached" |
-        tee -a "$log"
+    echo "run tag=$tag wall_s=$1 cpu_s=$2 units=${units:-0} cache=$cached" | tee -a "$log"
 }
 # same A B: whether every unit of results A has the bytes of B's in scores.csv and train.csv
 same() {
@@ -76,13 +82,12 @@ same() {
     echo "same a=$(basename "$1") b=$(basename "$2") files=$n differ=$bad" | tee -a "$log"
 }
 
-# class_runs PART CONFIG EPOCHS: a cold 1-epoch pass that fills the feature cache, ROUNDS rounds of run.cohort 1 and
-# auto, one (warm) 1-epoch run of each, and whether the cohort's units equal the serial ones
+# class_runs PART CONFIG EPOCHS: a 1-epoch pass that fills the feature cache, ROUNDS rounds of run.cohort 1 and auto,
+# 1-epoch runs with a cold and the warm cache, and whether the cohort's units equal the serial ones
 class_runs() {
     part=$1 cfg=$2 ep=$3
     echo "settings ${part}_epochs=$ep" >>"$log"
-    # 1 epoch, cohort 1, the cache empty: fills the cache, and is the cold twin of $part-c1-e1
-    run "$part-c1-e1-cold" "$cfg" --set run.cohort=1 --set run.epochs=1 --set output.dir="$work/$part-c1-e1-cold"
+    run "$part-fill" "$cfg" --set run.epochs=1 --set output.dir="$work/$part-fill"
     r=1
     while [ "$r" -le "$rounds" ]; do
         for c in c1 auto; do
@@ -90,6 +95,9 @@ class_runs() {
         done
         r=$((r + 1))
     done
+    # 1 epoch with a new (cold) cache, then the same warm, back to back (the load of a shared machine drifts)
+    run "$part-c1-e1-cold" "$cfg" --set run.cohort=1 --set run.epochs=1 --set cache.dir="$work/cache-$part-cold" \
+        --set output.dir="$work/$part-c1-e1-cold"
     for c in c1 auto; do
         run "$part-$c-e1" "$cfg" --set run.cohort="${c#c}" --set run.epochs=1 --set output.dir="$work/$part-$c-e1"
     done

@@ -95,39 +95,42 @@ def main(log_path, json_path, md_path):
             if m:
                 text.setdefault(d["task"], {})["epoch_ms"] = float(m.group(1))
 
-    def wall(tag):
-        return float(runs[tag]["wall_s"]) if tag in runs else float("nan")
+    def num(tag, key="wall_s"):
+        return float(runs[tag][key]) if tag in runs and key in runs[tag] else float("nan")
 
-    def best(prefix):
-        v = [float(d["wall_s"]) for t, d in runs.items() if re.fullmatch(prefix + r"-r\d+", t)]
+    def best(prefix, key):
+        v = [float(d[key]) for t, d in runs.items() if re.fullmatch(prefix + r"-r\d+", t) and key in d]
         return min(v) if v else float("nan")
 
     out = {"machine": head, "settings": settings, "runs": runs, "same": same, "ops": {}, "text": text}
     rows = []
     for part, name in (("tiny", "demo model (tiny)"), ("full", "ViT-B-16-plus-240")):
-        c1, ca = best(f"{part}-c1"), best(f"{part}-auto")
+        c1, ca = best(f"{part}-c1", "wall_s"), best(f"{part}-auto", "wall_s")
         if c1 != c1:
             continue
+        cpu1, cpua = best(f"{part}-c1", "cpu_s"), best(f"{part}-auto", "cpu_s")
         units = int(runs.get(f"{part}-c1-r1", {}).get("units", 0))
         epochs = int(settings.get(f"{part}_epochs", 0)) or 1
         groups = units // 2 if units else 1
-        e1_c1, e1_ca = wall(f"{part}-c1-e1"), wall(f"{part}-auto-e1")
-        # marginal cost of one epoch of one (k, seed) group (its cls and seg units)
-        ep_c1 = (c1 - e1_c1) / max(epochs - 1, 1) / groups
-        ep_ca = (ca - e1_ca) / max(epochs - 1, 1) / groups
-        d = {"units": units, "epochs": epochs, "wall_s_cohort1": c1, "wall_s_auto": ca,
-             "units_per_s_cohort1": units / c1, "units_per_s_auto": units / ca, "speedup": c1 / ca,
-             "epoch_group_s_cohort1": ep_c1, "epoch_group_s_auto": ep_ca, "epoch_speedup": ep_c1 / ep_ca}
+        # marginal CPU cost of one epoch of one (k, seed) group (its cls and seg units)
+        ep_c1 = (cpu1 - num(f"{part}-c1-e1", "cpu_s")) / max(epochs - 1, 1) / groups
+        ep_ca = (cpua - num(f"{part}-auto-e1", "cpu_s")) / max(epochs - 1, 1) / groups
+        d = {"units": units, "epochs": epochs, "wall_s_cohort1": c1, "wall_s_auto": ca, "cpu_s_cohort1": cpu1,
+             "cpu_s_auto": cpua, "units_per_s_cohort1": units / c1, "units_per_s_auto": units / ca,
+             "epoch_group_cpu_s_cohort1": ep_c1, "epoch_group_cpu_s_auto": ep_ca}
         out[part] = d
-        rows.append((f"{name}: {units} units, {epochs} epochs, units/s", f"{units / c1:.3f}", f"{units / ca:.3f}",
-                     f"{c1 / ca:.2f}x"))
-        rows.append((f"{name}: one epoch of a (k, seed) group (cls + seg), s", f"{ep_c1:.4f}", f"{ep_ca:.4f}",
+        rows.append((f"{name}: {units} units, {epochs} epochs, units/s (wall)", f"{units / c1:.3f}",
+                     f"{units / ca:.3f}", f"{c1 / ca:.2f}x"))
+        rows.append((f"{name}: {units} units, {epochs} epochs, CPU s", f"{cpu1:.1f}", f"{cpua:.1f}",
+                     f"{cpu1 / cpua:.2f}x"))
+        rows.append((f"{name}: one epoch of a (k, seed) group (cls + seg), CPU s", f"{ep_c1:.3f}", f"{ep_ca:.3f}",
                      f"{ep_c1 / ep_ca:.2f}x"))
-        cold = wall(f"{part}-c1-e1-cold")
-        if cold == cold and e1_c1 == e1_c1:
-            d["cold_1epoch_s"], d["warm_1epoch_s"] = cold, e1_c1
-            rows.append((f"{name}: the whole class, 1 epoch, cohort 1, wall s (cold / warm cache)", f"{cold:.2f}",
-                         f"{e1_c1:.2f}", f"{cold / e1_c1:.2f}x"))
+        for key, what in (("wall_s", "wall"), ("cpu_s", "CPU")):
+            cold, warm = num(f"{part}-c1-e1-cold", key), num(f"{part}-c1-e1", key)
+            if cold == cold and warm == warm:
+                d[f"cold_1epoch_{key}"], d[f"warm_1epoch_{key}"] = cold, warm
+                rows.append((f"{name}: the whole class, 1 epoch, {what} s (cold / warm cache)", f"{cold:.2f}",
+                             f"{warm:.2f}", f"{cold / warm:.2f}x"))
     for (c, e), n in sorted(ops.items()):
         out["ops"][f"cohort{c}_epochs{e}"] = n
     if all(k in ops for k in (("1", 1), ("1", 2), ("auto", 1), ("auto", 2))):
@@ -136,12 +139,13 @@ def main(log_path, json_path, md_path):
         rows.append(("backend ops per epoch of a (k, seed) group (cls + seg)", str(o1), str(oa), f"{o1 / oa:.2f}x"))
         if all("gflop" in text.get(t, {}) for t in ("cls", "seg")):
             out["projection"] = projection(out["ops_per_group_epoch"], text)
-    cold, warm = wall("demo-cold"), wall("demo-warm")
-    if cold == cold and warm == warm:
-        out["demo_cache"] = {"cold_s": cold, "warm_s": warm, "speedup": cold / warm,
-                             "warm_cache": runs["demo-warm"].get("cache")}
-        rows.append(("configs/demo.yaml rerun with another train.lr, wall s (cold / warm cache)", f"{cold:.2f}",
-                     f"{warm:.2f}", f"{cold / warm:.2f}x"))
+    for key, what in (("wall_s", "wall"), ("cpu_s", "CPU")):
+        cold, warm = num("demo-cold", key), num("demo-warm", key)
+        if cold == cold and warm == warm:
+            out.setdefault("demo_cache", {"warm_cache": runs["demo-warm"].get("cache")})
+            out["demo_cache"].update({f"cold_{key}": cold, f"warm_{key}": warm})
+            rows.append((f"configs/demo.yaml rerun with another train.lr, {what} s (cold / warm cache)",
+                         f"{cold:.2f}", f"{warm:.2f}", f"{cold / warm:.2f}x"))
     md = [f"`{head.lstrip('# ')}`", "", "| measure | cohort 1 (or cold) | cohort auto (or warm) | ratio |",
           "|---|---|---|---|"]
     md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
