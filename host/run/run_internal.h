@@ -216,6 +216,15 @@ void run_class_free(run_ctx *rc, class_ctx *cc);
 pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, float *scores, double *metric);
 // The full evaluation with cc->tvec_dev: scores (host, n), metrics, and for seg the maps in maps_host.
 pad_status run_eval_final(run_ctx *rc, class_ctx *cc, pad_prompt_task task, eval_out *e);
+// The selection metrics of a cohort's units of class cc at once (issue 11), metric[u] for unit u (NaN without
+// ground truth): the pixel AUROC of seg units' maps maps[u] ((n, R, R) backend buffers, for instance u * n*R*R into
+// one), with the GPU metrics as one batched evaluation (pad_metrics_gpu_pixel_batch), else one CPU evaluation per
+// unit; the image AUROC of cls units' scores scores[u] (host, n each). Each metric[u] is what run_eval_select gives
+// for that unit's maps or scores, bit for bit.
+pad_status run_eval_select_pixel_batch(run_ctx *rc, class_ctx *cc, const float *const *maps, int n_units,
+                                       double *metric);
+pad_status run_eval_select_image_batch(run_ctx *rc, class_ctx *cc, const float *const *scores, int n_units,
+                                       double *metric);
 // V and the cls-task pixel maps bilinear(V) for the current bank (once per (class, k, seed)).
 pad_status run_visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank, bool need_vmaps);
 
