@@ -34,9 +34,9 @@
  * unit walks its sorted scores in the order of pad_metrics_image's loop (same tie groups, same double-double
  * additions), so the results equal the CPU's bit for bit.
  *
- * Memory (docs/metrics.md): the single-unit workspace, allocated by pad_metrics_gpu_init, about 76 bytes per pixel
- * plus CUB's temporary storage; the batch workspace, allocated on the first batch of more than one unit per chunk
- * and kept, 80 bytes per pixel and unit plus CUB's (about 12 more), chunked to the budget. */
+ * Memory (docs/metrics.md#batches): the single-unit workspace, allocated by pad_metrics_gpu_init, 72 bytes per pixel
+ * plus CUB's temporary storage (about 8 more); the batch workspace, allocated on the first chunk of more than one
+ * unit and kept, 80 bytes per pixel and unit plus CUB's (about 12 more), the units chunked to the budget. */
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 #include <cuda_runtime.h>
