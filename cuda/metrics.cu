@@ -14,10 +14,10 @@
  *      segment one thread block, too few for a handful of segments of millions of pixels;
  *   3. acc_kernel: per element (is_background, fixed-point overlap increment of its region) and the tie-group end
  *      flag (key differs from the next; a unit's last element always ends a group since the unit bits differ);
- *      cub::DeviceScan::InclusiveScan of the former (exact integer sums, modulo 2^64 / 2^128), InclusiveSum of the
- *      flags; ends_kernel: ends[g] = index of the last element of tie group g. Unit u's cumulative counts are the
- *      scan minus its value at u N - 1 (exact modular subtraction), its groups the range of g between the flag
- *      sums at u N - 1 and (u + 1) N - 1;
+ *      cub::DeviceScan::InclusiveScan of the former in place (exact integer sums, modulo 2^64 / 2^128),
+ *      InclusiveSum of the flags; ends_kernel: ends[g] = index of the last element of tie group g. Unit u's cumulative
+ * counts are the scan minus its value at u N - 1 (exact modular subtraction), its groups the range of g between the
+ * flag sums at u N - 1 and (u + 1) N - 1;
  *   4. curve_kernel (grid: blocks x units) + curve_final_kernel (one block per unit): per group the AUROC count
  *      fp_g * (tp_before + tp_after) (uint64), the AUPR term (double-double) and the exact trapezoid term below the
  *      FPR limit (u192), reduced in a fixed tree that depends only on the unit's group count G (nb = ceil(G / 256)
@@ -34,9 +34,9 @@
  * unit walks its sorted scores in the order of pad_metrics_image's loop (same tie groups, same double-double
  * additions), so the results equal the CPU's bit for bit.
  *
- * Memory (docs/metrics.md#batches): the single-unit workspace, allocated by pad_metrics_gpu_init, 72 bytes per pixel
+ * Memory (docs/metrics.md#batches): the single-unit workspace, allocated by pad_metrics_gpu_init, 48 bytes per pixel
  * plus CUB's temporary storage (about 8 more); the batch workspace, allocated on the first chunk of more than one
- * unit and kept, 80 bytes per pixel and unit plus CUB's (about 12 more), the units chunked to the budget. */
+ * unit and kept, 56 bytes per pixel and unit plus CUB's (about 12 more), the units chunked to the budget. */
 #include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 #include <cuda_runtime.h>
@@ -128,8 +128,7 @@ struct mt_ws {
     void *keys_s;       // (units N) sorted keys
     int32_t *lab_rep;   // (units N) the region labels repeated per unit; NULL for one unit (the labels themselves)
     int32_t *lab_s;     // (units N) regions in sorted order
-    mt_acc *acc;        // (units N) per-pixel increments
-    mt_acc *acc_s;      // (units N) their inclusive scan
+    mt_acc *acc;        // (units N) per-pixel increments, then their inclusive scan (in place)
     uint32_t *gid;      // (units N) inclusive scan of the end flags
     uint32_t *ends;     // (units N) last element of each tie group
     mt_curve *partials; // (units * MT_MAX_BLOCKS) block sums
@@ -385,8 +384,8 @@ __global__ void image_walk_kernel(const uint64_t *keys_s, const uint8_t *lab_s, 
 // Workspaces
 
 static void ws_free(mt_ws *w) {
-    void *bufs[] = {w->keys, w->keys_s, w->lab_rep,  w->lab_s, w->acc,     w->acc_s,
-                    w->gid,  w->ends,   w->partials, w->res,   w->scalars, w->temp};
+    void *bufs[] = {w->keys, w->keys_s,   w->lab_rep, w->lab_s,   w->acc, w->gid,
+                    w->ends, w->partials, w->res,     w->scalars, w->temp};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) cudaFree(bufs[i]);
     memset(w, 0, sizeof *w);
@@ -404,7 +403,6 @@ static cudaError_t ws_alloc(const pad_metrics_gpu *g, mt_ws *w, int units, size_
     if (e == cudaSuccess && units > 1) e = cudaMalloc((void **)&w->lab_rep, n * sizeof *w->lab_rep);
     if (e == cudaSuccess) e = cudaMalloc((void **)&w->lab_s, n * sizeof *w->lab_s);
     if (e == cudaSuccess) e = cudaMalloc((void **)&w->acc, n * sizeof *w->acc);
-    if (e == cudaSuccess) e = cudaMalloc((void **)&w->acc_s, n * sizeof *w->acc_s);
     if (e == cudaSuccess) e = cudaMalloc((void **)&w->gid, n * sizeof *w->gid);
     if (e == cudaSuccess) e = cudaMalloc((void **)&w->ends, n * sizeof *w->ends);
     if (e == cudaSuccess) e = cudaMalloc((void **)&w->partials, (size_t)units * MT_MAX_BLOCKS * sizeof *w->partials);
@@ -419,7 +417,7 @@ static pad_status ensure_temp(pad_metrics_gpu *g, mt_ws *w, int total, int end_b
     size_t b_sort = 0, b_scan = 0, b_sum = 0;
     MT_TRY(g, cub::DeviceRadixSort::SortPairs((void *)NULL, b_sort, (KeyT *)w->keys, (KeyT *)w->keys_s, lab_in,
                                               w->lab_s, total, 0, end_bit, g->stream));
-    MT_TRY(g, cub::DeviceScan::InclusiveScan((void *)NULL, b_scan, w->acc, w->acc_s, mt_acc_add(), total, g->stream));
+    MT_TRY(g, cub::DeviceScan::InclusiveScan((void *)NULL, b_scan, w->acc, w->acc, mt_acc_add(), total, g->stream));
     MT_TRY(g, cub::DeviceScan::InclusiveSum((void *)NULL, b_sum, (uint32_t *)w->keys, w->gid, total, g->stream));
     size_t need = b_sort > b_scan ? b_sort : b_scan;
     if (b_sum > need) need = b_sum;
@@ -435,7 +433,7 @@ static pad_status ensure_temp(pad_metrics_gpu *g, mt_ws *w, int total, int end_b
 
 // Device bytes of the batch workspace per unit (CUB's sort storage estimated as one more copy of the pairs).
 static size_t unit_bytes(const pad_metrics_gpu *g) {
-    const size_t per_pixel = 2 * 8 + 2 * sizeof(int32_t) + 2 * sizeof(mt_acc) + 2 * sizeof(uint32_t) + 8 + 4;
+    const size_t per_pixel = 2 * 8 + 2 * sizeof(int32_t) + sizeof(mt_acc) + 2 * sizeof(uint32_t) + 8 + 4;
     return (size_t)g->N * per_pixel + MT_MAX_BLOCKS * sizeof(mt_curve) + sizeof(mt_unit) + 2 * sizeof(uint32_t);
 }
 
@@ -622,15 +620,15 @@ static pad_status eval_units(pad_metrics_gpu *g, mt_ws *w, const float *const *m
     acc_kernel<KeyT><<<grid, MT_THREADS, 0, g->stream>>>(w->lab_s, keys_s, g->term, w->acc, flags, total);
     MT_TRY(g, cudaGetLastError());
     tb = w->temp_bytes;
-    MT_TRY(g, cub::DeviceScan::InclusiveScan(w->temp, tb, w->acc, w->acc_s, mt_acc_add(), (int)total, g->stream));
+    MT_TRY(g, cub::DeviceScan::InclusiveScan(w->temp, tb, w->acc, w->acc, mt_acc_add(), (int)total, g->stream));
     tb = w->temp_bytes;
     MT_TRY(g, cub::DeviceScan::InclusiveSum(w->temp, tb, flags, w->gid, (int)total, g->stream));
     ends_kernel<<<grid, MT_THREADS, 0, g->stream>>>(flags, w->gid, w->ends, total);
     MT_TRY(g, cudaGetLastError());
-    curve_kernel<<<dim3(curve_blocks(n), U), MT_THREADS, 0, g->stream>>>(
-        w->acc_s, w->gid, w->ends, n, g->n_ok, g->K, cap, limit, do_pro, w->partials, w->scalars + U);
+    curve_kernel<<<dim3(curve_blocks(n), U), MT_THREADS, 0, g->stream>>>(w->acc, w->gid, w->ends, n, g->n_ok, g->K, cap,
+                                                                         limit, do_pro, w->partials, w->scalars + U);
     MT_TRY(g, cudaGetLastError());
-    curve_final_kernel<<<U, MT_THREADS, 0, g->stream>>>(w->partials, w->acc_s, w->gid, w->ends, n, U, g->n_ok, cap,
+    curve_final_kernel<<<U, MT_THREADS, 0, g->stream>>>(w->partials, w->acc, w->gid, w->ends, n, U, g->n_ok, cap,
                                                         do_pro, w->scalars, w->res);
     MT_TRY(g, cudaGetLastError());
     mt_unit res[MT_MAX_CHUNK];

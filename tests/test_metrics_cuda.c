@@ -221,7 +221,7 @@ Test(metrics_cuda, pixel_batch_matches_single_and_cpu) {
         dptr[u] = dmap + u * N;
         hptr[u] = map + u * N;
     }
-    cr_assert(pad_metrics_gpu_batch_bytes(g, 1) == 0 && pad_metrics_gpu_batch_bytes(g, 2) > (size_t)N * 160);
+    cr_assert(pad_metrics_gpu_batch_bytes(g, 1) == 0 && pad_metrics_gpu_batch_bytes(g, 2) > (size_t)N * 120);
     // budgets: all units in one chunk, chunks of 2 + 2 + 1 (both pipelines), one unit at a time
     const size_t budgets[3] = {(size_t)1 << 32, pad_metrics_gpu_batch_bytes(g, 2), 0};
     const double limits[] = {0.3, 0.01, 1.0};

@@ -126,7 +126,7 @@ void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, dou
 typedef struct pad_metrics_gpu pad_metrics_gpu;
 
 // Uploads gt's region labels and per-region overlap increments to the device of the CUDA backend `be` and sizes
-// the workspace (about 80 bytes per pixel: 4 GB for 50 M pixels). Every later call runs on the backend's stream
+// the workspace (about 56 bytes per pixel: 2.8 GB for 50 M pixels). Every later call runs on the backend's stream
 // and synchronises it before returning, so maps written by the backend's ops are read in order. gt may be freed
 // afterwards; be must outlive g. PAD_ERR_UNSUPPORTED for a CPU backend or a CPU-only build. On failure *out is
 // NULL.
@@ -153,7 +153,7 @@ pad_status pad_metrics_gpu_image(pad_metrics_gpu *g, const float *scores_dev, co
 // composite keys, scanned once, and reduced per unit in the same order as pad_metrics_gpu_pixel, so out[u] equals
 // pad_metrics_gpu_pixel's result for maps_dev[u] bit for bit (every integer sum and the AUPR double-double alike);
 // the image batch equals pad_metrics_image (and so pad_metrics_gpu_image) bit for bit. The pixel batch keeps a
-// workspace of about 92 bytes per pixel and unit of a chunk (pad_metrics_gpu_batch_bytes); units beyond the budget
+// workspace of about 68 bytes per pixel and unit of a chunk (pad_metrics_gpu_batch_bytes); units beyond the budget
 // go in further chunks (the results do not depend on the chunking). Errors as the CPU batch, and as
 // pad_metrics_gpu_pixel (PAD_METRICS_PRO_200 unsupported); a non-finite score is reported with its unit.
 pad_status pad_metrics_gpu_pixel_batch(pad_metrics_gpu *g, const float *const *maps_dev, int n_units, double fpr_limit,
