@@ -15,9 +15,9 @@
  *   3. acc_kernel: per element (is_background, fixed-point overlap increment of its region) and the tie-group end
  *      flag (key differs from the next; a unit's last element always ends a group since the unit bits differ);
  *      cub::DeviceScan::InclusiveScan of the former in place (exact integer sums, modulo 2^64 / 2^128),
- *      InclusiveSum of the flags; ends_kernel: ends[g] = index of the last element of tie group g. Unit u's cumulative
- * counts are the scan minus its value at u N - 1 (exact modular subtraction), its groups the range of g between the
- * flag sums at u N - 1 and (u + 1) N - 1;
+ *      InclusiveSum of the flags; ends_kernel: ends[g] = index of the last element of tie group g. Unit u's
+ *      cumulative counts are the scan minus its value at u N - 1 (exact modular subtraction), its groups the range
+ *      of g between the flag sums at u N - 1 and (u + 1) N - 1;
  *   4. curve_kernel (grid: blocks x units) + curve_final_kernel (one block per unit): per group the AUROC count
  *      fp_g * (tp_before + tp_after) (uint64), the AUPR term (double-double) and the exact trapezoid term below the
  *      FPR limit (u192), reduced in a fixed tree that depends only on the unit's group count G (nb = ceil(G / 256)

@@ -4,6 +4,7 @@
  * arguments), and the GPU batch calls of a CPU-only build. The GPU batch against these: tests/test_metrics_cuda.c. */
 #include "check.h"
 #include "metrics.h"
+#include "metrics_exact.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -185,6 +186,19 @@ Test(metrics_batch, image_batch_equals_loop) {
     cr_assert(pad_metrics_image_batch(ptr, lab, n, -2, b) == PAD_ERR_INVALID_ARG);
     pad_test_log_stop();
     cr_assert(pad_metrics_image_batch(NULL, lab, n, 0, NULL) == PAD_OK);
+}
+
+// The GPU batch's per-unit counts are a scan over all units minus the scan before the unit, modulo 2^128.
+Test(metrics_batch, u128_sub_is_modular) {
+    const pad_u128 a = {5, 7}, b = {9, 2}; // a borrow from the high limb
+    pad_u128 d = pad_u128_sub(a, b);
+    cr_assert(d.lo == UINT64_MAX - 3 && d.hi == 4);
+    // (x + y) - x == y even when x + y wrapped around 2^128
+    const pad_u128 x = {UINT64_MAX - 1, UINT64_MAX}, y = {10, 3};
+    d = pad_u128_sub(pad_u128_add(x, y), x);
+    cr_assert(d.lo == 10 && d.hi == 3, "%llu %llu", (unsigned long long)d.lo, (unsigned long long)d.hi);
+    d = pad_u128_sub(a, a);
+    cr_assert(d.lo == 0 && d.hi == 0);
 }
 
 #ifndef PAD_HAVE_CUDA

@@ -164,7 +164,8 @@ pad_status pad_metrics_gpu_image_batch(pad_metrics_gpu *g, const float *const *s
 // The device memory budget of the pixel batch's workspace (default 4 GiB): a chunk holds as many units as fit, at
 // least one (a chunk of one unit reuses the single-unit workspace and needs nothing more), at most 64.
 void pad_metrics_gpu_set_batch_budget(pad_metrics_gpu *g, size_t bytes);
-// The device bytes the pixel batch's workspace takes for a chunk of n_units units (0 in CPU-only builds).
+// The device bytes the pixel batch's workspace takes for a chunk of n_units units: 0 for one unit (it uses the
+// single-unit workspace) and in CPU-only builds.
 size_t pad_metrics_gpu_batch_bytes(const pad_metrics_gpu *g, int n_units);
 
 #ifdef __cplusplus
