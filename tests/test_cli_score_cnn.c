@@ -27,14 +27,23 @@ static void check_dump(const char *path, int n, int R) {
     pad_st_close(f);
 }
 
-Test(cli_score_cnn, methods_write_the_contract_tensors) {
-    char *dir = pad_test_tmpdir("cli_score_cnn");
+// A fresh folder holding r.safetensors (resnet-tiny) and a synthetic class data/weave (64 px, 2 train images,
+// n_test good and as many defective test images).
+static char *setup(const char *tag, int n_test) {
+    char *dir = pad_test_tmpdir(tag);
     const char *bin = pad_test_binary();
     pad_cmd_result r = pad_cmd_run("cd '%s' && '%s' make-model --preset resnet-tiny --out r.safetensors && '%s' synth "
-                                   "--out data --classes 1 --size 64 --train 2 --test-good 2 --test-bad 2",
-                                   dir, bin, bin);
+                                   "--out data --classes 1 --size 64 --train 2 --test-good %d --test-bad %d",
+                                   dir, bin, bin, n_test, n_test);
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
     pad_cmd_free(&r);
+    return dir;
+}
+
+Test(cli_score_cnn, methods_write_the_contract_tensors) {
+    char *dir = setup("cli_score_cnn", 2);
+    const char *bin = pad_test_binary();
+    pad_cmd_result r;
     const char *methods[] = {"patchcore", "padim", "spade"};
     for (int i = 0; i < 3; i++) {
         for (int rep = 0; rep < 2; rep++) {
@@ -92,13 +101,8 @@ static bool same_file(const char *dir, const char *a, const char *b) {
 }
 
 Test(cli_score_cnn, padim_idx) {
-    char *dir = pad_test_tmpdir("cli_score_cnn_idx");
+    char *dir = setup("cli_score_cnn_idx", 1);
     const char *bin = pad_test_binary();
-    pad_cmd_result r = pad_cmd_run("cd '%s' && '%s' make-model --preset resnet-tiny --out r.safetensors && '%s' synth "
-                                   "--out data --classes 1 --size 64 --train 2 --test-good 1 --test-bad 1",
-                                   dir, bin, bin);
-    cr_assert_eq(r.exit_code, 0, "%s", r.err);
-    pad_cmd_free(&r);
     // resnet-tiny has 16 + 32 + 64 = 112 channels, fewer than n_features (550): the draw keeps them all, sorted
     int64_t all[112];
     for (int i = 0; i < 112; i++)
@@ -145,7 +149,7 @@ Test(cli_score_cnn, padim_idx) {
                   err);
         free(err);
     }
-    r = pad_cmd_run(
+    pad_cmd_result r = pad_cmd_run(
         "cd '%s' && '%s' score --method spade --weights r.safetensors --shots data/weave/train/good/000.png "
         "--resolution 64 --padim-idx s64.safetensors --out x.safetensors data/weave/test/good/000.png",
         dir, bin);
