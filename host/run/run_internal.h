@@ -53,7 +53,7 @@ typedef struct run_ctx {
     uint64_t weights_fp, vocab_fp;
     int64_t weights_size;
     char weights_path[PAD_CFG_PATH_MAX], vocab_path[PAD_CFG_PATH_MAX];
-    char ds_dir[PATH_CAP]; // <output.dir>/<dataset>
+    char ds_dir[PATH_CAP]; // <output.dir>/<dataset>, and /<method> for a ResNet baseline (run.method patchcore, ...)
     int S, G, P, E, D, R, W;
     float tau;
     int batch;
