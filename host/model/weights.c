@@ -516,9 +516,9 @@ pad_status pad_model_preset_parse(const char *s, pad_model_preset *out) {
     else if (strcasecmp(s, "vit-l-14") == 0)
         *out = PAD_MODEL_L14;
     else {
-        PAD_LOG_ERROR(
-            "unknown model preset '%s' (expected tiny, vit-b-16-plus-240, vit-l-14, wide-resnet50-2 or resnet-tiny)",
-            s);
+        PAD_LOG_ERROR("unknown model preset '%s' (expected tiny, vit-b-16-plus-240, vit-l-14, rn101, clip-resnet-tiny, "
+                      "wide-resnet50-2 or resnet-tiny)",
+                      s);
         return PAD_ERR_INVALID_ARG;
     }
     return PAD_OK;
