@@ -12,15 +12,16 @@
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "ref"))
+sys.path.insert(0, HERE)
 import make_clip_resnet_fixtures as ref  # noqa: E402
 import st_io  # noqa: E402
+from bench_patchcore_torch import median_time  # noqa: E402
 
 
 def make_inputs(a):
@@ -45,15 +46,10 @@ def run(a):
     m, grid = load_model(a.weights)
     x = torch.from_numpy(st_io.load(a.inputs)["test"])
     with torch.no_grad():
-        cls, tokens, stages = m(x)  # warm-up
-        ts = []
-        for _ in range(a.reps):
-            t0 = time.perf_counter()
-            cls, tokens, stages = m(x)
-            ts.append(time.perf_counter() - t0)
-    ts.sort()
-    print(f"torch threads={a.threads} n={x.shape[0]} size={x.shape[2]} "
-          f"forward_images_per_s={x.shape[0] / ts[len(ts) // 2]:.3f}")
+        m(x)  # warm-up
+        t = median_time(lambda: m(x), a.reps)
+        cls, tokens, stages = m(x)
+    print(f"torch threads={a.threads} n={x.shape[0]} size={x.shape[2]} forward_images_per_s={x.shape[0] / t:.3f}")
     if a.c_out:
         D = max(stages[1].shape[1], stages[2].shape[1])
         want = {"cls": cls, "tokens": tokens, "mid1": ref.tap_rows(stages[1], grid, D),

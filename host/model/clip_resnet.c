@@ -352,22 +352,11 @@ pad_status pad_clip_resnet_load(pad_clip_resnet **out, pad_backend *be, const ch
 // ----------------------------------------------------------------------------
 // forward
 
-// out = act(conv c of in (B, c->C, h, h) + res); *h becomes the output size.
+// out = act(conv c of in (B, c->C, h, h) + res); *h becomes the output size (square maps only).
 static pad_status run_conv(pad_clip_resnet *r, const pad_resnet_conv *c, float *out, const float *in, int B, int *h,
                            const float *res, bool relu) {
-    const pad_conv2d_desc d = {.B = B,
-                               .C = c->C,
-                               .H = *h,
-                               .W = *h,
-                               .K = c->K,
-                               .kh = c->k,
-                               .kw = c->k,
-                               .stride = c->stride,
-                               .pad = c->pad,
-                               .relu = relu};
-    PAD_TRY(pad_op_conv2d(r->be, &d, out, in, c->w, c->b, res));
-    *h = pad_conv_out_size(*h, c->k, c->stride, c->pad);
-    return PAD_OK;
+    int w = *h;
+    return pad_resnet_conv_run(r->be, c, out, in, B, h, &w, res, relu);
 }
 
 // The stem and the four stages: r->stage[s] (B, out[s], h, h).

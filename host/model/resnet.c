@@ -284,9 +284,8 @@ static pad_status ensure_acts(pad_resnet *r, int B, int H, int W) {
     return PAD_OK;
 }
 
-// out = act(conv c of in (B, c->C, *H, *W) + res); *H, *W become the output size.
-static pad_status run_conv(pad_resnet *r, const pad_resnet_conv *c, float *out, const float *in, int B, int *H, int *W,
-                           const float *res, bool relu) {
+pad_status pad_resnet_conv_run(pad_backend *be, const pad_resnet_conv *c, float *out, const float *in, int B, int *H,
+                               int *W, const float *res, bool relu) {
     const pad_conv2d_desc d = {.B = B,
                                .C = c->C,
                                .H = *H,
@@ -297,10 +296,16 @@ static pad_status run_conv(pad_resnet *r, const pad_resnet_conv *c, float *out, 
                                .stride = c->stride,
                                .pad = c->pad,
                                .relu = relu};
-    PAD_TRY(pad_op_conv2d(r->be, &d, out, in, c->w, c->b, res));
+    PAD_TRY(pad_op_conv2d(be, &d, out, in, c->w, c->b, res));
     *H = pad_conv_out_size(*H, c->k, c->stride, c->pad);
     *W = pad_conv_out_size(*W, c->k, c->stride, c->pad);
     return PAD_OK;
+}
+
+// out = act(conv c of in (B, c->C, *H, *W) + res) on r's backend; *H, *W become the output size.
+static pad_status run_conv(pad_resnet *r, const pad_resnet_conv *c, float *out, const float *in, int B, int *H, int *W,
+                           const float *res, bool relu) {
+    return pad_resnet_conv_run(r->be, c, out, in, B, H, W, res, relu);
 }
 
 pad_status pad_resnet_forward(pad_resnet *r, const float *pixels, int B, int H, int W, int last_stage,

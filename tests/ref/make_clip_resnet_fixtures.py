@@ -29,6 +29,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
+from make_resnet_fixtures import randomise_bn  # noqa: E402  (random batch-norm statistics)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
 
@@ -126,16 +127,6 @@ class ModifiedResNet(nn.Module):
             x = getattr(self, f"layer{s + 1}")(x)
             stages.append(x)
         return self.attnpool(x), self.attnpool.vv(x), stages
-
-
-def randomise_bn(model, gen):
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=gen) + 0.5
-            m.bias.data = (torch.rand(n, generator=gen) - 0.5) * 0.2
-            m.running_mean.data = (torch.rand(n, generator=gen) - 0.5) * 0.2
-            m.running_var.data = torch.rand(n, generator=gen) + 0.5
 
 
 def tap_rows(stage, grid, width):
