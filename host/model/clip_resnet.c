@@ -206,6 +206,19 @@ static pad_status read_attnpool(const pad_st_file *f, const char *pre, const pad
     return pad_st_read_f32_into(f, name, 1, (const int64_t[]){E}, at + (size_t)E * C, E);
 }
 
+// The attention pool's weights have their shapes in f (q, k, v and c projections; the positional embedding was
+// read by infer_cfg).
+static pad_status check_attnpool_shapes(const pad_st_file *f, const char *pre, const pad_clip_resnet_cfg *c) {
+    static const char proj[4] = {'q', 'k', 'v', 'c'};
+    char name[160];
+    for (int j = 0; j < 4; j++) {
+        const int64_t out = j == 3 ? c->out_dim : c->embed;
+        snprintf(name, sizeof name, "%sattnpool.%c_proj.weight", pre, proj[j]);
+        PAD_TRY(pad_st_check_shape(f, name, 2, (const int64_t[]){out, c->embed}));
+    }
+    return PAD_OK;
+}
+
 static size_t attnpool_floats(const pad_clip_resnet_cfg *c) {
     const size_t C = (size_t)c->embed, T = 1 + (size_t)c->grid * c->grid, E = (size_t)c->out_dim;
     return T * C + 3 * C * C + 3 * C + E * C + E;
@@ -219,6 +232,14 @@ static pad_status load_weights(pad_clip_resnet *r, const pad_st_file *f) {
     pad_status st = specs && woff ? PAD_OK : PAD_ERR_OOM;
     const char *pre = visual_prefix(f);
     if (st == PAD_OK) r->n_convs = conv_specs(&r->cfg, pre, specs, r->block_conv);
+    // every convolution and projection weight has its shape in the file before anything is allocated: the block is
+    // then no larger than what the file holds
+    for (int i = 0; st == PAD_OK && i < r->n_convs; i++) {
+        char name[160];
+        snprintf(name, sizeof name, "%s.weight", specs[i].conv);
+        st = pad_st_check_shape(f, name, 4, (const int64_t[]){specs[i].K, specs[i].C, specs[i].k, specs[i].k});
+    }
+    if (st == PAD_OK) st = check_attnpool_shapes(f, pre, &r->cfg);
     size_t total = 0;
     for (int i = 0; st == PAD_OK && i < r->n_convs; i++) {
         woff[i] = total;
