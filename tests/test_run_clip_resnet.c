@@ -215,10 +215,24 @@ Test(run_clip_resnet, taps_are_stages) {
     cr_assert_eq(run_it(c, &res), PAD_ERR_INVALID_ARG);
     PAD_ASSERT_LOG_HAS("stage numbers 1..4");
     free(c);
-    static const char *const other[] = {"model.taps=4,1", "run.shots=1", "run.tasks=seg", NULL};
+    // other taps, through the feature cache: a second run into another folder reads the features from the cache
+    // (the cache keys on the taps the tower reads) and scores as the first
+    const char *cache = pad_test_fmt("cache.dir=%s/cache", dir);
+    const char *const other[] = {"model.taps=4,1", "run.shots=1", "run.tasks=seg", cache, NULL};
     c = make_cfg(dir, dir, other);
     cr_assert_eq(run_it(c, &res), PAD_OK, "%s", pad_test_log_text());
     check_model_json(pad_test_fmt("%s/results/synth/weave/k1/seed0/model/model.json", dir), 4, 1, 256);
     free(c);
+    char *dir2 = pad_test_tmpdir("run_clip_resnet_taps2");
+    c = make_cfg(dir2, dir, other);
+    cr_assert_eq(run_it(c, &res), PAD_OK, "%s", pad_test_log_text());
+    char *s1 = slurp(pad_test_fmt("%s/results/synth/weave/k1/seed0/seg/scores.csv", dir), NULL);
+    char *s2 = slurp(pad_test_fmt("%s/results/synth/weave/k1/seed0/seg/scores.csv", dir2), NULL);
+    double v1[6], v2[6];
+    score_column(s1, v1, 6);
+    score_column(s2, v2, 6);
+    for (int i = 0; i < 6; i++)
+        cr_assert(v1[i] == v2[i], "score %d: %.9g, from the cache %.9g", i, v1[i], v2[i]);
+    free(s1), free(s2), free(c);
     pad_test_log_stop();
 }
