@@ -13,6 +13,7 @@
 #ifndef PAD_RUN_RUN_INTERNAL_H
 #define PAD_RUN_RUN_INTERNAL_H
 
+#include "clip_resnet.h"
 #include "dataset.h"
 #include "feature_cache.h"
 #include "image.h"
@@ -42,7 +43,9 @@ typedef struct run_ctx {
     pad_run_result *res;
     pad_backend *be;
     pad_clip_weights *w_host, *w_dev;
-    pad_vit *vit;
+    pad_vit *vit;         // the vision tower: a ViT, or
+    pad_clip_resnet *crn; // a CLIP ModifiedResNet (the other is NULL; run_setup.c)
+    int taps[2];          // the memory-bank taps as the tower reads them (ViT blocks, or ResNet stages 1..4)
     pad_tokenizer *tok;
     pad_prompt_set *pset;
     pad_shot_lists *lists;
