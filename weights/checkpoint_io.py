@@ -2,22 +2,27 @@
 state_dict, writing tensors as an F32 safetensors file (atomically: OUT.part, then renamed), and the two-argument
 command line. Only torch is needed: the safetensors layout is written here (an 8-byte little-endian header length,
 the JSON header padded with spaces to a multiple of 8, then the raw tensors in header order)."""
+import contextlib
 import json
 import os
 import struct
 import sys
+import zipfile
 
 import torch
 
 
 def load_state_dict(src):
-    """The tensors of a checkpoint file: a state_dict, a training checkpoint with a "state_dict" entry, or a pickled
-    nn.Module; DDP "module." prefixes are removed."""
-    obj = torch.load(src, map_location="cpu")
+    """The tensors of a checkpoint file: a state_dict, a training checkpoint with a "state_dict" entry, a pickled
+    nn.Module, or a TorchScript archive (OpenAI's CLIP releases); DDP "module." prefixes are removed."""
+    with zipfile.ZipFile(src) if zipfile.is_zipfile(src) else contextlib.nullcontext() as z:
+        scripted = z is not None and any(n.endswith("/constants.pkl") for n in z.namelist())
+    # torch.load would dispatch a TorchScript archive to torch.jit.load with a warning
+    obj = torch.jit.load(src, map_location="cpu") if scripted else torch.load(src, map_location="cpu")
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        obj = obj.state_dict()  # a pickled nn.Module
+        obj = obj.state_dict()  # a pickled or scripted module
     return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
 
 
