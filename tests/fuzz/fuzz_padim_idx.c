@@ -7,17 +7,10 @@
 
 #define TOTAL 1792
 
-int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc;
-    (void)argv;
-    fuzz_setup();
-    return 0;
-}
+FUZZ_INITIALIZE_WITH_SETUP()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char path[300];
-    fuzz_path(path, sizeof path, "idx.safetensors");
-    fuzz_write(path, data, size);
+    const char *path = fuzz_input_file("idx.safetensors", data, size);
     int32_t *idx = NULL;
     int n = -1;
     if (pad_padim_read_idx(path, TOTAL, &idx, &n) != PAD_OK) {
