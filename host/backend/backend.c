@@ -736,11 +736,23 @@ void *pad_backend_stream(pad_backend *be) {
     return be && be->kind == PAD_BACKEND_CUDA ? pad_backend_cuda_stream(be) : NULL;
 }
 
+pad_status pad_backend_device_memory(pad_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    *free_bytes = *total_bytes = 0;
+    if (!be || be->kind != PAD_BACKEND_CUDA) return PAD_ERR_UNSUPPORTED;
+    return pad_backend_cuda_device_memory(be, free_bytes, total_bytes);
+}
+
 #ifndef PAD_HAVE_CUDA
 // CPU-only build: the CUDA entry points exist and say why they cannot work.
 void *pad_backend_cuda_stream(pad_backend *be) {
     (void)be;
     return NULL;
+}
+
+pad_status pad_backend_cuda_device_memory(pad_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    (void)be;
+    *free_bytes = *total_bytes = 0;
+    return PAD_ERR_UNSUPPORTED;
 }
 
 pad_status pad_backend_cuda_open(pad_backend **out, int device) {

@@ -289,6 +289,12 @@ void *pad_backend_cuda_stream(pad_backend *be);
 // backend that launches its own CUDA work (the GPU metrics) queues it on this stream.
 void *pad_backend_stream(pad_backend *be);
 
+// The free and total memory of the backend's device in bytes (cudaMemGetInfo); PAD_ERR_UNSUPPORTED (not logged)
+// for a backend without device memory of its own (the CPU).
+pad_status pad_backend_device_memory(pad_backend *be, size_t *free_bytes, size_t *total_bytes);
+// The CUDA implementation (backend_cuda.cu); use pad_backend_device_memory, which checks the kind.
+pad_status pad_backend_cuda_device_memory(pad_backend *be, size_t *free_bytes, size_t *total_bytes);
+
 // Why CUDA can or cannot be used here. pad_cuda_device_count() is 0 in each of the three "cannot" states, which
 // tests and error messages tell apart.
 typedef enum pad_cuda_state {
