@@ -302,6 +302,7 @@ static const pad_backend_ops k_cuda_ops = {
     /* graph_launch */ cu_graph_launch,
     /* graph_destroy */ cu_graph_destroy,
     /* linear_rows */ cuda_linear_rows,
+    /* text_score_multi */ cuda_text_score_multi,
 };
 
 extern "C" void *pad_backend_cuda_stream(pad_backend *be) {

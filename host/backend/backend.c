@@ -581,6 +581,14 @@ pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const floa
                        (size_t)nb * (size_t)Nq);
 }
 
+pad_status pad_op_text_score_multi(pad_backend *be, float *out, const float *feat, const float *tv, float tau, int M,
+                                   int E, int U) {
+    CHECK_OP(be, text_score_multi);
+    CHECK_ARG(out && feat && tv && M >= 0 && E > 0 && U >= 1 && U <= 65535 && isfinite(tau));
+    return debug_check(be, be->ops->text_score_multi(be, out, feat, tv, tau, M, E, U), "text_score_multi", out,
+                       (size_t)M * (size_t)U);
+}
+
 pad_status pad_op_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
                              float tau, int M, int E) {
     CHECK_OP(be, text_score);

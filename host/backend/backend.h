@@ -256,6 +256,13 @@ struct pad_backend_ops {
     // when no such algorithm exists: pad_op_linear_rows then runs gemm + add_rows.
     pad_status (*linear_rows)(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M,
                               int K, int N, bool accumulate);
+
+    // ---- the text scores of many text-vector pairs (cpu_score.c / cuda/score.cu) ------------------------------
+    // out(U,M): out[u*M + m] = text_score of row m of feat(M,E) with the pair u of tv(U,2,E) (t_n = tv[u,0],
+    // t_a = tv[u,1]): for every u the bits of text_score(out + u*M, feat, tv[u,0], tv[u,1], tau, M, E), the same
+    // operations in the same order. One pass over the features for all pairs (the units of a cohort).
+    pad_status (*text_score_multi)(pad_backend *be, float *out, const float *feat, const float *tv, float tau, int M,
+                                   int E, int U);
 };
 
 // How the CUDA backend runs a GEMM with batch > 1 (be->gemm_mode). Every image of a batch must give the bits it
@@ -387,6 +394,8 @@ pad_status pad_op_sgd_step(pad_backend *be, float *p, const float *grad, float *
                            float weight_decay, bool first);
 pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
                           int Nb, int D, int nb);
+pad_status pad_op_text_score_multi(pad_backend *be, float *out, const float *feat, const float *tv, float tau, int M,
+                                   int E, int U);
 pad_status pad_op_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
                              float tau, int M, int E);
 pad_status pad_op_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n);

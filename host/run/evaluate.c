@@ -16,11 +16,17 @@ static void nan_metrics(eval_out *e) {
     e->has_pix = false;
 }
 
-pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, float *scores, double *metric) {
+pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, const float *text, float *scores,
+                           double *metric) {
     const float *tn = cc->tvec_dev, *ta = cc->tvec_dev + rc->E;
+    const bool cls = task == PAD_TASK_CLS;
     *metric = NAN;
-    if (task == PAD_TASK_CLS) {
-        PAD_TRY(pad_scorer_text(cc->sc, cc->cls_dev, NULL, tn, ta, rc->tau, cc->n, rc->E));
+    if (text)
+        PAD_TRY(pad_scorer_text_set(cc->sc, cls ? text : NULL, cls ? NULL : text, cc->n));
+    else
+        PAD_TRY(
+            pad_scorer_text(cc->sc, cls ? cc->cls_dev : NULL, cls ? NULL : cc->tok_dev, tn, ta, rc->tau, cc->n, rc->E));
+    if (cls) {
         PAD_TRY(pad_scorer_image_scores(cc->sc, cc->n, scores));
         pad_image_metrics im;
         pad_log_level lvl = pad_log_get_level();
@@ -31,7 +37,6 @@ pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, flo
         *metric = im.auroc;
         return PAD_OK;
     }
-    PAD_TRY(pad_scorer_text(cc->sc, NULL, cc->tok_dev, tn, ta, rc->tau, cc->n, rc->E));
     PAD_TRY(pad_scorer_pixel_maps(cc->sc, cc->n));
     if (!cc->gt) return PAD_OK;
     pad_pixel_metrics pm;

@@ -232,8 +232,10 @@ void run_class_free(run_ctx *rc, class_ctx *cc);
 // ----------------------------------------------------------------------------
 // evaluate.c
 
-// The selection metric of one epoch (image AUROC for cls, pixel AUROC for seg) with text vectors cc->tvec_dev.
-pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, float *scores, double *metric);
+// The selection metric of one epoch (image AUROC for cls, pixel AUROC for seg) with text vectors cc->tvec_dev, or
+// with their text scores `text` when not NULL (a cohort's pad_scorer_text_multi: (n) for cls, (n,P) for seg).
+pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, const float *text, float *scores,
+                           double *metric);
 // The full evaluation with cc->tvec_dev: scores (host, n), metrics, and for seg the maps in maps_host.
 pad_status run_eval_final(run_ctx *rc, class_ctx *cc, pad_prompt_task task, eval_out *e);
 // The group's visual score V (and vmax) against its memory bank, kept in g (device and host) and made active.
@@ -265,8 +267,8 @@ int run_cohort_units(group_ctx *const *g, int n);
 // the class's test features and scorer are there anyway): per unit, the text tower's activations of its prompt
 // rows twice (its learner's own encoder and the cohort's; pad_text_encoder_bytes, about layers x rows x L x
 // (5 width + mlp + heads x L) floats), the cohort's embeddings and their gradients (2 rows x L x width floats),
-// features and gradients (2 rows x E) and its learner's normalised shot features and logits (k x T x (E + 2 rows),
-// T = 1 for cls, P for seg); per group its V and vmax (backend and host: 2 n P + n floats) and, while V is made,
+// features and gradients (2 rows x E), its learner's normalised shot features and logits (k x T x (E + 2 rows),
+// T = 1 for cls, P for seg) and its text scores and vectors of an epoch (n T + 2 E); per group its V and vmax (backend and host: 2 n P + n floats) and, while V is made,
 // its memory bank (2 k P D) and uploaded shot features (k (E + P E + 2 P D)).
 pad_status run_cohort_bytes(run_ctx *rc, class_ctx *cc, group_ctx *const *g, int n, double *bytes);
 void run_class_learners_free(class_ctx *cc); // the learner pool and the cohort of the class

@@ -3,7 +3,8 @@
  * selection or the last epoch, the final evaluation with the chosen text vectors, the threshold and map range, then
  * each unit's files written into a temporary folder and committed by one rename (method: docs/method.md; protocols:
  * docs/protocols.md). A unit trains alone (run_train_unit, run.cohort 1) or in a cohort with the units of several
- * (shot, seed) groups of its class (run_train_cohort): one text pass per epoch for all, the same bits per unit. */
+ * (shot, seed) groups of its class (run_train_cohort): one text pass per epoch for all, one text-score pass over the
+ * test features per task for all (run.select best), then each unit's maps and selection: the same bits per unit. */
 #include "run_internal.h"
 
 #include "fsutil.h"
@@ -147,9 +148,9 @@ static bool wants_tvec(const run_ctx *rc, const unit_run *r, int e) {
 
 // After the training step of epoch e: with run.select best (official) every epoch is evaluated and the first epoch
 // with the strictly best selection metric is kept (a NaN metric never wins), else the last epoch. The text vectors
-// come from `tvec` (backend, (2,E)) when not NULL (a cohort computed them), else from the unit's learner. The kept
-// epoch's text vectors and contexts land in r->u.
-static pad_status unit_epoch(run_ctx *rc, class_ctx *cc, unit_run *r, int e, const float *tvec) {
+// come from `tvec` (backend, (2,E)) when not NULL (a cohort computed them, with their text scores `text`), else from
+// the unit's learner. The kept epoch's text vectors and contexts land in r->u.
+static pad_status unit_epoch(run_ctx *rc, class_ctx *cc, unit_run *r, int e, const float *tvec, const float *text) {
     const bool best_mode = rc->cfg->run.select == PAD_SELECT_BEST;
     unit_result *u = &r->u;
     epoch_log *l = &u->log[e];
@@ -158,7 +159,7 @@ static pad_status unit_epoch(run_ctx *rc, class_ctx *cc, unit_run *r, int e, con
         pad_status st = tvec ? pad_buf_copy(rc->be, cc->tvec_dev, tvec, 2 * (size_t)rc->E * sizeof(float))
                              : pad_prompt_learner_text_vectors(r->pl, cc->tvec_dev);
         if (st == PAD_OK && best_mode) st = run_group_activate(rc, cc, r->g);
-        if (st == PAD_OK && best_mode) st = run_eval_select(rc, cc, u->task, u->ev.scores, &l->metric);
+        if (st == PAD_OK && best_mode) st = run_eval_select(rc, cc, u->task, text, u->ev.scores, &l->metric);
         r->t_eval += pad_now() - te;
         PAD_TRY(st);
         if (!best_mode || r->best_epoch < 0 || l->metric > r->best) {
@@ -329,7 +330,7 @@ pad_status run_train_unit(run_ctx *rc, class_ctx *cc, group_ctx *g, pad_prompt_t
         epoch_log *l = &r->u.log[e];
         l->lr = pad_prompt_lr(pad_prompt_learner_opts(r->pl), e, r->u.n_epochs);
         st = pad_prompt_learner_train_epoch(r->pl, e, r->u.n_epochs, &l->loss);
-        if (st == PAD_OK) st = unit_epoch(rc, cc, r, e, NULL);
+        if (st == PAD_OK) st = unit_epoch(rc, cc, r, e, NULL, NULL);
     }
     if (r->open) st = unit_close(rc, cc, r, st);
     free(r);
@@ -363,6 +364,7 @@ pad_status run_cohort_bytes(run_ctx *rc, class_ctx *cc, group_ctx *const *g, int
             *bytes += 2.0 * (double)pad_text_encoder_bytes(rc->w_dev, rows, L); // the learner's encoder, the cohort's
             *bytes += f * (2 * rows * L * W + 2 * rows * E);                    // the cohort's embeddings, features
             *bytes += f * k * T * (E + 2 * rows);                               // the learner's shots and logits
+            *bytes += f * (cc->n * T + 2 * E); // its text scores and text vectors in the cohort's buffers
         }
     }
     return PAD_OK;
@@ -405,13 +407,43 @@ static void emit_cohort(run_ctx *rc, class_ctx *cc, group_ctx *const *g, int n_g
                    n_units == 1 ? "" : "s", n_groups, n_groups == 1 ? "" : "s", list, mem);
 }
 
-// The epochs of the cohort's units r[0..n) in lockstep: one text pass for all, then each unit's own selection.
-static pad_status cohort_epochs(run_ctx *rc, class_ctx *cc, unit_run *const *r, float *const *tvec, int n) {
+// The per-epoch buffers of a cohort of n units, its cls units first (backend): their text vectors, contiguous
+// (n, 2, E), and their text scores, (n_cls, test images) and (n_seg, test images, P).
+typedef struct cohort_bufs {
+    float *tv, *sT, *T;
+    int n_cls, n_seg;
+} cohort_bufs;
+
+// The text scores of every unit of the cohort for the current text vectors b->tv: one pass over the class's test
+// features per task (pad_scorer_text_multi); each unit's share of the time goes to its evaluation time.
+static pad_status cohort_scores(run_ctx *rc, class_ctx *cc, unit_run *const *r, const cohort_bufs *b) {
+    const double t0 = pad_now();
+    const size_t E2 = 2 * (size_t)rc->E;
+    if (b->n_cls)
+        PAD_TRY(pad_scorer_text_multi(cc->sc, cc->cls_dev, NULL, b->tv, rc->tau, cc->n, rc->E, b->n_cls, b->sT, NULL));
+    if (b->n_seg)
+        PAD_TRY(pad_scorer_text_multi(cc->sc, NULL, cc->tok_dev, b->tv + (size_t)b->n_cls * E2, rc->tau, cc->n, rc->E,
+                                      b->n_seg, NULL, b->T));
+    const int n = b->n_cls + b->n_seg;
+    const double share = (pad_now() - t0) / n;
+    for (int i = 0; i < n; i++)
+        r[i]->t_eval += share;
+    return PAD_OK;
+}
+
+// The epochs of the cohort's units r[0..n) in lockstep: one text pass for all, with run.select best one text-score
+// pass per task for all, then each unit's own selection.
+static pad_status cohort_epochs(run_ctx *rc, class_ctx *cc, unit_run *const *r, int n, const cohort_bufs *b) {
     pad_prompt_cohort *c = NULL;
     PAD_TRY(cohort_of(rc, cc, r, n, &c));
     const int n_epochs = rc->cfg->run.epochs;
+    const bool best_mode = rc->cfg->run.select == PAD_SELECT_BEST;
+    const size_t E2 = 2 * (size_t)rc->E, nP = (size_t)cc->n * (size_t)rc->P;
     pad_prompt_loss *loss = malloc((size_t)n * sizeof *loss);
-    pad_status st = loss ? PAD_OK : PAD_ERR_OOM;
+    float **tvec = malloc((size_t)n * sizeof *tvec);
+    pad_status st = loss && tvec ? PAD_OK : PAD_ERR_OOM;
+    for (int i = 0; i < n && st == PAD_OK; i++)
+        tvec[i] = b->tv + (size_t)i * E2;
     for (int e = 0; e < n_epochs && st == PAD_OK; e++) {
         if (run_stop_requested(rc)) {
             st = PAD_ERR_ABORTED;
@@ -422,51 +454,67 @@ static pad_status cohort_epochs(run_ctx *rc, class_ctx *cc, unit_run *const *r, 
             r[i]->u.log[e].lr = pad_prompt_lr(pad_prompt_learner_opts(r[i]->pl), e, n_epochs);
             r[i]->u.log[e].loss = loss[i];
         }
+        const bool scored = best_mode && wants_tvec(rc, r[0], e);
         if (st == PAD_OK && wants_tvec(rc, r[0], e)) st = pad_prompt_cohort_text_vectors(c, tvec);
-        for (int i = 0; i < n && st == PAD_OK; i++) // the units of a group are adjacent: one activation per group
-            st = unit_epoch(rc, cc, r[i], e, tvec[i]);
+        if (st == PAD_OK && scored) st = cohort_scores(rc, cc, r, b);
+        for (int i = 0; i < n && st == PAD_OK; i++) {
+            const float *text = !scored        ? NULL
+                                : i < b->n_cls ? b->sT + (size_t)i * (size_t)cc->n
+                                               : b->T + (size_t)(i - b->n_cls) * nP;
+            st = unit_epoch(rc, cc, r[i], e, tvec[i], text);
+        }
     }
     free(loss);
+    free(tvec);
     return st;
+}
+
+// Opens the units still to do of groups g[0..n_groups) into r (cls units first, then seg: each task's text vectors
+// are contiguous for pad_scorer_text_multi), learner slot i of a task for its i-th unit; *m counts the units made.
+static pad_status cohort_open(run_ctx *rc, class_ctx *cc, group_ctx *const *g, int n_groups, unit_run **r, int *m,
+                              cohort_bufs *b) {
+    for (int t = 0; t < PAD_N_TASKS; t++)
+        for (int j = 0, slot = 0; j < n_groups; j++) {
+            if (!g[j]->todo[t]) continue;
+            if (!(r[*m] = calloc(1, sizeof *r[*m]))) return PAD_ERR_OOM;
+            PAD_TRY(unit_open(rc, cc, g[j], (pad_prompt_task)t, slot++, r[(*m)++]));
+            if (t == PAD_TASK_CLS)
+                b->n_cls++;
+            else
+                b->n_seg++;
+        }
+    const size_t n = (size_t)*m, E2 = 2 * (size_t)rc->E, nP = (size_t)cc->n * (size_t)rc->P;
+    b->tv = pad_buf_alloc(rc->be, (n ? n : 1) * E2 * sizeof(float));
+    b->sT = pad_buf_alloc(rc->be, (b->n_cls ? (size_t)b->n_cls : 1) * (size_t)cc->n * sizeof(float));
+    b->T = pad_buf_alloc(rc->be, (b->n_seg ? (size_t)b->n_seg : 1) * nP * sizeof(float));
+    return b->tv && b->sT && b->T ? PAD_OK : PAD_ERR_OOM;
 }
 
 pad_status run_train_cohort(run_ctx *rc, class_ctx *cc, group_ctx *const *g, int n_groups, run_group_done_fn done) {
     const int n = run_cohort_units(g, n_groups);
     unit_run **r = calloc((size_t)(n > 0 ? n : 1), sizeof *r);
-    float **tvec = calloc((size_t)(n > 0 ? n : 1), sizeof *tvec);
-    pad_status st = r && tvec ? PAD_OK : PAD_ERR_OOM;
-    int m = 0, slot[PAD_N_TASKS] = {0};
+    cohort_bufs b = {0};
+    pad_status st = r ? PAD_OK : PAD_ERR_OOM;
+    int m = 0;
     if (st == PAD_OK) emit_cohort(rc, cc, g, n_groups, n);
-    for (int j = 0; j < n_groups && st == PAD_OK; j++)
-        for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++) {
-            if (!g[j]->todo[t]) continue;
-            if (!(r[m] = calloc(1, sizeof *r[m])) ||
-                !(tvec[m] = (float *)pad_buf_alloc(rc->be, 2 * (size_t)rc->E * sizeof(float)))) {
-                st = PAD_ERR_OOM;
-                m++;
-                break;
-            }
-            st = unit_open(rc, cc, g[j], (pad_prompt_task)t, slot[t]++, r[m++]);
-        }
-    if (st == PAD_OK) st = cohort_epochs(rc, cc, r, tvec, n);
+    if (st == PAD_OK) st = cohort_open(rc, cc, g, n_groups, r, &m, &b);
+    if (st == PAD_OK) st = cohort_epochs(rc, cc, r, n, &b);
     // the units are committed one by one, group after group: an interruption keeps those already written
-    int i = 0;
     for (int j = 0; j < n_groups; j++) {
         pad_status sg = st;
-        for (; i < m && r[i] && r[i]->g == g[j]; i++)
-            if (r[i]->open) {
+        for (int i = 0; i < m; i++)
+            if (r[i] && r[i]->g == g[j] && r[i]->open) {
                 pad_status s = unit_close(rc, cc, r[i], st);
                 if (sg == PAD_OK) sg = s;
             }
         pad_status s = done ? done(rc, cc, g[j], sg) : sg;
         if (st == PAD_OK) st = s;
     }
-    for (int k = 0; r && k < m; k++) {
-        if (r[k] && r[k]->open) unit_close(rc, cc, r[k], st == PAD_OK ? PAD_ERR_ABORTED : st);
-        free(r[k]);
-        if (tvec) pad_buf_free(rc->be, tvec[k]);
-    }
+    for (int i = 0; r && i < m; i++)
+        free(r[i]);
     free(r);
-    free(tvec);
+    pad_buf_free(rc->be, b.tv);
+    pad_buf_free(rc->be, b.sT);
+    pad_buf_free(rc->be, b.T);
     return st;
 }
