@@ -292,6 +292,7 @@ static pad_status unit_open(run_ctx *rc, class_ctx *cc, group_ctx *g, pad_prompt
 // one rename, its summary kept; on an error its temporary folder goes (the finished units stay).
 static pad_status unit_close(run_ctx *rc, class_ctx *cc, unit_run *r, pad_status st) {
     unit_result *u = &r->u;
+    if (st == PAD_OK && run_stop_requested(rc)) st = PAD_ERR_ABORTED; // (no final evaluation for nothing)
     if (st == PAD_OK) unit_selected(rc, r);
     if (st == PAD_OK) st = finish_unit(rc, cc, r->g, u, &r->t_eval);
     if (st == PAD_OK) {
