@@ -15,6 +15,7 @@
 #define PAD_RUN_RUN_INTERNAL_H
 
 #include "claim.h"
+#include "clip_resnet.h"
 #include "dataset.h"
 #include "feature_cache.h"
 #include "image.h"
@@ -44,7 +45,9 @@ typedef struct run_ctx {
     pad_run_result *res;
     pad_backend *be;
     pad_clip_weights *w_host, *w_dev;
-    pad_vit *vit;
+    pad_vit *vit;         // the vision tower: a ViT, or
+    pad_clip_resnet *crn; // a CLIP ModifiedResNet (the other is NULL; run_setup.c)
+    int taps[2];          // the memory-bank taps as the tower reads them (ViT blocks, or ResNet stages 1..4)
     pad_tokenizer *tok;
     pad_prompt_set *pset;
     pad_shot_lists *lists;
@@ -55,7 +58,7 @@ typedef struct run_ctx {
     uint64_t weights_fp, vocab_fp;
     int64_t weights_size;
     char weights_path[PAD_CFG_PATH_MAX], vocab_path[PAD_CFG_PATH_MAX];
-    char ds_dir[PATH_CAP]; // <output.dir>/<dataset>
+    char ds_dir[PATH_CAP]; // <output.dir>/<dataset>, and /<method> for a ResNet baseline (run.method patchcore, ...)
     int S, G, P, E, D, R, W;
     float tau;
     int batch;
@@ -238,6 +241,15 @@ pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, con
                            double *metric);
 // The full evaluation with cc->tvec_dev: scores (host, n), metrics, and for seg the maps in maps_host.
 pad_status run_eval_final(run_ctx *rc, class_ctx *cc, pad_prompt_task task, eval_out *e);
+// The selection metrics of a cohort's units of class cc at once (issue 11), metric[u] for unit u (NaN without
+// ground truth): the pixel AUROC of seg units' maps maps[u] ((n, R, R) backend buffers, for instance u * n*R*R into
+// one), with the GPU metrics as one batched evaluation (pad_metrics_gpu_pixel_batch), else one CPU evaluation per
+// unit; the image AUROC of cls units' scores scores[u] (host, n each). Each metric[u] is what run_eval_select gives
+// for that unit's maps or scores, bit for bit.
+pad_status run_eval_select_pixel_batch(run_ctx *rc, class_ctx *cc, const float *const *maps, int n_units,
+                                       double *metric);
+pad_status run_eval_select_image_batch(run_ctx *rc, class_ctx *cc, const float *const *scores, int n_units,
+                                       double *metric);
 // The group's visual score V (and vmax) against its memory bank, kept in g (device and host) and made active.
 pad_status run_group_visual(run_ctx *rc, class_ctx *cc, group_ctx *g, const pad_bank *bank);
 // Makes g the active group of the class: its V and vmax restored into the scorer (a device copy), its V into
@@ -268,8 +280,9 @@ int run_cohort_units(group_ctx *const *g, int n);
 // rows twice (its learner's own encoder and the cohort's; pad_text_encoder_bytes, about layers x rows x L x
 // (5 width + mlp + heads x L) floats), the cohort's embeddings and their gradients (2 rows x L x width floats),
 // features and gradients (2 rows x E), its learner's normalised shot features and logits (k x T x (E + 2 rows),
-// T = 1 for cls, P for seg) and its text scores and vectors of an epoch (n T + 2 E); per group its V and vmax (backend and host: 2 n P + n floats) and, while V is made,
-// its memory bank (2 k P D) and uploaded shot features (k (E + P E + 2 P D)).
+// T = 1 for cls, P for seg) and its text scores and vectors of an epoch (n T + 2 E); per group its V and vmax (backend
+// and host: 2 n P + n floats) and, while V is made, its memory bank (2 k P D) and uploaded shot features (k (E + P E +
+// 2 P D)).
 pad_status run_cohort_bytes(run_ctx *rc, class_ctx *cc, group_ctx *const *g, int n, double *bytes);
 void run_class_learners_free(class_ctx *cc); // the learner pool and the cohort of the class
 
