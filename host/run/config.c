@@ -56,7 +56,7 @@ typedef struct y_run {
     char *fpr_limit;
     char *threads;
     char *cuda_graphs, *fast_math, *method, *use_vad;
-    char *cohort;
+    char *cohort, *cohort_mem;
 } y_run;
 
 typedef struct y_train {
@@ -142,6 +142,7 @@ static const cyaml_schema_field_t k_run_fields[] = {
     STR("cuda_graphs", y_run, cuda_graphs),
     STR("fast_math", y_run, fast_math),
     STR("cohort", y_run, cohort),
+    STR("cohort_mem", y_run, cohort_mem),
     STR("method", y_run, method),
     STR("use_vad", y_run, use_vad),
     CYAML_FIELD_END,
@@ -542,6 +543,12 @@ static bool overlay_run(pad_run_config *cfg, const y_run *r, const src_ctx *c) {
             cfg->run.cohort = -1;
         else if (!set_int(c, "run.cohort", r->cohort, 1, 1024, &cfg->run.cohort))
             return false;
+    }
+    if (r->cohort_mem && (iv = pad_scalar_bytes(r->cohort_mem, 1LL << 20, 1LL << 50, &cfg->run.cohort_mem)) <= 0) {
+        src_error(c, "run.cohort_mem",
+                  iv ? "%s is out of range [1MiB, 1024TiB]" : "'%s' is not a size (512MiB, 2GiB, 1.5GiB or bytes)",
+                  r->cohort_mem);
+        return false;
     }
     if (r->cuda_graphs) {
         static const char *const s[] = {"off", "on", "auto"};
