@@ -70,7 +70,8 @@ print(f"{time.time() - t0:.3f} {r.ru_utime + r.ru_stime:.3f} {rc}")' "$work/$tag
     units=$(sed -n 's/^promptad run: \([0-9]*\) units computed.*/\1/p' "$work/$tag.err" | tail -n 1)
     cached=$(sed -n 's/.*: \([0-9]*\) of \([0-9]*\) images from the feature cache.*/\1 \2/p' "$work/$tag.err" |
         awk '{ h += $1; n += $2 } END { printf "%d/%d", h, n }')
-    echo "run tag=$tag wall_s=$1 cpu_s=$2 units=${units:-0} cache=$cached" | tee -a "$log"
+    cohorts=$(grep -c 'training a cohort of' "$work/$tag.err" || true)
+    echo "run tag=$tag wall_s=$1 cpu_s=$2 units=${units:-0} cache=$cached cohorts=$cohorts" | tee -a "$log"
 }
 # same A B: whether every unit of results A has the bytes of B's in scores.csv and train.csv
 same() {

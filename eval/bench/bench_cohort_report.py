@@ -43,7 +43,7 @@ def projection(ops, text):
     rows_per_unit = (text["cls"]["rows"] + text["seg"]["rows"]) / 2
     row_bytes = activation_bytes_per_row(max(text["cls"]["tokens"], text["seg"]["tokens"]))
     rows = []
-    for name, size in (("1 (serial)", 1), ("2: the tasks of a (k, seed), today", 2),
+    for name, size in (("1 (serial)", 1), ("2: the tasks of one (k, seed)", 2),
                        ("30: a whole class", 2 * SWEEP_GROUPS_PER_CLASS)):
         epochs = units * SWEEP_EPOCHS / size
         kernels = shared + size * per_unit
@@ -149,6 +149,11 @@ def main(log_path, json_path, md_path):
     md = [f"`{head.lstrip('# ')}`", "", "| measure | cohort 1 (or cold) | cohort auto (or warm) | ratio |",
           "|---|---|---|---|"]
     md += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    for part in ("tiny", "full"):
+        n = runs.get(f"{part}-auto-r1", {}).get("cohorts")
+        if n:
+            md.append(f"\nrun.cohort auto trained the {runs[f'{part}-auto-r1'].get('units')} units of {part}-auto-r1 "
+                      f"as {n} cohort(s)")
     for s in same:
         md.append(f"\nunits of {s['a']} and {s['b']}: {s['files']} files (scores.csv, train.csv), "
                   f"{s['differ']} differ")
