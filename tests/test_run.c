@@ -69,15 +69,6 @@ static pad_status run_cfg(pad_run_config *c, pad_run_opts *o, pad_run_result *re
     return st;
 }
 
-static cJSON *read_json(const char *path) {
-    char *t = NULL;
-    cr_assert_eq(pad_read_file(path, &t, NULL), PAD_OK, "%s", path);
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    cr_assert(j, "%s: bad JSON", path);
-    return j;
-}
-
 static double jnum(const cJSON *j, const char *k) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k);
     cr_assert(cJSON_IsNumber(it), "missing number '%s'", k);
@@ -154,7 +145,7 @@ static void check_unit(const char *ds, int k, int t, pad_backend *be, pad_vit *v
     for (int f = 0; f < 5; f++)
         cr_assert(file_exists(pad_test_fmt("%s/%s", u, files[f])), "%s/%s missing", u, files[f]);
     // metrics.json: the contract's keys, fractions, the protocol and the unit
-    cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+    cJSON *j = pad_test_read_json(pad_test_fmt("%s/metrics.json", u));
     const char *keys[] = {"image_auroc", "image_aupr", "pixel_auroc", "pixel_pro", "pixel_pro_200"};
     for (int i = 0; i < 5; i++) {
         double v = jnum(j, keys[i]);
@@ -295,7 +286,7 @@ Test(run, layout_contents_and_independent_scores) {
         char m[1024];
         snprintf(m, sizeof m, "%s/weave/k%d/seed0/model", ds, k);
         cr_assert(file_exists(pad_test_fmt("%s/model.json", m)));
-        cJSON *j = read_json(pad_test_fmt("%s/model.json", m));
+        cJSON *j = pad_test_read_json(pad_test_fmt("%s/model.json", m));
         cJSON *th = cJSON_GetObjectItemCaseSensitive(j, "threshold");
         cr_assert(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(th, "value")));
         cr_assert(strstr(jstr(th, "rule"), "max F1") != NULL);
@@ -408,7 +399,7 @@ Test(run, other_settings_are_refused_or_redone) {
     cr_assert_eq(pad_run_config_set(c3, "output.on_mismatch=redo"), PAD_OK);
     cr_assert_eq(run_cfg(c3, NULL, &res), PAD_OK, "%s", pad_test_log_text());
     cr_assert_eq(res.n_computed, 2);
-    cJSON *j = read_json(pad_test_fmt("%s/results/synth/weave/k1/seed0/cls/metrics.json", dir));
+    cJSON *j = pad_test_read_json(pad_test_fmt("%s/results/synth/weave/k1/seed0/cls/metrics.json", dir));
     cr_assert_eq((int)jnum(j, "epochs"), 3);
     cJSON_Delete(j);
     cr_assert_eq(count_tmp(dir), 0);
@@ -437,7 +428,7 @@ Test(run, official_protocol) {
         const char *task = t ? "seg" : "cls";
         char u[1024];
         snprintf(u, sizeof u, "%s/results/synth/weave/k2/seed0/%s", dir, task);
-        cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+        cJSON *j = pad_test_read_json(pad_test_fmt("%s/metrics.json", u));
         cr_assert_str_eq(jstr(j, "protocol"), "official");
         cr_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "test_bgr")));
         cr_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "fp16_scores")));
@@ -534,7 +525,7 @@ Test(run, predict_end_to_end) {
                     pad_test_binary(), model, dir, dir, dir, dir);
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
     pad_cmd_free(&r);
-    cJSON *mj = read_json(pad_test_fmt("%s/model.json", model));
+    cJSON *mj = pad_test_read_json(pad_test_fmt("%s/model.json", model));
     double thr = jnum(cJSON_GetObjectItemCaseSensitive(mj, "threshold"), "value");
     cJSON_Delete(mj);
     // the run's scores of the same images (cls task)
@@ -617,7 +608,7 @@ Test(run, predict_end_to_end) {
         const char *bm = pad_test_fmt("%s/model_bad%zu", dir, i);
         r = pad_cmd_run("cp -r '%s' '%s'", model, bm);
         pad_cmd_free(&r);
-        cJSON *j = read_json(pad_test_fmt("%s/model.json", bm));
+        cJSON *j = pad_test_read_json(pad_test_fmt("%s/model.json", bm));
         if (bad[i].json)
             cJSON_ReplaceItemInObjectCaseSensitive(j, bad[i].key, cJSON_Parse(bad[i].json));
         else

@@ -59,15 +59,6 @@ static pad_run_result run(pad_run_config *c) {
     return res;
 }
 
-static cJSON *read_json(const char *path) {
-    char *text = NULL;
-    cr_assert_eq(pad_read_file(path, &text, NULL), PAD_OK, "%s", path);
-    cJSON *j = cJSON_Parse(text);
-    free(text);
-    cr_assert(j, "%s: not JSON", path);
-    return j;
-}
-
 // scores.csv: paths (quoted or not), labels, scores; returns the rows.
 static int read_scores(const char *path, char paths[][512], uint8_t *labels, float *scores) {
     FILE *f = fopen(path, "r");
@@ -161,7 +152,7 @@ Test(run_method, winclip) {
     const char *cls = "weave";
     for (int k = 0; k <= 1; k++) {
         const char *u = pad_test_fmt("%s/%s/k%d/seed0/seg", mdir, cls, k);
-        cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+        cJSON *j = pad_test_read_json(pad_test_fmt("%s/metrics.json", u));
         cr_assert_str_eq(cJSON_GetObjectItem(j, "method")->valuestring, "winclip");
         cr_assert_str_eq(cJSON_GetObjectItem(j, "variant")->valuestring, k ? "WinCLIP+" : "WinCLIP");
         cr_assert_eq(cJSON_GetObjectItem(j, "k")->valueint, k);
@@ -211,7 +202,7 @@ Test(run_method, cpe) {
     cr_assert_eq(r.n_units, 1); // zero-shot: one unit per class whatever run.shots and run.seeds say
     cr_assert_eq(r.n_computed, 1);
     const char *u = pad_test_fmt("%s/results/synth/cpe/weave/k0/seed0/seg", dir);
-    cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+    cJSON *j = pad_test_read_json(pad_test_fmt("%s/metrics.json", u));
     cr_assert_str_eq(cJSON_GetObjectItem(j, "variant")->valuestring, "CPE + V-V CLIP");
     cr_assert(strstr(cJSON_GetObjectItem(j, "pixel_map")->valuestring, "Gaussian"));
     cJSON_Delete(j);
@@ -254,11 +245,11 @@ Test(run_method, promptad_without_vad) {
     PAD_ASSERT_CLOSE("image score = s_T", scores, sT, N_TEST, 0, 1e-7);
     free(sT);
     pad_st_close(f);
-    cJSON *j = read_json(pad_test_fmt("%s/metrics.json", u));
+    cJSON *j = pad_test_read_json(pad_test_fmt("%s/metrics.json", u));
     cr_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "pixel_auroc")));
     cr_assert_str_eq(cJSON_GetObjectItem(j, "method")->valuestring, "promptad-nomap-novad");
     cJSON_Delete(j);
-    j = read_json(pad_test_fmt("%s/results/synth/weave/k1/seed0/seg/metrics.json", dir));
+    j = pad_test_read_json(pad_test_fmt("%s/results/synth/weave/k1/seed0/seg/metrics.json", dir));
     cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "pixel_auroc")));
     cJSON_Delete(j);
     cr_assert(!pad_path_is_dir(pad_test_fmt("%s/results/synth/weave/k1/seed0/model", dir)));

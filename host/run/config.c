@@ -24,7 +24,7 @@
 
 // Numbers and booleans are read as text and converted by the strict parsers of scalar.h (see set_int).
 typedef struct y_model {
-    char *weights, *vocab, *generate, *preprocess;
+    char *weights, *vocab, *generate, *preprocess, *activation;
     char **taps;
     unsigned taps_count;
 } y_model;
@@ -97,8 +97,13 @@ static const cyaml_schema_value_t k_str_entry = {CYAML_VALUE_STRING(CYAML_FLAG_P
 #define STRS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_str_entry, lo, CYAML_UNLIMITED)
 
 static const cyaml_schema_field_t k_model_fields[] = {
-    STR("weights", y_model, weights),       STR("vocab", y_model, vocab),   STR("generate", y_model, generate),
-    STR("preprocess", y_model, preprocess), INTS("taps", y_model, taps, 2), CYAML_FIELD_END,
+    STR("weights", y_model, weights),
+    STR("vocab", y_model, vocab),
+    STR("generate", y_model, generate),
+    STR("preprocess", y_model, preprocess),
+    INTS("taps", y_model, taps, 2),
+    STR("activation", y_model, activation),
+    CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t k_synth_fields[] = {
@@ -425,6 +430,12 @@ static bool overlay_model(pad_run_config *cfg, const y_model *m, const src_ctx *
             if (!parse_int(c, "model.taps", m->taps[i], 0, 255, &taps[i])) return false;
         cfg->model.taps[0] = taps[0];
         cfg->model.taps[1] = taps[1];
+        cfg->model.taps_auto = false;
+    }
+    if (m->activation) {
+        static const char *const a[] = {"gelu", "quick_gelu", "auto"}; // pad_activation order, then auto
+        if (!parse_choice(c, "model.activation", m->activation, a, 3, &iv)) return false;
+        cfg->model.activation = iv == 2 ? -1 : iv;
     }
     return true;
 }
