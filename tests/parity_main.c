@@ -47,6 +47,7 @@ static const struct {
     {"op/conv (conv2d on cuDNN, pools, residual add)", ops_conv},
     {"op/patchcore (to_rows, knn_l2)", ops_patchcore},
     {"tower/resnet (tiny fixture, wide_resnet50_2 random)", resnet_checks},
+    {"tower/clip_resnet (small fixture, RN101 random)", clip_resnet_checks},
     {"method/patchcore, padim, spade (tiny fixture network)", methods_checks},
 };
 

@@ -1,6 +1,7 @@
 /* test_metrics_cuda.c - the GPU pixel and image metrics (cuda/metrics.cu) against the CPU reference (eval/metrics.c)
  * on the reference fixtures and on larger tie-heavy random inputs: AUROC and PRO must be bit-identical (exact
- * integer sums, one shared finishing function), AUPR equal to the last bit or within 1e-15. Skips without a GPU. */
+ * integer sums, one shared finishing function), AUPR equal to the last bit or within 1e-15; the batched calls against
+ * the single-unit GPU call (bit for bit) and the CPU batch. Skips without a GPU. */
 #include "check.h"
 #include "metrics.h"
 
@@ -183,5 +184,148 @@ Test(metrics_cuda, device_maps_image_scores_and_errors) {
     pad_metrics_gpu_free(g);
     free(mask);
     free(map);
+#endif
+}
+
+// ----------------------------------------------------------------------------
+// Batches (issue 11): every unit's result equals the single-unit GPU call's bit for bit, and the CPU's as above.
+
+#define B_UNITS 5
+
+Test(metrics_cuda, pixel_batch_matches_single_and_cpu) {
+    PAD_REQUIRE_CUDA();
+#ifdef PAD_HAVE_CUDA
+    const int n = 11, H = 64, W = 48;
+    const int64_t N = (int64_t)n * H * W;
+    uint8_t *mask = calloc((size_t)N, 1);
+    float *map = malloc((size_t)B_UNITS * N * sizeof *map); // the units contiguous, as a cohort's maps
+    pad_rng rng = {4321};
+    for (int64_t i = 0; i < N; i++)
+        mask[i] = ((i / W) % 17 < 4 && (i % W) % 13 < 5 && (i / (H * W)) % 3 != 0);
+    for (int u = 0; u < B_UNITS; u++)
+        for (int64_t i = 0; i < N; i++) {
+            float v = pad_rng_uniform(&rng, 0, 1) + (mask[i] ? 0.25f * (float)u : 0.0f);
+            map[u * N + i] = u % 2 ? floorf(v * (float)(5 + 40 * u)) : v; // heavy ties in the odd units
+        }
+    for (int64_t i = 0; i < N; i++)
+        map[2 * N + i] = 0.75f; // a constant unit
+    pad_metrics_gt *gt;
+    cr_assert(pad_metrics_gt_init(&gt, mask, n, H, W) == PAD_OK);
+    pad_metrics_gpu *g;
+    cr_assert(pad_metrics_gpu_init(&g, gt, test_backend()) == PAD_OK);
+    float *dmap = NULL;
+    cr_assert(cudaMalloc((void **)&dmap, (size_t)B_UNITS * N * sizeof *dmap) == cudaSuccess);
+    cr_assert(cudaMemcpy(dmap, map, (size_t)B_UNITS * N * sizeof *dmap, cudaMemcpyHostToDevice) == cudaSuccess);
+    const float *dptr[B_UNITS], *hptr[B_UNITS];
+    for (int u = 0; u < B_UNITS; u++) {
+        dptr[u] = dmap + u * N;
+        hptr[u] = map + u * N;
+    }
+    cr_assert(pad_metrics_gpu_batch_bytes(g, 1) == 0 && pad_metrics_gpu_batch_bytes(g, 2) > (size_t)N * 120);
+    // budgets: all units in one chunk, chunks of 2 + 2 + 1 (both pipelines), one unit at a time
+    const size_t budgets[3] = {(size_t)1 << 32, pad_metrics_gpu_batch_bytes(g, 2), 0};
+    const double limits[] = {0.3, 0.01, 1.0};
+    for (int b = 0; b < 3; b++) {
+        pad_metrics_gpu_set_batch_budget(g, budgets[b]);
+        for (int l = 0; l < 3; l++)
+            for (unsigned which = 0; which <= PAD_METRICS_PRO; which += PAD_METRICS_PRO) {
+                pad_pixel_metrics batch[B_UNITS], one, cpu[B_UNITS];
+                cr_assert(pad_metrics_gpu_pixel_batch(g, dptr, B_UNITS, limits[l], which, batch) == PAD_OK);
+                cr_assert(pad_metrics_pixel_batch(gt, hptr, B_UNITS, limits[l], which, cpu) == PAD_OK);
+                for (int u = 0; u < B_UNITS; u++) {
+                    char w[96];
+                    snprintf(w, sizeof w, "budget %d unit %d @%g which %u", b, u, limits[l], which);
+                    cr_assert(pad_metrics_gpu_pixel(g, dptr[u], limits[l], which, &one) == PAD_OK);
+                    cr_assert(memcmp(&one, &batch[u], sizeof one) == 0,
+                              "%s: batch (%.17g %.17g %.17g) single (%.17g %.17g %.17g)", w, batch[u].auroc,
+                              batch[u].aupr, batch[u].pro, one.auroc, one.aupr, one.pro);
+                    assert_same(w, &batch[u], &cpu[u]);
+                }
+            }
+    }
+    // a non-finite pixel in unit 3: an error naming it, every result NaN, the context still usable
+    pad_metrics_gpu_set_batch_budget(g, (size_t)1 << 32);
+    float inf = INFINITY;
+    cr_assert(cudaMemcpy(dmap + 3 * N + H * W + 2 * W + 7, &inf, sizeof inf, cudaMemcpyHostToDevice) == cudaSuccess);
+    pad_pixel_metrics batch[B_UNITS];
+    pad_test_log_start();
+    cr_assert(pad_metrics_gpu_pixel_batch(g, dptr, B_UNITS, 0.3, PAD_METRICS_PRO, batch) == PAD_ERR_INVALID_ARG);
+    PAD_ASSERT_LOG_HAS("unit 3: map 1 pixel (2, 7) is not finite (inf)");
+    cr_assert(pad_metrics_gpu_pixel_batch(g, dptr, 2, 0.3, PAD_METRICS_PRO_200, batch) == PAD_ERR_UNSUPPORTED);
+    pad_test_log_stop();
+    for (int u = 0; u < B_UNITS; u++)
+        cr_assert(isnan(batch[u].auroc) && isnan(batch[u].aupr) && isnan(batch[u].pro));
+    pad_pixel_metrics c, d;
+    cr_assert(pad_metrics_gpu_pixel_batch(g, dptr, 3, 0.3, PAD_METRICS_PRO, batch) == PAD_OK);
+    cr_assert(pad_metrics_pixel(gt, hptr[2], 0.3, PAD_METRICS_PRO, &c) == PAD_OK);
+    assert_same("after the error", &batch[2], &c);
+    cr_assert(pad_metrics_gpu_pixel(g, dptr[1], 0.3, PAD_METRICS_PRO, &d) == PAD_OK);
+    cr_assert(memcmp(&d, &batch[1], sizeof d) == 0);
+    cr_assert(pad_metrics_gpu_pixel_batch(g, NULL, 0, 0.3, 0, NULL) == PAD_OK);
+    cudaFree(dmap);
+    pad_metrics_gpu_free(g);
+    pad_metrics_gt_free(gt);
+    free(mask);
+    free(map);
+#endif
+}
+
+Test(metrics_cuda, image_batch_matches_cpu) {
+    PAD_REQUIRE_CUDA();
+#ifdef PAD_HAVE_CUDA
+    enum { n = 301 };
+    pad_rng rng = {555};
+    uint8_t lab[n];
+    static float s[B_UNITS][n];
+    for (int i = 0; i < n; i++)
+        lab[i] = (uint8_t)(i % 5 == 2 || i % 11 == 0);
+    for (int u = 0; u < B_UNITS; u++)
+        for (int i = 0; i < n; i++) {
+            float v = pad_rng_uniform(&rng, -1, 1) + 0.3f * (float)u * lab[i];
+            s[u][i] = u < 2 ? floorf(v * 6.0f) : v;
+        }
+    for (int i = 0; i < n; i++)
+        s[4][i] = i % 2 ? -0.0f : 0.0f; // one tie group
+    float *ds = NULL;
+    cr_assert(cudaMalloc((void **)&ds, sizeof s) == cudaSuccess);
+    cr_assert(cudaMemcpy(ds, s, sizeof s, cudaMemcpyHostToDevice) == cudaSuccess);
+    const float *dptr[B_UNITS], *hptr[B_UNITS];
+    for (int u = 0; u < B_UNITS; u++) {
+        dptr[u] = ds + u * n;
+        hptr[u] = s[u];
+    }
+    pad_image_metrics gb[B_UNITS], cb[B_UNITS], one;
+    cr_assert(pad_metrics_gpu_image_batch(NULL, dptr, lab, n, B_UNITS, gb) == PAD_OK);
+    cr_assert(pad_metrics_image_batch(hptr, lab, n, B_UNITS, cb) == PAD_OK);
+    for (int u = 0; u < B_UNITS; u++) {
+        cr_assert(pad_metrics_gpu_image(NULL, dptr[u], lab, n, &one) == PAD_OK);
+        cr_assert(memcmp(&gb[u], &cb[u], sizeof one) == 0 && memcmp(&gb[u], &one, sizeof one) == 0,
+                  "unit %d: gpu batch %.17g %.17g cpu %.17g %.17g", u, gb[u].auroc, gb[u].aupr, cb[u].auroc,
+                  cb[u].aupr);
+    }
+    cr_assert(gb[4].auroc == 0.5);
+    // on a context's stream, a sub-batch
+    uint8_t mask[4] = {0, 1, 0, 0};
+    pad_metrics_gt *gt;
+    pad_metrics_gpu *g;
+    cr_assert(pad_metrics_gt_init(&gt, mask, 1, 2, 2) == PAD_OK);
+    cr_assert(pad_metrics_gpu_init(&g, gt, test_backend()) == PAD_OK);
+    cr_assert(pad_metrics_gpu_image_batch(g, dptr + 1, lab, n, 3, gb) == PAD_OK);
+    for (int u = 0; u < 3; u++)
+        cr_assert(memcmp(&gb[u], &cb[u + 1], sizeof one) == 0, "unit %d", u + 1);
+    // errors: a NaN score (every result NaN), a bad label
+    float nan = NAN;
+    cr_assert(cudaMemcpy(ds + 2 * n + 40, &nan, sizeof nan, cudaMemcpyHostToDevice) == cudaSuccess);
+    pad_test_log_start();
+    cr_assert(pad_metrics_gpu_image_batch(g, dptr, lab, n, B_UNITS, gb) == PAD_ERR_INVALID_ARG);
+    PAD_ASSERT_LOG_HAS("unit 2 score 40 is not finite");
+    lab[7] = 3;
+    cr_assert(pad_metrics_gpu_image_batch(g, dptr, lab, n, 1, gb) == PAD_ERR_INVALID_ARG);
+    pad_test_log_stop();
+    for (int u = 0; u < B_UNITS; u++)
+        cr_assert(isnan(gb[u].auroc) && isnan(gb[u].aupr));
+    cudaFree(ds);
+    pad_metrics_gpu_free(g);
+    pad_metrics_gt_free(gt);
 #endif
 }

@@ -74,25 +74,8 @@ Test(resnet, random_checkpoint_round_trip) {
     pad_backend_free(be);
 }
 
-// Copies the fixture checkpoint without tensor `skip` (or with it reshaped to (1) when reshape is true).
 static void write_damaged(const char *path, const char *skip, bool reshape) {
-    pad_st_file *f = pad_fixture_open("resnet_tiny.safetensors");
-    pad_st_writer *w = NULL;
-    cr_assert(pad_st_writer_init(&w) == PAD_OK);
-    for (int i = 0; i < f->n_tensors; i++) {
-        const pad_st_tensor *t = &f->tensors[i];
-        float *d = pad_fixture_f32(f, t->name, -1, NULL);
-        if (strcmp(t->name, skip) != 0)
-            cr_assert(pad_st_writer_add_f32(w, t->name, t->ndim, t->shape, d) == PAD_OK);
-        else if (reshape) {
-            const int64_t one[1] = {1};
-            cr_assert(pad_st_writer_add_f32(w, t->name, 1, one, d) == PAD_OK);
-        }
-        free(d);
-    }
-    cr_assert(pad_st_writer_save(w, path) == PAD_OK);
-    pad_st_writer_free(w);
-    pad_st_close(f);
+    pad_fixture_write_damaged("resnet_tiny.safetensors", path, skip, reshape);
 }
 
 Test(resnet, errors_name_the_tensor) {

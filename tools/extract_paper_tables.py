@@ -4,7 +4,10 @@ supplementary Tables 6-13 into configs/paper_results.csv, which `promptad run` p
 numbers of the baselines that run on our engine (docs/winclip.md), with a 7th column `method`: WinCLIP+ per class
 (Tables 6-13, method winclip), WinCLIP+ on MPDD and LOCO (Table 4), and the zero-shot rows of Table 1 (CPE+WinCLIP
 as winclip 0-shot, CPE+VV-CLIP as cpe 0-shot; dataset means of image and pixel AUROC), and PromptAD's ablations of
-Tables 1 and 2 (1-shot, w/o VAD) as methods promptad-novad, promptad-nomap-novad and promptad-nolap-novad.
+Tables 1 and 2 (1-shot, w/o VAD) as methods promptad-novad, promptad-nomap-novad and promptad-nolap-novad; and the
+memory-bank baselines of docs/conv_methods.md: SPADE, PaDiM and PatchCore per class (Tables 6-13, methods spade,
+padim, patchcore; the paper takes them from WinCLIP) and PatchCore on MPDD and LOCO (Table 4, dataset means), written
+after every other row so that the rows before them keep their place.
 Usage: python3 tools/extract_paper_tables.py ../shared/seeds/promptad_supplementary.txt configs/paper_results.csv
 Rows the supplementary text does not hold (it is cut inside the VisA pixel-AUROC and pixel-PRO tables) are absent.
 The class names are normalised to the dataset folder names ("Garpet" -> carpet, "Cheewinggum" -> chewinggum)."""
@@ -32,7 +35,7 @@ def parse_cell(c):
 
 
 def main(src, dst):
-    rows, cur = [], None
+    rows, base, cur = [], [], None  # base: the memory-bank baselines' rows, written last
     for line in open(src, encoding="utf-8"):
         line = line.rstrip("\n")
         head = next((k for k in TABLES if line.startswith(k + "\t")), None)
@@ -50,12 +53,12 @@ def main(src, dst):
         name = FIX.get(name, name)
         vals = cells[1:]
         for si, shots in enumerate((1, 2, 4)):
-            for mi, method in ((4, "promptad"), (3, "winclip")):  # PromptAD 5th, WinCLIP+ 4th of each shot block
-                idx = si * METHODS + mi
+            for mi, method in ((4, "promptad"), (3, "winclip"), (0, "spade"), (1, "padim"), (2, "patchcore")):
+                idx = si * METHODS + mi  # SPADE, PaDiM, PatchCore, WinCLIP+, PromptAD in each shot block
                 if idx < len(vals):
                     p = parse_cell(vals[idx])
                     if p:
-                        rows.append((cur[0], name, cur[1], shots, p[0], p[1], method))
+                        (base if mi < 3 else rows).append((cur[0], name, cur[1], shots, p[0], p[1], method))
     # dataset means that only the main-text tables hold (Table 3: ViT-B/16+ rows; Table 4: MPDD and LOCO), no std
     have = {(r[0], r[1], r[2], r[3], r[6]) for r in rows}
     for line in open(src, encoding="utf-8"):
@@ -65,6 +68,12 @@ def main(src, dst):
             ds = cells[1].lower()
         elif len(cells) == 5 and cells[0] in ("PromptAD", "WinCLIP+") and cells[1] in ("MPDD", "LOCO"):
             ds = cells[1].lower()
+        elif len(cells) == 5 and cells[0] == "PatchCore" and cells[1] in ("MPDD", "LOCO"):  # Table 4
+            for shots, cell in zip((1, 2, 4), cells[2:]):
+                img, pix = [x.strip() for x in cell.split("/")]
+                base += [(cells[1].lower(), "mean", "image_auroc", shots, img, "", "patchcore"),
+                         (cells[1].lower(), "mean", "pixel_auroc", shots, pix, "", "patchcore")]
+            continue
         zero = {"CPE+WinCLIP": "winclip", "CPE+VV-CLIP": "cpe"}
         if len(cells) == 6 and cells[0] in ("0-shot", "") and cells[1] in zero:  # Table 1: MVTec, VisA
             for ds0, img, pix in (("mvtec", cells[2], cells[3]), ("visa", cells[4], cells[5])):
@@ -99,9 +108,9 @@ def main(src, dst):
         f.write("# PromptAD's published per-class results (supplementary Tables 6-13), mean and std over 5 seeds, in %\n")
         f.write("# rows with a 7th column: another method's published numbers (docs/winclip.md); shots 0 = zero-shot\n")
         f.write("dataset,class,metric,shots,mean,std,method\n")
-        for r in [r for r in rows if r[6] == "promptad"] + [r for r in rows if r[6] != "promptad"]:
+        for r in [r for r in rows if r[6] == "promptad"] + [r for r in rows if r[6] != "promptad"] + base:
             f.write(",".join(str(x) for x in (r[:6] if r[6] == "promptad" else r)) + "\n")
-    print(f"{dst}: {len(rows)} rows")
+    print(f"{dst}: {len(rows) + len(base)} rows ({len(base)} of SPADE, PaDiM and PatchCore)")
 
 
 if __name__ == "__main__":

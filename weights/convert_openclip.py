@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """convert_openclip.py - convert an OpenCLIP / OpenAI CLIP checkpoint into a safetensors file with OpenCLIP names (F32)
-that promptad loads by shape (any ViT: B/16, B/16+, L/14).
+that promptad loads by shape (any ViT: B/16, B/16+, L/14; the CLIP ModifiedResNets such as RN101).
 
 Usage: python3 convert_openclip.py IN OUT.safetensors [--model NAME] [--pretrained TAG]
                                                        [--activation auto|gelu|quick_gelu]
@@ -8,8 +8,9 @@ Usage: python3 convert_openclip.py IN OUT.safetensors [--model NAME] [--pretrain
 IN is one of
   - a state_dict .pt/.bin, or a training checkpoint with a "state_dict" entry, possibly with DDP "module." prefixes
     (OpenCLIP's releases and Hugging Face open_clip_pytorch_model.bin);
-  - OpenAI's TorchScript archive (ViT-L-14.pt from openaipublic): its extra buffers input_resolution, context_length
-    and vocab_size are dropped, as open_clip does;
+  - OpenAI's TorchScript archives (ViT-L-14.pt, RN101.pt from openaipublic): their bookkeeping entries
+    input_resolution, context_length and vocab_size are dropped, as open_clip does, and so are batch-norm counters
+    (num_batches_tracked);
   - a safetensors file (Hugging Face open_clip_model.safetensors; F32, F16 or BF16).
 
 The MLP activation is not visible in the shapes (docs/clip.md#activation), so the output's metadata says it:
@@ -18,10 +19,12 @@ an OpenAI TorchScript archive when neither --model nor --pretrained is given), "
 it. Needs torch for .pt inputs; safetensors inputs need only numpy.
 """
 import argparse
+import contextlib
 import json
 import os
 import struct
 import sys
+import zipfile
 
 import numpy as np
 
@@ -57,12 +60,10 @@ def read_torch(path):
     """({name: float32 array}, is_torchscript) of a .pt/.bin checkpoint or an OpenAI TorchScript archive."""
     import torch
 
-    try:
-        obj = torch.jit.load(path, map_location="cpu")  # OpenAI's archives
-        scripted = True
-    except RuntimeError:
-        obj = torch.load(path, map_location="cpu")
-        scripted = False
+    with zipfile.ZipFile(path) if zipfile.is_zipfile(path) else contextlib.nullcontext() as z:
+        scripted = z is not None and any(n.endswith("/constants.pkl") for n in z.namelist())
+    # OpenAI's releases are TorchScript archives (torch.load would dispatch to torch.jit.load with a warning)
+    obj = torch.jit.load(path, map_location="cpu") if scripted else torch.load(path, map_location="cpu")
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
@@ -109,11 +110,9 @@ def main(argv):
     else:
         sd, scripted = read_torch(args.src)
     sd = {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
-    for k in OPENAI_EXTRA:
-        sd.pop(k, None)
+    sd = {k: v for k, v in sd.items() if k not in OPENAI_EXTRA and not k.endswith("num_batches_tracked")}
     if "visual.conv1.weight" not in sd and "token_embedding.weight" not in sd:
-        sys.exit(f"{args.src}: no visual.conv1.weight nor token_embedding.weight: not an OpenCLIP ViT checkpoint "
-                 "(the CLIP ResNets have other names)")
+        sys.exit(f"{args.src}: no visual.conv1.weight nor token_embedding.weight: not an OpenCLIP checkpoint")
     act, why = choose_activation(args, scripted)
     meta = {"format": "pt", "source": os.path.basename(args.src), "activation": act}
     if args.model:

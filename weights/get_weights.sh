@@ -4,13 +4,17 @@
 #   weights/bpe_simple_vocab_16e6.txt.gz                   (the CLIP tokenizer vocabulary)
 #   weights/wide_resnet50_2.safetensors                    (with --resnet: torchvision's ImageNet wide_resnet50_2,
 #                                                           the backbone of PatchCore, PaDiM and SPADE)
-# Usage: bash weights/get_weights.sh [--e31 | --resnet | --vit-l-14-openai | --vit-l-14-laion2b]
+#   weights/RN101-openai.safetensors                       (with --rn101: OpenAI's CLIP RN101, OpenCLIP's RN101
+#                                                           `openai`, for PromptAD on a CLIP ResNet)
+# Usage: bash weights/get_weights.sh [--e31 | --resnet | --rn101 | --vit-l-14-openai | --vit-l-14-laion2b]
 #   default  downloads the laion400m_e32 release checkpoint (the file PromptAD's code loads), checks the sha256
 #            prefix 699c4b84 in its name, and converts it to safetensors (needs python3 with torch)
 #   --e31    takes the laion400m_e31 safetensors from the Hugging Face hub directly (no torch needed; note that
 #            modern open_clip silently maps laion400m_e32 to these e31 weights, docs/clip.md#weight-names)
 #   --resnet torchvision's wide_resnet50_2 IMAGENET1K_V1 weights (wide_resnet50_2-95faca4d.pth; the name carries the
 #            sha256 prefix, checked), converted by convert_torchvision.py (needs python3 with torch)
+#   --rn101  OpenAI's RN101.pt (a TorchScript archive; the folder in its URL is its full sha256, checked), converted
+#            by convert_openclip.py with QuickGELU recorded for its text tower (needs python3 with torch)
 #   --vit-l-14-openai    OpenAI's CLIP ViT-L/14 (OpenCLIP ViT-L-14 `openai`): ViT-L-14.pt from openaipublic, whose URL
 #            carries its full sha256 (checked, as OpenAI's clip package does), converted with QuickGELU recorded
 #            (docs/clip.md#activation; needs python3 with torch) to vit_l_14-openai.safetensors
@@ -56,6 +60,17 @@ if [ "${1:-}" = "--resnet" ]; then
     check_sha "$pth" 95faca4d
     [ -f "$out" ] || python3 "$here/convert_torchvision.py" "$pth" "$out"
     echo "done: $here/$out"
+    exit 0
+fi
+
+if [ "${1:-}" = "--rn101" ]; then
+    sha=8fa8567bab74a42d41c5915025a8e4538c3bdbe8804a470a72f30b0d94fab599
+    pt=RN101.pt
+    out=RN101-openai.safetensors
+    [ -f "$pt" ] || fetch "https://openaipublic.azureedge.net/clip/models/$sha/$pt" "$pt"
+    check_sha "$pt" "$sha"
+    [ -f "$out" ] || python3 "$here/convert_openclip.py" "$pt" "$out" --model RN101 --pretrained openai
+    echo "done: $here/$out (set model.weights to it)"
     exit 0
 fi
 

@@ -1,8 +1,9 @@
-/* cli_model.c - `promptad make-model`: writes a deterministic random OpenCLIP-shaped checkpoint (safetensors, F32),
- * or a torchvision ResNet-shaped one (wide-resnet50-2, resnet-tiny), for tests, the demo and speed measurements. Real
- * weights come from weights/get_weights.sh. */
+/* cli_model.c - `promptad make-model`: writes a deterministic random OpenCLIP-shaped checkpoint (safetensors, F32):
+ * a ViT CLIP, a CLIP ModifiedResNet (rn101, clip-resnet-tiny), or a torchvision ResNet-shaped one (wide-resnet50-2,
+ * resnet-tiny), for tests, the demo and speed measurements. Real weights come from weights/get_weights.sh. */
 #include "args.h"
 #include "cli.h"
+#include "clip_resnet.h"
 #include "log.h"
 #include "resnet.h"
 #include "weights.h"
@@ -14,8 +15,9 @@ int pad_cli_make_model(int argc, char **argv) {
     const char *preset = "tiny", *seed_s = "0", *out = NULL, *vocab_s = NULL, *layers_s = NULL, *tlayers_s = NULL;
     const char *act_s = NULL;
     const pad_opt opts[] = {
-        {"preset", "P", "tiny (default), vit-b-16-plus-240, vit-l-14, wide-resnet50-2 or resnet-tiny", &preset, NULL,
-         NULL, NULL},
+        {"preset", "P",
+         "tiny (default), vit-b-16-plus-240, vit-l-14, rn101, clip-resnet-tiny, wide-resnet50-2 or resnet-tiny",
+         &preset, NULL, NULL, NULL},
         {"seed", "S", "random seed (default 0)", &seed_s, NULL, NULL, NULL},
         {"vocab-size", "N", "text vocabulary size (default 49408, the CLIP BPE vocabulary)", &vocab_s, NULL, NULL,
          NULL},
@@ -30,8 +32,9 @@ int pad_cli_make_model(int argc, char **argv) {
     int n_pos = 0;
     pad_args_result r = pad_args_parse(
         argc, argv, opts, 7, pos, 0, &n_pos,
-        "promptad make-model [--preset tiny|vit-b-16-plus-240|vit-l-14|wide-resnet50-2|resnet-tiny] [--seed S] "
-        "[--vocab-size N] [--layers N] [--text-layers N] [--activation gelu|quick_gelu] --out FILE",
+        "promptad make-model [--preset tiny|vit-b-16-plus-240|vit-l-14|rn101|clip-resnet-tiny|wide-resnet50-2|"
+        "resnet-tiny] [--seed S] [--vocab-size N] [--layers N] [--text-layers N] [--activation gelu|quick_gelu] "
+        "--out FILE",
         "Writes a random OpenCLIP-shaped (or torchvision ResNet-shaped) checkpoint: the "
         "same seed gives the same weights on every machine.");
     if (r != PAD_ARGS_OK) return r == PAD_ARGS_HELP ? 0 : 2;
@@ -57,6 +60,19 @@ int pad_cli_make_model(int argc, char **argv) {
         }
         const pad_resnet_cfg rc = pad_resnet_preset_cfg(rp);
         if (pad_resnet_write_random(&rc, (uint64_t)seed, out) != PAD_OK) return 1;
+        PAD_LOG_INFO("wrote %s (%s, seed %ld)", out, preset, seed);
+        return 0;
+    }
+    pad_clip_resnet_preset cp;
+    if (pad_clip_resnet_preset_parse(preset, &cp) == PAD_OK) { // a CLIP ModifiedResNet (host/model/clip_resnet.h)
+        if (layers_s || tlayers_s || act_s) {
+            pad_args_error(argv[0], "--layers, --text-layers and --activation are for the CLIP ViT presets");
+            return 2;
+        }
+        const pad_clip_resnet_cfg vc = pad_clip_resnet_preset_cfg(cp);
+        pad_clip_cfg tc = pad_clip_resnet_text_cfg(cp);
+        tc.text.vocab = (int)vocab;
+        if (pad_clip_resnet_write_random(&vc, &tc, (uint64_t)seed, out) != PAD_OK) return 1;
         PAD_LOG_INFO("wrote %s (%s, seed %ld)", out, preset, seed);
         return 0;
     }

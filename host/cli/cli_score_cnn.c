@@ -2,7 +2,8 @@
  * --resolution R [--preprocess P] [--seed S] --out O.safetensors IMG...` (docs/cli.md): the memory-bank baselines
  * of docs/conv_methods.md on the ResNet of --weights, fitted on the shots and scoring the test images as the run's
  * units do (host/run/unit_baseline.c): images at R x R through the resize of --preprocess and ImageNet's
- * normalisation. Writes image_score [n] and pixel_map [n,R,R] (PatchCore and PaDiM: after their Gaussian blur). */
+ * normalisation. Writes image_score [n] and pixel_map [n,R,R] (PatchCore and PaDiM: after their Gaussian blur).
+ * PaDiM's channel subset is drawn from --seed, or read from --padim-idx (tensor `idx`, pad_padim_read_idx). */
 #include "args.h"
 #include "cli.h"
 #include "cli_common.h"
@@ -43,6 +44,8 @@ typedef struct cnn_job {
     pad_resnet *net;
     int R;
     uint64_t seed;
+    const int32_t *idx; // PaDiM's given channel subset (NULL: the seeded draw)
+    int n_idx;
 } cnn_job;
 
 // Fits the method on the k shots (device pixels) and scores the n test images (host pixels) in batches of 8.
@@ -61,6 +64,7 @@ static pad_status fit_and_score(const cnn_job *j, const float *shots_dev, int k,
     } else if (j->method == 1) {
         pad_padim_cfg c = pad_padim_default_cfg();
         c.seed = j->seed;
+        c.channels = j->idx, c.n_channels = j->n_idx;
         st = pad_padim_create(&pd, j->net, j->be, &c);
         if (st == PAD_OK) st = pad_padim_fit(pd, shots_dev, k, R, R);
     } else {
@@ -111,7 +115,10 @@ int pad_cli_score_cnn(int argc, char **argv) {
         {"resolution", "R", "side of the input images and of pixel_map (anomalib: 256)", &res_s, NULL, NULL, NULL},
         {"preprocess", "P", "squash (default), openclip or official", &prep_s, NULL, NULL, NULL},
         {"seed", "S", "seed of PaDiM's channel subset and PatchCore's coreset (default 0)", &seed_s, NULL, NULL, NULL},
-        {"padim-idx", "I", "PaDiM's channel subset from a file (not supported yet)", &idx, NULL, NULL, NULL},
+        {"padim-idx", "I",
+         "PaDiM's channel subset: tensor idx (1-D, integer-valued) of a .safetensors file, instead of the draw of "
+         "--seed",
+         &idx, NULL, NULL, NULL},
         {"device", "D", "auto (default), cpu or cuda", &device, NULL, NULL, NULL},
         {"out", "O", "output .safetensors", &out, NULL, NULL, NULL},
     };
@@ -140,15 +147,15 @@ int pad_cli_score_cnn(int argc, char **argv) {
         pad_args_error(cmd, "--weights, --shots, --resolution, --out and one or more IMG are required");
         goto usage;
     }
-    if (idx) {
-        pad_args_error(cmd, "--padim-idx is not supported yet: PaDiM draws its channel subset from --seed");
-        goto usage;
-    }
     static const char *const methods[] = {"patchcore", "padim", "spade"};
     for (m = 0; m < 3 && strcmp(method_s ? method_s : "", methods[m]) != 0; m++)
         ;
     if (m == 3) {
         pad_args_error(cmd, "--method: expected patchcore, padim or spade");
+        goto usage;
+    }
+    if (idx && m != 1) {
+        pad_args_error(cmd, "--padim-idx applies to --method padim only");
         goto usage;
     }
     if (!pad_args_int(cmd, "resolution", res_s, 32, MAX_RESOLUTION, &res) ||
@@ -162,7 +169,8 @@ int pad_cli_score_cnn(int argc, char **argv) {
     }
     rc = 1;
     const int R = (int)res;
-    cnn_job j = {m, NULL, NULL, R, (uint64_t)seed};
+    cnn_job j = {m, NULL, NULL, R, (uint64_t)seed, NULL, 0};
+    int32_t *idx_v = NULL;
     float *shot_px = malloc((size_t)k * 3 * R * R * sizeof(float)), *test_px = malloc((size_t)n * 3 * R * R * 4);
     float *scores = malloc((size_t)n * sizeof(float)), *maps = malloc((size_t)n * R * R * sizeof(float));
     float *shots_dev = NULL;
@@ -172,6 +180,13 @@ int pad_cli_score_cnn(int argc, char **argv) {
         goto done;
     if (pad_backend_init(&j.be, kind, 0) != PAD_OK) goto done;
     if (pad_resnet_load(&j.net, j.be, weights, m == 2 ? 0 : 3) != PAD_OK) goto done;
+    if (idx) { // a bad file is the caller's error (exit 2), its message names the file and the problem
+        if (pad_padim_read_idx(idx, pad_padim_channel_count(j.net), &idx_v, &j.n_idx) != PAD_OK) {
+            rc = 2;
+            goto done;
+        }
+        j.idx = idx_v;
+    }
     if (pad_buf_from_host(j.be, &shots_dev, shot_px, (size_t)k * 3 * R * R) != PAD_OK) goto done;
     if (fit_and_score(&j, shots_dev, k, test_px, n, scores, maps) != PAD_OK) goto done;
     if (write_out(out, method_s, n, R, scores, maps) != PAD_OK) goto done;
@@ -181,6 +196,7 @@ done:
     if (j.be) pad_buf_free(j.be, shots_dev);
     pad_resnet_free(j.net);
     pad_backend_free(j.be);
+    free(idx_v);
     free(shot_px);
     free(test_px);
     free(scores);

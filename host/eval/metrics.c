@@ -97,6 +97,12 @@ pad_status pad_metrics_image(const float *scores, const uint8_t *labels, int64_t
         }
     }
     free(it);
+    pad_metrics_image_finish(u2, ap, tp, fp, n, out);
+    return PAD_OK;
+}
+
+void pad_metrics_image_finish(uint64_t u2, pad_dd ap, uint64_t tp, uint64_t fp, int64_t n, pad_image_metrics *out) {
+    out->auroc = out->aupr = NAN;
     if (tp == 0 || fp == 0)
         PAD_LOG_WARN("image metrics: all %lld labels are %d: AUROC is undefined (NaN)", (long long)n, tp ? 1 : 0);
     else
@@ -105,7 +111,6 @@ pad_status pad_metrics_image(const float *scores, const uint8_t *labels, int64_t
         PAD_LOG_WARN("image metrics: no anomalous image: AUPR is undefined (NaN)");
     else
         out->aupr = ap.hi / (double)tp;
-    return PAD_OK;
 }
 
 // ----------------------------------------------------------------------------
@@ -849,6 +854,39 @@ pad_status pad_metrics_gpu_image(pad_metrics_gpu *g, const float *scores_dev, co
     (void)n;
     (void)out;
     return no_cuda();
+}
+
+pad_status pad_metrics_gpu_pixel_batch(pad_metrics_gpu *g, const float *const *maps_dev, int n_units, double fpr_limit,
+                                       unsigned which, pad_pixel_metrics *out) {
+    (void)g;
+    (void)maps_dev;
+    (void)n_units;
+    (void)fpr_limit;
+    (void)which;
+    (void)out;
+    return no_cuda();
+}
+
+pad_status pad_metrics_gpu_image_batch(pad_metrics_gpu *g, const float *const *scores_dev, const uint8_t *labels,
+                                       int64_t n, int n_units, pad_image_metrics *out) {
+    (void)g;
+    (void)scores_dev;
+    (void)labels;
+    (void)n;
+    (void)n_units;
+    (void)out;
+    return no_cuda();
+}
+
+void pad_metrics_gpu_set_batch_budget(pad_metrics_gpu *g, size_t bytes) {
+    (void)g;
+    (void)bytes;
+}
+
+size_t pad_metrics_gpu_batch_bytes(const pad_metrics_gpu *g, int n_units) {
+    (void)g;
+    (void)n_units;
+    return 0;
 }
 #endif
 

@@ -98,6 +98,15 @@ typedef struct pad_pixel_metrics {
 pad_status pad_metrics_pixel(pad_metrics_gt *gt, const float *maps, double fpr_limit, unsigned which,
                              pad_pixel_metrics *out);
 
+// Batches: n_units score sets against the same ground truth (the units of a cohort, issue 11), maps[u] (or
+// scores[u]) being unit u's. The CPU versions are the reference: exactly a loop of the single calls, so out[u] equals
+// the single call's result bit for bit. n_units == 0 does nothing. On an error (the first unit that fails stops the
+// loop, its error is returned) every out[u] is NaN.
+pad_status pad_metrics_pixel_batch(pad_metrics_gt *gt, const float *const *maps, int n_units, double fpr_limit,
+                                   unsigned which, pad_pixel_metrics *out);
+pad_status pad_metrics_image_batch(const float *const *scores, const uint8_t *labels, int64_t n, int n_units,
+                                   pad_image_metrics *out);
+
 // Writes the metrics as JSON to `path` atomically (a temporary file in the same folder, then rename):
 // {"image_auroc", "image_aupr"} and, when pix is not NULL, "pixel_auroc", "pixel_aupr", "pixel_pro",
 // "pixel_pro_200" (the keys of `promptad metrics`, docs/cli.md#metrics), fractions printed to round-trip exactly; a
@@ -117,7 +126,7 @@ void pad_threshold_max_f1(const float *scores, const uint8_t *labels, int n, dou
 typedef struct pad_metrics_gpu pad_metrics_gpu;
 
 // Uploads gt's region labels and per-region overlap increments to the device of the CUDA backend `be` and sizes
-// the workspace (about 80 bytes per pixel: 4 GB for 50 M pixels). Every later call runs on the backend's stream
+// the workspace (about 56 bytes per pixel: 2.8 GB for 50 M pixels). Every later call runs on the backend's stream
 // and synchronises it before returning, so maps written by the backend's ops are read in order. gt may be freed
 // afterwards; be must outlive g. PAD_ERR_UNSUPPORTED for a CPU backend or a CPU-only build. On failure *out is
 // NULL.
@@ -137,6 +146,27 @@ pad_status pad_metrics_gpu_pixel_host(pad_metrics_gpu *g, const float *maps_host
 // the legacy default stream).
 pad_status pad_metrics_gpu_image(pad_metrics_gpu *g, const float *scores_dev, const uint8_t *labels, int64_t n,
                                  pad_image_metrics *out);
+
+// Batched GPU twins of pad_metrics_pixel_batch / pad_metrics_image_batch (docs/metrics.md#batches). maps_dev
+// (scores_dev) is a host array of n_units device pointers, each to one unit's n*H*W maps (n scores); contiguous
+// units are maps + u * n*H*W. All units of a chunk are keyed together, sorted by ONE radix sort over (unit, score)
+// composite keys, scanned once, and reduced per unit in the same order as pad_metrics_gpu_pixel, so out[u] equals
+// pad_metrics_gpu_pixel's result for maps_dev[u] bit for bit (every integer sum and the AUPR double-double alike);
+// the image batch equals pad_metrics_image (and so pad_metrics_gpu_image) bit for bit. The pixel batch keeps a
+// workspace of about 68 bytes per pixel and unit of a chunk (pad_metrics_gpu_batch_bytes); units beyond the budget
+// go in further chunks (the results do not depend on the chunking). Errors as the CPU batch, and as
+// pad_metrics_gpu_pixel (PAD_METRICS_PRO_200 unsupported); a non-finite score is reported with its unit.
+pad_status pad_metrics_gpu_pixel_batch(pad_metrics_gpu *g, const float *const *maps_dev, int n_units, double fpr_limit,
+                                       unsigned which, pad_pixel_metrics *out);
+// g may be NULL (the legacy default stream); labels are host memory, shared by all units.
+pad_status pad_metrics_gpu_image_batch(pad_metrics_gpu *g, const float *const *scores_dev, const uint8_t *labels,
+                                       int64_t n, int n_units, pad_image_metrics *out);
+// The device memory budget of the pixel batch's workspace (default 4 GiB): a chunk holds as many units as fit, at
+// least one (a chunk of one unit reuses the single-unit workspace and needs nothing more), at most 64.
+void pad_metrics_gpu_set_batch_budget(pad_metrics_gpu *g, size_t bytes);
+// The device bytes the pixel batch's workspace takes for a chunk of n_units units: 0 for one unit (it uses the
+// single-unit workspace) and in CPU-only builds.
+size_t pad_metrics_gpu_batch_bytes(const pad_metrics_gpu *g, int n_units);
 
 #ifdef __cplusplus
 }

@@ -67,6 +67,14 @@ PAD_MX_FN pad_u128 pad_u128_add(pad_u128 a, pad_u128 b) {
     return r;
 }
 
+// a - b modulo 2^128: exact whenever the true difference is non-negative, even after a sum wrapped around.
+PAD_MX_FN pad_u128 pad_u128_sub(pad_u128 a, pad_u128 b) {
+    pad_u128 r;
+    r.lo = a.lo - b.lo;
+    r.hi = a.hi - b.hi - (a.lo < b.lo ? 1u : 0u);
+    return r;
+}
+
 PAD_MX_FN int pad_u128_less(pad_u128 a, pad_u128 b) {
     return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo);
 }
@@ -203,6 +211,11 @@ struct pad_metrics_gt;
 struct pad_pixel_metrics;
 // The (K + 1) fixed-point overlap increments of gt's regions; entry 0 (background) is 0.
 const pad_u128 *pad_metrics_gt_terms(const struct pad_metrics_gt *gt);
+struct pad_image_metrics;
+// Turns the integer counts of a walk over n image scores (u2 as in pad_pixel_sums, tp anomalous and fp normal
+// images) and the AUPR sum into AUROC and AUPR, with the warnings of undefined metrics (CPU and GPU alike).
+void pad_metrics_image_finish(uint64_t u2, pad_dd ap, uint64_t tp, uint64_t fp, int64_t n,
+                              struct pad_image_metrics *out);
 // Turns the sums into AUROC, AUPR and (when `which` has PAD_METRICS_PRO) PRO, with the warnings of undefined
 // metrics; leaves pro_200 alone. The one place where CPU and GPU results are finalised.
 void pad_metrics_pixel_finish(const pad_pixel_sums *s, int64_t n_anom, int64_t n_ok, int64_t K, double fpr_limit,

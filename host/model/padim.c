@@ -1,12 +1,14 @@
-/* padim.c - PaDiM (padim.h): the embedding (backend forward, host gather of the selected channels with the nearest
- * resize), the per-position Gaussians in the Woodbury form, the Mahalanobis grid and the map, all on the host in
- * double. */
+/* padim.c - PaDiM (padim.h): the channel subset (seeded draw, or a given one checked here and read from a
+ * safetensors file), the embedding (backend forward, host gather of the selected channels with the nearest resize),
+ * the per-position Gaussians in the Woodbury form, the Mahalanobis grid and the map, all on the host in double. */
 #include "padim.h"
 #include "cpu_ops.h"
 #include "log.h"
 #include "patchcore.h"
 #include "prng.h"
+#include "st_file.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,51 +28,184 @@ pad_padim_cfg pad_padim_default_cfg(void) {
     return (pad_padim_cfg){.n_features = 550, .seed = 0, .sigma = 4.0};
 }
 
-pad_status pad_padim_create(pad_padim **out, pad_resnet *net, pad_backend *be, const pad_padim_cfg *cfg) {
-    *out = NULL;
+int pad_padim_channel_count(const pad_resnet *net) {
     const pad_resnet_cfg *rc = pad_resnet_config(net);
-    if (rc->n_stages < 3 || cfg->n_features < 1 || !(cfg->sigma > 0)) {
-        PAD_LOG_ERROR("padim: needs a ResNet with 3 stages and n_features >= 1 (got %d stages, %d features)",
-                      rc->n_stages, cfg->n_features);
-        return PAD_ERR_INVALID_ARG;
+    return rc->n_stages < 3 ? 0 : rc->out[0] + rc->out[1] + rc->out[2];
+}
+
+// Checks n channel indices: 1 <= n <= total, each in [0, total), none repeated. Errors are logged as "<src>: ...".
+static pad_status check_channels(const int32_t *ch, int64_t n, int total, const char *src) {
+    if (n < 1 || n > total) {
+        PAD_LOG_ERROR("%s: idx has %" PRId64 " channels; expected 1 to %d (the network's layer1..3 channels)", src, n,
+                      total);
+        return PAD_ERR_FORMAT;
     }
-    pad_padim *p = (pad_padim *)calloc(1, sizeof *p);
-    if (!p) return PAD_ERR_OOM;
-    p->cfg = *cfg, p->net = net, p->be = be;
-    for (int s = 0; s < 3; s++)
-        p->C[s] = rc->out[s];
-    const int total = p->C[0] + p->C[1] + p->C[2];
-    p->d = cfg->n_features < total ? cfg->n_features : total;
+    int64_t *first = (int64_t *)malloc((size_t)total * sizeof(int64_t)); // position of each channel's first use
+    if (!first) return PAD_ERR_OOM;
+    for (int c = 0; c < total; c++)
+        first[c] = -1;
+    pad_status st = PAD_OK;
+    for (int64_t i = 0; i < n && st == PAD_OK; i++) {
+        if (ch[i] < 0 || ch[i] >= total) {
+            PAD_LOG_ERROR("%s: idx[%" PRId64 "] = %d is out of range [0, %d)", src, i, (int)ch[i], total);
+            st = PAD_ERR_FORMAT;
+        } else if (first[ch[i]] >= 0) {
+            PAD_LOG_ERROR("%s: idx[%" PRId64 "] = %d repeats idx[%" PRId64 "]", src, i, (int)ch[i], first[ch[i]]);
+            st = PAD_ERR_FORMAT;
+        } else {
+            first[ch[i]] = i;
+        }
+    }
+    free(first);
+    return st;
+}
+
+// The first d entries of a seeded Fisher-Yates permutation of [0, total), sorted (the distance ignores the order).
+static pad_status draw_channels(int *chan, int d, int total, uint64_t seed) {
     int *perm = (int *)malloc((size_t)total * sizeof(int));
-    p->chan = (int *)malloc((size_t)p->d * sizeof(int));
-    if (!perm || !p->chan) {
+    char *mark = (char *)calloc((size_t)total, 1);
+    if (!perm || !mark) {
         free(perm);
-        pad_padim_free(p);
+        free(mark);
         return PAD_ERR_OOM;
     }
-    // the first d entries of a seeded Fisher-Yates permutation, then sorted (the distance ignores the order)
-    uint64_t st = pad_prng_mix(cfg->seed ^ 0x504144494D434831ull); // "PADIMCH1"
+    uint64_t st = pad_prng_mix(seed ^ 0x504144494D434831ull); // "PADIMCH1"
     for (int i = 0; i < total; i++)
         perm[i] = i;
-    for (int i = 0; i < p->d; i++) {
+    for (int i = 0; i < d; i++) {
         const int j = i + (int)pad_prng_below(&st, (uint64_t)(total - i));
         const int t = perm[i];
         perm[i] = perm[j], perm[j] = t;
     }
-    char *mark = (char *)calloc((size_t)total, 1);
-    if (!mark) {
-        free(perm);
-        pad_padim_free(p);
-        return PAD_ERR_OOM;
-    }
-    for (int i = 0; i < p->d; i++)
+    for (int i = 0; i < d; i++)
         mark[perm[i]] = 1;
     for (int i = 0, n = 0; i < total; i++)
-        if (mark[i]) p->chan[n++] = i;
+        if (mark[i]) chan[n++] = i;
     free(mark);
     free(perm);
+    return PAD_OK;
+}
+
+pad_status pad_padim_create(pad_padim **out, pad_resnet *net, pad_backend *be, const pad_padim_cfg *cfg) {
+    *out = NULL;
+    const pad_resnet_cfg *rc = pad_resnet_config(net);
+    if (rc->n_stages < 3 || (!cfg->channels && cfg->n_features < 1) || !(cfg->sigma > 0)) {
+        PAD_LOG_ERROR("padim: needs a ResNet with 3 stages and n_features >= 1 (got %d stages, %d features)",
+                      rc->n_stages, cfg->n_features);
+        return PAD_ERR_INVALID_ARG;
+    }
+    const int total = pad_padim_channel_count(net);
+    if (cfg->channels && check_channels(cfg->channels, cfg->n_channels, total, "padim") != PAD_OK)
+        return PAD_ERR_INVALID_ARG;
+    pad_padim *p = (pad_padim *)calloc(1, sizeof *p);
+    if (!p) return PAD_ERR_OOM;
+    p->cfg = *cfg, p->net = net, p->be = be;
+    p->cfg.channels = NULL; // borrowed by the caller: the copy is p->chan
+    for (int s = 0; s < 3; s++)
+        p->C[s] = rc->out[s];
+    p->d = cfg->channels ? cfg->n_channels : cfg->n_features < total ? cfg->n_features : total;
+    p->chan = (int *)malloc((size_t)p->d * sizeof(int));
+    pad_status st = p->chan ? PAD_OK : PAD_ERR_OOM;
+    if (st == PAD_OK && cfg->channels)
+        for (int i = 0; i < p->d; i++)
+            p->chan[i] = cfg->channels[i];
+    else if (st == PAD_OK)
+        st = draw_channels(p->chan, p->d, total, cfg->seed);
+    if (st != PAD_OK) {
+        pad_padim_free(p);
+        return st;
+    }
     *out = p;
     return PAD_OK;
+}
+
+// Element i of t as an integer channel index, or an error naming the file: an integer dtype as is, a float dtype
+// when it holds an integer (checked before any conversion, so no value can overflow).
+static pad_status idx_value(const pad_st_tensor *t, int64_t i, int total, const char *path, int32_t *out) {
+    const unsigned char *src = t->data + (size_t)i * pad_dtype_size(t->dtype);
+    int64_t v = 0;
+    double x = 0;
+    bool is_float = false;
+    switch (t->dtype) {
+    case PAD_DTYPE_I64:
+        memcpy(&v, src, 8);
+        break;
+    case PAD_DTYPE_I32: {
+        int32_t w;
+        memcpy(&w, src, 4);
+        v = w;
+        break;
+    }
+    case PAD_DTYPE_I8:
+        v = (int8_t)src[0];
+        break;
+    case PAD_DTYPE_U8:
+        v = src[0];
+        break;
+    case PAD_DTYPE_F64:
+        memcpy(&x, src, 8), is_float = true;
+        break;
+    default: { // F32, F16, BF16 (BOOL is refused by the caller)
+        float f;
+        pad_convert_to_f32(&f, src, t->dtype, 1);
+        x = f, is_float = true;
+    }
+    }
+    if (is_float) {
+        if (!(x >= 0.0 && x < (double)total)) {
+            PAD_LOG_ERROR("%s: idx[%" PRId64 "] = %g is out of range [0, %d)", path, i, x, total);
+            return PAD_ERR_FORMAT;
+        }
+        if (x != floor(x)) {
+            PAD_LOG_ERROR("%s: idx[%" PRId64 "] = %.17g is not an integer", path, i, x);
+            return PAD_ERR_FORMAT;
+        }
+        v = (int64_t)x;
+    }
+    if (v < 0 || v >= total) {
+        PAD_LOG_ERROR("%s: idx[%" PRId64 "] = %" PRId64 " is out of range [0, %d)", path, i, v, total);
+        return PAD_ERR_FORMAT;
+    }
+    *out = (int32_t)v;
+    return PAD_OK;
+}
+
+pad_status pad_padim_read_idx(const char *path, int total, int32_t **out, int *n) {
+    *out = NULL, *n = 0;
+    if (total < 1) {
+        PAD_LOG_ERROR("%s: no channel to select (the network has %d)", path, total);
+        return PAD_ERR_INVALID_ARG;
+    }
+    pad_st_file *f = NULL;
+    PAD_TRY(pad_st_open(&f, path));
+    const pad_st_tensor *t = pad_st_find(f, "idx");
+    pad_status st = PAD_ERR_FORMAT;
+    char shape[128];
+    if (!t) {
+        PAD_LOG_ERROR("%s: missing tensor 'idx' (PaDiM's channel subset)", path);
+    } else if (t->dtype == PAD_DTYPE_BOOL) {
+        PAD_LOG_ERROR("%s: idx: dtype %s; expected an integer dtype (I64, I32, I8, U8) or a float holding integers",
+                      path, pad_dtype_name(t->dtype));
+    } else if (t->ndim != 1) {
+        pad_st_shape_str(shape, sizeof shape, t->ndim, t->shape);
+        PAD_LOG_ERROR("%s: idx: expected a 1-D tensor, got shape %s", path, shape);
+    } else if (t->numel < 1 || t->numel > total) {
+        PAD_LOG_ERROR("%s: idx has %" PRId64 " channels; expected 1 to %d (the network's layer1..3 channels)", path,
+                      t->numel, total);
+    } else {
+        int32_t *v = (int32_t *)malloc((size_t)t->numel * sizeof(int32_t));
+        st = v ? PAD_OK : PAD_ERR_OOM;
+        for (int64_t i = 0; i < t->numel && st == PAD_OK; i++)
+            st = idx_value(t, i, total, path, &v[i]);
+        if (st == PAD_OK) st = check_channels(v, t->numel, total, path);
+        if (st == PAD_OK) {
+            *out = v, *n = (int)t->numel;
+        } else {
+            free(v);
+        }
+    }
+    pad_st_close(f);
+    return st;
 }
 
 void pad_padim_free(pad_padim *p) {

@@ -144,32 +144,32 @@ pad_status pad_resnet_infer_cfg(const pad_st_file *f, pad_resnet_cfg *cfg) {
 // ----------------------------------------------------------------------------
 // loading
 
-// Reads conv spec s and its batch norm, folds them into w (K*C*k*k) and b (K).
-static pad_status load_folded(const pad_st_file *f, const conv_spec *s, float *w, float *b) {
-    char name[96];
-    const int64_t wshape[4] = {s->K, s->C, s->k, s->k}, vshape[1] = {s->K};
-    const int64_t nw = (int64_t)s->K * s->C * s->k * s->k;
-    snprintf(name, sizeof name, "%s.weight", s->conv);
+pad_status pad_resnet_read_folded(const pad_st_file *f, const char *conv, const char *bn, int K, int C, int k, float *w,
+                                  float *b) {
+    char name[160];
+    const int64_t wshape[4] = {K, C, k, k}, vshape[1] = {K};
+    const int64_t nw = (int64_t)K * C * k * k;
+    snprintf(name, sizeof name, "%s.weight", conv);
     PAD_TRY(pad_st_read_f32_into(f, name, 4, wshape, w, nw));
     static const char *const bn_parts[4] = {"weight", "bias", "running_mean", "running_var"};
-    float *bn[4] = {NULL, NULL, NULL, NULL};
+    float *v[4] = {NULL, NULL, NULL, NULL};
     pad_status st = PAD_OK;
     for (int j = 0; j < 4 && st == PAD_OK; j++) {
-        snprintf(name, sizeof name, "%s.%s", s->bn, bn_parts[j]);
-        st = pad_st_read_f32(f, name, 1, vshape, &bn[j], NULL);
+        snprintf(name, sizeof name, "%s.%s", bn, bn_parts[j]);
+        st = pad_st_read_f32(f, name, 1, vshape, &v[j], NULL);
     }
     if (st == PAD_OK) {
-        const int64_t per = nw / s->K;
-        for (int k = 0; k < s->K; k++) {
+        const int64_t per = nw / K;
+        for (int o = 0; o < K; o++) {
             // y = gamma (conv - mean) / sqrt(var + eps) + beta = conv * a + (beta - mean * a)
-            const double a = (double)bn[0][k] / sqrt((double)bn[3][k] + PAD_RESNET_BN_EPS);
+            const double a = (double)v[0][o] / sqrt((double)v[3][o] + PAD_RESNET_BN_EPS);
             for (int64_t i = 0; i < per; i++)
-                w[k * per + i] = (float)(w[k * per + i] * a);
-            b[k] = (float)((double)bn[1][k] - (double)bn[2][k] * a);
+                w[o * per + i] = (float)(w[o * per + i] * a);
+            b[o] = (float)((double)v[1][o] - (double)v[2][o] * a);
         }
     }
     for (int j = 0; j < 4; j++)
-        free(bn[j]);
+        free(v[j]);
     return st;
 }
 
@@ -196,7 +196,8 @@ pad_status pad_resnet_load(pad_resnet **out, pad_backend *be, const char *path, 
     if (!host) st = PAD_ERR_OOM;
     for (int i = 0; i < r->n_convs && st == PAD_OK; i++) {
         const size_t nw = (size_t)specs[i].K * specs[i].C * specs[i].k * specs[i].k;
-        st = load_folded(f, &specs[i], host + woff[i], host + woff[i] + nw);
+        st = pad_resnet_read_folded(f, specs[i].conv, specs[i].bn, specs[i].K, specs[i].C, specs[i].k, host + woff[i],
+                                    host + woff[i] + nw);
     }
     if (st == PAD_OK) st = pad_buf_from_host(be, &r->data, host, total);
     for (int i = 0; i < r->n_convs && st == PAD_OK; i++) {
@@ -283,9 +284,8 @@ static pad_status ensure_acts(pad_resnet *r, int B, int H, int W) {
     return PAD_OK;
 }
 
-// out = act(conv c of in (B, c->C, *H, *W) + res); *H, *W become the output size.
-static pad_status run_conv(pad_resnet *r, const pad_resnet_conv *c, float *out, const float *in, int B, int *H, int *W,
-                           const float *res, bool relu) {
+pad_status pad_resnet_conv_run(pad_backend *be, const pad_resnet_conv *c, float *out, const float *in, int B, int *H,
+                               int *W, const float *res, bool relu) {
     const pad_conv2d_desc d = {.B = B,
                                .C = c->C,
                                .H = *H,
@@ -296,10 +296,16 @@ static pad_status run_conv(pad_resnet *r, const pad_resnet_conv *c, float *out, 
                                .stride = c->stride,
                                .pad = c->pad,
                                .relu = relu};
-    PAD_TRY(pad_op_conv2d(r->be, &d, out, in, c->w, c->b, res));
+    PAD_TRY(pad_op_conv2d(be, &d, out, in, c->w, c->b, res));
     *H = pad_conv_out_size(*H, c->k, c->stride, c->pad);
     *W = pad_conv_out_size(*W, c->k, c->stride, c->pad);
     return PAD_OK;
+}
+
+// out = act(conv c of in (B, c->C, *H, *W) + res) on r's backend; *H, *W become the output size.
+static pad_status run_conv(pad_resnet *r, const pad_resnet_conv *c, float *out, const float *in, int B, int *H, int *W,
+                           const float *res, bool relu) {
+    return pad_resnet_conv_run(r->be, c, out, in, B, H, W, res, relu);
 }
 
 pad_status pad_resnet_forward(pad_resnet *r, const float *pixels, int B, int H, int W, int last_stage,

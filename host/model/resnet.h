@@ -75,6 +75,23 @@ pad_status pad_resnet_forward(pad_resnet *r, const float *pixels, int B, int H, 
 // bias and running_mean in [-0.1, 0.1], running_var in [0.5, 1.5].
 pad_status pad_resnet_write_random(const pad_resnet_cfg *cfg, uint64_t seed, const char *path);
 
+// Building blocks shared with the CLIP ModifiedResNet (clip_resnet.h), whose convolutions carry batch norms too.
+// Reads `<conv>.weight` (K, C, k, k) and the batch norm `<bn>.{weight,bias,running_mean,running_var}` (K) of f and
+// folds them (eps 1e-5, in double) into w (K*C*k*k) and b (K). Errors name the missing or misshapen tensor.
+pad_status pad_resnet_read_folded(const pad_st_file *f, const char *conv, const char *bn, int K, int C, int k, float *w,
+                                  float *b);
+// out (B, c->K, Ho, Wo) = act(conv c of in (B, c->C, *H, *W) + res) (res may be NULL; ReLU when relu); *H and *W
+// become the output size.
+pad_status pad_resnet_conv_run(pad_backend *be, const pad_resnet_conv *c, float *out, const float *in, int B, int *H,
+                               int *W, const float *res, bool relu);
+// Adds a random convolution `<conv>.weight` and its batch norm `<bn>.*` to w, drawn from the stream st as
+// pad_resnet_write_random does.
+pad_status pad_resnet_add_conv_bn(pad_st_writer *w, uint64_t *st, const char *conv, const char *bn, int K, int C,
+                                  int k);
+// Adds tensor `name` of the given shape, uniform in [lo, hi) from the stream st.
+pad_status pad_resnet_add_uniform(pad_st_writer *w, uint64_t *st, const char *name, int ndim, const int64_t *shape,
+                                  float lo, float hi);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,7 +15,22 @@ static float uniform(uint64_t *st, float lo, float hi) {
     return lo + (hi - lo) * u;
 }
 
-static pad_status add_conv_bn(pad_st_writer *w, uint64_t *st, const char *conv, const char *bn, int K, int C, int k) {
+pad_status pad_resnet_add_uniform(pad_st_writer *w, uint64_t *st, const char *name, int ndim, const int64_t *shape,
+                                  float lo, float hi) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    float *buf = (float *)malloc((n ? n : 1) * sizeof(float));
+    if (!buf) return PAD_ERR_OOM;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = uniform(st, lo, hi);
+    pad_status s = pad_st_writer_add_f32(w, name, ndim, shape, buf);
+    free(buf);
+    return s;
+}
+
+pad_status pad_resnet_add_conv_bn(pad_st_writer *w, uint64_t *st, const char *conv, const char *bn, int K, int C,
+                                  int k) {
     const size_t nw = (size_t)K * C * k * k;
     float *buf = (float *)malloc((nw > (size_t)K ? nw : (size_t)K) * sizeof(float));
     if (!buf) return PAD_ERR_OOM;
@@ -39,7 +54,7 @@ static pad_status add_conv_bn(pad_st_writer *w, uint64_t *st, const char *conv, 
 }
 
 static pad_status add_all(pad_st_writer *w, const pad_resnet_cfg *cfg, uint64_t *st) {
-    PAD_TRY(add_conv_bn(w, st, "conv1", "bn1", cfg->stem, 3, 7));
+    PAD_TRY(pad_resnet_add_conv_bn(w, st, "conv1", "bn1", cfg->stem, 3, 7));
     int in = cfg->stem;
     for (int s = 0; s < cfg->n_stages; s++)
         for (int i = 0; i < cfg->blocks[s]; i++) {
@@ -49,12 +64,12 @@ static pad_status add_all(pad_st_writer *w, const pad_resnet_cfg *cfg, uint64_t 
             for (int j = 0; j < 3; j++) {
                 snprintf(c, sizeof c, "layer%d.%d.conv%d", s + 1, i, j + 1);
                 snprintf(b, sizeof b, "layer%d.%d.bn%d", s + 1, i, j + 1);
-                PAD_TRY(add_conv_bn(w, st, c, b, widths[j][0], widths[j][1], widths[j][2]));
+                PAD_TRY(pad_resnet_add_conv_bn(w, st, c, b, widths[j][0], widths[j][1], widths[j][2]));
             }
             if (i == 0 && (s > 0 || in != cfg->out[s])) { // torchvision: stride 2 from layer2 on, or a new width
                 snprintf(c, sizeof c, "layer%d.%d.downsample.0", s + 1, i);
                 snprintf(b, sizeof b, "layer%d.%d.downsample.1", s + 1, i);
-                PAD_TRY(add_conv_bn(w, st, c, b, cfg->out[s], in, 1));
+                PAD_TRY(pad_resnet_add_conv_bn(w, st, c, b, cfg->out[s], in, 1));
             }
             in = cfg->out[s];
         }

@@ -432,28 +432,36 @@ fail:
     return st;
 }
 
-pad_status pad_weights_save(const pad_clip_weights *w, const char *path) {
+pad_status pad_weights_add_to_writer(const pad_clip_weights *w, pad_st_writer *wr) {
     if (w->be) {
-        PAD_LOG_ERROR("%s: cannot save device weights; save the host copy", path);
+        PAD_LOG_ERROR("cannot save device weights; save the host copy");
         return PAD_ERR_INVALID_ARG;
     }
     pad_clip_weights tmp = *w; // the table writes slots: build it on a copy so w stays const
     tensor_table t = {0};
-    pad_st_writer *wr = NULL;
     pad_status st;
     PAD_TRY_GOTO(st, tensor_table_build(&tmp, &t), done);
-    PAD_TRY_GOTO(st, pad_st_writer_init(&wr), done);
     for (int i = 0; i < t.n; i++)
         PAD_TRY_GOTO(st, pad_st_writer_add_f32(wr, t.e[i].name, t.e[i].ndim, t.e[i].shape, *t.e[i].slot), done);
     if (w->parts & PAD_WEIGHTS_TEXT)
         PAD_TRY_GOTO(st, pad_st_writer_add_f32(wr, "logit_scale", 0, NULL, &w->logit_scale), done);
+done:
+    free(t.e);
+    return st;
+}
+
+pad_status pad_weights_save(const pad_clip_weights *w, const char *path) {
+    pad_st_writer *wr = NULL;
+    pad_status st;
+    PAD_TRY_GOTO(st, pad_st_writer_init(&wr), done);
+    PAD_TRY_GOTO(st, pad_weights_add_to_writer(w, wr), done);
     PAD_TRY_GOTO(st, pad_st_writer_meta(wr, "format", "pt"), done);
     if (w->cfg.act != PAD_ACT_GELU) // GELU files stay as they were (no entry means GELU)
         PAD_TRY_GOTO(st, pad_st_writer_meta(wr, "activation", pad_activation_name(w->cfg.act)), done);
     PAD_TRY_GOTO(st, pad_st_writer_save(wr, path), done);
 done:
+    if (st != PAD_OK && w->be) PAD_LOG_ERROR("%s: not written", path);
     pad_st_writer_free(wr);
-    free(t.e);
     return st;
 }
 
@@ -530,9 +538,9 @@ pad_status pad_model_preset_parse(const char *s, pad_model_preset *out) {
     else if (strcasecmp(s, "vit-l-14") == 0)
         *out = PAD_MODEL_L14;
     else {
-        PAD_LOG_ERROR(
-            "unknown model preset '%s' (expected tiny, vit-b-16-plus-240, vit-l-14, wide-resnet50-2 or resnet-tiny)",
-            s);
+        PAD_LOG_ERROR("unknown model preset '%s' (expected tiny, vit-b-16-plus-240, vit-l-14, rn101, clip-resnet-tiny, "
+                      "wide-resnet50-2 or resnet-tiny)",
+                      s);
         return PAD_ERR_INVALID_ARG;
     }
     return PAD_OK;

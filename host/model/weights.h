@@ -9,6 +9,7 @@
 
 #include "backend.h"
 #include "promptad.h"
+#include "st_file.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -109,6 +110,10 @@ pad_status pad_weights_probe(const char *path, pad_clip_cfg *cfg);
 
 // Saves host weights with OpenCLIP names (F32), e.g. for generated models.
 pad_status pad_weights_save(const pad_clip_weights *w, const char *path);
+
+// Adds the tensors of host weights' towers (OpenCLIP names, F32; logit_scale with the text tower) to an open writer,
+// e.g. to write the text tower beside another vision tower (clip_resnet.h).
+pad_status pad_weights_add_to_writer(const pad_clip_weights *w, pad_st_writer *wr);
 
 // Copies host weights into one device block of backend `be` (for the CPU backend the data is shared, not copied).
 // *out has the same layout with pointers into backend memory; it must be freed before `host` when shared.

@@ -19,7 +19,10 @@ static const pad_config_key k_keys[] = {
     {"model.vocab", "CLIP BPE vocabulary (.txt.gz); empty = $PROMPTAD_VOCAB or weights/", false},
     {"model.generate", "none | tiny: write a random tiny model + byte vocabulary at the paths above if missing", false},
     {"model.preprocess", "auto | squash | openclip | official (image to model input)", false},
-    {"model.taps", "the two memory-bank blocks (0-based); default [3, 8] for 12 blocks, scaled to the depth", true},
+    {"model.taps",
+     "the two memory-bank blocks (0-based); default [3, 8] for 12 blocks, scaled to the depth; CLIP ResNet: stages "
+     "1..4, default [2, 3]",
+     true},
     {"model.activation", "auto (the checkpoint's metadata, else gelu) | gelu | quick_gelu (OpenAI's weights)", false},
     {"data.format", "mvtec | visa | mpdd | loco | folder | synth", false},
     {"data.root", "dataset root folder (synth: generated there if absent)", false},

@@ -12,6 +12,7 @@
 #include "predict.h"
 #include "score.h"
 #include "st_file.h"
+#include "clip_resnet.h"
 #include "vit.h"
 #include "weights.h"
 
@@ -187,7 +188,8 @@ struct pad_detector {
     float tau;
     pad_backend *be;
     pad_clip_weights *wh, *wd;
-    pad_vit *vit;
+    pad_vit *vit;         // the vision tower: a ViT, or
+    pad_clip_resnet *crn; // a CLIP ModifiedResNet (clip_resnet.h)
     pad_bank *bank;
     pad_scorer *sc;
     float *pix_host, *maps, *scores;                                    // host: (B, 3, S, S), (B, R, R), (B)
@@ -213,6 +215,7 @@ void pad_detector_free(pad_detector *d) {
     free(d->maps);
     free(d->scores);
     pad_vit_free(d->vit);
+    pad_clip_resnet_free(d->crn);
     pad_weights_free(d->wd);
     pad_weights_free(d->wh);
     pad_backend_free(d->be);
@@ -243,6 +246,37 @@ static pad_status check_weights(const model *m, const char *wpath, const char *m
     return PAD_OK;
 }
 
+// The vision tower of the model's weights: a ViT, or a CLIP ModifiedResNet (taps are then stage numbers); its
+// shapes must be the model's.
+static pad_status load_tower(pad_detector *d, const char *wpath) {
+    const model *m = &d->m;
+    int S, G, E, D;
+    if (pad_clip_resnet_probe(wpath)) {
+        pad_clip_resnet_params rp = {.max_batch = d->B, .tap1 = m->taps[0], .tap2 = m->taps[1]};
+        PAD_TRY(pad_clip_resnet_load(&d->crn, d->be, wpath, &rp));
+        const pad_clip_resnet_cfg *c = pad_clip_resnet_config(d->crn);
+        S = c->image_size, G = c->grid, E = c->out_dim, D = pad_clip_resnet_tap_width(d->crn);
+    } else {
+        PAD_TRY(pad_weights_load(&d->wh, wpath, PAD_WEIGHTS_VISION));
+        const pad_clip_cfg *c = &d->wh->cfg;
+        S = c->vision.image_size, G = c->vision.grid, E = c->embed_dim, D = c->vision.width;
+    }
+    if (S != m->S || G != m->G || E != m->E || D != m->D) {
+        PAD_LOG_ERROR("%s: architecture (S %d, grid %d, E %d, D %d) differs from the model's (S %d, grid %d, E %d, "
+                      "D %d)",
+                      wpath, S, G, E, D, m->S, m->G, m->E, m->D);
+        return PAD_ERR_FORMAT;
+    }
+    if (d->crn) return PAD_OK;
+    if (m->act >= 0) d->wh->cfg.act = (pad_activation)m->act;
+    PAD_TRY(pad_weights_to_backend(d->wh, d->be, &d->wd));
+    pad_vit_params vp = pad_vit_default_params();
+    vp.max_batch = d->B;
+    vp.tap1 = m->taps[0];
+    vp.tap2 = m->taps[1];
+    return pad_vit_create(&d->vit, d->be, d->wd, &vp);
+}
+
 // Backend, vision tower, memory bank, text vectors, scorer and the batch buffers.
 static pad_status build(pad_detector *d, const pad_detector_params *p, const char *wpath) {
     const model *m = &d->m;
@@ -250,22 +284,7 @@ static pad_status build(pad_detector *d, const pad_detector_params *p, const cha
     bp.kind = p->device;
     bp.n_threads = p->n_threads;
     PAD_TRY(pad_backend_create(&d->be, &bp));
-    PAD_TRY(pad_weights_load(&d->wh, wpath, PAD_WEIGHTS_VISION));
-    const pad_clip_cfg *c = &d->wh->cfg;
-    if (c->vision.image_size != m->S || c->vision.grid != m->G || c->embed_dim != m->E || c->vision.width != m->D) {
-        PAD_LOG_ERROR("%s: architecture (S %d, grid %d, E %d, D %d) differs from the model's (S %d, grid %d, E %d, "
-                      "D %d)",
-                      wpath, c->vision.image_size, c->vision.grid, c->embed_dim, c->vision.width, m->S, m->G, m->E,
-                      m->D);
-        return PAD_ERR_FORMAT;
-    }
-    if (m->act >= 0) d->wh->cfg.act = (pad_activation)m->act;
-    PAD_TRY(pad_weights_to_backend(d->wh, d->be, &d->wd));
-    pad_vit_params vp = pad_vit_default_params();
-    vp.max_batch = d->B;
-    vp.tap1 = m->taps[0];
-    vp.tap2 = m->taps[1];
-    PAD_TRY(pad_vit_create(&d->vit, d->be, d->wd, &vp));
+    PAD_TRY(load_tower(d, wpath));
     const size_t B = (size_t)d->B, per = 3 * (size_t)m->S * (size_t)m->S, E = (size_t)m->E, P = (size_t)m->P,
                  D = (size_t)m->D, RR = (size_t)m->R * (size_t)m->R;
     d->pix_host = malloc(B * per * sizeof(float));
@@ -350,7 +369,7 @@ static pad_status score_batch(pad_detector *d, const pad_image *imgs, int b) {
     PAD_TRY(pad_buf_upload(d->be, d->pix_dev, d->pix_host, (size_t)b * per * sizeof(float)));
     float *mid1 = d->f_mid, *mid2 = d->f_mid + (size_t)b * P * D;
     pad_vit_out vo = {d->f_cls, d->f_tok, mid1, mid2};
-    PAD_TRY(pad_vit_forward(d->vit, d->pix_dev, b, &vo));
+    PAD_TRY(d->crn ? pad_clip_resnet_forward(d->crn, d->pix_dev, b, &vo) : pad_vit_forward(d->vit, d->pix_dev, b, &vo));
     PAD_TRY(pad_score_normalize(d->be, d->f_mid, 2 * b * m->P, m->D));
     PAD_TRY(pad_scorer_visual(d->sc, d->bank, mid1, mid2, b));
     if (d->tv_cls) {

@@ -1,6 +1,7 @@
 /* evaluate.c - the evaluation of one epoch's text vectors on a class's test set: the selection metric of the
  * official protocol (image AUROC for cls, pixel AUROC for seg, on the GPU when the backend is CUDA) and the final
- * scores, maps and metrics of a unit; and the visual score V of a memory bank with its maps, once per (shot, seed). */
+ * scores, maps and metrics of a unit; the visual score V of a memory bank with its maps, once per (shot, seed); and
+ * the selection metrics of many units of a class at once (a cohort, issue 11). */
 #include "run_internal.h"
 
 #include "log.h"
@@ -100,4 +101,53 @@ pad_status run_visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank, b
         PAD_TRY(pad_metrics_pixel(cc->gt, cc->vmaps_host, rc->cfg->run.fpr_limit, PAD_METRICS_ALL, &cc->vmaps_metrics));
     cc->vmaps_valid = true;
     return PAD_OK;
+}
+
+// ----------------------------------------------------------------------------
+// Cohorts (issue 11): the selection metric of many units of one class at once
+
+pad_status run_eval_select_pixel_batch(run_ctx *rc, class_ctx *cc, const float *const *maps, int n_units,
+                                       double *metric) {
+    for (int u = 0; u < n_units; u++)
+        metric[u] = NAN;
+    if (!cc->gt || n_units <= 0) return PAD_OK;
+    pad_pixel_metrics *pm = malloc((size_t)n_units * sizeof *pm);
+    if (!pm) return PAD_ERR_OOM;
+    const double limit = rc->cfg->run.fpr_limit;
+    pad_log_level lvl = pad_log_get_level();
+    pad_log_set_level(PAD_LOG_LEVEL_ERROR); // an undefined AUROC warns once, at the final evaluation
+    pad_status st = PAD_OK;
+    if (cc->gt_gpu) {
+        st = pad_backend_sync(rc->be);
+        if (st == PAD_OK) st = pad_metrics_gpu_pixel_batch(cc->gt_gpu, maps, n_units, limit, 0, pm);
+    } else {
+        const size_t bytes = (size_t)cc->n * (size_t)rc->R * (size_t)rc->R * sizeof(float);
+        for (int u = 0; u < n_units && st == PAD_OK; u++) {
+            st = pad_buf_download(rc->be, cc->maps_host, maps[u], bytes);
+            if (st == PAD_OK) st = pad_metrics_pixel(cc->gt, cc->maps_host, limit, 0, &pm[u]);
+        }
+    }
+    pad_log_set_level(lvl);
+    for (int u = 0; u < n_units && st == PAD_OK; u++)
+        metric[u] = pm[u].auroc;
+    free(pm);
+    return st;
+}
+
+pad_status run_eval_select_image_batch(run_ctx *rc, class_ctx *cc, const float *const *scores, int n_units,
+                                       double *metric) {
+    (void)rc;
+    for (int u = 0; u < n_units; u++)
+        metric[u] = NAN;
+    if (n_units <= 0) return PAD_OK;
+    pad_image_metrics *im = malloc((size_t)n_units * sizeof *im);
+    if (!im) return PAD_ERR_OOM;
+    pad_log_level lvl = pad_log_get_level();
+    pad_log_set_level(PAD_LOG_LEVEL_ERROR);
+    pad_status st = pad_metrics_image_batch(scores, cc->labels, cc->n, n_units, im);
+    pad_log_set_level(lvl);
+    for (int u = 0; u < n_units && st == PAD_OK; u++)
+        metric[u] = im[u].auroc;
+    free(im);
+    return st;
 }

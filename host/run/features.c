@@ -58,7 +58,7 @@ static pad_fcache_space cache_space(const run_ctx *rc, bool bgr) {
     pad_fcache_space sp = {.weights_fp = rc->weights_fp,
                            .preprocess = rc->cfg->model.preprocess,
                            .bgr = bgr,
-                           .taps = {rc->cfg->model.taps[0], rc->cfg->model.taps[1]},
+                           .taps = {rc->taps[0], rc->taps[1]},
                            .E = rc->E,
                            .P = rc->P,
                            .D = rc->D,
@@ -192,7 +192,8 @@ static pad_status encode_images_in(run_ctx *rc, const char *cls, char *const *pa
             mid1_out ? mid1_out + (size_t)c0 * (size_t)rc->P * (size_t)rc->D : NULL,
             mid2_out ? mid2_out + (size_t)c0 * (size_t)rc->P * (size_t)rc->D : NULL,
         };
-        PAD_TRY(pad_vit_forward(rc->vit, rc->pix_dev, b, &o));
+        PAD_TRY(rc->crn ? pad_clip_resnet_forward(rc->crn, rc->pix_dev, b, &o)
+                        : pad_vit_forward(rc->vit, rc->pix_dev, b, &o));
         if (run_stop_requested(rc)) return PAD_ERR_ABORTED;
     }
     return pad_backend_sync(rc->be);

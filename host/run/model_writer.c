@@ -101,7 +101,7 @@ static pad_status save_model(const run_ctx *rc, const class_ctx *cc, int k, int 
         .grid = rc->G,
         .embed_dim = rc->E,
         .width = rc->D,
-        .taps = {cfg->model.taps[0], cfg->model.taps[1]},
+        .taps = {rc->taps[0], rc->taps[1]},
         .preprocess = pad_preprocess_mode_str((pad_preprocess_mode)cfg->model.preprocess),
         .activation = cfg->model.activation >= 0 ? pad_activation_name((pad_activation)cfg->model.activation) : NULL,
         .input_bgr = cfg->run.test_bgr != 0,

@@ -645,12 +645,15 @@ static pad_status write_dataset(const unit_list *ul, const char *ds, const char 
     pad_sbuf csv = {0}, md = {0};
     pad_sb_printf(&csv, "dataset,protocol,k,class,task,metric,mean,std,n_seeds,seeds,paper_mean,paper_std\n");
     pad_sb_printf(&md, "# promptad results: %s\n\n", ds);
-    pad_sb_printf(&md,
-                  "Mean ± std over seeds (population std) in %%; image metrics from the cls task, pixel metrics from "
-                  "the seg task (as in the paper). PRO = MVTec AU-PRO up to FPR 0.3. – = undefined for the class's "
-                  "test set (no anomalous image: no AUROC; no masks: no pixel metric) or not run.%s Config hash%s:",
-                  paper ? " *paper* = PromptAD's supplementary Tables 6-13 (n/a: not published)." : "",
-                  n_hashes > 1 ? "es" : "");
+    pad_sb_printf(
+        &md,
+        "Mean ± std over seeds (population std) in %%; image metrics from the cls task, pixel metrics from "
+        "the seg task (as in the paper). PRO = MVTec AU-PRO up to FPR 0.3. – = undefined for the class's "
+        "test set (no anomalous image: no AUROC; no masks: no pixel metric) or not run.%s Config hash%s:",
+        paper ? " *paper* = the published numbers of the table's method (PromptAD's, WinCLIP+'s, SPADE's, PaDiM's "
+                "or PatchCore's; configs/paper_results.csv; n/a: not published)."
+              : "",
+        n_hashes > 1 ? "es" : "");
     for (int h = 0; h < n_hashes; h++)
         pad_sb_printf(&md, " `%s`", hashes[h]);
     pad_sb_printf(&md, ".\n");

@@ -22,7 +22,7 @@
 
 // One row of summary.csv (report.h); values are kept as written (fractions with 6 decimals, empty when undefined).
 typedef struct rh_row {
-    char method[32], protocol[16], cls[128], task[8], metric[24];
+    char method[32], protocol[48], cls[128], task[8], metric[24]; // protocol: "clean", or "official/patchcore", ...
     int k, n_seeds;
     char mean[24], std[24], pmean[24], pstd[24];
 } rh_row;
@@ -266,6 +266,53 @@ static void write_tables(pad_sbuf *b, const rh_summary *s) {
     }
 }
 
+// The methods side by side (as summary.md's table): when a baseline ran (a protocol "<protocol>/<method>"), one
+// column pair (I-AUROC, P-AUROC) per (protocol, k) group, each cell "ours (paper)" without the std; rows the classes
+// and the mean. Cells carry data-side="<protocol>|<k>|<class>|<metric>" (not data-key: the summary tables' cells).
+static void write_side_by_side(pad_sbuf *b, const rh_summary *s) {
+    bool baseline = false;
+    for (int g = 0; g < s->n_groups; g++)
+        baseline = baseline || strchr(s->gp[g], '/') != NULL;
+    if (!baseline) return;
+    pad_sb_printf(b, "<h3>Methods side by side</h3>\n<p class=\"note\">Mean over seeds in %%, <i>paper</i> in "
+                     "parentheses where published (each method's own published numbers).</p>\n<div "
+                     "class=\"scroll\"><table class=\"side\"><thead><tr><th rowspan=\"2\">class</th>");
+    for (int g = 0; g < s->n_groups; g++) {
+        const char *m = strchr(s->gp[g], '/');
+        pad_sb_printf(b, "<th colspan=\"2\">");
+        pad_sb_html(b, m ? m + 1 : "promptad");
+        pad_sb_printf(b, " %d-shot%s</th>", s->gk[g], s->gk[g] == 0 ? " (zero-shot)" : "");
+    }
+    pad_sb_printf(b, "</tr><tr>");
+    for (int g = 0; g < s->n_groups; g++)
+        pad_sb_printf(b, "<th>I-AUROC</th><th>P-AUROC</th>");
+    pad_sb_printf(b, "</tr></thead><tbody>\n");
+    for (int ci = 0; ci < s->n_cls; ci++) {
+        const char *cls = s->cls[ci];
+        pad_sb_printf(b, "<tr%s><th>", ci == s->n_cls - 1 ? " class=\"mean\"" : "");
+        pad_sb_html(b, cls);
+        pad_sb_printf(b, "</th>");
+        for (int g = 0; g < s->n_groups; g++)
+            for (int c = 0; c < 2; c++) {
+                const char *task = col_task(s, s->gp[g], s->gk[g], c);
+                const rh_row *r = NULL;
+                for (int m = 0; m < s->n_methods && !r; m++)
+                    r = find_row(s, s->methods[m], s->gp[g], s->gk[g], cls, task, k_cols[c].metric);
+                char ours[64] = "–", paper[64] = "";
+                if (r) fmt_pct(ours, sizeof ours, r->mean, "", false);
+                if (r && r->pmean[0]) fmt_pct(paper, sizeof paper, r->pmean, "", false);
+                pad_sb_printf(b, "<td data-side=\"");
+                pad_sb_html(b, s->gp[g]);
+                pad_sb_printf(b, "|%d|", s->gk[g]);
+                pad_sb_html(b, cls);
+                pad_sb_printf(b, "|%s\">%s%s%s%s</td>", k_cols[c].metric, ours, paper[0] ? " (" : "", paper,
+                              paper[0] ? ")" : "");
+            }
+        pad_sb_printf(b, "</tr>\n");
+    }
+    pad_sb_printf(b, "</tbody></table></div>\n");
+}
+
 // {"cols": [...], "classes": [...], "series": [{"name", "v": [[[mean, std, paper_mean, paper_std] | null per class]
 // per column]}]} in percent, one series per (method, protocol, k).
 static void write_bars_json(pad_sbuf *b, const rh_summary *s) {
@@ -438,11 +485,13 @@ static pad_status write_dataset(pad_sbuf *b, const char *out_dir, const char *ds
     pad_sb_printf(b, "\"><h2>");
     pad_sb_html(b, ds);
     pad_sb_printf(b, "</h2>\n<p class=\"note\">Mean ± std over seeds in %%, image metrics from the cls task and pixel "
-                     "metrics from the seg task; <i>paper</i>: PromptAD's published numbers (n/a: not published). "
+                     "metrics from the seg task; <i>paper</i>: the published numbers of the table's method, "
+                     "PromptAD's or a baseline's (n/a: not published). "
                      "Numbers from <a href=\"");
     pad_sb_html(b, ds);
     pad_sb_printf(b, "/summary.csv\">summary.csv</a>.</p>\n");
     write_tables(b, &s);
+    write_side_by_side(b, &s);
     pad_sb_printf(b, "<h3>Mean ± std per class</h3>\n<div class=\"bars\"></div><script type=\"application/json\" "
                      "class=\"bars-data\">");
     write_bars_json(b, &s);

@@ -4,6 +4,8 @@
  * as data URIs. Per dataset it shows
  *   - the summary tables of summary.csv (mean ± std over seeds, the paper's numbers beside ours; one column per
  *     method when the results hold several methods, the metrics.json "method" field, default "promptad"),
+ *   - when a baseline ran beside PromptAD, the methods side by side (I-AUROC and P-AUROC per method and shot count,
+ *     each method's published numbers in parentheses),
  *   - bars of mean ± std per class, shot count and method for I-AUROC, P-AUROC, I-AUPR and PRO (paper values as
  *     black ticks),
  *   - a gallery of heatmap overlays per class: the lowest-scored defects and the highest-scored good images of one

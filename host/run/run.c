@@ -326,6 +326,11 @@ pad_status pad_run(const pad_run_config *cfg_in, const pad_run_opts *opts, pad_r
     rc.res = res;
     snprintf(rc.dataset, sizeof rc.dataset, "%s", pad_run_config_dataset(cfg));
     pad_path_join(rc.ds_dir, sizeof rc.ds_dir, cfg->output.dir, rc.dataset);
+    if (run_is_baseline(cfg)) { // a ResNet baseline's units go beside PromptAD's, as the CLIP baselines' (run_method.h)
+        char ds[PATH_CAP];
+        snprintf(ds, sizeof ds, "%s", rc.ds_dir);
+        pad_path_join(rc.ds_dir, sizeof rc.ds_dir, ds, run_baseline_name(cfg));
+    }
     pad_path_join(res->results_dir, sizeof res->results_dir, cfg->output.dir, rc.dataset);
     pad_status st = PAD_OK;
     bool dry = opts && opts->dry_run;
@@ -353,6 +358,12 @@ pad_status pad_run(const pad_run_config *cfg_in, const pad_run_opts *opts, pad_r
     }
     if (dry) goto done;
     PAD_TRY_GOTO(st, pad_mkdir_p(rc.ds_dir), done);
+    if (run_is_baseline(cfg)) {
+        char marker[PATH_CAP];
+        pad_path_join(marker, sizeof marker, rc.ds_dir, PAD_METHOD_MARKER);
+        const char *name = run_baseline_name(cfg);
+        PAD_TRY_GOTO(st, pad_write_file_atomic(marker, name, strlen(name)), done);
+    }
     {
         size_t n = pad_run_config_to_yaml(cfg, NULL, 0);
         char *y = malloc(n + 256);

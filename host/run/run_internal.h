@@ -13,6 +13,7 @@
 #ifndef PAD_RUN_RUN_INTERNAL_H
 #define PAD_RUN_RUN_INTERNAL_H
 
+#include "clip_resnet.h"
 #include "dataset.h"
 #include "feature_cache.h"
 #include "image.h"
@@ -42,7 +43,9 @@ typedef struct run_ctx {
     pad_run_result *res;
     pad_backend *be;
     pad_clip_weights *w_host, *w_dev;
-    pad_vit *vit;
+    pad_vit *vit;         // the vision tower: a ViT, or
+    pad_clip_resnet *crn; // a CLIP ModifiedResNet (the other is NULL; run_setup.c)
+    int taps[2];          // the memory-bank taps as the tower reads them (ViT blocks, or ResNet stages 1..4)
     pad_tokenizer *tok;
     pad_prompt_set *pset;
     pad_shot_lists *lists;
@@ -53,7 +56,7 @@ typedef struct run_ctx {
     uint64_t weights_fp, vocab_fp;
     int64_t weights_size;
     char weights_path[PAD_CFG_PATH_MAX], vocab_path[PAD_CFG_PATH_MAX];
-    char ds_dir[PATH_CAP]; // <output.dir>/<dataset>
+    char ds_dir[PATH_CAP]; // <output.dir>/<dataset>, and /<method> for a ResNet baseline (run.method patchcore, ...)
     int S, G, P, E, D, R, W;
     float tau;
     int batch;
@@ -216,6 +219,15 @@ void run_class_free(run_ctx *rc, class_ctx *cc);
 pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, float *scores, double *metric);
 // The full evaluation with cc->tvec_dev: scores (host, n), metrics, and for seg the maps in maps_host.
 pad_status run_eval_final(run_ctx *rc, class_ctx *cc, pad_prompt_task task, eval_out *e);
+// The selection metrics of a cohort's units of class cc at once (issue 11), metric[u] for unit u (NaN without
+// ground truth): the pixel AUROC of seg units' maps maps[u] ((n, R, R) backend buffers, for instance u * n*R*R into
+// one), with the GPU metrics as one batched evaluation (pad_metrics_gpu_pixel_batch), else one CPU evaluation per
+// unit; the image AUROC of cls units' scores scores[u] (host, n each). Each metric[u] is what run_eval_select gives
+// for that unit's maps or scores, bit for bit.
+pad_status run_eval_select_pixel_batch(run_ctx *rc, class_ctx *cc, const float *const *maps, int n_units,
+                                       double *metric);
+pad_status run_eval_select_image_batch(run_ctx *rc, class_ctx *cc, const float *const *scores, int n_units,
+                                       double *metric);
 // V and the cls-task pixel maps bilinear(V) for the current bank (once per (class, k, seed)).
 pad_status run_visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank, bool need_vmaps);
 

@@ -198,7 +198,8 @@ pad_status run_init_model(run_ctx *rc) {
 }
 
 pad_status pad_run_config_resolve_model(pad_run_config *cfg) {
-    if (!cfg->model.taps_auto || cfg->run.method != PAD_RUN_METHOD_PROMPTAD || !pad_path_is_file(cfg->model.weights))
+    if (!cfg->model.taps_auto || cfg->run.method != PAD_RUN_METHOD_PROMPTAD || !pad_path_is_file(cfg->model.weights) ||
+        pad_clip_resnet_probe(cfg->model.weights)) // a CLIP ResNet's default taps are stages (load_clip_resnet)
         return PAD_OK;
     pad_clip_cfg mc;
     PAD_TRY(pad_weights_probe(cfg->model.weights, &mc));
@@ -210,7 +211,8 @@ pad_status pad_run_config_resolve_model(pad_run_config *cfg) {
     return PAD_OK;
 }
 
-pad_status run_load_model(run_ctx *rc) {
+// A ViT CLIP: both towers from model.weights, taps = model.taps (0-based blocks).
+static pad_status load_vit(run_ctx *rc) {
     const pad_run_config *cfg = rc->cfg;
     PAD_TRY(pad_weights_load(&rc->w_host, rc->weights_path, PAD_WEIGHTS_ALL));
     if (cfg->model.activation >= 0) rc->w_host->cfg.act = (pad_activation)cfg->model.activation;
@@ -218,23 +220,63 @@ pad_status run_load_model(run_ctx *rc) {
     const pad_clip_cfg *mc = &rc->w_host->cfg;
     rc->S = mc->vision.image_size;
     rc->G = mc->vision.grid;
-    rc->P = rc->G * rc->G;
     rc->E = mc->embed_dim;
     rc->D = mc->vision.width;
-    rc->W = mc->text.width;
-    rc->R = cfg->run.resolution;
     if (cfg->model.taps[0] >= mc->vision.layers || cfg->model.taps[1] >= mc->vision.layers) {
         PAD_LOG_ERROR("model.taps [%d, %d]: %s has %d vision blocks (0-based taps below %d)", cfg->model.taps[0],
                       cfg->model.taps[1], rc->weights_path, mc->vision.layers, mc->vision.layers);
         return PAD_ERR_INVALID_ARG;
     }
-    rc->tau = pad_score_tau(rc->w_host->logit_scale, cfg->run.tau_exp);
-    rc->batch = cfg->run.batch;
+    rc->taps[0] = cfg->model.taps[0], rc->taps[1] = cfg->model.taps[1];
     pad_vit_params vp = pad_vit_default_params();
     vp.max_batch = rc->batch;
-    vp.tap1 = cfg->model.taps[0];
-    vp.tap2 = cfg->model.taps[1];
-    PAD_TRY(pad_vit_create(&rc->vit, rc->be, rc->w_dev, &vp));
+    vp.tap1 = rc->taps[0];
+    vp.tap2 = rc->taps[1];
+    return pad_vit_create(&rc->vit, rc->be, rc->w_dev, &vp);
+}
+
+// A CLIP ModifiedResNet (clip_resnet.h): its vision tower, the text tower from the same file. model.taps are stage
+// numbers 1..4 (layer1..layer4) there; the default [3, 8] (a ViT's blocks) means layer2 + layer3
+// (docs/clip.md#clip-resnet).
+static pad_status load_clip_resnet(run_ctx *rc) {
+    const pad_run_config *cfg = rc->cfg;
+    const bool dflt = cfg->model.taps[0] == 3 && cfg->model.taps[1] == 8;
+    pad_clip_resnet_params p = pad_clip_resnet_default_params();
+    if (!dflt) p.tap1 = cfg->model.taps[0], p.tap2 = cfg->model.taps[1];
+    if (p.tap1 < 1 || p.tap1 > 4 || p.tap2 < 1 || p.tap2 > 4) {
+        PAD_LOG_ERROR("model.taps [%d, %d]: %s is a CLIP ResNet, whose taps are stage numbers 1..4 (layer1..layer4)",
+                      cfg->model.taps[0], cfg->model.taps[1], rc->weights_path);
+        return PAD_ERR_INVALID_ARG;
+    }
+    p.max_batch = rc->batch;
+    PAD_TRY(pad_weights_load(&rc->w_host, rc->weights_path, PAD_WEIGHTS_TEXT));
+    if (cfg->model.activation >= 0) rc->w_host->cfg.act = (pad_activation)cfg->model.activation;
+    PAD_TRY(pad_weights_to_backend(rc->w_host, rc->be, &rc->w_dev));
+    PAD_TRY(pad_clip_resnet_load(&rc->crn, rc->be, rc->weights_path, &p));
+    const pad_clip_resnet_cfg *c = pad_clip_resnet_config(rc->crn);
+    if (c->out_dim != rc->w_host->cfg.embed_dim) {
+        PAD_LOG_ERROR("%s: the attention pool gives embeddings of %d, the text tower of %d", rc->weights_path,
+                      c->out_dim, rc->w_host->cfg.embed_dim);
+        return PAD_ERR_FORMAT;
+    }
+    rc->S = c->image_size;
+    rc->G = c->grid;
+    rc->E = c->out_dim;
+    rc->D = pad_clip_resnet_tap_width(rc->crn);
+    rc->taps[0] = p.tap1, rc->taps[1] = p.tap2;
+    PAD_LOG_INFO("%s: CLIP ResNet, %d px, %dx%d V-V grid, memory-bank taps layer%d and layer%d", rc->weights_path,
+                 rc->S, rc->G, rc->G, p.tap1, p.tap2);
+    return PAD_OK;
+}
+
+pad_status run_load_model(run_ctx *rc) {
+    const pad_run_config *cfg = rc->cfg;
+    rc->batch = cfg->run.batch;
+    PAD_TRY(pad_clip_resnet_probe(rc->weights_path) ? load_clip_resnet(rc) : load_vit(rc));
+    rc->P = rc->G * rc->G;
+    rc->W = rc->w_host->cfg.text.width;
+    rc->R = cfg->run.resolution;
+    rc->tau = pad_score_tau(rc->w_host->logit_scale, cfg->run.tau_exp);
     size_t npix = (size_t)rc->batch * 3 * (size_t)rc->S * (size_t)rc->S;
     rc->pix_host = malloc(npix * sizeof(float));
     rc->pix_dev = pad_buf_alloc(rc->be, npix * sizeof(float));
@@ -297,6 +339,8 @@ void run_free_model(run_ctx *rc) {
     rc->enc_cls = rc->enc_tok = rc->enc_mid1 = rc->enc_mid2 = NULL;
     pad_vit_free(rc->vit);
     rc->vit = NULL;
+    pad_clip_resnet_free(rc->crn);
+    rc->crn = NULL;
     if (rc->be) pad_buf_free(rc->be, rc->pix_dev);
     rc->pix_dev = NULL;
     free(rc->pix_host);

@@ -103,6 +103,7 @@ void metrics_checks(void);
 void ops_conv(void);
 void ops_patchcore(void);
 void resnet_checks(void);
+void clip_resnet_checks(void); // clip_resnet.c
 void methods_checks(void);
 
 #endif // PAD_TESTS_PARITY_H

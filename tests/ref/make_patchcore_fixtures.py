@@ -9,10 +9,12 @@ given for the start index the C code draws from its seed (splitmix64, shots_ref.
 
 Run from the repository root with Debian's python (torch 1.13, torchvision 0.14):
     /usr/bin/python3 tests/ref/make_patchcore_fixtures.py
-Also PaDiM's and SPADE's goldens on the same images (spade_tiny.safetensors: top_k 2) (patchcore_ref.padim_*: 40 of the 112 channels, seed 3; 3 shots and 1).
+Also PaDiM's and SPADE's goldens on the same images (spade_tiny.safetensors: top_k 2) (patchcore_ref.padim_*: 40 of the 112 channels, seed 3; 3 shots and 1;
+and a given subset `idx` (I64, 30 channels in random.sample's order, as anomalib's PadimModel.idx) with 3 shots).
 Writes tests/fixtures/patchcore_tiny.safetensors (~400 KB) and padim_tiny.safetensors (~70 KB).
 """
 import os
+import random
 import sys
 
 import numpy as np
@@ -60,6 +62,11 @@ def main():
             mean, inv = ref.padim_fit(ref.padim_embed(model, shots, idx))
             sc, mp, dist = ref.padim_predict(et, mean, inv, (64, 64))
             p[f"score{tag}"], p[f"maps{tag}"], p[f"dist{tag}"] = sc.numpy(), mp.numpy(), dist.numpy()
+        # a given subset in anomalib's form: random.sample's order (unsorted), used as index_select uses it
+        given = random.Random(7).sample(range(16 + 32 + 64), 30)
+        mean, inv = ref.padim_fit(ref.padim_embed(model, train, given))
+        sc, mp, dist = ref.padim_predict(ref.padim_embed(model, test, given), mean, inv, (64, 64))
+        p["idx"], p["score_idx"], p["maps_idx"], p["dist_idx"] = np.array(given, np.int64), sc.numpy(), mp.numpy(), dist.numpy()
     st_io.save(os.path.join(FIX, "padim_tiny.safetensors"), p, {"generator": "tests/ref/make_patchcore_fixtures.py"})
     # SPADE: top_k 2 of the 3 normal images; the tiny network's deepest stage (layer3) gives the global feature
     with torch.no_grad():

@@ -76,6 +76,24 @@ float *pad_fixture_f32(pad_st_file *f, const char *name, int ndim, const int64_t
     return out;
 }
 
+void pad_fixture_write_damaged(const char *name, const char *path, const char *skip, bool reshape) {
+    pad_st_file *f = pad_fixture_open(name);
+    pad_st_writer *w = NULL;
+    cr_assert(pad_st_writer_init(&w) == PAD_OK);
+    for (int i = 0; i < f->n_tensors; i++) {
+        const pad_st_tensor *t = &f->tensors[i];
+        float *d = pad_fixture_f32(f, t->name, -1, NULL);
+        if (strcmp(t->name, skip) != 0)
+            cr_assert(pad_st_writer_add_f32(w, t->name, t->ndim, t->shape, d) == PAD_OK);
+        else if (reshape)
+            cr_assert(pad_st_writer_add_f32(w, t->name, 1, (const int64_t[]){1}, d) == PAD_OK);
+        free(d);
+    }
+    cr_assert(pad_st_writer_save(w, path) == PAD_OK);
+    pad_st_writer_free(w);
+    pad_st_close(f);
+}
+
 const char *pad_test_vocab_path(void) {
     const char *env = getenv("PROMPTAD_TEST_VOCAB");
     if (env && env[0]) return access(env, R_OK) == 0 ? env : NULL;

@@ -40,6 +40,9 @@ const char *pad_fixture_path(const char *name);
 pad_st_file *pad_fixture_open(const char *name);
 // Reads a fixture tensor as F32 with the given shape (asserts on failure); caller frees.
 float *pad_fixture_f32(pad_st_file *f, const char *name, int ndim, const int64_t *shape);
+// Writes a copy of fixture `name` (F32 tensors) to path without tensor `skip`, or with it reshaped to (1) when
+// reshape is true: a damaged checkpoint for the loaders' error messages.
+void pad_fixture_write_damaged(const char *name, const char *path, const char *skip, bool reshape);
 
 // Path of the BPE vocabulary for tests: $PROMPTAD_TEST_VOCAB when set, else the copy the repository ships in
 // configs/vocab. NULL when that file is unreadable (PAD_REQUIRE_VOCAB then fails the test).
