@@ -302,12 +302,24 @@ static const pad_backend_ops k_cuda_ops = {
     /* graph_launch */ cu_graph_launch,
     /* graph_destroy */ cu_graph_destroy,
     /* linear_rows */ cuda_linear_rows,
+    /* text_score_multi */ cuda_text_score_multi,
     /* quick_gelu */ cuda_quick_gelu,
     /* quick_gelu_backward */ cuda_quick_gelu_backward,
 };
 
 extern "C" void *pad_backend_cuda_stream(pad_backend *be) {
     return (void *)cuda_stream_of(be);
+}
+
+extern "C" pad_status pad_backend_cuda_device_memory(pad_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    *free_bytes = *total_bytes = 0;
+    cudaError_t ce = cudaSetDevice(be->device);
+    if (ce == cudaSuccess) ce = cudaMemGetInfo(free_bytes, total_bytes);
+    if (ce != cudaSuccess) {
+        PAD_LOG_ERROR("device cuda:%d: cannot read the free memory: %s", be->device, cudaGetErrorString(ce));
+        return PAD_ERR_CUDA;
+    }
+    return PAD_OK;
 }
 
 extern "C" pad_status pad_backend_cuda_open(pad_backend **out, int device) {

@@ -59,6 +59,8 @@ pad_status cuda_knn_min(pad_backend *be, float *dist, int32_t *idx, const float 
                         int Nb, int D, int nb);
 
 // score.cu
+pad_status cuda_text_score_multi(pad_backend *be, float *out, const float *feat, const float *tv, float tau, int M,
+                                 int E, int U);
 pad_status cuda_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
                            float tau, int M, int E);
 pad_status cuda_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n);

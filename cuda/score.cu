@@ -15,10 +15,15 @@
 // ----------------------------------------------------------------------------
 // text_score
 
+// Pair blockIdx.y: its vectors at t_n, t_a + blockIdx.y * tstride, its scores at out + blockIdx.y * M (one kernel
+// for text_score and text_score_multi: the same bits for a pair scored alone or with others).
 static __global__ void text_score_kernel(float *out, const float *feat, const float *t_n, const float *t_a, float tau,
-                                         int M, int E) {
+                                         int M, int E, size_t tstride) {
     const int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= M) return;
+    t_n += blockIdx.y * tstride;
+    t_a += blockIdx.y * tstride;
+    out += (size_t)blockIdx.y * (size_t)M;
     const float *f = feat + (size_t)row * E;
     double ss = 0.0, dn = 0.0, da = 0.0;
     for (int e = lane; e < E; e += 32) {
@@ -49,7 +54,17 @@ extern "C" pad_status cuda_text_score(pad_backend *be, float *out, const float *
                                       const float *t_a, float tau, int M, int E) {
     if (M == 0) return PAD_OK;
     text_score_kernel<<<(unsigned)CEIL_DIV(M, ROWS_PER_BLOCK), 32 * ROWS_PER_BLOCK, 0, cuda_stream_of(be)>>>(
-        out, feat, t_n, t_a, tau, M, E);
+        out, feat, t_n, t_a, tau, M, E, 0);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+extern "C" pad_status cuda_text_score_multi(pad_backend *be, float *out, const float *feat, const float *tv, float tau,
+                                            int M, int E, int U) {
+    if (M == 0) return PAD_OK;
+    const dim3 grid((unsigned)CEIL_DIV(M, ROWS_PER_BLOCK), (unsigned)U);
+    text_score_kernel<<<grid, 32 * ROWS_PER_BLOCK, 0, cuda_stream_of(be)>>>(out, feat, tv, tv + E, tau, M, E,
+                                                                            (size_t)2 * (size_t)E);
     PAD_CUDA_CHECK_LAUNCH(be);
     return PAD_OK;
 }

@@ -1,17 +1,22 @@
 /* test_cohort.c - cohort training (prompt_cohort.h) on the CPU: learners of different classes, tasks, shot counts,
  * seeds and cut lengths trained in lockstep with one text forward/backward per epoch give, for every member, the
  * same bits as the same learner trained alone: per-epoch loss terms and text vectors, the final gradients and the
- * learned context vectors. And `promptad run` with run.cohort auto (the tasks of a (class, shot, seed) in lockstep)
- * writes every unit with the same bytes as run.cohort 1 (metrics.json apart from its timings). */
+ * learned context vectors. And `promptad run` with run.cohort auto (all shots x seeds x tasks of a class in one
+ * cohort), 4 (two groups per cohort) and auto within a run.cohort_mem budget writes every unit with the same bytes
+ * as run.cohort 1 (metrics.json apart from its timings), and the same predict models; an interrupted cohort keeps
+ * its committed units and the rerun redoes only the rest, with the same bytes. */
 #include "check.h"
+#include "config.h"
 #include "fsutil.h"
 #include "prng.h"
 #include "prompt_cohort.h"
 #include "prompt_set.h"
+#include "run.h"
 #include "tiny_model.h"
 #include "tokenizer.h"
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,16 +306,10 @@ static char *metrics_without_timing(const char *path) {
     return s;
 }
 
-static void assert_unit_equal(const char *want, const char *got, const char *rel) {
-    char p1[2048], p2[2048];
-    snprintf(p1, sizeof p1, "%s/%s/metrics.json", want, rel);
-    snprintf(p2, sizeof p2, "%s/%s/metrics.json", got, rel);
-    char *m1 = metrics_without_timing(p1), *m2 = metrics_without_timing(p2);
-    cr_assert_str_eq(m2, m1, "%s: metrics.json differs from run.cohort 1", rel);
-    free(m1);
-    free(m2);
-    static const char *const files[] = {"scores.csv", "train.csv", "prompts.safetensors", "maps.safetensors"};
-    for (int f = 0; f < 4; f++) {
+// The files of folder <want>/<rel> equal those of <got>/<rel>, byte for byte.
+static void assert_files_equal(const char *want, const char *got, const char *rel, const char *const *files, int n) {
+    for (int f = 0; f < n; f++) {
+        char p1[2048], p2[2048];
         snprintf(p1, sizeof p1, "%s/%s/%s", want, rel, files[f]);
         snprintf(p2, sizeof p2, "%s/%s/%s", got, rel, files[f]);
         size_t na = 0, nb = 0;
@@ -321,49 +320,183 @@ static void assert_unit_equal(const char *want, const char *got, const char *rel
     }
 }
 
-Test(cohort, run_cohort_auto_writes_the_units_of_run_cohort_1, .timeout = 900) {
-    static const char *const classes[] = {"weave", "grid"}, *const tasks[] = {"cls", "seg"};
-    static const int shots[] = {1, 2};
-    const char *dir = pad_test_tmpdir("cohort_run");
-    char cfg[1024], text[2048], cmd[4096], want[1100], got[1100];
-    snprintf(cfg, sizeof cfg, "%s/cfg.yaml", dir);
+static void assert_unit_equal(const char *want, const char *got, const char *rel) {
+    char p1[2048], p2[2048];
+    snprintf(p1, sizeof p1, "%s/%s/metrics.json", want, rel);
+    snprintf(p2, sizeof p2, "%s/%s/metrics.json", got, rel);
+    char *m1 = metrics_without_timing(p1), *m2 = metrics_without_timing(p2);
+    cr_assert_str_eq(m2, m1, "%s: metrics.json differs from run.cohort 1", rel);
+    free(m1);
+    free(m2);
+    static const char *const files[] = {"scores.csv", "train.csv", "prompts.safetensors", "maps.safetensors"};
+    assert_files_equal(want, got, rel, files, 4);
+}
+
+static void assert_model_equal(const char *want, const char *got, const char *rel) {
+    static const char *const files[] = {"model/model.json", "model/model.safetensors"};
+    assert_files_equal(want, got, rel, files, 2);
+}
+
+static const char *const k_classes[] = {"weave", "grid"}, *const k_tasks[] = {"cls", "seg"};
+static const int k_shots[] = {1, 2}, k_seeds[] = {0, 1};
+
+// Every unit and predict model of the run in `got` equals the one in `want` (2 classes x 2 shots x 2 seeds x 2 tasks).
+static void assert_runs_equal(const char *want, const char *got) {
+    char rel[256];
+    for (int c = 0; c < 2; c++)
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++) {
+                for (int t = 0; t < 2; t++) {
+                    snprintf(rel, sizeof rel, "synth/%s/k%d/seed%d/%s", k_classes[c], k_shots[a], k_seeds[b],
+                             k_tasks[t]);
+                    assert_unit_equal(want, got, rel);
+                }
+                snprintf(rel, sizeof rel, "synth/%s/k%d/seed%d", k_classes[c], k_shots[a], k_seeds[b]);
+                assert_model_equal(want, got, rel);
+            }
+}
+
+// The config of the run-loop tests: 2 classes x shots {1, 2} x seeds {0, 1} x both tasks = 16 units, 8 groups.
+static void write_run_config(const char *dir, char *cfg, size_t cap) {
+    char text[2048];
+    snprintf(cfg, cap, "%s/cfg.yaml", dir);
     snprintf(text, sizeof text,
              "model:\n  weights: %s/model/tiny.safetensors\n  vocab: %s/model/vocab.txt.gz\n  generate: tiny\n"
              "data:\n  format: synth\n  root: %s/data\n  synth: {classes: 2, size: 64, train: 3, test_good: 3, "
              "test_bad: 3}\n"
-             "run:\n  shots: [1, 2]\n  seeds: [0]\n  tasks: [cls, seg]\n  epochs: 3\n  select: best\n"
+             "run:\n  shots: [1, 2]\n  seeds: [0, 1]\n  tasks: [cls, seg]\n  epochs: 3\n  select: best\n"
              "  resolution: 64\n  batch: 4\n  device: cpu\n  threads: 1\n"
-             "output:\n  maps: grid\n  heatmaps: 0\n  models: false\n",
+             "output:\n  maps: grid\n  heatmaps: 0\n  models: true\n",
              dir, dir, dir);
     pad_test_write_file(cfg, text, strlen(text));
+}
+
+static char *run_out(const char *what, const char *cmd) {
+    pad_cmd_result r = pad_cmd_run("%s 2>&1", cmd);
+    cr_assert_eq(r.exit_code, 0, "%s: exit %d\n%s", what, r.exit_code, r.out);
+    char *out = strdup(r.out ? r.out : "");
+    pad_cmd_free(&r);
+    return out;
+}
+
+Test(cohort, run_cohort_auto_and_n_write_the_units_and_models_of_run_cohort_1, .timeout = 900) {
+    const char *dir = pad_test_tmpdir("cohort_run");
+    char cfg[1024], cmd[4096], want[1100], got[1100], got4[1100];
+    write_run_config(dir, cfg, sizeof cfg);
     const char *bin = pad_test_binary();
     snprintf(want, sizeof want, "%s/serial", dir);
     snprintf(got, sizeof got, "%s/cohort", dir);
+    snprintf(got4, sizeof got4, "%s/cohort4", dir);
     snprintf(cmd, sizeof cmd, "%s run --config %s --quiet --set output.dir=%s --set run.cohort=1", bin, cfg, want);
     run_ok("run.cohort 1", cmd);
-    snprintf(cmd, sizeof cmd, "%s run --config %s --quiet --set output.dir=%s --set run.cohort=auto", bin, cfg, got);
-    run_ok("run.cohort auto", cmd);
-    char rel[256];
-    for (int c = 0; c < 2; c++)
-        for (int a = 0; a < 2; a++)
-            for (int t = 0; t < 2; t++) {
-                snprintf(rel, sizeof rel, "synth/%s/k%d/seed0/%s", classes[c], shots[a], tasks[t]);
-                assert_unit_equal(want, got, rel);
-            }
+    // auto: the 4 groups of a class (8 units) in one cohort; 4: two groups (4 units) per cohort
+    snprintf(cmd, sizeof cmd, "%s run --config %s --set output.dir=%s --set run.cohort=auto", bin, cfg, got);
+    char *out = run_out("run.cohort auto", cmd);
+    cr_assert(strstr(out, "class weave: training a cohort of 8 units in 4 groups (k1 seed0, k1 seed1, k2 seed0, k2 "
+                          "seed1)") &&
+                  strstr(out, "class grid: training a cohort of 8 units in 4 groups"),
+              "run.cohort auto:\n%s", out);
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s run --config %s --set output.dir=%s --set run.cohort=4", bin, cfg, got4);
+    out = run_out("run.cohort 4", cmd);
+    cr_assert(strstr(out, "class weave: training a cohort of 4 units in 2 groups (k1 seed0, k1 seed1)") &&
+                  strstr(out, "class weave: training a cohort of 4 units in 2 groups (k2 seed0, k2 seed1)"),
+              "run.cohort 4:\n%s", out);
+    free(out);
+    assert_runs_equal(want, got);
+    assert_runs_equal(want, got4);
     // a unit lost (as by an interruption after its sibling was committed) is redone alone, with the same bytes
     char lost[2048];
     snprintf(lost, sizeof lost, "%s/synth/grid/k2/seed0/seg", got);
     cr_assert(pad_remove_tree(lost) == PAD_OK);
-    snprintf(cmd, sizeof cmd, "%s run --config %s --set output.dir=%s --set run.cohort=auto 2>&1", bin, cfg, got);
-    pad_cmd_result r = pad_cmd_run("%s", cmd);
-    cr_assert_eq(r.exit_code, 0, "%s", r.out);
-    cr_assert(strstr(r.out, "1 unit computed") || strstr(r.out, "1 units computed"), "rerun:\n%s", r.out);
-    pad_cmd_free(&r);
-    assert_unit_equal(want, got, "synth/grid/k2/seed0/seg");
+    snprintf(cmd, sizeof cmd, "%s run --config %s --set output.dir=%s --set run.cohort=auto", bin, cfg, got);
+    out = run_out("rerun", cmd);
+    cr_assert(strstr(out, "1 unit computed") || strstr(out, "1 units computed"), "rerun:\n%s", out);
+    cr_assert(strstr(out, "class grid: training a cohort of 1 unit in 1 group (k2 seed0)"), "rerun:\n%s", out);
+    free(out);
+    assert_runs_equal(want, got);
     // run.cohort is not part of the config hash: the serial folder is complete for a cohort run
-    snprintf(cmd, sizeof cmd, "%s run --config %s --set output.dir=%s --set run.cohort=auto 2>&1", bin, cfg, want);
-    r = pad_cmd_run("%s", cmd);
-    cr_assert_eq(r.exit_code, 0, "%s", r.out);
-    cr_assert(strstr(r.out, "0 units computed"), "rerun:\n%s", r.out);
+    snprintf(cmd, sizeof cmd, "%s run --config %s --set output.dir=%s --set run.cohort=auto", bin, cfg, want);
+    out = run_out("rerun serial", cmd);
+    cr_assert(strstr(out, "0 units computed"), "rerun:\n%s", out);
+    free(out);
+}
+
+// Raises the run's stop request once `after` units have been committed.
+// Raises the run's stop request once `after` units have been committed; keeps the first cohort's progress line.
+typedef struct stopper {
+    int after, seen;
+    volatile sig_atomic_t stop;
+    char cohort[512];
+} stopper;
+
+static void stop_after_units(const pad_run_event *ev, void *user) {
+    stopper *s = user;
+    if (ev->kind == PAD_RUN_EV_STAGE && !s->cohort[0] && strstr(ev->message, "training a cohort"))
+        snprintf(s->cohort, sizeof s->cohort, "%s", ev->message);
+    if (ev->kind == PAD_RUN_EV_UNIT_END && ++s->seen >= s->after) s->stop = 1;
+}
+
+static pad_status api_run(const char *cfg, const char *out_dir, const char *cohort, const char *mem, stopper *stop,
+                          pad_run_result *res) {
+    pad_run_config c;
+    pad_run_config_default(&c);
+    cr_assert_eq(pad_run_config_load(&c, cfg), PAD_OK, "%s", pad_test_log_text());
+    cr_assert_eq(pad_run_config_set(&c, pad_test_fmt("output.dir=%s", out_dir)), PAD_OK);
+    cr_assert_eq(pad_run_config_set(&c, pad_test_fmt("run.cohort=%s", cohort)), PAD_OK);
+    cr_assert_eq(pad_run_config_set(&c, "data.classes=[weave]"), PAD_OK, "%s", pad_test_log_text());
+    if (mem) cr_assert_eq(pad_run_config_set(&c, pad_test_fmt("run.cohort_mem=%s", mem)), PAD_OK);
+    cr_assert_eq(pad_run_config_finalize(&c), PAD_OK, "%s", pad_test_log_text());
+    pad_run_opts o = {0};
+    if (stop) {
+        o.progress = stop_after_units;
+        o.user_data = stop;
+        o.stop = &stop->stop;
+    }
+    pad_status st = pad_run(&c, &o, res);
+    free(res->summary_md);
+    res->summary_md = NULL;
+    return st;
+}
+
+Test(cohort, an_interrupted_cohort_keeps_its_finished_units_and_the_rerun_redoes_the_rest, .timeout = 900) {
+    pad_test_log_start();
+    const char *dir = pad_test_tmpdir("cohort_stop");
+    char cfg[1024];
+    write_run_config(dir, cfg, sizeof cfg);
+    const char *want = pad_test_fmt("%s/serial", dir), *got = pad_test_fmt("%s/cohort", dir);
+    pad_run_result res;
+    cr_assert_eq(api_run(cfg, want, "1", NULL, NULL, &res), PAD_OK, "%s", pad_test_log_text());
+    cr_assert_eq(res.n_computed, 8);
+    // run.cohort auto within 400 MiB: two groups per cohort (the tiny model's cls learner has 48 prompt rows of 23
+    // tokens in a 12-layer text tower, about 66 MiB of activations, twice: a group is about 180 MiB); the stop
+    // request comes when the third unit is committed
+    stopper stop = {.after = 3};
+    cr_assert_eq(api_run(cfg, got, "auto", "400MiB", &stop, &res), PAD_ERR_ABORTED, "%s", pad_test_log_text());
+    cr_assert_eq(res.n_computed, 3);
+    cr_assert(strstr(stop.cohort, "class weave: training a cohort of 4 units in 2 groups (k1 seed0, k1 seed1), about"),
+              "%s", stop.cohort);
+    const char *base = pad_test_fmt("%s/synth/weave", got);
+    cr_assert(pad_path_is_file(pad_test_fmt("%s/k1/seed0/seg/metrics.json", base)));
+    cr_assert(pad_path_is_file(pad_test_fmt("%s/k1/seed0/model/model.json", base)), "the first group's model");
+    cr_assert(pad_path_is_file(pad_test_fmt("%s/k1/seed1/cls/metrics.json", base)));
+    cr_assert(!pad_path_is_dir(pad_test_fmt("%s/k1/seed1/seg", base)), "the unit in progress is discarded");
+    cr_assert(!pad_path_is_dir(pad_test_fmt("%s/k1/seed1/model", base)), "a group with a unit left has no model");
+    cr_assert(!pad_path_is_dir(pad_test_fmt("%s/k2/seed0/cls", base)));
+    pad_cmd_result r = pad_cmd_run("ls -a %s/k1/seed1 %s/k2/seed1 | grep -c '[.]tmp-'", base, base);
+    cr_assert(r.out && r.out[0] == '0', "temporary folders left:\n%s", r.out);
     pad_cmd_free(&r);
+    // the rerun computes the 5 others, and everything equals the serial run
+    cr_assert_eq(api_run(cfg, got, "auto", NULL, NULL, &res), PAD_OK, "%s", pad_test_log_text());
+    cr_assert(res.n_computed == 5 && res.n_skipped == 3, "%d computed, %d skipped", res.n_computed, res.n_skipped);
+    char rel[256];
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            for (int t = 0; t < 2; t++) {
+                snprintf(rel, sizeof rel, "synth/weave/k%d/seed%d/%s", k_shots[a], k_seeds[b], k_tasks[t]);
+                assert_unit_equal(want, got, rel);
+            }
+            snprintf(rel, sizeof rel, "synth/weave/k%d/seed%d", k_shots[a], k_seeds[b]);
+            assert_model_equal(want, got, rel);
+        }
 }

@@ -199,6 +199,11 @@ Test(config, numbers_and_booleans_are_strict) {
         {"run", "shots", "[1.9, 2abc]", "run.shots: '1.9' is not an integer"},
         {"run", "shots", "[1, 2abc]", "run.shots: '2abc' is not an integer"},
         {"data", "max_test", "", "data.max_test: '' is not an integer"},
+        {"run", "cohort_mem", "12abc", "run.cohort_mem: '12abc' is not a size (512MiB, 2GiB, 1.5GiB or bytes)"},
+        {"run", "cohort_mem", "2GB", "run.cohort_mem: '2GB' is not a size (512MiB, 2GiB, 1.5GiB or bytes)"},
+        {"run", "cohort_mem", "-1GiB", "run.cohort_mem: '-1GiB' is not a size (512MiB, 2GiB, 1.5GiB or bytes)"},
+        {"run", "cohort_mem", "1000", "run.cohort_mem: 1000 is out of range [1MiB, 1024TiB]"},
+        {"run", "cohort_mem", "0.5MiB", "run.cohort_mem: 0.5MiB is out of range [1MiB, 1024TiB]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         pad_run_config *c = new_cfg();
@@ -232,6 +237,13 @@ Test(config, numbers_and_booleans_are_strict) {
     cr_assert(c->run.n_seeds == 2 && c->run.seeds[1] == 10);
     cr_assert_eq(pad_run_config_set(c, "output.models=no"), PAD_OK);
     cr_assert(!c->output.models);
+    cr_assert_eq(c->run.cohort_mem, 0, "the default budget is resolved by the run");
+    cr_assert_eq(pad_run_config_set(c, "run.cohort_mem=1.5GiB"), PAD_OK);
+    cr_assert_eq(c->run.cohort_mem, 1610612736LL);
+    cr_assert_eq(pad_run_config_set(c, "run.cohort_mem=512 MiB"), PAD_OK);
+    cr_assert_eq(c->run.cohort_mem, 536870912LL);
+    cr_assert_eq(pad_run_config_set(c, "run.cohort_mem=1048577"), PAD_OK);
+    cr_assert_eq(c->run.cohort_mem, 1048577LL);
     free(c);
 }
 
@@ -420,9 +432,9 @@ Test(config, hash_covers_what_changes_numbers) {
     char h0[17], h[17];
     pad_run_config_hash(a, 1, 2, h0);
     cr_assert_eq(strlen(h0), 16);
-    const char *neutral[] = {"run.seeds=3",       "run.shots=4",      "data.classes=bottle",
-                             "run.device=cpu",    "run.batch=3",      "output.dir=elsewhere",
-                             "output.heatmaps=0", "data.root=/moved", "run.tasks=cls"};
+    const char *neutral[] = {"run.seeds=3",   "run.shots=4",          "data.classes=bottle", "run.device=cpu",
+                             "run.batch=3",   "output.dir=elsewhere", "output.heatmaps=0",   "data.root=/moved",
+                             "run.tasks=cls", "run.cohort=auto",      "run.cohort=4",        "run.cohort_mem=2GiB"};
     for (size_t i = 0; i < sizeof neutral / sizeof neutral[0]; i++) {
         pad_run_config *b = new_cfg();
         *b = *a;

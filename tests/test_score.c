@@ -208,6 +208,55 @@ Test(score, text_score_vs_torch_softmax) {
     pad_backend_free(be);
 }
 
+// text_score_multi gives every pair of text vectors the bits text_score gives it alone, and the scorer's multi path
+// (pad_scorer_text_multi, then pad_scorer_text_set) the bits of pad_scorer_text, fp16 rounding included: what makes a
+// cohort's batched evaluation equal the serial run's.
+Test(score, text_score_multi_gives_each_pair_the_bits_of_text_score) {
+    pad_backend *be = cpu(0);
+    const int n = 3, G = 2, P = G * G, E = 24, U = 3, M = n * P;
+    const float tau = 4.6051702f;
+    pad_rng rng = {31};
+    float *tok = pad_test_rand(&rng, (size_t)M * E, -2, 2), *cls = pad_test_rand(&rng, (size_t)n * E, -2, 2);
+    float *tv = pad_test_rand(&rng, (size_t)U * 2 * E, -1, 1);
+    float *multi = malloc(sizeof(float) * U * M), *one = malloc(sizeof(float) * M);
+    cr_assert(pad_op_text_score_multi(be, multi, tok, tv, tau, M, E, U) == PAD_OK);
+    for (int u = 0; u < U; u++) {
+        cr_assert(pad_op_text_score(be, one, tok, tv + (size_t)u * 2 * E, tv + (size_t)u * 2 * E + E, tau, M, E) ==
+                  PAD_OK);
+        cr_assert(memcmp(one, multi + (size_t)u * M, sizeof(float) * M) == 0, "pair %d differs", u);
+    }
+    cr_assert(multi[0] != multi[M] && multi[M] != multi[2 * M], "the pairs must give different scores");
+    cr_assert(pad_op_text_score_multi(be, multi, tok, tv, tau, M, E, 0) == PAD_ERR_INVALID_ARG);
+    pad_score_cfg cfg = pad_score_cfg_default(n, G, 8);
+    cfg.fp16 = true;
+    pad_scorer *sc = NULL;
+    cr_assert(pad_scorer_init(&sc, be, &cfg) == PAD_OK);
+    float *sT = malloc(sizeof(float) * U * n), *T = malloc(sizeof(float) * U * M);
+    float *want_sT = malloc(sizeof(float) * n), *want_T = malloc(sizeof(float) * M);
+    cr_assert(pad_scorer_text_multi(sc, cls, tok, tv, tau, n, E, U, sT, T) == PAD_OK);
+    for (int u = 0; u < U; u++) {
+        cr_assert(pad_scorer_text(sc, cls, tok, tv + (size_t)u * 2 * E, tv + (size_t)u * 2 * E + E, tau, n, E) ==
+                  PAD_OK);
+        memcpy(want_sT, sc->sT, sizeof(float) * n);
+        memcpy(want_T, sc->T, sizeof(float) * M);
+        cr_assert(pad_scorer_text_set(sc, sT + (size_t)u * n, T + (size_t)u * M, n) == PAD_OK);
+        cr_assert(memcmp(sc->sT, want_sT, sizeof(float) * n) == 0, "pair %d: s_T differs", u);
+        cr_assert(memcmp(sc->T, want_T, sizeof(float) * M) == 0, "pair %d: T differs", u);
+        cr_assert(sc->T[0] == pad_f16_to_f32(pad_f32_to_f16(T[(size_t)u * M])), "pair %d: T is rounded to half", u);
+    }
+    pad_scorer_free(sc);
+    free(want_sT);
+    free(want_T);
+    free(sT);
+    free(T);
+    free(multi);
+    free(one);
+    free(tok);
+    free(cls);
+    free(tv);
+    pad_backend_free(be);
+}
+
 Test(score, fuse_round_half_row_max_vs_numpy) {
     pad_backend *be = cpu(0);
     pad_st_file *f = pad_fixture_open("score_elem.safetensors");

@@ -188,6 +188,32 @@ Test(score_cuda, normalize_and_text_score_parity) {
     pad_test_pair_close(&d);
 }
 
+// On the GPU too, text_score_multi gives every pair the bits text_score gives it alone (one kernel for both).
+Test(score_cuda, text_score_multi_gives_each_pair_the_bits_of_text_score) {
+    PAD_REQUIRE_CUDA();
+    pad_test_pair d = pad_test_pair_open();
+    const int M = 1000, E = 640, U = 3;
+    pad_rng rng = {29};
+    float *x = pad_test_rand(&rng, (size_t)M * E, -2, 2), *tv = pad_test_rand(&rng, (size_t)U * 2 * E, -1, 1);
+    float *gx = pad_test_upload(d.gpu, x, (size_t)M * E), *gtv = pad_test_upload(d.gpu, tv, (size_t)U * 2 * E);
+    float *gm = pad_buf_alloc(d.gpu, sizeof(float) * U * M), *gs = pad_buf_alloc(d.gpu, sizeof(float) * M);
+    cr_assert(pad_op_text_score_multi(d.gpu, gm, gx, gtv, 4.6051702f, M, E, U) == PAD_OK);
+    float *hm = pad_test_download(d.gpu, gm, (size_t)U * M);
+    for (int u = 0; u < U; u++) {
+        const float *t = gtv + (size_t)u * 2 * E;
+        cr_assert(pad_op_text_score(d.gpu, gs, gx, t, t + E, 4.6051702f, M, E) == PAD_OK);
+        float *hs = pad_test_download(d.gpu, gs, (size_t)M);
+        cr_assert(memcmp(hs, hm + (size_t)u * M, sizeof(float) * M) == 0, "pair %d differs", u);
+        free(hs);
+    }
+    float *dev[4] = {gx, gtv, gm, gs}, *host[3] = {hm, x, tv};
+    for (int i = 0; i < 4; i++)
+        pad_buf_free(d.gpu, dev[i]);
+    for (int i = 0; i < 3; i++)
+        free(host[i]);
+    pad_test_pair_close(&d);
+}
+
 Test(score_cuda, fuse_half_rowmax_bit_parity) {
     PAD_REQUIRE_CUDA();
     pad_test_pair d = pad_test_pair_open();

@@ -1,8 +1,9 @@
 /* test_shard.c - `promptad run --shard I/N` and `--gpus LIST` on the CPU backend (tiny generated model, synthetic
  * data, per-epoch evaluation): N shards in separate result folders merged by `promptad report`, and two workers
- * started by --gpus into one folder, give exactly the units of one unsharded run with the same bytes (metrics.json
- * apart from its timings, scores.csv, train.csv, prompts.safetensors), the same summary table, and every unit is
- * computed by exactly one shard. Bad --shard / --gpus values are refused. */
+ * started by --gpus into one folder (also with run.cohort auto: cohorts of the groups each worker claims), give exactly
+ * the units of one unsharded run with the same bytes (metrics.json apart from its timings, scores.csv, train.csv,
+ * prompts.safetensors), the same summary table, and every unit is computed by exactly one shard. Bad --shard / --gpus
+ * values are refused. */
 #include "check.h"
 #include "fsutil.h"
 #include "log.h"
@@ -157,6 +158,11 @@ Test(shard, shards_and_workers_equal_one_run, .timeout = 600) {
     char *md = read_text(b);
     cr_assert(strstr(md, "weave") && strstr(md, "grid"), "--gpus prints the merged summary:\n%s", md);
     free(md);
+    // the same with cohorts (run.cohort auto: each worker trains the groups of a class it claims in lockstep)
+    snprintf(gp, sizeof gp, "%s/gpus_cohort", dir);
+    run_ok("--gpus cohort",
+           "%s run --config %s --quiet --gpus 0,0 --set run.cohort=auto --set output.dir=%s > /dev/null", bin, cfg, gp);
+    assert_units_equal(want, g1, 1); // (g1[0] is gp)
     // a rerun of a shard finds its units done
     pad_cmd_result r = pad_cmd_run("%s run --config %s --shard 1/3 --set output.dir=%s 2>&1", bin, cfg, s1);
     cr_assert_eq(r.exit_code, 0, "%s", r.out);

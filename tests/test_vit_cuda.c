@@ -309,6 +309,45 @@ Test(vit_cuda, tiny_tower_matches_cpu_and_fixture) {
     pad_test_pair_close(&p);
 }
 
+// Random weights of a preset (*host) and n random images in [-2, 2] for them.
+static float *random_tower(pad_model_preset preset, uint64_t seed, int n, pad_clip_weights **host) {
+    pad_clip_cfg cfg = pad_model_preset_cfg(preset);
+    cr_assert(pad_weights_make_random(host, &cfg, seed) == PAD_OK);
+    const int S = cfg.vision.image_size;
+    pad_rng rng = {seed + 11};
+    return pad_test_rand(&rng, (size_t)n * 3 * S * S, -2, 2);
+}
+
+// An image's features do not depend on the images encoded with it (the default GEMM mode runs one cuBLAS call per
+// image with the sizes of one image, host/backend/backend.h): a batch of 3 gives each image's bits alone. The run
+// encodes a group's new shots as one batch, whichever shots a shard, a worker or a cohort draws first, so this is
+// what lets --shard and --gpus reproduce an unsharded run on the GPU.
+Test(vit_cuda, images_are_independent_of_the_batch) {
+    PAD_REQUIRE_CUDA();
+    pad_test_pair p = pad_test_pair_open();
+    pad_clip_weights *host = NULL;
+    const int n = 3;
+    float *pix = random_tower(PAD_MODEL_TINY, 10, n, &host);
+    const size_t per = (size_t)3 * host->cfg.vision.image_size * host->cfg.vision.image_size;
+    feats all = run_tower(p.gpu, host, pix, n, n);
+    for (int i = 0; i < n; i++) {
+        feats one = run_tower(p.gpu, host, pix + (size_t)i * per, 1, 1);
+        const float *got[4] = {one.cls, one.tokens, one.mid1, one.mid2};
+        const float *in_batch[4] = {all.cls + (size_t)i * one.n_cls, all.tokens + (size_t)i * one.n_tok,
+                                    all.mid1 + (size_t)i * one.n_mid, all.mid2 + (size_t)i * one.n_mid};
+        const size_t len[4] = {one.n_cls, one.n_tok, one.n_mid, one.n_mid};
+        static const char *const what[4] = {"cls", "tokens", "mid1", "mid2"};
+        for (int o = 0; o < 4; o++)
+            cr_assert(memcmp(got[o], in_batch[o], len[o] * sizeof(float)) == 0, "image %d: %s differs in a batch", i,
+                      what[o]);
+        feats_free(&one);
+    }
+    feats_free(&all);
+    free(pix);
+    pad_weights_free(host);
+    pad_test_pair_close(&p);
+}
+
 Test(vit_cuda, full_size_tower_matches_cpu) {
     PAD_REQUIRE_CUDA();
     pad_test_pair p = pad_test_pair_open();

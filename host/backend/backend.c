@@ -581,6 +581,14 @@ pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const floa
                        (size_t)nb * (size_t)Nq);
 }
 
+pad_status pad_op_text_score_multi(pad_backend *be, float *out, const float *feat, const float *tv, float tau, int M,
+                                   int E, int U) {
+    CHECK_OP(be, text_score_multi);
+    CHECK_ARG(out && feat && tv && M >= 0 && E > 0 && U >= 1 && U <= 65535 && isfinite(tau));
+    return debug_check(be, be->ops->text_score_multi(be, out, feat, tv, tau, M, E, U), "text_score_multi", out,
+                       (size_t)M * (size_t)U);
+}
+
 pad_status pad_op_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
                              float tau, int M, int E) {
     CHECK_OP(be, text_score);
@@ -762,11 +770,23 @@ void *pad_backend_stream(pad_backend *be) {
     return be && be->kind == PAD_BACKEND_CUDA ? pad_backend_cuda_stream(be) : NULL;
 }
 
+pad_status pad_backend_device_memory(pad_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    *free_bytes = *total_bytes = 0;
+    if (!be || be->kind != PAD_BACKEND_CUDA) return PAD_ERR_UNSUPPORTED;
+    return pad_backend_cuda_device_memory(be, free_bytes, total_bytes);
+}
+
 #ifndef PAD_HAVE_CUDA
 // CPU-only build: the CUDA entry points exist and say why they cannot work.
 void *pad_backend_cuda_stream(pad_backend *be) {
     (void)be;
     return NULL;
+}
+
+pad_status pad_backend_cuda_device_memory(pad_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    (void)be;
+    *free_bytes = *total_bytes = 0;
+    return PAD_ERR_UNSUPPORTED;
 }
 
 pad_status pad_backend_cuda_open(pad_backend **out, int device) {

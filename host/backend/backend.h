@@ -257,6 +257,13 @@ struct pad_backend_ops {
     pad_status (*linear_rows)(pad_backend *be, float *out, const float *inp, const float *w, const float *bias, int M,
                               int K, int N, bool accumulate);
 
+    // ---- the text scores of many text-vector pairs (cpu_score.c / cuda/score.cu) ------------------------------
+    // out(U,M): out[u*M + m] = text_score of row m of feat(M,E) with the pair u of tv(U,2,E) (t_n = tv[u,0],
+    // t_a = tv[u,1]): for every u the bits of text_score(out + u*M, feat, tv[u,0], tv[u,1], tau, M, E), the same
+    // operations in the same order. One pass over the features for all pairs (the units of a cohort).
+    pad_status (*text_score_multi)(pad_backend *be, float *out, const float *feat, const float *tv, float tau, int M,
+                                   int E, int U);
+
     // ---- QuickGELU, the MLP activation of OpenAI's CLIP weights (cpu_nn.c / cuda/nn.cu; docs/clip.md) ----------
     // out(M,N)[m,n] = x * s with s = 1 / (1 + exp(-1.702 x)) (x sigmoid(1.702 x)), x = inp[m,n] + bias[n] rounded to
     // float first, or x = inp[m,n] when bias is NULL; float arithmetic. out may alias inp.
@@ -299,6 +306,12 @@ void *pad_backend_cuda_stream(pad_backend *be);
 // The CUDA stream (a cudaStream_t) every op of a CUDA backend runs on; NULL for other backends. Code outside the
 // backend that launches its own CUDA work (the GPU metrics) queues it on this stream.
 void *pad_backend_stream(pad_backend *be);
+
+// The free and total memory of the backend's device in bytes (cudaMemGetInfo); PAD_ERR_UNSUPPORTED (not logged)
+// for a backend without device memory of its own (the CPU).
+pad_status pad_backend_device_memory(pad_backend *be, size_t *free_bytes, size_t *total_bytes);
+// The CUDA implementation (backend_cuda.cu); use pad_backend_device_memory, which checks the kind.
+pad_status pad_backend_cuda_device_memory(pad_backend *be, size_t *free_bytes, size_t *total_bytes);
 
 // Why CUDA can or cannot be used here. pad_cuda_device_count() is 0 in each of the three "cannot" states, which
 // tests and error messages tell apart.
@@ -392,6 +405,8 @@ pad_status pad_op_sgd_step(pad_backend *be, float *p, const float *grad, float *
                            float weight_decay, bool first);
 pad_status pad_op_knn_min(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
                           int Nb, int D, int nb);
+pad_status pad_op_text_score_multi(pad_backend *be, float *out, const float *feat, const float *tv, float tau, int M,
+                                   int E, int U);
 pad_status pad_op_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a,
                              float tau, int M, int E);
 pad_status pad_op_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n);

@@ -152,6 +152,7 @@ static const pad_backend_ops k_cpu_ops = {
     .sgd_step = cpu_sgd_step,
     .knn_min = cpu_knn_min,
     .text_score = cpu_text_score,
+    .text_score_multi = cpu_text_score_multi,
     .harmonic_fuse = cpu_harmonic_fuse,
     .round_half = cpu_round_half,
     .upsample_bilinear = cpu_upsample_bilinear,

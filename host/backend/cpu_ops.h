@@ -68,6 +68,8 @@ pad_status cpu_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *q
                       int D);
 
 // cpu_score.c
+pad_status cpu_text_score_multi(pad_backend *be, float *out, const float *feat, const float *tv, float tau, int M,
+                                int E, int U);
 pad_status cpu_text_score(pad_backend *be, float *out, const float *feat, const float *t_n, const float *t_a, float tau,
                           int M, int E);
 pad_status cpu_harmonic_fuse(pad_backend *be, float *out, const float *a, const float *b, size_t n);

@@ -1,4 +1,4 @@
-/* scalar.c - the strict integer, number and boolean parsers of scalar.h. */
+/* scalar.c - the strict integer, number, byte-size and boolean parsers of scalar.h. */
 #include "scalar.h"
 
 #include <errno.h>
@@ -51,6 +51,29 @@ bool pad_scalar_double(const char *s, double *out) {
     if (!isfinite(v)) return false;
     *out = v;
     return true;
+}
+
+int pad_scalar_bytes(const char *s, long long lo, long long hi, long long *out) {
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+    const char *p = s;
+    while (is_digit(*p))
+        p++;
+    const size_t ints = (size_t)(p - s);
+    size_t frac = 0;
+    if (*p == '.')
+        for (p++; is_digit(*p); p++)
+            frac++;
+    if (ints == 0 || (s[0] == '0' && ints > 1)) return 0;
+    const char *unit = *p == ' ' ? p + 1 : p;
+    if (!*unit) return frac || *p ? 0 : pad_scalar_int(s, lo, hi, out);
+    double scale = 0;
+    for (int u = 0; u < 4; u++)
+        if (strcmp(unit, units[u]) == 0) scale = ldexp(1.0, 10 * (u + 1));
+    if (scale == 0) return 0;
+    const double v = floor(strtod(s, NULL) * scale);
+    if (!(v >= (double)lo && v <= (double)hi)) return -1;
+    *out = (long long)v;
+    return 1;
 }
 
 bool pad_scalar_bool(const char *s, bool *out) {

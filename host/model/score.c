@@ -264,6 +264,30 @@ pad_status pad_scorer_text(pad_scorer *sc, const float *cls, const float *tokens
     return pad_graph_run(sc->be, &sc->g_text, key, sizeof key, scorer_text_ops, &job);
 }
 
+pad_status pad_scorer_text_multi(pad_scorer *sc, const float *cls, const float *tokens, const float *tv, float tau,
+                                 int n, int E, int U, float *sT_out, float *T_out) {
+    PAD_TRY(check_n(sc, n, "text scores"));
+    if (n == 0) return PAD_OK;
+    if (cls && sT_out) PAD_TRY(pad_op_text_score_multi(sc->be, sT_out, cls, tv, tau, n, E, U));
+    if (tokens && T_out) PAD_TRY(pad_op_text_score_multi(sc->be, T_out, tokens, tv, tau, n * sc->P, E, U));
+    return PAD_OK;
+}
+
+pad_status pad_scorer_text_set(pad_scorer *sc, const float *sT, const float *T, int n) {
+    PAD_TRY(check_n(sc, n, "text scores"));
+    if (n == 0) return PAD_OK;
+    const size_t m = (size_t)n * sc->P;
+    if (sT) {
+        PAD_TRY(pad_buf_copy(sc->be, sc->sT, sT, (size_t)n * sizeof(float)));
+        if (sc->cfg.fp16) PAD_TRY(pad_op_round_half(sc->be, sc->sT, sc->sT, (size_t)n));
+    }
+    if (T) {
+        PAD_TRY(pad_buf_copy(sc->be, sc->T, T, m * sizeof(float)));
+        if (sc->cfg.fp16) PAD_TRY(pad_op_round_half(sc->be, sc->T, sc->T, m));
+    }
+    return PAD_OK;
+}
+
 // maps[0..n) = Gaussian(maps[0..n)) in chunks of cfg.chunk images
 static pad_status smooth_maps(pad_scorer *sc, int n) {
     const int R = sc->cfg.res, chunk = sc->cfg.chunk;

@@ -127,6 +127,16 @@ pad_status pad_scorer_visual_from(pad_scorer *sc, const float *V, int n);
 pad_status pad_scorer_text(pad_scorer *sc, const float *cls, const float *tokens, const float *t_n, const float *t_a,
                            float tau, int n, int E);
 
+// The text scores of n test images for U pairs of text vectors at once (pad_op_text_score_multi, one pass over the
+// features): tv(U, 2, E) backend memory, pair u = (t_n, t_a); sT_out(U, n) from cls and T_out(U, n, P) from tokens,
+// backend memory of the caller, each when not NULL. Pair u's scores are the bits pad_scorer_text computes for it
+// before its fp16 rounding; pad_scorer_text_set then makes them the scorer's. The scorer's own buffers are unchanged.
+pad_status pad_scorer_text_multi(pad_scorer *sc, const float *cls, const float *tokens, const float *tv, float tau,
+                                 int n, int E, int U, float *sT_out, float *T_out);
+// Text scores from pad_scorer_text_multi as if pad_scorer_text had computed them: sT(n) into sc->sT and T(n, P)
+// into sc->T (each when not NULL; backend memory), rounded to half when cfg.fp16.
+pad_status pad_scorer_text_set(pad_scorer *sc, const float *sT, const float *T, int n);
+
 // SEG pixel maps: maps = Gaussian(bilinear_R(1/(1/T + 1/V))) for n images (needs visual and text with tokens);
 // with cfg.text_only Gaussian(bilinear_R(T)).
 pad_status pad_scorer_pixel_maps(pad_scorer *sc, int n);

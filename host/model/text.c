@@ -101,6 +101,20 @@ static size_t layout(pad_text_encoder *te, float *base) {
     return off;
 }
 
+size_t pad_text_encoder_bytes(const pad_clip_weights *w, int max_prompts, int max_len) {
+    if (!w || max_prompts <= 0 || max_len <= 0) return 0;
+    const pad_text_cfg *tc = &w->cfg.text;
+    pad_text_encoder te = {.C = tc->width,
+                           .H = tc->mlp,
+                           .NH = tc->heads,
+                           .HS = tc->head_dim,
+                           .E = w->cfg.embed_dim,
+                           .n_layers = tc->layers,
+                           .max_prompts = max_prompts,
+                           .max_len = max_len};
+    return layout(&te, NULL) * sizeof(float);
+}
+
 pad_status pad_text_encoder_create(pad_text_encoder **out, const pad_clip_weights *w, int max_prompts, int max_len) {
     *out = NULL;
     if (!w || !w->be || !w->txt || !w->tok_emb) {

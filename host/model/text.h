@@ -31,6 +31,11 @@ typedef struct pad_text_encoder pad_text_encoder;
 pad_status pad_text_encoder_create(pad_text_encoder **out, const pad_clip_weights *w, int max_prompts, int max_len);
 void pad_text_encoder_free(pad_text_encoder *te); // NULL is a no-op
 
+// Bytes of backend memory pad_text_encoder_create(w, max_prompts, max_len) allocates for its activations (the one
+// block of every layer's saved activations and the scratch of forward and backward; 0 on bad sizes). Linear in
+// max_prompts (up to 256-byte rounding of each buffer): what one prompt row of max_len tokens costs.
+size_t pad_text_encoder_bytes(const pad_clip_weights *w, int max_prompts, int max_len);
+
 // Sets the batch layout: P sequences whose EOT tokens sit at eot[p] (host array of P). The sequence length becomes
 // L = max_p eot[p] + 1. Uploads the EOT row indices once (so forward/backward need no host transfer). Errors: P
 // outside [1, max_prompts], an EOT position outside [0, max_len).

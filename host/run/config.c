@@ -56,7 +56,7 @@ typedef struct y_run {
     char *fpr_limit;
     char *threads;
     char *cuda_graphs, *fast_math, *method, *use_vad;
-    char *cohort;
+    char *cohort, *cohort_mem;
 } y_run;
 
 typedef struct y_train {
@@ -96,15 +96,12 @@ static const cyaml_schema_value_t k_str_entry = {CYAML_VALUE_STRING(CYAML_FLAG_P
 #define INTS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_str_entry, lo, CYAML_UNLIMITED)
 #define STRS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_str_entry, lo, CYAML_UNLIMITED)
 
+// clang-format off
 static const cyaml_schema_field_t k_model_fields[] = {
-    STR("weights", y_model, weights),
-    STR("vocab", y_model, vocab),
-    STR("generate", y_model, generate),
-    STR("preprocess", y_model, preprocess),
-    INTS("taps", y_model, taps, 2),
-    STR("activation", y_model, activation),
-    CYAML_FIELD_END,
-};
+    STR("weights", y_model, weights), STR("vocab", y_model, vocab), STR("generate", y_model, generate),
+    STR("preprocess", y_model, preprocess), INTS("taps", y_model, taps, 2), STR("activation", y_model, activation),
+    CYAML_FIELD_END};
+// clang-format on
 
 static const cyaml_schema_field_t k_synth_fields[] = {
     INT("classes", y_synth, classes),
@@ -147,6 +144,7 @@ static const cyaml_schema_field_t k_run_fields[] = {
     STR("cuda_graphs", y_run, cuda_graphs),
     STR("fast_math", y_run, fast_math),
     STR("cohort", y_run, cohort),
+    STR("cohort_mem", y_run, cohort_mem),
     STR("method", y_run, method),
     STR("use_vad", y_run, use_vad),
     CYAML_FIELD_END,
@@ -429,14 +427,11 @@ static bool overlay_model(pad_run_config *cfg, const y_model *m, const src_ctx *
         for (int i = 0; i < 2; i++)
             if (!parse_int(c, "model.taps", m->taps[i], 0, 255, &taps[i])) return false;
         cfg->model.taps[0] = taps[0];
-        cfg->model.taps[1] = taps[1];
-        cfg->model.taps_auto = false;
+        cfg->model.taps[1] = taps[1], cfg->model.taps_auto = false; // given: not scaled by depth
     }
-    if (m->activation) {
-        static const char *const a[] = {"gelu", "quick_gelu", "auto"}; // pad_activation order, then auto
-        if (!parse_choice(c, "model.activation", m->activation, a, 3, &iv)) return false;
-        cfg->model.activation = iv == 2 ? -1 : iv;
-    }
+    static const char *const acts[] = {"auto", "gelu", "quick_gelu"}; // auto (-1), then pad_activation order
+    if (m->activation && !parse_choice(c, "model.activation", m->activation, acts, 3, &iv)) return false;
+    if (m->activation) cfg->model.activation = iv - 1;
     return true;
 }
 
@@ -553,6 +548,12 @@ static bool overlay_run(pad_run_config *cfg, const y_run *r, const src_ctx *c) {
             cfg->run.cohort = -1;
         else if (!set_int(c, "run.cohort", r->cohort, 1, 1024, &cfg->run.cohort))
             return false;
+    }
+    if (r->cohort_mem && (iv = pad_scalar_bytes(r->cohort_mem, 1LL << 20, 1LL << 50, &cfg->run.cohort_mem)) <= 0) {
+        src_error(c, "run.cohort_mem",
+                  iv ? "%s is out of range [1MiB, 1024TiB]" : "'%s' is not a size (512MiB, 2GiB, 1.5GiB or bytes)",
+                  r->cohort_mem);
+        return false;
     }
     if (r->cuda_graphs) {
         static const char *const s[] = {"off", "on", "auto"};

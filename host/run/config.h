@@ -11,7 +11,7 @@
  *           shot_select (auto|random|sorted-index|basename|glob), shot_lists, prompts (auto|<set>|<file>),
  *           resolution, batch, tau (raw|exp), fp16_scores (auto|true|false), test_bgr (auto|true|false),
  *           select (auto|last|best), fpr_limit, threads, cuda_graphs (auto|on|off), fast_math (fp32|tf32|bf16),
- *           method (promptad|cpe|winclip|patchcore|padim|spade), use_vad (ablation), cohort (1|auto|N)
+ *           method (promptad|cpe|winclip|patchcore|padim|spade), use_vad (ablation), cohort (1|auto|N), cohort_mem
  *   train:  lr, lr_min, momentum, weight_decay, lambda_align, margin, n_ctx, n_ctx_ab, n_pro_cls, n_pro_seg,
  *           n_pro_ab, eam (token-axis|per-token), lap (before-name|after-name), use_map, use_lap (ablations)
  *   output: dir, maps (none|grid|full), heatmaps, models (true|false), on_mismatch (error|redo)
@@ -126,9 +126,10 @@ typedef struct pad_run_config {
         int threads;                       // CPU threads, 0 = all
         int cuda_graphs;                   // -1 auto, 0 off, 1 on (CUDA graphs per epoch; not in the hash)
         int fast_math;                     // pad_math_mode of the vision tower on CUDA (in the hash when not fp32)
-        int cohort;  // units trained in lockstep: 1 one by one (default), N, -1 auto (all tasks of a group); no hash
-        int method;  // pad_run_method (docs/winclip.md; in the hash when not promptad)
-        bool no_vad; // ablation (run.use_vad false): text scores only, no memory bank ("w/o VAD", Tables 1, 2)
+        int cohort; // units trained in lockstep: 1 one by one (default), N at most, -1 auto (cohort_mem); no hash
+        long long cohort_mem; // bytes a cohort of run.cohort auto may take; 0: the default (docs/cli.md); no hash
+        int method;           // pad_run_method (docs/winclip.md; in the hash when not promptad)
+        bool no_vad;          // ablation (run.use_vad false): text scores only, no memory bank ("w/o VAD", Tables 1, 2)
     } run;
     struct {
         float lr, lr_min, momentum, weight_decay, lambda_align, margin;

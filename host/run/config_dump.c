@@ -134,6 +134,7 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
     if (!for_hash) sb_printf(b, "  threads: %d\n", cfg->run.threads);
     if (!for_hash && cfg->run.cohort < 0) sb_printf(b, "  cohort: auto\n");
     if (!for_hash && cfg->run.cohort > 0) sb_printf(b, "  cohort: %d\n", cfg->run.cohort);
+    if (!for_hash && cfg->run.cohort_mem > 0) sb_printf(b, "  cohort_mem: %lld\n", cfg->run.cohort_mem);
     if (!for_hash)
         sb_printf(b, "  cuda_graphs: %s\n", cfg->run.cuda_graphs < 0 ? "auto" : cfg->run.cuda_graphs ? "on" : "off");
     // the GEMM precision changes the numbers: part of the hash, but only when not the default (so that the hashes

@@ -57,8 +57,12 @@ static const pad_config_key k_keys[] = {
     {"run.fpr_limit", "FPR limit of the PRO metrics (0.3)", false},
     {"run.threads", "CPU threads (0 = all cores)", false},
     {"run.cohort",
-     "auto | N: units of a (class, shot, seed) trained in lockstep, one text pass per epoch (1 = one by "
-     "one; same results)",
+     "1 | N | auto: units of a class (its shots, seeds and tasks) trained in lockstep, one text pass per epoch: 1 one "
+     "by one, N at most N units, auto as many as fit run.cohort_mem (same results)",
+     false},
+    {"run.cohort_mem",
+     "memory budget of a run.cohort auto cohort: bytes, or 512MiB, 2GiB (default 1GiB on the CPU, "
+     "half the free device memory on CUDA)",
      false},
     {"run.cuda_graphs", "auto | on | off: replay each epoch's ops as CUDA graphs (same results; auto = off for now)",
      false},

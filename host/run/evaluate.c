@@ -1,6 +1,7 @@
 /* evaluate.c - the evaluation of one epoch's text vectors on a class's test set: the selection metric of the
  * official protocol (image AUROC for cls, pixel AUROC for seg, on the GPU when the backend is CUDA) and the final
- * scores, maps and metrics of a unit; the visual score V of a memory bank with its maps, once per (shot, seed); and
+ * scores, maps and metrics of a unit; the visual score V of a group's memory bank (once per (shot, seed)), kept per
+ * group and restored into the class's scorer when a group's units are scored, with the cls maps bilinear(V); and
  * the selection metrics of many units of a class at once (a cohort, issue 11). */
 #include "run_internal.h"
 
@@ -16,11 +17,17 @@ static void nan_metrics(eval_out *e) {
     e->has_pix = false;
 }
 
-pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, float *scores, double *metric) {
+pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, const float *text, float *scores,
+                           double *metric) {
     const float *tn = cc->tvec_dev, *ta = cc->tvec_dev + rc->E;
+    const bool cls = task == PAD_TASK_CLS;
     *metric = NAN;
-    if (task == PAD_TASK_CLS) {
-        PAD_TRY(pad_scorer_text(cc->sc, cc->cls_dev, NULL, tn, ta, rc->tau, cc->n, rc->E));
+    if (text)
+        PAD_TRY(pad_scorer_text_set(cc->sc, cls ? text : NULL, cls ? NULL : text, cc->n));
+    else
+        PAD_TRY(
+            pad_scorer_text(cc->sc, cls ? cc->cls_dev : NULL, cls ? NULL : cc->tok_dev, tn, ta, rc->tau, cc->n, rc->E));
+    if (cls) {
         PAD_TRY(pad_scorer_image_scores(cc->sc, cc->n, scores));
         pad_image_metrics im;
         pad_log_level lvl = pad_log_get_level();
@@ -31,7 +38,6 @@ pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, flo
         *metric = im.auroc;
         return PAD_OK;
     }
-    PAD_TRY(pad_scorer_text(cc->sc, NULL, cc->tok_dev, tn, ta, rc->tau, cc->n, rc->E));
     PAD_TRY(pad_scorer_pixel_maps(cc->sc, cc->n));
     if (!cc->gt) return PAD_OK;
     pad_pixel_metrics pm;
@@ -76,23 +82,47 @@ pad_status run_eval_final(run_ctx *rc, class_ctx *cc, pad_prompt_task task, eval
     return pad_metrics_image(e->scores, cc->labels, cc->n, &e->img);
 }
 
-// The "w/o VAD" ablation (run.use_vad false): the scorer is text-only (pad_score_cfg.text_only, set in
-// features.c), there is no visual score (V recorded as NaN) and the cls task has no pixel map (its map is V).
-static pad_status no_vad_scores(run_ctx *rc, class_ctx *cc) {
+// Makes g the active group (restore: copy its V and vmax into the scorer).
+static pad_status activate(run_ctx *rc, class_ctx *cc, const group_ctx *g, bool restore) {
+    PAD_ASSERT(g->vis_ready);
     const size_t nP = (size_t)cc->n * (size_t)rc->P;
-    for (size_t i = 0; i < nP; i++)
-        cc->V_host[i] = NAN;
+    if (restore) {
+        PAD_TRY(pad_buf_copy(rc->be, cc->sc->V, g->V_dev, nP * sizeof(float)));
+        PAD_TRY(pad_buf_copy(rc->be, cc->sc->vmax, g->vmax_dev, (size_t)cc->n * sizeof(float)));
+    }
+    memcpy(cc->V_host, g->V_host, nP * sizeof(float));
     cc->vmaps_valid = false;
+    cc->active = g;
     return PAD_OK;
 }
 
-pad_status run_visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank, bool need_vmaps) {
-    if (rc->cfg->run.no_vad) return no_vad_scores(rc, cc);
-    size_t nPD = (size_t)cc->n * (size_t)rc->P * (size_t)rc->D;
-    PAD_TRY(pad_scorer_visual(cc->sc, bank, cc->mid_dev, cc->mid_dev + nPD, cc->n));
-    PAD_TRY(pad_buf_download(rc->be, cc->V_host, cc->sc->V, (size_t)cc->n * (size_t)rc->P * sizeof(float)));
-    cc->vmaps_valid = false;
-    if (!need_vmaps) return PAD_OK;
+// The "w/o VAD" ablation (run.use_vad false): the scorer is text-only (pad_score_cfg.text_only, set in
+// features.c), there is no visual score (V recorded as NaN) and the cls task has no pixel map (its map is V).
+pad_status run_group_visual(run_ctx *rc, class_ctx *cc, group_ctx *g, const pad_bank *bank) {
+    const size_t nP = (size_t)cc->n * (size_t)rc->P;
+    if (!g->V_host && !(g->V_host = malloc(nP * sizeof(float)))) return PAD_ERR_OOM;
+    if (rc->cfg->run.no_vad) {
+        for (size_t i = 0; i < nP; i++)
+            g->V_host[i] = NAN;
+    } else {
+        if (!g->V_dev && !(g->V_dev = pad_buf_alloc(rc->be, nP * sizeof(float)))) return PAD_ERR_OOM;
+        if (!g->vmax_dev && !(g->vmax_dev = pad_buf_alloc(rc->be, (size_t)cc->n * sizeof(float)))) return PAD_ERR_OOM;
+        size_t nPD = nP * (size_t)rc->D;
+        PAD_TRY(pad_scorer_visual(cc->sc, bank, cc->mid_dev, cc->mid_dev + nPD, cc->n));
+        PAD_TRY(pad_buf_copy(rc->be, g->V_dev, cc->sc->V, nP * sizeof(float)));
+        PAD_TRY(pad_buf_copy(rc->be, g->vmax_dev, cc->sc->vmax, (size_t)cc->n * sizeof(float)));
+        PAD_TRY(pad_buf_download(rc->be, g->V_host, cc->sc->V, nP * sizeof(float)));
+    }
+    g->vis_ready = true;
+    return activate(rc, cc, g, false); // the scorer holds g's V already
+}
+
+pad_status run_group_activate(run_ctx *rc, class_ctx *cc, const group_ctx *g) {
+    return cc->active == g ? PAD_OK : activate(rc, cc, g, !rc->cfg->run.no_vad);
+}
+
+pad_status run_group_vmaps(run_ctx *rc, class_ctx *cc) {
+    if (rc->cfg->run.no_vad || cc->vmaps_valid) return PAD_OK;
     size_t RR = (size_t)rc->R * (size_t)rc->R;
     PAD_TRY(pad_scorer_visual_maps(cc->sc, cc->n));
     PAD_TRY(pad_buf_download(rc->be, cc->vmaps_host, cc->sc->maps, (size_t)cc->n * RR * sizeof(float)));

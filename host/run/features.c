@@ -491,10 +491,6 @@ void run_class_free(run_ctx *rc, class_ctx *cc) {
     pad_metrics_gt_free(cc->gt);
     pad_metrics_gpu_free(cc->gt_gpu);
     pad_scorer_free(cc->sc);
-    for (int t = 0; t < PAD_N_TASKS; t++) {
-        pad_prompt_learner_free(cc->pl[t]);
-        run_unit_summary_clear(&cc->done[t]);
-    }
     for (int i = 0; i < cc->n_cache; i++) {
         free(cc->cache[i].cls);
         free(cc->cache[i].tok);

@@ -1,6 +1,6 @@
 /* model_writer.c - the predict model of a (class, shot, seed) (predict.h): the raw memory-bank features of its
  * shots, the text vectors of its cls and seg units, the threshold and colour range of the unit that gives the
- * image score. Built from the units this run just finished (cc->done, in memory); a unit finished by an earlier
+ * image score. Built from the units this run just finished (group_ctx.done, in memory); a unit finished by an earlier
  * run is read back from its folder (prompts.safetensors and metrics.json). */
 #include "run_internal.h"
 
@@ -129,7 +129,9 @@ static pad_status save_model(const run_ctx *rc, const class_ctx *cc, int k, int 
     return pad_model_save(dir, &mi);
 }
 
-pad_status run_write_model(run_ctx *rc, class_ctx *cc, int k, int seed, const pad_shots *shots) {
+pad_status run_write_model(run_ctx *rc, class_ctx *cc, const group_ctx *g) {
+    const int k = g->k, seed = g->seed;
+    const pad_shots *shots = &g->shots;
     const pad_run_config *cfg = rc->cfg;
     unit_summary read[PAD_N_TASKS];
     memset(read, 0, sizeof read);
@@ -139,8 +141,8 @@ pad_status run_write_model(run_ctx *rc, class_ctx *cc, int k, int seed, const pa
     pad_status st = shot_memory(rc, cc, shots, &m1, &m2);
     for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++) {
         if (!(cfg->run.tasks & (1 << t))) continue;
-        if (cc->done[t].valid) {
-            sum[t] = cc->done[t]; // borrowed: cc keeps ownership
+        if (g->done[t].valid) {
+            sum[t] = g->done[t]; // borrowed: g keeps ownership
             continue;
         }
         char dir[PATH_CAP];

@@ -132,105 +132,182 @@ static pad_status class_ready(run_ctx *rc, class_ctx *cc, bool need_test, char *
     return PAD_OK;
 }
 
-// The work of group (ci, a, b), whose claim the caller holds: the units still to do, then the predict model.
-static pad_status run_group(run_ctx *rc, class_ctx *cc, int ci, int a, int b, char *name_buf, size_t cap) {
+// Everything a group holds, released (its claim included); the group is left empty.
+static void group_free(run_ctx *rc, class_ctx *cc, group_ctx *g) {
+    if (cc->active == g) cc->active = NULL;
+    pad_claim_release(&g->claim);
+    if (g->has_shots) pad_shots_free(&g->shots);
+    pad_buf_free(rc->be, g->V_dev);
+    pad_buf_free(rc->be, g->vmax_dev);
+    free(g->V_host);
+    for (int t = 0; t < PAD_N_TASKS; t++)
+        run_unit_summary_clear(&g->done[t]);
+    memset(g, 0, sizeof *g);
+    g->claim = (pad_claim)PAD_CLAIM_INIT;
+}
+
+// The start of group g of class ci, whose claim the caller holds: the units still to do (*work false when nothing
+// is left, not even its predict model), the class ready, the shots drawn and encoded, and for PromptAD units the
+// memory bank's visual score V computed once for both tasks (run_group_visual).
+static pad_status group_begin(run_ctx *rc, class_ctx *cc, int ci, group_ctx *g, char *name_buf, size_t cap,
+                              bool *work) {
     const pad_run_config *cfg = rc->cfg;
-    const char *name = cc->name;
-    const int k = cfg->run.shots[a], seed = cfg->run.seeds[b];
-    uint8_t *fl = group_flags(rc, ci, a, b);
-    bool todo[PAD_N_TASKS];
-    if (!group_refresh(rc, ci, a, b, todo)) return PAD_OK; // finished meanwhile (by another run)
-    const bool baseline = run_is_baseline(cfg);
-    const bool need_model = cfg->output.models && !baseline; // promptad predict serves PromptAD's models only
-    PAD_TRY(class_ready(rc, cc, todo[0] || todo[1], name_buf, cap));
-    if (k > cc->data.n_train) {
-        PAD_LOG_ERROR("class %s: %d shots requested but %s has %d train images", name, k, cfg->data.root,
+    *work = group_refresh(rc, ci, g->a, g->b, g->todo);
+    if (!*work) return PAD_OK; // finished meanwhile (by another run)
+    const bool units = g->todo[0] || g->todo[1];
+    PAD_TRY(class_ready(rc, cc, units, name_buf, cap));
+    if (g->k > cc->data.n_train) {
+        PAD_LOG_ERROR("class %s: %d shots requested but %s has %d train images", cc->name, g->k, cfg->data.root,
                       cc->data.n_train);
         return PAD_ERR_INVALID_ARG;
     }
-    for (int t = 0; t < PAD_N_TASKS; t++)
-        run_unit_summary_clear(&cc->done[t]);
-    pad_shots shots;
-    PAD_TRY(pad_shots_select(&cc->data, k, (pad_shot_select)cfg->run.shot_select, (uint64_t)seed, rc->lists, &shots));
-    pad_status st = PAD_OK;
-    if (baseline) {
-        if (todo[0] || todo[1]) st = run_baseline_units(rc, cc, k, seed, &shots, todo);
-        for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++)
-            if (todo[t]) *fl |= (uint8_t)(1 << t);
-    } else {
-        st = run_shot_features(rc, cc, shots.index, k);
-    }
-    if (st == PAD_OK && !baseline && (todo[0] || todo[1])) {
-        pad_bank *bank = NULL;
-        st = run_upload_shots(rc, cc, shots.index, k);
-        if (st == PAD_OK) st = pad_bank_init(&bank, rc->be, cc->shot_mid1, cc->shot_mid2, k, rc->P, rc->D);
-        if (st == PAD_OK) st = run_visual_scores(rc, cc, bank, todo[0]);
-        // run.cohort other than 1: the tasks of this (k, seed) in lockstep (the same results)
-        const bool group = rc->cfg->run.cohort != 1 && todo[0] && todo[1];
-        if (st == PAD_OK && group) {
-            st = run_train_group(rc, cc, todo, k, seed, &shots);
-            if (st == PAD_OK) *fl |= (uint8_t)((1 << PAD_TASK_CLS) | (1 << PAD_TASK_SEG));
-        }
-        for (int t = 0; t < PAD_N_TASKS && st == PAD_OK && !group; t++) {
-            if (!todo[t]) continue;
-            if (run_stop_requested(rc)) {
-                st = PAD_ERR_ABORTED;
-                break;
-            }
-            st = run_train_unit(rc, cc, (pad_prompt_task)t, k, seed, &shots);
-            if (st == PAD_OK) *fl |= (uint8_t)(1 << t);
-        }
-        pad_bank_free(bank);
-    }
-    if (st == PAD_OK && need_model) st = run_write_model(rc, cc, k, seed, &shots);
-    pad_shots_free(&shots);
-    if (st == PAD_OK && run_stop_requested(rc)) st = PAD_ERR_ABORTED;
+    PAD_TRY(pad_shots_select(&cc->data, g->k, (pad_shot_select)cfg->run.shot_select, (uint64_t)g->seed, rc->lists,
+                             &g->shots));
+    g->has_shots = true;
+    if (run_is_baseline(cfg)) return PAD_OK;
+    PAD_TRY(run_shot_features(rc, cc, g->shots.index, g->k));
+    if (!units) return PAD_OK;
+    pad_bank *bank = NULL;
+    pad_status st = run_upload_shots(rc, cc, g->shots.index, g->k);
+    if (st == PAD_OK) st = pad_bank_init(&bank, rc->be, cc->shot_mid1, cc->shot_mid2, g->k, rc->P, rc->D);
+    if (st == PAD_OK) st = run_group_visual(rc, cc, g, bank);
+    pad_bank_free(bank);
     return st;
 }
 
+// The end of group g after its units (st: how they went): the units committed by this run counted, its predict
+// model written (PromptAD with output.models), everything it holds released, its claim last.
+static pad_status group_finish(run_ctx *rc, class_ctx *cc, group_ctx *g, pad_status st) {
+    for (int t = 0; t < PAD_N_TASKS; t++)
+        if (g->done[t].valid) *g->flags |= (uint8_t)(1 << t);
+    const bool need_model = rc->cfg->output.models && !run_is_baseline(rc->cfg); // predict serves PromptAD only
+    if (st == PAD_OK && need_model && g->has_shots) st = run_write_model(rc, cc, g);
+    if (st == PAD_OK && run_stop_requested(rc)) st = PAD_ERR_ABORTED;
+    group_free(rc, cc, g);
+    return st;
+}
+
+// The units of group g alone after group_begin (st, work): the baseline's, or PromptAD's one by one (run.cohort
+// 1) or as a cohort of one group; then group_finish.
+static pad_status group_alone(run_ctx *rc, class_ctx *cc, group_ctx *g, pad_status st, bool work) {
+    const bool baseline = run_is_baseline(rc->cfg);
+    if (st == PAD_OK && work && baseline && (g->todo[0] || g->todo[1])) {
+        st = run_baseline_units(rc, cc, g->k, g->seed, &g->shots, g->todo);
+        for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++)
+            if (g->todo[t]) *g->flags |= (uint8_t)(1 << t);
+    }
+    if (st != PAD_OK || !work || baseline) return group_finish(rc, cc, g, st);
+    if (rc->cfg->run.cohort != 1 && run_cohort_units(&g, 1) > 0) return run_train_cohort(rc, cc, &g, 1, group_finish);
+    for (int t = 0; t < PAD_N_TASKS && st == PAD_OK; t++) {
+        if (!g->todo[t]) continue;
+        if (run_stop_requested(rc)) {
+            st = PAD_ERR_ABORTED;
+            break;
+        }
+        st = run_train_unit(rc, cc, g, (pad_prompt_task)t);
+    }
+    return group_finish(rc, cc, g, st);
+}
+
+// The memory budget of a run.cohort auto cohort: run.cohort_mem, else half the free memory of a CUDA device (at the
+// first cohort of the run), else 1 GiB.
+static double cohort_budget(run_ctx *rc) {
+    if (rc->cohort_budget > 0) return rc->cohort_budget;
+    size_t free_b = 0, total_b = 0;
+    if (rc->cfg->run.cohort_mem > 0)
+        rc->cohort_budget = (double)rc->cfg->run.cohort_mem;
+    else if (pad_backend_device_memory(rc->be, &free_b, &total_b) == PAD_OK && free_b > 0)
+        rc->cohort_budget = 0.5 * (double)free_b;
+    else
+        rc->cohort_budget = 1024.0 * 1024.0 * 1024.0;
+    PAD_LOG_INFO("run.cohort auto: cohorts of up to %.0f MiB%s", rc->cohort_budget / (1024.0 * 1024.0),
+                 rc->cfg->run.cohort_mem > 0 ? " (run.cohort_mem)"
+                 : free_b > 0                ? " (half the free device memory)"
+                                             : " (the default on the CPU)");
+    return rc->cohort_budget;
+}
+
+// Whether group g may join the cohort of groups p[0..n) (run.cohort N: at most N units; auto: within the memory
+// budget, run_cohort_bytes). *st receives an error of the estimate.
+static bool cohort_takes(run_ctx *rc, class_ctx *cc, group_ctx **p, int n, group_ctx *g, pad_status *st) {
+    const int limit = rc->cfg->run.cohort;
+    if (limit > 0) return run_cohort_units(p, n) + run_cohort_units(&g, 1) <= limit;
+    p[n] = g; // (p has room for every group of the class)
+    double bytes = 0;
+    *st = run_cohort_bytes(rc, cc, p, n + 1, &bytes);
+    return *st == PAD_OK && bytes <= cohort_budget(rc);
+}
+
+// Claims the group (a, b) of the class for this run: *got false when another run holds it (deferred_pass false:
+// the group is deferred to the end; true: waits for it).
+static pad_status group_claim(run_ctx *rc, const class_ctx *cc, int ci, group_ctx *g, bool deferred_pass, bool *got) {
+    char seed_dir[PATH_CAP], lock[PATH_CAP + 16];
+    run_unit_path(rc, seed_dir, sizeof seed_dir, cc->name, g->k, g->seed, NULL);
+    PAD_TRY(pad_mkdir_p(seed_dir));
+    snprintf(lock, sizeof lock, "%s/.claim", seed_dir);
+    *got = true;
+    if (deferred_pass)
+        PAD_TRY(wait_claim(rc, &g->claim, lock, cc->name, g->k, g->seed));
+    else
+        PAD_TRY(pad_claim_acquire(&g->claim, lock, false, got));
+    uint8_t *fl = group_flags(rc, ci, g->a, g->b);
+    if (!*got) {
+        *fl |= GROUP_DEFERRED;
+        run_emit_stage(rc, "%s k%d seed%d: another run is computing it; coming back to it at the end", cc->name, g->k,
+                       g->seed);
+        return PAD_OK;
+    }
+    *fl &= (uint8_t)~GROUP_DEFERRED;
+    run_remove_stale_tmp(seed_dir, !g->claim.unlocked);
+    return PAD_OK;
+}
+
 // The groups of class ci in this shard. First pass (deferred_pass false): every group with work left whose claim
-// is free; a claimed one is deferred. Second pass: the deferred groups, waiting for their claims.
+// is free; a claimed one is deferred. Second pass: the deferred groups, waiting for their claims. With run.cohort
+// other than 1 the claimed groups with units to train gather into cohorts (run_train_cohort), each trained once
+// it is full or the class has no more groups; every group keeps its claim until its units and model are done.
 static pad_status run_class(run_ctx *rc, int ci, bool deferred_pass) {
     const pad_run_config *cfg = rc->cfg;
     class_ctx cc;
     memset(&cc, 0, sizeof cc);
     cc.name = rc->classes[ci];
     char name_buf[PAD_CFG_NAME_MAX];
-    pad_status st = PAD_OK;
-    for (int a = 0; a < cfg->run.n_shots && st == PAD_OK; a++) {
-        const int k = cfg->run.shots[a];
-        for (int b = 0; b < cfg->run.n_seeds && st == PAD_OK; b++) {
-            const int seed = cfg->run.seeds[b];
-            uint8_t *fl = group_flags(rc, ci, a, b);
-            if (!owns_group(rc, ci, a, b) || deferred_pass != ((*fl & GROUP_DEFERRED) != 0)) continue;
-            bool todo[PAD_N_TASKS];
-            if (!deferred_pass && !group_refresh(rc, ci, a, b, todo)) continue;
-            char seed_dir[PATH_CAP], lock[PATH_CAP + 16];
-            run_unit_path(rc, seed_dir, sizeof seed_dir, cc.name, k, seed, NULL);
-            if ((st = pad_mkdir_p(seed_dir)) != PAD_OK) break;
-            snprintf(lock, sizeof lock, "%s/.claim", seed_dir);
-            pad_claim cl = PAD_CLAIM_INIT;
-            bool got = true;
-            if (deferred_pass)
-                st = wait_claim(rc, &cl, lock, cc.name, k, seed);
-            else
-                st = pad_claim_acquire(&cl, lock, false, &got);
-            if (st != PAD_OK) break;
-            if (!got) {
-                *fl |= GROUP_DEFERRED;
-                run_emit_stage(rc, "%s k%d seed%d: another run is computing it; coming back to it at the end", cc.name,
-                               k, seed);
-                continue;
-            }
-            *fl &= (uint8_t)~GROUP_DEFERRED;
-            run_remove_stale_tmp(seed_dir, !cl.unlocked);
-            st = run_group(rc, &cc, ci, a, b, name_buf, sizeof name_buf);
-            pad_claim_release(&cl);
+    const int n_groups = cfg->run.n_shots * cfg->run.n_seeds;
+    group_ctx *gs = calloc((size_t)n_groups, sizeof *gs);
+    group_ctx **pend = calloc((size_t)n_groups, sizeof *pend); // the cohort being gathered
+    int n_pend = 0;
+    pad_status st = gs && pend ? PAD_OK : PAD_ERR_OOM;
+    for (int j = 0; j < n_groups && st == PAD_OK; j++) {
+        const int a = j / cfg->run.n_seeds, b = j % cfg->run.n_seeds;
+        uint8_t *fl = group_flags(rc, ci, a, b);
+        if (!owns_group(rc, ci, a, b) || deferred_pass != ((*fl & GROUP_DEFERRED) != 0)) continue;
+        group_ctx *g = &gs[j];
+        *g = (group_ctx){.a = a, .b = b, .k = cfg->run.shots[a], .seed = cfg->run.seeds[b], .flags = fl};
+        g->claim = (pad_claim)PAD_CLAIM_INIT;
+        if (!deferred_pass && !group_refresh(rc, ci, a, b, g->todo)) continue;
+        bool got = false, work = false;
+        if ((st = group_claim(rc, &cc, ci, g, deferred_pass, &got)) != PAD_OK || !got) continue;
+        st = group_begin(rc, &cc, ci, g, name_buf, sizeof name_buf, &work);
+        if (st != PAD_OK || !work || cfg->run.cohort == 1 || run_is_baseline(cfg) || !run_cohort_units(&g, 1)) {
+            st = group_alone(rc, &cc, g, st, work);
+            continue;
         }
+        if (n_pend && !cohort_takes(rc, &cc, pend, n_pend, g, &st) && st == PAD_OK) {
+            st = run_train_cohort(rc, &cc, pend, n_pend, group_finish);
+            n_pend = 0;
+        }
+        pend[n_pend++] = g;
     }
-    pad_prompt_cohort_free(cc.cohort);
-    cc.cohort = NULL;
+    if (st == PAD_OK && n_pend) {
+        st = run_train_cohort(rc, &cc, pend, n_pend, group_finish);
+        n_pend = 0;
+    }
+    for (int i = 0; i < n_pend; i++) // gathered but not trained (an error came first): their claims go
+        group_free(rc, &cc, pend[i]);
+    run_class_learners_free(&cc);
     run_class_free(rc, &cc);
+    free(gs);
+    free(pend);
     return st;
 }
 

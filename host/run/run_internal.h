@@ -5,7 +5,8 @@
  *   unit_dir.c      where a unit lives, whether it is finished, the temporary folder and its atomic commit
  *   features.c      the test-feature and shot cache of a class: decode, preprocess, encode, ground truth
  *   evaluate.c      the scores, maps and metrics of one epoch's text vectors
- *   unit_train.c    one unit: its prompts trained epoch by epoch, the epoch selected, the final evaluation
+ *   unit_train.c    units: their prompts trained epoch by epoch (one by one, or a cohort of groups in lockstep),
+ *                   the epoch selected, the final evaluation
  *   unit_writer.c   the files of a finished unit (scores, training log, prompts, maps, heatmaps, metrics)
  *   model_writer.c  the predict model of a (class, shot, seed) from its finished units
  *   unit_baseline.c run.method patchcore | padim | spade: the units of a memory-bank baseline on a ResNet
@@ -13,6 +14,7 @@
 #ifndef PAD_RUN_RUN_INTERNAL_H
 #define PAD_RUN_RUN_INTERNAL_H
 
+#include "claim.h"
 #include "clip_resnet.h"
 #include "dataset.h"
 #include "feature_cache.h"
@@ -70,7 +72,8 @@ typedef struct run_ctx {
     bool graphs;        // CUDA graphs for the per-epoch work (run.cuda_graphs resolved)
     pad_fcache *fcache; // the feature cache of encoded images (disabled with cache.dir none)
     float *enc_cls, *enc_tok, *enc_mid1, *enc_mid2; // (batch,E), (batch,P,E), (batch,P,D) x 2 backend: misses
-    pad_resnet *resnet; // run.method patchcore | padim: the backbone (unit_baseline.c); NULL for PromptAD
+    pad_resnet *resnet;   // run.method patchcore | padim: the backbone (unit_baseline.c); NULL for PromptAD
+    double cohort_budget; // bytes a cohort of run.cohort auto may take (run.cohort_mem resolved on first use)
 } run_ctx;
 
 // Encoded features of one train image (host), cached per class.
@@ -89,6 +92,21 @@ typedef struct unit_summary {
     int n_test, n_test_anomalous;
 } unit_summary;
 
+// One (k, seed) group of a class: its shots, the visual score V of its memory bank, and what the predict model
+// needs from its units. The run loop holds one at a time (run.cohort 1) or the groups of a cohort (run.c).
+typedef struct group_ctx {
+    int a, b, k, seed;              // indices into run.shots / run.seeds, and their values
+    bool todo[PAD_N_TASKS];         // units still to compute (group_refresh)
+    uint8_t *flags;                 // its flags in run_ctx.groups (run.c)
+    pad_claim claim;                // held from before its work until its predict model is written
+    pad_shots shots;                // valid when has_shots
+    bool has_shots;                 // shots drawn (run_group_begin)
+    bool vis_ready;                 // V_dev, vmax_dev and V_host hold the group's V
+    float *V_dev, *vmax_dev;        // (n,P), (n) backend: the group's V and vmax, restored into the scorer
+    float *V_host;                  // (n,P) host
+    unit_summary done[PAD_N_TASKS]; // the units of the group finished by this run, for its predict model
+} group_ctx;
+
 typedef struct class_ctx {
     const char *name;
     pad_class_data data;
@@ -102,10 +120,11 @@ typedef struct class_ctx {
     uint8_t *masks;                     // (n,R,R) ground truth at the metric resolution (NULL without masks)
     pad_metrics_gt *gt;
     pad_metrics_gpu *gt_gpu;
-    pad_scorer *sc;
-    float *maps_host;  // (n,R,R)
-    float *vmaps_host; // (n,R,R) the cls pixel maps bilinear(V) of the current (k, seed)
-    float *V_host;     // (n,P) V of the current (k, seed)
+    pad_scorer *sc;          // its V and vmax are those of the group `active`
+    const group_ctx *active; // the group whose V is in sc and V_host (run_group_activate), or NULL
+    float *maps_host;        // (n,R,R)
+    float *vmaps_host;       // (n,R,R) the cls pixel maps bilinear(V) of the active group (run_group_vmaps)
+    float *V_host;           // (n,P) V of the active group
     pad_pixel_metrics vmaps_metrics;
     bool vmaps_valid;
     int n_samples;
@@ -115,14 +134,15 @@ typedef struct class_ctx {
     int n_cache;
     int max_k;
     float *shot_cls, *shot_tok, *shot_mid1, *shot_mid2; // (max_k,E), (max_k,P,E), (max_k,P,D) x 2 backend
-    pad_prompt_learner *pl[PAD_N_TASKS];
-    pad_prompt_cohort *cohort; // the learners of both tasks in lockstep (run.cohort), or NULL
+    pad_prompt_learner **pool[PAD_N_TASKS]; // the learners of each task, reused by the units (unit i of a cohort
+    int n_pool[PAD_N_TASKS];                // of task t takes pool[t][i]; a serial unit pool[t][0])
+    pad_prompt_cohort *cohort;              // the last cohort (run.cohort), reused while its members are the same
+    pad_prompt_learner **cohort_members;    // (its size) the members of `cohort`
     pad_prompt_class pclass;
     bool pclass_valid;
-    float *tvec_dev;                // (2,E) backend
-    float *tmp_dev;                 // (n) backend
-    unit_summary done[PAD_N_TASKS]; // the units of the current (k, seed) finished by this run, for its predict model
-    float *base_pix;                // baselines: (n,3,R,R) normalised test images (host)
+    float *tvec_dev; // (2,E) backend
+    float *tmp_dev;  // (n) backend
+    float *base_pix; // baselines: (n,3,R,R) normalised test images (host)
 } class_ctx;
 
 typedef struct eval_out {
@@ -215,8 +235,10 @@ void run_class_free(run_ctx *rc, class_ctx *cc);
 // ----------------------------------------------------------------------------
 // evaluate.c
 
-// The selection metric of one epoch (image AUROC for cls, pixel AUROC for seg) with text vectors cc->tvec_dev.
-pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, float *scores, double *metric);
+// The selection metric of one epoch (image AUROC for cls, pixel AUROC for seg) with text vectors cc->tvec_dev, or
+// with their text scores `text` when not NULL (a cohort's pad_scorer_text_multi: (n) for cls, (n,P) for seg).
+pad_status run_eval_select(run_ctx *rc, class_ctx *cc, pad_prompt_task task, const float *text, float *scores,
+                           double *metric);
 // The full evaluation with cc->tvec_dev: scores (host, n), metrics, and for seg the maps in maps_host.
 pad_status run_eval_final(run_ctx *rc, class_ctx *cc, pad_prompt_task task, eval_out *e);
 // The selection metrics of a cohort's units of class cc at once (issue 11), metric[u] for unit u (NaN without
@@ -228,19 +250,41 @@ pad_status run_eval_select_pixel_batch(run_ctx *rc, class_ctx *cc, const float *
                                        double *metric);
 pad_status run_eval_select_image_batch(run_ctx *rc, class_ctx *cc, const float *const *scores, int n_units,
                                        double *metric);
-// V and the cls-task pixel maps bilinear(V) for the current bank (once per (class, k, seed)).
-pad_status run_visual_scores(run_ctx *rc, class_ctx *cc, const pad_bank *bank, bool need_vmaps);
+// The group's visual score V (and vmax) against its memory bank, kept in g (device and host) and made active.
+pad_status run_group_visual(run_ctx *rc, class_ctx *cc, group_ctx *g, const pad_bank *bank);
+// Makes g the active group of the class: its V and vmax restored into the scorer (a device copy), its V into
+// cc->V_host; the cls pixel maps of the previous active group are dropped (vmaps_valid false).
+pad_status run_group_activate(run_ctx *rc, class_ctx *cc, const group_ctx *g);
+// The cls-task pixel maps bilinear(V) of the active group into cc->vmaps_host and their metrics (once per group;
+// nothing with run.use_vad false). Overwrites the scorer's maps.
+pad_status run_group_vmaps(run_ctx *rc, class_ctx *cc);
 
 // ----------------------------------------------------------------------------
 // unit_train.c
 
 // The prompt states of the class: the prompt set's entry, or the generic states with the class name.
 pad_status run_class_prompts(run_ctx *rc, class_ctx *cc, char *name_buf, size_t cap);
-// One unit: trains, selects, evaluates, writes and commits it; on success fills cc->done[task].
-pad_status run_train_unit(run_ctx *rc, class_ctx *cc, pad_prompt_task task, int k, int seed, const pad_shots *shots);
-// The units of the tasks with todo[task] of one (class, k, seed) trained as one cohort (run.cohort; prompt_cohort.h):
-// one text pass per epoch for all of them, the same results as run_train_unit one by one; committed one by one.
-pad_status run_train_group(run_ctx *rc, class_ctx *cc, const bool *todo, int k, int seed, const pad_shots *shots);
+// One unit of group g: trains, selects, evaluates, writes and commits it; on success fills g->done[task].
+pad_status run_train_unit(run_ctx *rc, class_ctx *cc, group_ctx *g, pad_prompt_task task);
+// Called by run_train_cohort once the units of group g are closed (committed, or failed with st); returns the
+// status to carry on with.
+typedef pad_status (*run_group_done_fn)(run_ctx *rc, class_ctx *cc, group_ctx *g, pad_status st);
+// The units still to do (todo[]) of the n groups trained as one cohort (run.cohort; prompt_cohort.h): one text
+// pass per epoch for all of them, the same results as run_train_unit one by one. The units are committed one by
+// one at the end, group after group, each group's done(rc, cc, g, st) called after its units.
+pad_status run_train_cohort(run_ctx *rc, class_ctx *cc, group_ctx *const *g, int n, run_group_done_fn done);
+// Units of the cohort of groups g[0..n): the sum of their todo[].
+int run_cohort_units(group_ctx *const *g, int n);
+// The memory a cohort of groups g[0..n) takes, estimated for run.cohort auto (what grows with its units and groups;
+// the class's test features and scorer are there anyway): per unit, the text tower's activations of its prompt
+// rows twice (its learner's own encoder and the cohort's; pad_text_encoder_bytes, about layers x rows x L x
+// (5 width + mlp + heads x L) floats), the cohort's embeddings and their gradients (2 rows x L x width floats),
+// features and gradients (2 rows x E), its learner's normalised shot features and logits (k x T x (E + 2 rows),
+// T = 1 for cls, P for seg) and its text scores and vectors of an epoch (n T + 2 E); per group its V and vmax (backend
+// and host: 2 n P + n floats) and, while V is made, its memory bank (2 k P D) and uploaded shot features (k (E + P E +
+// 2 P D)).
+pad_status run_cohort_bytes(run_ctx *rc, class_ctx *cc, group_ctx *const *g, int n, double *bytes);
+void run_class_learners_free(class_ctx *cc); // the learner pool and the cohort of the class
 
 // ----------------------------------------------------------------------------
 // unit_baseline.c (run.method patchcore | padim | spade)
@@ -262,8 +306,8 @@ pad_status run_write_unit(run_ctx *rc, class_ctx *cc, const unit_result *u, cons
 // ----------------------------------------------------------------------------
 // model_writer.c
 
-// The predict model of (class, k, seed) from cc->done[] (units of this run) or the unit folders (earlier runs).
-pad_status run_write_model(run_ctx *rc, class_ctx *cc, int k, int seed, const pad_shots *shots);
+// The predict model of group g from g->done[] (units of this run) or the unit folders (earlier runs).
+pad_status run_write_model(run_ctx *rc, class_ctx *cc, const group_ctx *g);
 void run_unit_summary_clear(unit_summary *s);
 
 #endif // PAD_RUN_RUN_INTERNAL_H
