@@ -303,6 +303,8 @@ static const pad_backend_ops k_cuda_ops = {
     /* graph_destroy */ cu_graph_destroy,
     /* linear_rows */ cuda_linear_rows,
     /* text_score_multi */ cuda_text_score_multi,
+    /* quick_gelu */ cuda_quick_gelu,
+    /* quick_gelu_backward */ cuda_quick_gelu_backward,
 };
 
 extern "C" void *pad_backend_cuda_stream(pad_backend *be) {

@@ -18,6 +18,8 @@ pad_status cuda_layernorm(pad_backend *be, float *out, float *mean, float *rstd,
                           const float *b, int M, int C, float eps);
 pad_status cuda_gelu(pad_backend *be, float *out, const float *inp, size_t n);
 pad_status cuda_bias_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
+pad_status cuda_quick_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
+pad_status cuda_quick_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
 pad_status cuda_gather_rows(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
 pad_status cuda_scatter_add_rows(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
                                  int R);

@@ -1,6 +1,7 @@
 /* nn.cu - CUDA kernels for the elementwise, row and embedding ops (twins of host/cpu_nn.c): add_rows, axpy, scale,
  * layernorm (one block per row, two-pass mean/variance; with be->fast_kernels one warp per row holding the row in
- * registers), exact erf GELU (alone, and fused after the bias add: bias_gelu), gather/scatter of rows (scatter is
+ * registers), exact erf GELU (alone, and fused after the bias add: bias_gelu), QuickGELU and its backward (OpenAI
+ * CLIP's MLP activation), gather/scatter of rows (scatter is
  * deterministic: one thread per (table row, column) walks the index list in order; an index >= R raises the
  * backend's error flag, reported at the next sync), the patch embedding
  * (im2col kernel + one cuBLAS GEMM per launch) and the SGD step. */
@@ -168,6 +169,44 @@ extern "C" pad_status cuda_bias_gelu(pad_backend *be, float *out, const float *i
     long long MN = (long long)M * N;
     if (MN == 0) return PAD_OK;
     bias_gelu_kernel<<<(unsigned)CEIL_DIV(MN, 256), 256, 0, cuda_stream_of(be)>>>(out, inp, bias, MN, N);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+// QuickGELU (x sigmoid(1.702 x)), the same float expression as cpu_quick_gelu; bias may be NULL.
+__device__ __forceinline__ float quick_gelu_sigmoid(float x) {
+    return 1.0f / (1.0f + expf(-1.702f * x));
+}
+
+__global__ void quick_gelu_kernel(float *out, const float *inp, const float *bias, long long MN, int N) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < MN) {
+        float x = bias ? inp[i] + bias[i % N] : inp[i];
+        out[i] = x * quick_gelu_sigmoid(x);
+    }
+}
+
+extern "C" pad_status cuda_quick_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N) {
+    long long MN = (long long)M * N;
+    if (MN == 0) return PAD_OK;
+    quick_gelu_kernel<<<(unsigned)CEIL_DIV(MN, 256), 256, 0, cuda_stream_of(be)>>>(out, inp, bias, MN, N);
+    PAD_CUDA_CHECK_LAUNCH(be);
+    return PAD_OK;
+}
+
+__global__ void quick_gelu_backward_kernel(float *dinp, const float *dout, const float *inp, long long n) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float x = inp[i], s = quick_gelu_sigmoid(x);
+        dinp[i] = dout[i] * (s + 1.702f * x * s * (1.0f - s));
+    }
+}
+
+extern "C" pad_status cuda_quick_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp,
+                                               size_t n) {
+    if (n == 0) return PAD_OK;
+    quick_gelu_backward_kernel<<<(unsigned)CEIL_DIV((long long)n, 256), 256, 0, cuda_stream_of(be)>>>(dinp, dout, inp,
+                                                                                                      (long long)n);
     PAD_CUDA_CHECK_LAUNCH(be);
     return PAD_OK;
 }

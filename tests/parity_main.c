@@ -39,6 +39,8 @@ static const struct {
     {"tower/vision tiny", vision_tiny},
     {"tower/vision B16+ (fp32, fast kernels, tf32, bf16)", vision_full},
     {"tower/text", towers_text},
+    {"op/quick_gelu (forward with and without bias, backward)", ops_quick_gelu},
+    {"tower/quick_gelu (ViT-L/14-shaped, 2 + 2 blocks)", towers_quick_gelu},
     {"prompt + graphs/prompt", prompt_checks},
     {"score + graphs/score", scorer_checks},
     {"metrics", metrics_checks},

@@ -36,9 +36,24 @@ Test(st_file, roundtrip_f32_u8_and_metadata) {
     float *bad = NULL;
     cr_assert(pad_st_read_f32(f, "x", 2, (int64_t[]){3, 2}, &bad, NULL) == PAD_ERR_FORMAT);
     cr_assert(pad_st_read_f32(f, "nope", -1, NULL, &bad, NULL) == PAD_ERR_FORMAT);
+    // the metadata is readable after the header is gone: string values only
+    cr_assert_str_eq(pad_st_meta(f, "format"), "pt");
+    cr_assert_null(pad_st_meta(f, "activation"));
     free(rx);
     free(rm);
     free(rs);
+    pad_st_close(f);
+    // a non-string value (the format wants strings; we keep the file, the entry reads as absent)
+    static const char hdr[] = "{\"__metadata__\":{\"n\":3,\"s\":\"v\"},\"t\":{\"dtype\":\"F32\",\"shape\":[1],"
+                              "\"data_offsets\":[0,4]}}";
+    unsigned char buf[8 + sizeof hdr - 1 + 4] = {0};
+    buf[0] = (unsigned char)(sizeof hdr - 1);
+    memcpy(buf + 8, hdr, sizeof hdr - 1);
+    snprintf(path, sizeof path, "%s/meta.safetensors", dir);
+    pad_test_write_file(path, buf, sizeof buf);
+    cr_assert(pad_st_open(&f, path) == PAD_OK);
+    cr_assert_null(pad_st_meta(f, "n"));
+    cr_assert_str_eq(pad_st_meta(f, "s"), "v");
     pad_st_close(f);
 }
 

@@ -12,11 +12,16 @@ import zipfile
 import torch
 
 
+def is_torchscript(src):
+    """Whether src is a TorchScript archive (OpenAI's CLIP releases are)."""
+    with zipfile.ZipFile(src) if zipfile.is_zipfile(src) else contextlib.nullcontext() as z:
+        return z is not None and any(n.endswith("/constants.pkl") for n in z.namelist())
+
+
 def load_state_dict(src):
     """The tensors of a checkpoint file: a state_dict, a training checkpoint with a "state_dict" entry, a pickled
     nn.Module, or a TorchScript archive (OpenAI's CLIP releases); DDP "module." prefixes are removed."""
-    with zipfile.ZipFile(src) if zipfile.is_zipfile(src) else contextlib.nullcontext() as z:
-        scripted = z is not None and any(n.endswith("/constants.pkl") for n in z.namelist())
+    scripted = is_torchscript(src)
     # torch.load would dispatch a TorchScript archive to torch.jit.load with a warning
     obj = torch.jit.load(src, map_location="cpu") if scripted else torch.load(src, map_location="cpu")
     if isinstance(obj, dict) and "state_dict" in obj:

@@ -676,6 +676,32 @@ pad_status pad_op_bias_gelu(pad_backend *be, float *out, const float *inp, const
     return debug_check(be, be->ops->bias_gelu(be, out, inp, bias, M, N), "bias_gelu", out, (size_t)M * (size_t)N);
 }
 
+pad_status pad_op_quick_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N) {
+    CHECK_OP(be, quick_gelu);
+    CHECK_ARG(out && inp && M >= 0 && N > 0);
+    return debug_check(be, be->ops->quick_gelu(be, out, inp, bias, M, N), "quick_gelu", out, (size_t)M * (size_t)N);
+}
+
+pad_status pad_op_quick_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n) {
+    CHECK_OP(be, quick_gelu_backward);
+    CHECK_ARG(dinp && dout && inp);
+    return debug_check(be, be->ops->quick_gelu_backward(be, dinp, dout, inp, n), "quick_gelu_backward", dinp, n);
+}
+
+pad_status pad_op_mlp_act(pad_backend *be, pad_activation act, float *out, const float *inp, const float *bias, int M,
+                          int N) {
+    if (act == PAD_ACT_QUICK_GELU) return pad_op_quick_gelu(be, out, inp, bias, M, N);
+    CHECK_ARG(act == PAD_ACT_GELU && M >= 0 && N > 0);
+    return bias ? pad_op_bias_gelu(be, out, inp, bias, M, N) : pad_op_gelu(be, out, inp, (size_t)M * (size_t)N);
+}
+
+pad_status pad_op_mlp_act_backward(pad_backend *be, pad_activation act, float *dinp, const float *dout,
+                                   const float *inp, size_t n) {
+    if (act == PAD_ACT_QUICK_GELU) return pad_op_quick_gelu_backward(be, dinp, dout, inp, n);
+    CHECK_ARG(act == PAD_ACT_GELU);
+    return pad_op_gelu_backward(be, dinp, dout, inp, n);
+}
+
 // Sizes of a convolution: every field positive where it must be, the window fitting the padded input, and every
 // tensor's element count within a 32-bit int (the backends index with ints inside one image).
 static bool conv_desc_ok(const pad_conv2d_desc *d) {

@@ -263,7 +263,18 @@ struct pad_backend_ops {
     // operations in the same order. One pass over the features for all pairs (the units of a cohort).
     pad_status (*text_score_multi)(pad_backend *be, float *out, const float *feat, const float *tv, float tau, int M,
                                    int E, int U);
+
+    // ---- QuickGELU, the MLP activation of OpenAI's CLIP weights (cpu_nn.c / cuda/nn.cu; docs/clip.md) ----------
+    // out(M,N)[m,n] = x * s with s = 1 / (1 + exp(-1.702 x)) (x sigmoid(1.702 x)), x = inp[m,n] + bias[n] rounded to
+    // float first, or x = inp[m,n] when bias is NULL; float arithmetic. out may alias inp.
+    pad_status (*quick_gelu)(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
+    // dinp(n) = dout(n) * (s + 1.702 x s (1 - s)) with x = inp(n), s = sigmoid(1.702 x); dinp may alias dout.
+    pad_status (*quick_gelu_backward)(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
 };
+
+// The MLP activation of a CLIP tower: the exact erf GELU (OpenCLIP's default, LAION weights) or QuickGELU (OpenAI's
+// weights). Dispatched by pad_op_mlp_act / pad_op_mlp_act_backward below.
+typedef enum pad_activation { PAD_ACT_GELU = 0, PAD_ACT_QUICK_GELU = 1 } pad_activation;
 
 // How the CUDA backend runs a GEMM with batch > 1 (be->gemm_mode). Every image of a batch must give the bits it
 // gives alone (the CPU does: OpenBLAS never splits K), but cuBLAS picks its algorithm (split-K or not, tile shape)
@@ -423,6 +434,15 @@ pad_status pad_op_residual_add(pad_backend *be, float *out, const float *a, cons
 pad_status pad_op_to_rows(pad_backend *be, float *out, int ldo, const float *inp, int B, int C, int HW);
 pad_status pad_op_knn_l2(pad_backend *be, float *dist, int32_t *idx, const float *query, int Nq, const float *bank,
                          int Nb, int D);
+pad_status pad_op_quick_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
+pad_status pad_op_quick_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
+// The tower MLP's activation `act` of inp(M,N) + bias(N) (bias may be NULL): GELU runs bias_gelu (or gelu without a
+// bias), QuickGELU runs quick_gelu, so the GELU path gives the bits it always gave. out may alias inp.
+pad_status pad_op_mlp_act(pad_backend *be, pad_activation act, float *out, const float *inp, const float *bias, int M,
+                          int N);
+// Its backward: dinp(n) = dout(n) * act'(inp(n)) (gelu_backward or quick_gelu_backward); dinp may alias dout.
+pad_status pad_op_mlp_act_backward(pad_backend *be, pad_activation act, float *dinp, const float *dout,
+                                   const float *inp, size_t n);
 
 #ifdef __cplusplus
 }

@@ -170,6 +170,8 @@ static const pad_backend_ops k_cpu_ops = {
     .residual_add = cpu_residual_add,
     .to_rows = cpu_to_rows,
     .knn_l2 = cpu_knn_l2,
+    .quick_gelu = cpu_quick_gelu,
+    .quick_gelu_backward = cpu_quick_gelu_backward,
 };
 
 pad_status pad_backend_cpu_open(pad_backend **out, int n_threads) {

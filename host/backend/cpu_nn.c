@@ -1,6 +1,7 @@
 /* cpu_nn.c - CPU reference for the elementwise, row and embedding ops of backend.h: add_rows, axpy, scale,
  * layernorm (docs/clip.md#building-blocks, eps from the caller, biased variance) and its backward, exact erf GELU
- * (alone and after a bias add, bias_gelu) and its backward, gather/scatter of rows, the patch embedding (im2col + one
+ * (alone and after a bias add, bias_gelu) and its backward, QuickGELU (OpenAI CLIP's MLP activation, bias optional)
+ * and its backward, gather/scatter of rows, the patch embedding (im2col + one
  * GEMM) and the SGD step (torch.optim.SGD semantics). Row loops are OpenMP parallel; every reduction runs serially
  * inside one row, so the result does not depend on the thread count. */
 #include "cpu_ops.h"
@@ -125,6 +126,33 @@ pad_status cpu_bias_gelu(pad_backend *be, float *out, const float *inp, const fl
             float x = xr[n] + bias[n]; // rounded to float, as add_rows stores it
             yr[n] = 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
         }
+    }
+    return PAD_OK;
+}
+
+// QuickGELU's sigmoid factor s = sigmoid(1.702 x), in float as CUDA's twin (cuda/nn.cu) computes it.
+static inline float quick_gelu_sigmoid(float x) {
+    return 1.0f / (1.0f + expf(-1.702f * x));
+}
+
+pad_status cpu_quick_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N) {
+    (void)be;
+    const long long MN = (long long)M * N;
+#pragma omp parallel for schedule(static)
+    for (long long i = 0; i < MN; i++) {
+        float x = bias ? inp[i] + bias[i % N] : inp[i]; // the sum rounded to float, as add_rows stores it
+        out[i] = x * quick_gelu_sigmoid(x);
+    }
+    return PAD_OK;
+}
+
+// Its backward: d/dx [x s(1.702 x)] = s + 1.702 x s (1 - s).
+pad_status cpu_quick_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n) {
+    (void)be;
+#pragma omp parallel for schedule(static)
+    for (long long i = 0; i < (long long)n; i++) {
+        float x = inp[i], s = quick_gelu_sigmoid(x);
+        dinp[i] = dout[i] * (s + 1.702f * x * s * (1.0f - s));
     }
     return PAD_OK;
 }

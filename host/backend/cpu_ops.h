@@ -19,6 +19,8 @@ pad_status cpu_layernorm(pad_backend *be, float *out, float *mean, float *rstd, 
                          const float *b, int M, int C, float eps);
 pad_status cpu_gelu(pad_backend *be, float *out, const float *inp, size_t n);
 pad_status cpu_bias_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
+pad_status cpu_quick_gelu(pad_backend *be, float *out, const float *inp, const float *bias, int M, int N);
+pad_status cpu_quick_gelu_backward(pad_backend *be, float *dinp, const float *dout, const float *inp, size_t n);
 pad_status cpu_gather_rows(pad_backend *be, float *out, const float *inp, const int32_t *idx, int n, int C);
 pad_status cpu_scatter_add_rows(pad_backend *be, float *dtable, const float *dout, const int32_t *idx, int n, int C,
                                 int R);

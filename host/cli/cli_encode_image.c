@@ -1,7 +1,8 @@
 /* cli_encode_image.c - `promptad encode-image --weights W --image IMG [--preprocess P] [--device D] --out O`:
  * preprocesses one image, runs the dual-path vision tower (host/vit.c) and writes the contract dump
  * (docs/cli.md): pixels [3,S,S] (the model input), cls [E], tokens [G*G,E], mid1 [G*G,D], mid2 [G*G,D], all raw
- * (not L2-normalised), batch dimension dropped. The taps are the official ones (blocks 3 and 8, vit.h). */
+ * (not L2-normalised), batch dimension dropped. The taps are the official ones (blocks 3 and 8, vit.h) for a 12-block
+ * tower, scaled to other depths as the run's default (pad_vit_default_taps: [6, 16] for ViT-L/14). */
 #include "args.h"
 #include "cli.h"
 #include "image.h"
@@ -27,7 +28,7 @@ static int encode_and_save(const pad_clip_weights *host, pad_backend_kind kind, 
     float *cls = malloc((size_t)E * sizeof(float)), *tokens = malloc((size_t)GG * E * sizeof(float));
     float *mid1 = malloc((size_t)GG * D * sizeof(float)), *mid2 = malloc((size_t)GG * D * sizeof(float));
     int rc = 1;
-    pad_vit_params p = pad_vit_default_params();
+    pad_vit_params p = pad_vit_depth_params(c->layers);
     p.max_batch = 1;
     if (!cls || !tokens || !mid1 || !mid2) goto done;
     if (pad_backend_init(&be, kind, 0) != PAD_OK) goto done;
@@ -79,7 +80,7 @@ int pad_cli_encode_image(int argc, char **argv) {
         "promptad encode-image --weights W --image IMG [--preprocess P] [--device D] --out O.safetensors",
         "Encodes one image with the PromptAD vision tower and writes pixels [3,S,S] (the model input), cls [E], "
         "tokens [G*G,E] (v-v path, ln_post, proj), mid1 and mid2 [G*G,D] (the memory-bank taps: the original "
-        "stream after the attention of blocks 3 and 8), all raw (not L2-normalised).");
+        "stream after the attention of blocks 3 and 8 of 12, scaled to other depths), all raw (not L2-normalised).");
     if (r != PAD_ARGS_OK) return r == PAD_ARGS_HELP ? 0 : 2;
     if (!weights) {
         pad_args_error(argv[0], "--weights is required (weights/README.md says how to get the OpenCLIP weights)");

@@ -486,6 +486,7 @@ int pad_cli_run(int argc, char **argv) {
         fputc('\n', stderr);
     }
     if (dry) {
+        (void)pad_run_config_resolve_model(cfg); // print the taps the run will use (an unreadable file: pad_run says)
         size_t n = pad_run_config_to_yaml(cfg, NULL, 0);
         char *y = malloc(n + 1);
         if (y) {

@@ -277,7 +277,7 @@ static int score_promptad(int argc, char **argv) {
     if (!(tvec_dev = (float *)pad_buf_alloc(be, (size_t)2 * E * sizeof(float)))) goto done;
     if (text_vectors(w, tokz, &cls, &po, nctx, actx, tvec_dev) != PAD_OK) goto done;
     if (pad_buf_download(be, tvec, tvec_dev, (size_t)2 * E * sizeof(float)) != PAD_OK) goto done;
-    pad_vit_params vp = pad_vit_default_params();
+    pad_vit_params vp = pad_vit_depth_params(w->cfg.vision.layers);
     if (pad_vit_create(&vit, be, w, &vp) != PAD_OK) goto done;
     if (build_bank(vit, be, shot_px, k, P, vc->width, &bank) != PAD_OK) goto done;
     PAD_LOG_INFO("score: class '%s' (\"%s\", set %s), n_pro %d, n_pro_ab %d, %d shots, %d test images, %dx%d maps, "

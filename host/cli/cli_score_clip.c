@@ -72,7 +72,7 @@ static pad_status run_job(clip_job *j, const float *shot_px, int k) {
         if (st == PAD_OK) st = pad_winclip_set_text(wc, j->text);
         if (st == PAD_OK && k > 0) st = pad_winclip_set_refs(wc, shot_px, k);
     } else {
-        pad_vit_params vp = pad_vit_default_params();
+        pad_vit_params vp = pad_vit_depth_params(j->w->cfg.vision.layers);
         st = pad_vit_create(&vit, j->be, j->w, &vp);
     }
     if (st == PAD_OK) st = score_all(j, wc, vit);

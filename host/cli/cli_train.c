@@ -130,7 +130,7 @@ static pad_status encode_shots(pad_backend *be, const pad_clip_weights *w, const
                                pad_prompt_task task, float *feats_dev) {
     pad_vit *vit = NULL;
     float *pixels_dev = NULL;
-    pad_vit_params vp = pad_vit_default_params();
+    pad_vit_params vp = pad_vit_depth_params(w->cfg.vision.layers);
     vp.max_batch = k < vp.max_batch ? k : vp.max_batch;
     pad_status st = pad_vit_create(&vit, be, w, &vp);
     if (st == PAD_OK) st = pad_buf_from_host(be, &pixels_dev, pixels, (size_t)k * 3 * S * S);

@@ -180,6 +180,7 @@ void pad_st_close(pad_st_file *f) {
         free(f->tensors);
     }
     free(f->by_name);
+    cJSON_Delete((cJSON *)f->meta);
     if (f->map && f->map_size) munmap(f->map, f->map_size);
     free(f->path);
     free(f);
@@ -383,6 +384,10 @@ pad_status pad_st_open(pad_st_file **out, const char *path) {
                 PAD_LOG_ERROR("%s: __metadata__ is not an object", path);
                 goto fail;
             }
+            if (!f->meta && !(f->meta = cJSON_Duplicate(it, true))) { // kept for pad_st_meta (the header goes)
+                st = PAD_ERR_OOM;
+                goto fail;
+            }
             continue;
         }
         pad_st_tensor *t = &f->tensors[k];
@@ -426,6 +431,11 @@ fail:
     cJSON_Delete(root);
     pad_st_close(f);
     return st;
+}
+
+const char *pad_st_meta(const pad_st_file *f, const char *key) {
+    const cJSON *v = f->meta ? cJSON_GetObjectItemCaseSensitive((const cJSON *)f->meta, key) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 const pad_st_tensor *pad_st_find(const pad_st_file *f, const char *name) {

@@ -49,11 +49,16 @@ typedef struct pad_st_file {
     int *by_name;           // (n_tensors) indices into tensors sorted by name (pad_st_find's binary search)
     void *map;
     size_t map_size;
+    void *meta; // the header's "__metadata__" object (a cJSON object), or NULL; read with pad_st_meta
 } pad_st_file;
 
 // Opens and validates a safetensors file. On success *out owns the mapping (close with pad_st_close).
 pad_status pad_st_open(pad_st_file **out, const char *path);
 void pad_st_close(pad_st_file *f); // NULL is a no-op
+
+// The string value of "__metadata__" entry `key`, owned by the file; NULL when the file has no such entry or its
+// value is not a string.
+const char *pad_st_meta(const pad_st_file *f, const char *key);
 
 // NULL when absent (no log). Use pad_st_read_* to get an error that names the tensor. O(log n_tensors).
 const pad_st_tensor *pad_st_find(const pad_st_file *f, const char *name);

@@ -1,7 +1,8 @@
 /* text.c - the CLIP text tower on input embeddings and its input-gradient backward (docs/clip.md#text-tower,
  * #attention-backward; OpenCLIP CLIP.encode_text, PromptAD CLIPAD/model.py encode_text_embeddings). Pre-LN residual
- * blocks with a causal mask, exact GELU, LayerNorm eps 1e-5, EOT pooling, ln_final, text_projection. All activations
- * live in one allocation made at creation; forward and backward only run backend ops. */
+ * blocks with a causal mask, exact GELU (QuickGELU for OpenAI's weights, w->cfg.act), LayerNorm eps 1e-5, EOT pooling,
+ * ln_final, text_projection. All activations live in one allocation made at creation; forward and backward only run
+ * backend ops. */
 #include "text.h"
 
 #include "log.h"
@@ -223,7 +224,7 @@ pad_status pad_text_encoder_forward(pad_text_encoder *te, float *feat, const flo
         PAD_TRY(pad_op_linear(be, a->xmid, te->att_out, bw->out_proj_w, bw->out_proj_b, M, C, C, true)); // residual
         PAD_TRY(pad_op_layernorm(be, te->ln_out, a->mean2, a->rstd2, a->xmid, bw->ln2_w, bw->ln2_b, M, C, LN_EPS));
         PAD_TRY(pad_op_linear(be, a->fc, te->ln_out, bw->fc_w, bw->fc_b, M, C, H, false)); // (M, H) c_fc
-        PAD_TRY(pad_op_gelu(be, te->hidden, a->fc, (size_t)M * H));
+        PAD_TRY(pad_op_mlp_act(be, w->cfg.act, te->hidden, a->fc, NULL, M, H));
         PAD_TRY(pad_buf_copy(be, x_next, a->xmid, MC * sizeof(float)));
         PAD_TRY(pad_op_linear(be, x_next, te->hidden, bw->proj_w, bw->proj_b, M, H, C, true)); // residual + c_proj
     }
@@ -251,9 +252,9 @@ pad_status pad_text_encoder_backward(pad_text_encoder *te, float *demb, const fl
     for (int l = te->n_layers - 1; l >= 0; l--) {
         const pad_block_weights *bw = &w->txt[l];
         text_layer_acts *a = &te->layer[l];
-        // x_next = xmid + c_proj(gelu(c_fc(ln_2(xmid))))
+        // x_next = xmid + c_proj(act(c_fc(ln_2(xmid))))
         PAD_TRY(pad_op_linear_backward(be, te->hidden, demb, bw->proj_w, M, H, C, false)); // (M, H)
-        PAD_TRY(pad_op_gelu_backward(be, te->hidden, te->hidden, a->fc, (size_t)M * H));
+        PAD_TRY(pad_op_mlp_act_backward(be, w->cfg.act, te->hidden, te->hidden, a->fc, (size_t)M * H));
         PAD_TRY(pad_op_linear_backward(be, te->ln_out, te->hidden, bw->fc_w, M, C, H, false)); // (M, C)
         PAD_TRY(pad_op_layernorm_backward(be, demb, te->ln_out, a->xmid, bw->ln2_w, a->mean2, a->rstd2, M, C));
         // xmid = x + out_proj(attention(in_proj(ln_1(x))))

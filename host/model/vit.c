@@ -6,7 +6,8 @@
  *     x_ori  += softmax(q k^T / sqrt(HS)) v W_out^T + b_out        (o_ori)
  *     x_vv   += softmax(v v^T / sqrt(HS)) v W_out^T + b_out        (o_vv; attention computed from x_ori's ln_1)
  *     [tap k = x_ori here, if l == k]
- *     x_ori  += c_proj(GELU(c_fc(ln_2(x_ori))))                    (no MLP on the v-v path)
+ *     x_ori  += c_proj(act(c_fc(ln_2(x_ori))))                     (no MLP on the v-v path; act = GELU, or
+ *                                                                  QuickGELU for OpenAI's weights: w->cfg.act)
  * with x_ori = x_vv = x_0 = ln_pre(embeddings) before block 0, i.e. x_vv_final = x_0 + sum_l o_vv^(l).
  *
  * Work skipped because no output can see it (exact, not an approximation): the final block's MLP runs on the CLS
@@ -58,6 +59,23 @@ struct pad_vit {
 
 pad_vit_params pad_vit_default_params(void) {
     pad_vit_params p = {.max_batch = 8, .tap1 = 3, .tap2 = 8};
+    return p;
+}
+
+void pad_vit_default_taps(int layers, int taps[2]) {
+    static const int k12[2] = {3, 8};
+    for (int i = 0; i < 2; i++) {
+        int t = (2 * k12[i] * layers + 12) / 24; // round half up of k * layers / 12
+        taps[i] = t < 0 ? 0 : t >= layers ? (layers > 0 ? layers - 1 : 0) : t;
+    }
+}
+
+pad_vit_params pad_vit_depth_params(int layers) {
+    pad_vit_params p = pad_vit_default_params();
+    int t[2];
+    pad_vit_default_taps(layers, t);
+    p.tap1 = t[0];
+    p.tap2 = t[1];
     return p;
 }
 
@@ -221,13 +239,13 @@ pad_status pad_vit_forward(pad_vit *vit, const float *pixels, int B, const pad_v
         if (l < n_blocks - 1) {
             PAD_TRY(pad_op_layernorm(be, vit->ln, NULL, NULL, vit->x_ori, k->ln2_w, k->ln2_b, M, D, LN_EPS));
             PAD_TRY(linear_imgs(vit, vit->hid, vit->ln, k->fc_w, NULL, B, T, D, H, false));
-            PAD_TRY(pad_op_bias_gelu(be, vit->hid, vit->hid, k->fc_b, M, H));
+            PAD_TRY(pad_op_mlp_act(be, w->cfg.act, vit->hid, vit->hid, k->fc_b, M, H));
             PAD_TRY(linear_imgs(vit, vit->x_ori, vit->hid, k->proj_w, k->proj_b, B, T, H, D, true));
         } else if (want_final) { // last block: only the CLS rows of x_ori are used afterwards
             PAD_TRY(pad_op_gather_rows(be, xc, vit->x_ori, vit->idx_cls, B, D));
             PAD_TRY(pad_op_layernorm(be, vit->ln, NULL, NULL, xc, k->ln2_w, k->ln2_b, B, D, LN_EPS));
             PAD_TRY(linear_imgs(vit, vit->hid, vit->ln, k->fc_w, NULL, B, 1, D, H, false));
-            PAD_TRY(pad_op_bias_gelu(be, vit->hid, vit->hid, k->fc_b, B, H));
+            PAD_TRY(pad_op_mlp_act(be, w->cfg.act, vit->hid, vit->hid, k->fc_b, B, H));
             PAD_TRY(linear_imgs(vit, xc, vit->hid, k->proj_w, k->proj_b, B, 1, H, D, true));
         }
     }

@@ -43,6 +43,15 @@ typedef struct pad_vit_params {
 // max_batch 8, tap1 3, tap2 8.
 pad_vit_params pad_vit_default_params(void);
 
+// The default taps of a tower of `layers` blocks: the official [3, 8] of a 12-block tower scaled by the depth,
+// tap = floor(k * layers / 12 + 1/2) clamped to [0, layers): [3, 8] for 12 blocks, [6, 16] for 24 (ViT-L/14), [1, 3]
+// for 4 (docs/method.md#memory-bank-taps).
+void pad_vit_default_taps(int layers, int taps[2]);
+
+// pad_vit_default_params with the default taps of a tower of `layers` blocks (pad_vit_default_taps): what the
+// commands use when no taps are given, so that any depth works.
+pad_vit_params pad_vit_depth_params(int layers);
+
 // Outputs of one forward, in backend memory for pad_vit_forward and host memory for pad_vit_encode_host.
 // Any pointer may be NULL to skip that output (the work that only it needs is skipped too).
 typedef struct pad_vit_out {

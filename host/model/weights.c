@@ -178,9 +178,9 @@ pad_status pad_clip_cfg_check(const pad_clip_cfg *c) {
     const pad_text_cfg *x = &c->text;
     if (c->embed_dim <= 0 || v->width <= 0 || v->width % 64 || v->layers <= 0 || v->patch <= 0 || v->image_size <= 0 ||
         v->image_size % v->patch || v->mlp <= 0 || x->width <= 0 || x->width % 64 || x->layers <= 0 ||
-        x->context <= 0 || x->vocab <= 0 || x->mlp <= 0) {
-        PAD_LOG_ERROR("invalid model configuration: widths must be positive multiples of 64 (head width 64) and the "
-                      "image size a multiple of the patch size");
+        x->context <= 0 || x->vocab <= 0 || x->mlp <= 0 || (c->act != PAD_ACT_GELU && c->act != PAD_ACT_QUICK_GELU)) {
+        PAD_LOG_ERROR("invalid model configuration: widths must be positive multiples of 64 (head width 64), the "
+                      "image size a multiple of the patch size and the activation GELU or QuickGELU");
         return PAD_ERR_INVALID_ARG;
     }
     if (c->embed_dim > PAD_WEIGHTS_MAX_WIDTH || v->width > PAD_WEIGHTS_MAX_WIDTH || x->width > PAD_WEIGHTS_MAX_WIDTH ||
@@ -337,6 +337,12 @@ static pad_status infer_cfg(const pad_st_file *f, const char *prefix, pad_weight
     }
     (void)t;
     cfg_derive(c);
+    // the MLP activation is not in the shapes: converted checkpoints carry it in the metadata (GELU when absent)
+    const char *act = pad_st_meta(f, "activation");
+    if (act && pad_activation_parse(act, &c->act) != PAD_OK) {
+        PAD_LOG_ERROR("%s: metadata activation '%.40s' is neither gelu nor quick_gelu", path, act);
+        return PAD_ERR_FORMAT;
+    }
     return pad_clip_cfg_check(c);
 }
 
@@ -450,6 +456,8 @@ pad_status pad_weights_save(const pad_clip_weights *w, const char *path) {
     PAD_TRY_GOTO(st, pad_st_writer_init(&wr), done);
     PAD_TRY_GOTO(st, pad_weights_add_to_writer(w, wr), done);
     PAD_TRY_GOTO(st, pad_st_writer_meta(wr, "format", "pt"), done);
+    if (w->cfg.act != PAD_ACT_GELU) // GELU files stay as they were (no entry means GELU)
+        PAD_TRY_GOTO(st, pad_st_writer_meta(wr, "activation", pad_activation_name(w->cfg.act)), done);
     PAD_TRY_GOTO(st, pad_st_writer_save(wr, path), done);
 done:
     if (st != PAD_OK && w->be) PAD_LOG_ERROR("%s: not written", path);
@@ -507,6 +515,20 @@ oom:
 
 // ----------------------------------------------------------------------------
 // generated models
+
+pad_status pad_activation_parse(const char *s, pad_activation *out) {
+    if (strcmp(s, "gelu") == 0)
+        *out = PAD_ACT_GELU;
+    else if (strcmp(s, "quick_gelu") == 0)
+        *out = PAD_ACT_QUICK_GELU;
+    else
+        return PAD_ERR_INVALID_ARG;
+    return PAD_OK;
+}
+
+const char *pad_activation_name(pad_activation a) {
+    return a == PAD_ACT_QUICK_GELU ? "quick_gelu" : "gelu";
+}
 
 pad_status pad_model_preset_parse(const char *s, pad_model_preset *out) {
     if (strcasecmp(s, "tiny") == 0)

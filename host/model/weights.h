@@ -47,7 +47,9 @@ typedef struct pad_text_cfg {
 typedef struct pad_clip_cfg {
     pad_vision_cfg vision;
     pad_text_cfg text;
-    int embed_dim; // E (640)
+    int embed_dim;      // E (640)
+    pad_activation act; // MLP activation of both towers: GELU (default) or QuickGELU (OpenAI's weights), read from
+                        // the file's metadata "activation" (docs/clip.md#activation)
 } pad_clip_cfg;
 
 // One residual block (pre-LN). C = width, H = mlp hidden.
@@ -128,8 +130,13 @@ typedef enum pad_model_preset {
     PAD_MODEL_B16_PLUS_240 = 1, // the ViT-B-16-plus-240 architecture (random weights, for speed measurements)
     PAD_MODEL_L14 = 2,          // OpenCLIP ViT-L-14: vision 1024 wide, 24 layers, patch 14, image 224 (grid 16), MLP
                                 // 4096; text 768 wide, 12 layers, MLP 3072; embed 768. Exact-GELU towers (laion2b);
-                                // the openai weights need QuickGELU, which the towers do not implement
+                                // the openai weights use QuickGELU (cfg.act = PAD_ACT_QUICK_GELU)
 } pad_model_preset;
+
+// The MLP activation's name in checkpoint metadata and configs: "gelu" or "quick_gelu". parse returns
+// PAD_ERR_INVALID_ARG (no log) for anything else.
+pad_status pad_activation_parse(const char *s, pad_activation *out);
+const char *pad_activation_name(pad_activation a);
 
 // Parses "tiny", "vit-b-16-plus-240" or "vit-l-14".
 pad_status pad_model_preset_parse(const char *s, pad_model_preset *out);

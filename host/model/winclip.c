@@ -313,7 +313,7 @@ static pad_status blocks(pad_winclip *wc, int N, int T, bool all_rows, float *cl
         }
         PAD_TRY(pad_op_layernorm(be, wc->ln, NULL, NULL, xm, k->ln2_w, k->ln2_b, Mm, D, LN_EPS));
         PAD_TRY(pad_op_linear(be, wc->hid, wc->ln, k->fc_w, NULL, Mm, D, H, false));
-        PAD_TRY(pad_op_bias_gelu(be, wc->hid, wc->hid, k->fc_b, Mm, H));
+        PAD_TRY(pad_op_mlp_act(be, w->cfg.act, wc->hid, wc->hid, k->fc_b, Mm, H));
         PAD_TRY(pad_op_linear(be, xm, wc->hid, k->proj_w, k->proj_b, Mm, H, D, true));
     }
     const float *xf = all_rows ? wc->x : wc->xc;

@@ -24,7 +24,7 @@
 
 // Numbers and booleans are read as text and converted by the strict parsers of scalar.h (see set_int).
 typedef struct y_model {
-    char *weights, *vocab, *generate, *preprocess;
+    char *weights, *vocab, *generate, *preprocess, *activation;
     char **taps;
     unsigned taps_count;
 } y_model;
@@ -96,10 +96,12 @@ static const cyaml_schema_value_t k_str_entry = {CYAML_VALUE_STRING(CYAML_FLAG_P
 #define INTS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_str_entry, lo, CYAML_UNLIMITED)
 #define STRS(key, st, m, lo) CYAML_FIELD_SEQUENCE(key, OPT | CYAML_FLAG_FLOW, st, m, &k_str_entry, lo, CYAML_UNLIMITED)
 
+// clang-format off
 static const cyaml_schema_field_t k_model_fields[] = {
-    STR("weights", y_model, weights),       STR("vocab", y_model, vocab),   STR("generate", y_model, generate),
-    STR("preprocess", y_model, preprocess), INTS("taps", y_model, taps, 2), CYAML_FIELD_END,
-};
+    STR("weights", y_model, weights), STR("vocab", y_model, vocab), STR("generate", y_model, generate),
+    STR("preprocess", y_model, preprocess), INTS("taps", y_model, taps, 2), STR("activation", y_model, activation),
+    CYAML_FIELD_END};
+// clang-format on
 
 static const cyaml_schema_field_t k_synth_fields[] = {
     INT("classes", y_synth, classes),
@@ -425,8 +427,11 @@ static bool overlay_model(pad_run_config *cfg, const y_model *m, const src_ctx *
         for (int i = 0; i < 2; i++)
             if (!parse_int(c, "model.taps", m->taps[i], 0, 255, &taps[i])) return false;
         cfg->model.taps[0] = taps[0];
-        cfg->model.taps[1] = taps[1];
+        cfg->model.taps[1] = taps[1], cfg->model.taps_auto = false; // given: not scaled by depth
     }
+    static const char *const acts[] = {"auto", "gelu", "quick_gelu"}; // auto (-1), then pad_activation order
+    if (m->activation && !parse_choice(c, "model.activation", m->activation, acts, 3, &iv)) return false;
+    if (m->activation) cfg->model.activation = iv - 1;
     return true;
 }
 

@@ -3,7 +3,8 @@
  * through the SAME schema, so an override behaves exactly like the same line in the file.
  *
  * File layout (every section and key optional; unknown keys are errors with file:line):
- *   model:  weights, vocab, generate (none|tiny), preprocess (auto|squash|openclip|official), taps [3, 8]
+ *   model:  weights, vocab, generate (none|tiny), preprocess (auto|squash|openclip|official), taps [3, 8],
+ *           activation (auto|gelu|quick_gelu)
  *   data:   format (mvtec|visa|mpdd|loco|folder|synth), root, name, classes [..], max_test,
  *           synth: {classes, seed, size, train, test_good, test_bad}
  *   run:    protocol (clean|official), shots, seeds, tasks (cls|seg), epochs, device (auto|cpu|cuda),
@@ -89,6 +90,8 @@ typedef struct pad_run_config {
         char generate[16];              // "none" or "tiny": write a random model + byte vocabulary if missing
         int preprocess;                 // pad_preprocess_mode, or -1 = auto
         int taps[2];                    // memory-bank taps (0-based blocks), default 3, 8
+        bool taps_auto;                 // taps not given: pad_run scales [3, 8] to the tower's depth (run_setup.c)
+        int activation;                 // pad_activation of both towers' MLPs, or -1 = auto (the checkpoint's)
     } model;
     struct {
         char format[16];                                   // mvtec, visa, mpdd, loco, folder, synth

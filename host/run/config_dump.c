@@ -80,6 +80,11 @@ static void dump(const pad_run_config *cfg, sbuf *b, bool for_hash) {
     }
     sb_printf(b, "  preprocess: %s\n", preprocess_name(cfg->model.preprocess));
     sb_printf(b, "  taps: [%d, %d]\n", cfg->model.taps[0], cfg->model.taps[1]);
+    if (!for_hash || cfg->model.activation >= 0) // auto is the checkpoint's: its fingerprint is in the hash already
+        sb_printf(b, "  activation: %s\n",
+                  cfg->model.activation < 0    ? "auto"
+                  : cfg->model.activation == 1 ? "quick_gelu"
+                                               : "gelu");
     sb_printf(b, "data:\n  format: %s\n", cfg->data.format);
     if (!for_hash) {
         yq(q, sizeof q, cfg->data.root);

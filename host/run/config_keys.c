@@ -19,8 +19,11 @@ static const pad_config_key k_keys[] = {
     {"model.vocab", "CLIP BPE vocabulary (.txt.gz); empty = $PROMPTAD_VOCAB or weights/", false},
     {"model.generate", "none | tiny: write a random tiny model + byte vocabulary at the paths above if missing", false},
     {"model.preprocess", "auto | squash | openclip | official (image to model input)", false},
-    {"model.taps", "the two memory-bank blocks (0-based), default [3, 8]; CLIP ResNet: stages 1..4, default [2, 3]",
+    {"model.taps",
+     "the two memory-bank blocks (0-based); default [3, 8] for 12 blocks, scaled to the depth; CLIP ResNet: stages "
+     "1..4, default [2, 3]",
      true},
+    {"model.activation", "auto (the checkpoint's metadata, else gelu) | gelu | quick_gelu (OpenAI's weights)", false},
     {"data.format", "mvtec | visa | mpdd | loco | folder | synth", false},
     {"data.root", "dataset root folder (synth: generated there if absent)", false},
     {"data.name", "name of the results folder of this dataset (default: the format)", false},
@@ -115,6 +118,8 @@ void pad_run_config_default(pad_run_config *cfg) {
     cfg->model.preprocess = -1;
     cfg->model.taps[0] = 3;
     cfg->model.taps[1] = 8;
+    cfg->model.taps_auto = true;
+    cfg->model.activation = -1;
     COPY(cfg->data.format, "mvtec");
     cfg->data.synth.classes = 2;
     cfg->data.synth.seed = 0;

@@ -32,6 +32,7 @@ typedef struct model {
     cJSON *j;
     char dir[PATH_CAP];
     int k, S, G, P, E, D, R, taps[2];
+    int act; // pad_activation from "activation", or -1: the checkpoint's
     pad_preprocess_mode preprocess;
     bool bgr, fp16, tau_exp;
     float logit_scale;
@@ -149,6 +150,13 @@ static pad_status model_load(model *m, const char *dir) {
     m->weights_path = wp->valuestring;
     m->fingerprint = wf->valuestring;
     PAD_TRY(pad_preprocess_mode_parse(pre->valuestring, &m->preprocess));
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(m->j, "activation"); // optional: model.activation was set
+    pad_activation a = PAD_ACT_GELU;
+    if (act && (!cJSON_IsString(act) || pad_activation_parse(act->valuestring, &a) != PAD_OK)) {
+        PAD_LOG_ERROR("%s: 'activation' must be \"gelu\" or \"quick_gelu\"", p);
+        return PAD_ERR_FORMAT;
+    }
+    m->act = act ? (int)a : -1;
     m->bgr = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m->j, "input_bgr"));
     m->fp16 = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m->j, "fp16_scores"));
     const cJSON *tau = cJSON_GetObjectItemCaseSensitive(m->j, "tau");
@@ -260,6 +268,7 @@ static pad_status load_tower(pad_detector *d, const char *wpath) {
         return PAD_ERR_FORMAT;
     }
     if (d->crn) return PAD_OK;
+    if (m->act >= 0) d->wh->cfg.act = (pad_activation)m->act;
     PAD_TRY(pad_weights_to_backend(d->wh, d->be, &d->wd));
     pad_vit_params vp = pad_vit_default_params();
     vp.max_batch = d->B;

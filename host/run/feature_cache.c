@@ -72,8 +72,8 @@ static void entry_path(const pad_fcache *c, const pad_fcache_space *sp, uint64_t
     static const char *const prep[] = {"squash", "openclip", "official"};
     const char *pm = sp->preprocess >= 0 && sp->preprocess < 3 ? prep[sp->preprocess] : "p";
     char space[256];
-    snprintf(space, sizeof space, "w%016llx-%s-%s-t%d_%d-E%d-P%d-D%d", (unsigned long long)sp->weights_fp, pm,
-             sp->bgr ? "bgr" : "rgb", sp->taps[0], sp->taps[1], sp->E, sp->P, sp->D);
+    snprintf(space, sizeof space, "w%016llx-%s-%s-t%d_%d-E%d-P%d-D%d%s", (unsigned long long)sp->weights_fp, pm,
+             sp->bgr ? "bgr" : "rgb", sp->taps[0], sp->taps[1], sp->E, sp->P, sp->D, sp->quick_gelu ? "-qgelu" : "");
     int k = folder ? snprintf(out, cap, "%s/%s/%02x", c->dir, space, (unsigned)(hash >> 56))
                    : snprintf(out, cap, "%s/%s/%02x/%016llx.safetensors", c->dir, space, (unsigned)(hash >> 56),
                               (unsigned long long)hash);

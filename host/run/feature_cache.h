@@ -24,6 +24,7 @@ typedef struct pad_fcache_space {
     bool bgr;            // channels swapped before preprocessing
     int taps[2];         // memory-bank taps
     int E, P, D;         // feature sizes: cls [E], tok [P,E], mid [P,D]
+    bool quick_gelu;     // the towers ran QuickGELU (model.activation may override the checkpoint's)
 } pad_fcache_space;
 
 typedef struct pad_fcache_stats {

@@ -61,7 +61,8 @@ static pad_fcache_space cache_space(const run_ctx *rc, bool bgr) {
                            .taps = {rc->taps[0], rc->taps[1]},
                            .E = rc->E,
                            .P = rc->P,
-                           .D = rc->D};
+                           .D = rc->D,
+                           .quick_gelu = rc->w_host && rc->w_host->cfg.act == PAD_ACT_QUICK_GELU};
     return sp;
 }
 

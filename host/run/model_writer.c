@@ -103,6 +103,7 @@ static pad_status save_model(const run_ctx *rc, const class_ctx *cc, int k, int 
         .width = rc->D,
         .taps = {rc->taps[0], rc->taps[1]},
         .preprocess = pad_preprocess_mode_str((pad_preprocess_mode)cfg->model.preprocess),
+        .activation = cfg->model.activation >= 0 ? pad_activation_name((pad_activation)cfg->model.activation) : NULL,
         .input_bgr = cfg->run.test_bgr != 0,
         .resolution = rc->R,
         .sigma = 4.0,

@@ -73,6 +73,7 @@ pad_status pad_model_save(const char *dir, const pad_model_info *m) {
         cJSON_AddItemToArray(taps, cJSON_CreateNumber(m->taps[0]));
         cJSON_AddItemToArray(taps, cJSON_CreateNumber(m->taps[1]));
         cJSON_AddStringToObject(j, "preprocess", m->preprocess);
+        if (m->activation) cJSON_AddStringToObject(j, "activation", m->activation);
         cJSON_AddBoolToObject(j, "input_bgr", m->input_bgr);
         cJSON_AddNumberToObject(j, "resolution", m->resolution);
         cJSON_AddNumberToObject(j, "sigma", m->sigma);

@@ -42,6 +42,7 @@ typedef struct pad_model_info {
     int image_size, grid, embed_dim, width; // S, G, E, D
     int taps[2];
     const char *preprocess; // pad_preprocess_mode_str
+    const char *activation; // model.activation when set ("gelu" | "quick_gelu"); NULL: the checkpoint's (not written)
     bool input_bgr;         // feed images in BGR order (the official protocol's test images)
     int resolution;         // R
     double sigma, truncate;

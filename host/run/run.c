@@ -390,10 +390,14 @@ static pad_status survey(run_ctx *rc) {
     return PAD_OK;
 }
 
-pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_result *res) {
+pad_status pad_run(const pad_run_config *cfg_in, const pad_run_opts *opts, pad_run_result *res) {
     memset(res, 0, sizeof *res);
     run_ctx rc;
     memset(&rc, 0, sizeof rc);
+    // the run works on a copy whose checkpoint-dependent defaults are resolved (pad_run_config_resolve_model)
+    pad_run_config *cfg = (pad_run_config *)malloc(sizeof *cfg);
+    if (!cfg) return PAD_ERR_OOM;
+    *cfg = *cfg_in;
     rc.cfg = cfg;
     rc.opts = opts;
     rc.res = res;
@@ -409,6 +413,7 @@ pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_
     bool dry = opts && opts->dry_run;
 
     PAD_TRY_GOTO(st, run_ensure_generated_model(cfg), done);
+    PAD_TRY_GOTO(st, pad_run_config_resolve_model(cfg), done);
     PAD_TRY_GOTO(st, run_ensure_synth(cfg), done);
     PAD_TRY_GOTO(st, run_init_model(&rc), done);
     if (cfg->run.method == PAD_RUN_METHOD_CPE || cfg->run.method == PAD_RUN_METHOD_WINCLIP) {
@@ -486,5 +491,6 @@ done:
     pad_dataset_free(rc.ds);
     free(rc.classes);
     free(rc.groups);
+    free(cfg);
     return st;
 }

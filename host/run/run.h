@@ -93,6 +93,12 @@ typedef struct pad_run_result {
 // Errors: one log line naming the class and the file at fault; every finished unit stays valid.
 pad_status pad_run(const pad_run_config *cfg, const pad_run_opts *opts, pad_run_result *res);
 
+// What depends on the checkpoint (pad_run does it on its copy; `run --dry-run` before printing): model.taps when not
+// given (taps_auto) become pad_vit_default_taps of the vision tower's depth, read from the file's header ([3, 8] for
+// 12 blocks, [6, 16] for 24), and taps_auto is cleared. PromptAD runs only; nothing is done when the file is missing
+// (the run reports it later).
+pad_status pad_run_config_resolve_model(pad_run_config *cfg);
+
 #ifdef __cplusplus
 }
 #endif

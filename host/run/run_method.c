@@ -434,6 +434,7 @@ static pad_status open_model(mrun *m, const char *vocab) {
     }
     PAD_TRY(st);
     PAD_TRY(pad_weights_load(&m->hw, cfg->model.weights, PAD_WEIGHTS_ALL));
+    if (cfg->model.activation >= 0) m->hw->cfg.act = (pad_activation)cfg->model.activation;
     PAD_TRY(pad_weights_to_backend(m->hw, m->be, &m->w));
     PAD_TRY(pad_tokenizer_load(&m->tok, vocab));
     PAD_TRY(pad_prompt_set_open(&m->pset, cfg->run.prompts));
@@ -451,7 +452,7 @@ static pad_status open_model(mrun *m, const char *vocab) {
             PAD_TRY(pad_shot_lists_load(&m->lists, path));
         }
     } else {
-        pad_vit_params vp = pad_vit_default_params();
+        pad_vit_params vp = pad_vit_depth_params(m->w->cfg.vision.layers);
         vp.max_batch = cfg->run.batch;
         PAD_TRY(pad_vit_create(&m->vit, m->be, m->w, &vp));
     }

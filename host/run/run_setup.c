@@ -197,10 +197,25 @@ pad_status run_init_model(run_ctx *rc) {
     return PAD_OK;
 }
 
+pad_status pad_run_config_resolve_model(pad_run_config *cfg) {
+    if (!cfg->model.taps_auto || cfg->run.method != PAD_RUN_METHOD_PROMPTAD || !pad_path_is_file(cfg->model.weights) ||
+        pad_clip_resnet_probe(cfg->model.weights)) // a CLIP ResNet's default taps are stages (load_clip_resnet)
+        return PAD_OK;
+    pad_clip_cfg mc;
+    PAD_TRY(pad_weights_probe(cfg->model.weights, &mc));
+    pad_vit_default_taps(mc.vision.layers, cfg->model.taps);
+    cfg->model.taps_auto = false;
+    if (mc.vision.layers != 12)
+        PAD_LOG_INFO("model.taps: [%d, %d] for %d vision blocks (the default [3, 8] of 12 blocks scaled by depth)",
+                     cfg->model.taps[0], cfg->model.taps[1], mc.vision.layers);
+    return PAD_OK;
+}
+
 // A ViT CLIP: both towers from model.weights, taps = model.taps (0-based blocks).
 static pad_status load_vit(run_ctx *rc) {
     const pad_run_config *cfg = rc->cfg;
     PAD_TRY(pad_weights_load(&rc->w_host, rc->weights_path, PAD_WEIGHTS_ALL));
+    if (cfg->model.activation >= 0) rc->w_host->cfg.act = (pad_activation)cfg->model.activation;
     PAD_TRY(pad_weights_to_backend(rc->w_host, rc->be, &rc->w_dev));
     const pad_clip_cfg *mc = &rc->w_host->cfg;
     rc->S = mc->vision.image_size;
@@ -235,6 +250,7 @@ static pad_status load_clip_resnet(run_ctx *rc) {
     }
     p.max_batch = rc->batch;
     PAD_TRY(pad_weights_load(&rc->w_host, rc->weights_path, PAD_WEIGHTS_TEXT));
+    if (cfg->model.activation >= 0) rc->w_host->cfg.act = (pad_activation)cfg->model.activation;
     PAD_TRY(pad_weights_to_backend(rc->w_host, rc->be, &rc->w_dev));
     PAD_TRY(pad_clip_resnet_load(&rc->crn, rc->be, rc->weights_path, &p));
     const pad_clip_resnet_cfg *c = pad_clip_resnet_config(rc->crn);

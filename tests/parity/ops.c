@@ -165,6 +165,35 @@ void ops_elementwise(void) {
     }
 }
 
+// QuickGELU (OpenAI CLIP's MLP activation) with and without the bias, in place, and its backward.
+void ops_quick_gelu(void) {
+    if (!path_on(false)) return;
+    const int m = 257, H = 4096; // one ViT-L/14 image's MLP hidden rows
+    const size_t nn = (size_t)m * H;
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        char name[96];
+        snprintf(name, sizeof name, "op/quick_gelu M%d N%d%s", m, H, with_bias ? " bias in-place" : "");
+        if (!selected(name)) continue;
+        twin x = tw_rand(nn, -8, 8), b = tw_rand((size_t)H, -1, 1), y = with_bias ? x : tw_nan(nn);
+        pad_op_quick_gelu(pg.cpu, y.c, x.c, with_bias ? b.c : NULL, m, H);
+        double t0 = t_begin();
+        pad_op_quick_gelu(pg.gpu, y.d, x.d, with_bias ? b.d : NULL, m, H);
+        tw_check(name, &y, 1e-6, 1e-5, -1, t_end(t0));
+        if (!with_bias) tw_free(&y);
+        tw_free(&x);
+        tw_free(&b);
+    }
+    if (!selected("op/quick_gelu_backward")) return;
+    twin x = tw_rand(nn, -8, 8), dy = tw_rand(nn, -1, 1), dx = tw_nan(nn);
+    pad_op_quick_gelu_backward(pg.cpu, dx.c, dy.c, x.c, nn);
+    double t0 = t_begin();
+    pad_op_quick_gelu_backward(pg.gpu, dx.d, dy.d, x.d, nn);
+    tw_check("op/quick_gelu_backward", &dx, 1e-6, 1e-5, -1, t_end(t0));
+    tw_free(&x);
+    tw_free(&dy);
+    tw_free(&dx);
+}
+
 static int32_t *idx_twin(const int32_t *h, size_t n, int32_t **dev) {
     int32_t *c = (int32_t *)pad_buf_alloc(pg.cpu, n * sizeof(int32_t));
     *dev = (int32_t *)pad_buf_alloc(pg.gpu, n * sizeof(int32_t));

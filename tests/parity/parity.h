@@ -94,6 +94,8 @@ void robust_checks(void);
 void vision_tiny(void);
 void vision_full(void);
 void towers_text(void);
+void ops_quick_gelu(void);    // QuickGELU op and backward (issue 13, OpenAI CLIP weights)
+void towers_quick_gelu(void); // a ViT-L/14-shaped QuickGELU model, both towers
 void prompt_checks(void);
 void scorer_checks(void);
 void metrics_checks(void);

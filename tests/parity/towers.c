@@ -40,10 +40,10 @@ static pad_status run_tower(pad_backend *be, const pad_clip_weights *host, const
     pad_vit *vit = NULL;
     memset(f, 0, sizeof *f);
     PAD_TRY(pad_weights_to_backend(host, be, &w));
-    pad_vit_params prm = pad_vit_default_params();
+    const pad_vision_cfg *c = &host->cfg.vision;
+    pad_vit_params prm = pad_vit_depth_params(c->layers); // [3, 8] for the 12-block towers
     prm.max_batch = max_batch;
     pad_status st = pad_vit_create(&vit, be, w, &prm);
-    const pad_vision_cfg *c = &host->cfg.vision;
     f->n_cls = (size_t)n * host->cfg.embed_dim;
     f->n_tok = f->n_cls * c->grid * c->grid;
     f->n_mid = (size_t)n * c->grid * c->grid * c->width;
@@ -202,6 +202,35 @@ done:
     tw_free(&dfeat);
     tw_free(&feat);
     tw_free(&demb);
+}
+
+// A ViT-L/14-shaped model (2 vision and 2 text blocks) with QuickGELU: both towers, GPU against CPU.
+void towers_quick_gelu(void) {
+    const char *name = "tower/quick_gelu L14x2";
+    if (!path_on(false) || !selected(name)) return;
+    pad_clip_cfg cfg = pad_model_preset_cfg(PAD_MODEL_L14);
+    cfg.vision.layers = cfg.text.layers = 2;
+    cfg.text.vocab = 1000;
+    cfg.act = PAD_ACT_QUICK_GELU;
+    pad_clip_weights *hw = NULL;
+    if (pad_weights_make_random(&hw, &cfg, 13) != PAD_OK) {
+        fail(name, "cannot make the model");
+        return;
+    }
+    const int S = cfg.vision.image_size;
+    twin pix = tw_rand((size_t)2 * 3 * S * S, -2, 2);
+    tower_out c, d;
+    double ms = 0;
+    if (run_tower(pg.cpu, hw, pix.c, 2, 2, &c, NULL) == PAD_OK && run_tower(pg.gpu, hw, pix.c, 2, 1, &d, &ms) == PAD_OK)
+        check_feats("tower/quick_gelu L14x2 vision gpu vs cpu", &d, &c, 2e-5, 2e-4, -1, ms);
+    else
+        fail(name, "vision tower failed");
+    feats_free(&c);
+    feats_free(&d);
+    tw_free(&pix);
+    const int32_t eot[3] = {4, 11, 7};
+    text_encoder_case("tower/quick_gelu L14x2 text", hw, 3, 12, eot);
+    pad_weights_free(hw);
 }
 
 void towers_text(void) {

@@ -2,8 +2,10 @@
 #include "check.h"
 
 #include "backend.h"
+#include "fsutil.h"
 #include "promptad.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -170,6 +172,15 @@ char *pad_test_fmt(const char *fmt, ...) {
     vsnprintf(b, sizeof bufs[0], fmt, ap);
     va_end(ap);
     return b;
+}
+
+struct cJSON *pad_test_read_json(const char *path) {
+    char *t = NULL;
+    cr_assert_eq(pad_read_file(path, &t, NULL), PAD_OK, "%s: cannot read", path);
+    cJSON *j = cJSON_Parse(t);
+    free(t);
+    cr_assert(j, "%s: bad JSON", path);
+    return j;
 }
 
 char *pad_test_tmpdir(const char *tag) {

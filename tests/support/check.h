@@ -99,6 +99,9 @@ char *pad_test_fmt(const char *fmt, ...)
 char *pad_test_tmpdir(const char *tag);
 // Writes bytes to a file (asserts).
 void pad_test_write_file(const char *path, const void *data, size_t n);
+// Reads and parses a JSON file (asserts on a missing file or bad JSON); free with cJSON_Delete.
+struct cJSON;
+struct cJSON *pad_test_read_json(const char *path);
 
 // Deterministic xorshift RNG for test inputs.
 typedef struct pad_rng {
