@@ -85,14 +85,6 @@ char *pad_test_read_text(const char *path, size_t *n) {
     return t;
 }
 
-cJSON *pad_test_read_json(const char *path) {
-    char *t = pad_test_read_text(path, NULL);
-    cJSON *j = cJSON_Parse(t);
-    free(t);
-    cr_assert(j, "%s: bad JSON", path);
-    return j;
-}
-
 char *pad_test_metrics_without_timing(const char *path) {
     cJSON *j = pad_test_read_json(path);
     cJSON_DeleteItemFromObjectCaseSensitive(j, "timing_s");

@@ -47,8 +47,7 @@ pad_status pad_tiny_run(const pad_run_config *c, const pad_run_opts *o, pad_run_
 
 // A file's bytes, NUL-terminated (asserts that it is readable); the size in *n when n is not NULL. Caller frees.
 char *pad_test_read_text(const char *path, size_t *n);
-// A JSON file, parsed (asserts); cJSON_Delete it.
-cJSON *pad_test_read_json(const char *path);
+// (pad_test_read_json, a JSON file parsed, is in check.h)
 // metrics.json without its timings ("timing_s"), printed canonically (asserts); caller frees.
 char *pad_test_metrics_without_timing(const char *path);
 // Asserts that the two files have the same bytes.
