@@ -24,15 +24,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/bench_lib.sh"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-if [ -z "${OPENBLAS_CORETYPE:-}" ] && [ -x "$build/bench_vit" ]; then
-    core=$("$build/bench_vit" --blas-core 2>/dev/null || true)
-    case "$core" in Prescott | Core2 | generic | "")
-        if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
-        elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi ;;
-    esac
-fi
+bench_remove_on_exit "$tmp"
+[ -x "$build/bench_vit" ] && bench_openblas_core "$build/bench_vit"
 if [ -z "$weights" ]; then
     weights=$tmp/model.safetensors
     "$build/promptad" make-model --preset "$preset" --seed 0 --vocab-size 1000 --out "$weights" 2>/dev/null
